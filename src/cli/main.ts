@@ -1,0 +1,40 @@
+/**
+ * The `medmask` command line. Each command lives in its own file and only parses options, calls
+ * library functions and prints; errors go through {@link reportError}.
+ * @module
+ */
+import { Command, CommanderError } from 'commander';
+import { registerConvert } from './convert.js';
+import { registerInfo } from './info.js';
+import { reportError } from './output.js';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** Build the program (exported for tests, which run it in-process). */
+export function buildProgram(): Command {
+  const program = new Command('medmask')
+    .description('medmask: pixel- and voxel-level medical image annotations from cheap labels')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerInfo(program);
+  registerConvert(program);
+  for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+/**
+ * Run the CLI with the given arguments (without `node` and the script name).
+ * @returns the exit code
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    return reportError(e);
+  }
+}
