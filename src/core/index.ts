@@ -1,0 +1,8 @@
+/**
+ * medmask's pure core: no Node APIs, usable in the browser and in workers.
+ * Volumes and geometry, errors, seeded phantoms; later: explanations, uncertainty, masks, atlas,
+ * metrics.
+ * @module
+ */
+export * from './volume.js';
+export * from './errors.js';
