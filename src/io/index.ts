@@ -4,11 +4,13 @@
  */
 import type { Volume } from '../core/volume.js';
 import { imageReader, imageWriter } from './image2d.js';
+import { niftiReader, niftiWriter } from './nifti.js';
 import { VolumeRegistry, type ReadOptions, type WriteOptions } from './registry.js';
 
 export * from './registry.js';
 export { imageReader, imageWriter, encodePng, type ImageWriteOptions } from './image2d.js';
 export { atomicWrite } from './atomic.js';
+export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL } from './nifti.js';
 
 /**
  * A registry holding medmask's built-in readers and writers. Readers are probed in this order:
@@ -23,6 +25,8 @@ export function createDefaultRegistry(): VolumeRegistry {
   // addReader puts a reader first, so register the most generic last-tried readers first.
   reg.addReader(imageReader);
   reg.addWriter(imageWriter);
+  reg.addReader(niftiReader);
+  reg.addWriter(niftiWriter);
   return reg;
 }
 
