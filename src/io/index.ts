@@ -5,11 +5,13 @@
 import type { Volume } from '../core/volume.js';
 import { imageReader, imageWriter } from './image2d.js';
 import { niftiReader, niftiWriter } from './nifti.js';
+import { itkImageReader, itkImageWriter } from './itk-image.js';
 import { VolumeRegistry, type ReadOptions, type WriteOptions } from './registry.js';
 
 export * from './registry.js';
 export { imageReader, imageWriter, encodePng, type ImageWriteOptions } from './image2d.js';
 export { atomicWrite } from './atomic.js';
+export { itkImageReader, itkImageWriter } from './itk-image.js';
 export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL } from './nifti.js';
 
 /**
@@ -25,6 +27,8 @@ export function createDefaultRegistry(): VolumeRegistry {
   // addReader puts a reader first, so register the most generic last-tried readers first.
   reg.addReader(imageReader);
   reg.addWriter(imageWriter);
+  reg.addReader(itkImageReader);
+  reg.addWriter(itkImageWriter);
   reg.addReader(niftiReader);
   reg.addWriter(niftiWriter);
   return reg;
