@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Command } from 'commander';
+import { registerModelInspect } from '../../src/cli/model-inspect.js';
+import { isMedmaskError } from '../../src/core/errors.js';
+import { inspectModel } from '../../src/runtime/inspect.js';
+import { camModelPath } from '../helpers/cam-fixtures.js';
+
+test('inspect reports the DenseNet head after norm5 (functional ReLU stepped over, as pytorch-grad-cam)', async () => {
+  const r = await inspectModel(camModelPath('densenet'));
+  assert.equal(r.target, '/features/norm5/BatchNormalization_output_0');
+  assert.deepEqual(r.head.map((n) => n.op), ['Relu', 'GlobalAveragePool', 'Flatten', 'Gemm']);
+  assert.deepEqual(r.inputs[0]!.dims, ['batch', 3, 128, 96]);
+  assert.deepEqual(Object.values(r.head.at(-1)!.constants), [[4, 32], [4]]);
+});
+
+test('inspect lists EfficientNet squeeze-excitation poolings as candidates without a usable head', async () => {
+  const r = await inspectModel(camModelPath('efficientnet'));
+  assert.equal(r.candidates.at(-1)!.head, 'ok');
+  assert.ok(r.candidates.slice(0, -1).every((c) => c.head !== 'ok'));
+});
+
+test('inspect on a missing file is NOT_FOUND', async () => {
+  await assert.rejects(inspectModel('no-such-model.onnx'), (e: unknown) => isMedmaskError(e) && e.code === 'NOT_FOUND');
+});
+
+test('registerModelInspect adds `model inspect <model> [--target] [--json]`', () => {
+  const program = new Command('medmask');
+  registerModelInspect(program);
+  const inspect = program.commands.find((c) => c.name() === 'model')?.commands.find((c) => c.name() === 'inspect');
+  assert.ok(inspect);
+  assert.deepEqual(inspect.options.map((o) => o.long), ['--target', '--json']);
+});
