@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerConvert } from './convert.js';
 import { registerInfo } from './info.js';
+import { registerModelInspect } from './model-inspect.js';
 import { reportError } from './output.js';
 import { readFileSync } from 'node:fs';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInfo(program);
   registerConvert(program);
+  registerModelInspect(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }
