@@ -12,11 +12,11 @@ export * from './registry.js';
 export { imageReader, imageWriter, encodePng, type ImageWriteOptions } from './image2d.js';
 export { atomicWrite } from './atomic.js';
 export { itkImageReader, itkImageWriter } from './itk-image.js';
-export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL } from './nifti.js';
+export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL, type DecodeNiftiOptions, type EncodeNiftiOptions } from './nifti.js';
 
 /**
  * A registry holding medmask's built-in readers and writers. Readers are probed in this order:
- * DICOM (folder, file), NIfTI, NRRD/MetaImage, PNG/JPEG/TIFF.
+ * DICOM (folder, file), NIfTI (.nii, .nii.gz, .hdr/.img), NRRD/MetaImage, PNG/JPEG/TIFF.
  * @returns a fresh registry (add your own readers to it)
  * @example
  * const reg = createDefaultRegistry();

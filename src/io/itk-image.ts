@@ -90,6 +90,9 @@ export const itkImageWriter: VolumeWriter = {
       for (const x of data) if (x > hi) hi = x;
       data = hi <= 255 ? Uint8Array.from(data) : Uint16Array.from(data);
     }
+    // itk-wasm hands `data.buffer` to WebAssembly whole: a view into a larger buffer (as the NIfTI
+    // reader returns for big volumes) must be made tight first.
+    if (data.byteOffset !== 0 || data.buffer.byteLength !== data.byteLength) data = data.slice();
     const componentType = voxelTypeOf(data);
     const img: Image = {
       imageType: { dimension: 3, componentType, pixelType: vol.components === 1 ? 'Scalar' : 'VariableLengthVector', components: vol.components },

@@ -1,16 +1,25 @@
 /**
- * NIfTI-1 / NIfTI-2 reader and NIfTI-1 writer (`.nii`, `.nii.gz`).
+ * NIfTI-1 / NIfTI-2 reader (`.nii`, `.nii.gz`, `.hdr`/`.img` pairs) and NIfTI-1 writer
+ * (`.nii.gz`, `.nii`).
  *
- * Headers are parsed and serialised with nifti-reader-js; gzip goes through Node's native zlib
- * (several times faster than the JavaScript inflate nifti-reader-js would use — see
- * `npm run bench`). The affine follows nibabel's precedence exactly (sform when sform_code > 0,
- * else qform when qform_code > 0, else the Analyze-style base affine), and is converted from RAS to
- * medmask's LPS here, at the edge.
+ * - Headers are parsed with nifti-reader-js; gzip goes through Node's native zlib with one output
+ *   chunk sized from the header (several times faster than the JavaScript inflate nifti-reader-js
+ *   would use, and no second copy of the voxels — see `npm run bench`).
+ * - The affine follows nibabel 5's precedence exactly (`img.affine`): sform when sform_code > 0,
+ *   else qform when qform_code > 0, else the Analyze-style base affine. It is converted from RAS
+ *   to medmask's LPS here, at the edge, and to millimetres when the header says metres or microns.
+ * - Voxels keep their stored type; scl_slope/scl_inter are applied when not the identity (float32,
+ *   or int16 when every result is an integer that fits). The 4th+ dimensions, stored as whole
+ *   volumes one after another, become interleaved components; RGB24 becomes 3 uint8 components.
+ *
+ * The returned `data` may be a view into the decompressed file buffer (offset `vox_offset`) rather
+ * than an array of its own: that saves a copy of the whole volume.
  * @module
  */
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { gunzip as gunzipCb, gzip as gzipCb, constants as zc } from 'node:zlib';
+import { constants as bufferConstants } from 'node:buffer';
+import { gunzip as gunzipCb, gunzipSync, gzip as gzipCb, constants as zc } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import { MedmaskError } from '../core/errors.js';
 import {
@@ -45,31 +54,114 @@ const DATATYPES: Record<number, { type: VoxelType; bytes: number; rgb?: boolean 
   768: { type: 'uint32', bytes: 4 },
 };
 const CODE_OF: Record<VoxelType, number> = { uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768 };
+const DATATYPE_NAMES: Record<number, string> = { 1: 'binary', 32: 'complex64', 1024: 'int64', 1280: 'uint64', 1536: 'float128', 1792: 'complex128', 2048: 'complex256', 2304: 'RGBA32' };
+const SUPPORTED = 'uint8, int8, int16, uint16, int32, uint32, float32, float64 or RGB24';
 
-/** NIFTI_INTENT_LABEL: the voxel values are labels. */
+/** NIFTI_INTENT_LABEL: the voxel values are labels (written for label maps). */
 export const NIFTI_INTENT_LABEL = 1002;
+
+/** Names of common NIfTI intent codes, spelled as nibabel's `header.get_intent()` does. */
+const INTENT_NAMES: Record<number, string> = {
+  2: 'correlation', 3: 't test', 4: 'f test', 5: 'z score', 1001: 'estimate', 1002: 'label', 1003: 'neuroname',
+  1006: 'displacement vector', 1007: 'vector', 1008: 'pointset', 1011: 'dimensionless', 2001: 'time series', 2003: 'rgb vector',
+};
+
+/** Spatial unit codes of xyzt_units & 7 → factor to millimetres. */
+const UNIT_TO_MM: Record<number, { name: string; toMm: number }> = {
+  0: { name: 'unknown', toMm: 1 },
+  1: { name: 'm', toMm: 1000 },
+  2: { name: 'mm', toMm: 1 },
+  3: { name: 'um', toMm: 0.001 },
+};
 
 function corrupt(name: string, what: string, hint: string, cause?: unknown): MedmaskError {
   return new MedmaskError('CORRUPT_FILE', `${name}: ${what}`, { hint, ...(cause === undefined ? {} : { cause }) });
 }
 
-/** Looks like an uncompressed NIfTI-1/2 header (sizeof_hdr 348 or 540, either byte order). */
-function isNiftiHeader(head: Uint8Array): boolean {
-  if (head.length < 4) return false;
-  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  const le = dv.getInt32(0, true);
-  const be = dv.getInt32(0, false);
-  return le === 348 || be === 348 || le === 540 || be === 540;
+/** What the first bytes of a NIfTI header say, without a full parse. */
+interface HeaderPeek {
+  version: 1 | 2;
+  littleEndian: boolean;
+  /** 'n+1' / 'n+2' single file, 'ni1' / 'ni2' header of a .hdr/.img pair, undefined: no NIfTI magic (Analyze 7.5). */
+  magic: 'n+1' | 'ni1' | 'n+2' | 'ni2' | undefined;
+  voxOffset: number;
+  /** vox_offset + the voxel bytes the dims and bitpix promise (NaN when they make no sense). */
+  expectedSize: number;
+}
+
+/** Reads sizeof_hdr (348 or 540, either byte order), the magic and the sizes. Undefined when not a NIfTI/Analyze header. */
+function peekHeader(b: Uint8Array): HeaderPeek | undefined {
+  if (b.length < 348) return undefined;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let version: 1 | 2;
+  let le: boolean;
+  if (dv.getInt32(0, true) === 348) [version, le] = [1, true];
+  else if (dv.getInt32(0, false) === 348) [version, le] = [1, false];
+  else if (dv.getInt32(0, true) === 540) [version, le] = [2, true];
+  else if (dv.getInt32(0, false) === 540) [version, le] = [2, false];
+  else return undefined;
+  if (version === 2 && b.length < 540) return undefined;
+  const m = String.fromCharCode(...b.subarray(version === 1 ? 344 : 4, version === 1 ? 348 : 8));
+  const magic = (['n+1\0', 'ni1\0', 'n+2\0', 'ni2\0'].includes(m) ? m.slice(0, 3) : undefined) as HeaderPeek['magic'];
+  let voxOffset: number;
+  let bitpix: number;
+  let n = 1;
+  if (version === 1) {
+    voxOffset = dv.getFloat32(108, le);
+    bitpix = dv.getInt16(72, le);
+    const nd = dv.getInt16(40, le);
+    for (let d = 1; d <= nd && d <= 7; d++) n *= Math.max(1, dv.getInt16(40 + 2 * d, le));
+  } else {
+    voxOffset = Number(dv.getBigInt64(168, le));
+    bitpix = dv.getInt16(14, le);
+    const nd = Number(dv.getBigInt64(16, le));
+    for (let d = 1; d <= nd && d <= 7; d++) n *= Math.max(1, Number(dv.getBigInt64(16 + 8 * d, le)));
+  }
+  return { version, littleEndian: le, magic, voxOffset, expectedSize: voxOffset + (n * bitpix) / 8 };
+}
+
+/** First bytes of a gzip stream, inflated as far as they go (for probes and size hints). */
+function inflateHead(gz: Uint8Array, compressedBytes = 65536): Uint8Array | undefined {
+  try {
+    return gunzipSync(gz.subarray(0, Math.min(gz.length, compressedBytes)), { finishFlush: zc.Z_SYNC_FLUSH });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * nibabel's quaternion → 3×3 rotation (RAS), NIfTI-1 standard formula.
+ * Inflate a .nii.gz. When the header's promised size matches the gzip trailer's ISIZE, the output
+ * goes into one chunk of exactly that size: Node then neither makes thousands of 16 KiB round trips
+ * to its thread pool nor concatenates chunks (a second full copy).
+ */
+async function inflate(gz: Uint8Array, name: string): Promise<Uint8Array> {
+  let chunkSize: number | undefined;
+  const head = inflateHead(gz);
+  const peek = head && peekHeader(head);
+  if (peek && gz.length >= 18 && Number.isSafeInteger(peek.expectedSize) && peek.expectedSize > 0 && peek.expectedSize < bufferConstants.MAX_LENGTH) {
+    const isize = new DataView(gz.buffer, gz.byteOffset + gz.length - 4, 4).getUint32(0, true);
+    if (isize === peek.expectedSize % 2 ** 32) chunkSize = Math.max(64, peek.expectedSize + 1);
+  }
+  try {
+    return await gunzip(gz, chunkSize ? { chunkSize } : {});
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'Z_BUF_ERROR' || /unexpected end/i.test((e as Error).message)) {
+      throw corrupt(name, 'the gzip stream ends early (unexpected end of file)', 'the file is truncated: the copy or download was interrupted; fetch or export it again', e);
+    }
+    throw corrupt(name, `the gzip stream is corrupt (${(e as Error).message})`, 'the file is damaged; fetch or export it again', e);
+  }
+}
+
+/**
+ * nibabel's quaternion → 3×3 rotation (NIfTI-1 standard formula, nibabel's `quat2mat` with the
+ * `a` recovered as in `fillpositive`).
  * @returns row-major 3×3
  */
 function quaternToMatrix(b: number, c: number, d: number): number[] {
   let a = 1 - (b * b + c * c + d * d);
   if (a < 1e-7) {
-    // nibabel: a is taken as 0 and (b, c, d) renormalised
+    // nibabel/niftilib: a is taken as 0 and (b, c, d) renormalised
     const n = Math.hypot(b, c, d);
     b /= n;
     c /= n;
@@ -83,7 +175,7 @@ function quaternToMatrix(b: number, c: number, d: number): number[] {
   ];
 }
 
-/** Proper rotation (row-major 3×3, det +1) → quaternion (a, b, c, d) with a ≥ 0 (NIfTI-1 nifti_mat44_to_quatern). */
+/** Proper rotation (row-major 3×3, det +1) → quaternion (a, b, c, d) with a ≥ 0 (nifti1_io's nifti_mat44_to_quatern). */
 function matrixToQuatern(r: number[]): [number, number, number, number] {
   const [r11, r12, r13, r21, r22, r23, r31, r32, r33] = r as [number, number, number, number, number, number, number, number, number];
   let a = r11 + r22 + r33 + 1;
@@ -125,13 +217,13 @@ function matrixToQuatern(r: number[]): [number, number, number, number] {
 
 type Header = nifti.NIFTI1 | nifti.NIFTI2;
 
-/** The voxel → RAS affine nibabel reports as `img.affine` for this header. */
-function rasAffine(h: Header): { affine: Mat4; source: 'sform' | 'qform' | 'base' } {
+/** The voxel → RAS affine nibabel reports as `img.affine` for this header, and where it came from. */
+function rasAffine(h: Header, shape: Vec3): { affine: Mat4; source: 'sform' | 'qform' | 'base' } {
   if (h.sform_code > 0) return { affine: [...h.affine.flat().slice(0, 12), 0, 0, 0, 1], source: 'sform' };
   const [, dx = 1, dy = 1, dz = 1] = h.pixDims;
   if (h.qform_code > 0) {
     const R = quaternToMatrix(h.quatern_b, h.quatern_c, h.quatern_d);
-    const qfac = h.pixDims[0] === -1 ? -1 : 1;
+    const qfac = h.pixDims[0] === -1 ? -1 : 1; // nibabel: any value other than -1 counts as 1
     const s = [dx, dy, dz * qfac];
     const a: Mat4 = [];
     const off = [h.qoffset_x, h.qoffset_y, h.qoffset_z];
@@ -143,104 +235,170 @@ function rasAffine(h: Header): { affine: Mat4; source: 'sform' | 'qform' | 'base
     return { affine: a, source: 'qform' };
   }
   // nibabel's get_base_affine(): Analyze convention, x flipped, centred on the volume.
-  const n = [h.dims[1] ?? 1, h.dims[2] ?? 1, h.dims[3] ?? 1];
-  const d = [Math.abs(dx) || 1, Math.abs(dy) || 1, Math.abs(dz) || 1];
-  return {
-    affine: [-d[0]!, 0, 0, ((n[0]! - 1) / 2) * d[0]!, 0, d[1]!, 0, -((n[1]! - 1) / 2) * d[1]!, 0, 0, d[2]!, -((n[2]! - 1) / 2) * d[2]!, 0, 0, 0, 1],
-    source: 'base',
-  };
+  const d = [Math.abs(dx) || 1, Math.abs(dy) || 1, Math.abs(dz) || 1] as Vec3;
+  const c = shape.map((n, i) => ((n - 1) / 2) * d[i]!);
+  return { affine: [-d[0], 0, 0, c[0]!, 0, d[1], 0, -c[1]!, 0, 0, d[2], -c[2]!, 0, 0, 0, 1], source: 'base' };
 }
 
-/** Copy `count` elements of `bytes` per element from `src` at `offset` into a new typed array, swapping byte order when needed. */
-function extract(type: VoxelType, src: Uint8Array, offset: number, count: number, bytes: number, littleEndian: boolean): VoxelArray {
-  const out = new Uint8Array(count * bytes);
-  out.set(src.subarray(offset, offset + out.length));
-  const machineLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  if (bytes > 1 && littleEndian !== machineLE) {
-    for (let i = 0; i < out.length; i += bytes) out.subarray(i, i + bytes).reverse();
+const MACHINE_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const CTOR: Record<VoxelType, new (b: ArrayBuffer, off: number, n: number) => VoxelArray> = {
+  uint8: Uint8Array, int8: Int8Array, int16: Int16Array, uint16: Uint16Array,
+  int32: Int32Array, uint32: Uint32Array, float32: Float32Array, float64: Float64Array,
+};
+
+/** Below this size the voxels are simply copied (and never moved inside a possibly pooled Buffer). */
+const IN_PLACE_MIN = 1 << 20;
+
+/**
+ * A typed array over `count` elements of `src` from `offset`, byte order fixed.
+ *
+ * When `src` is a large buffer we own outright (our inflate output, our readFile), the voxels are
+ * moved to the start of its ArrayBuffer and returned as a view there: no second copy of a CT-sized
+ * volume. The view then has byteOffset 0 but its ArrayBuffer is `offset` (+1) bytes longer than the
+ * data, as any typed array may be. Otherwise the voxels are copied into an array of their own.
+ */
+function voxelsOf(type: VoxelType, src: Uint8Array, offset: number, count: number, bytes: number, littleEndian: boolean, owned: boolean): VoxelArray {
+  const len = count * bytes;
+  let buf: ArrayBuffer;
+  if (owned && len >= IN_PLACE_MIN && src.byteOffset === 0 && src.buffer.byteLength - src.length <= 1) {
+    buf = src.buffer as ArrayBuffer;
+    new Uint8Array(buf).copyWithin(0, offset, offset + len);
+  } else {
+    const copy = new Uint8Array(len);
+    copy.set(src.subarray(offset, offset + len));
+    buf = copy.buffer;
   }
-  switch (type) {
-    case 'uint8': return out;
-    case 'int8': return new Int8Array(out.buffer);
-    case 'int16': return new Int16Array(out.buffer);
-    case 'uint16': return new Uint16Array(out.buffer);
-    case 'int32': return new Int32Array(out.buffer);
-    case 'uint32': return new Uint32Array(out.buffer);
-    case 'float32': return new Float32Array(out.buffer);
-    case 'float64': return new Float64Array(out.buffer);
+  if (bytes > 1 && littleEndian !== MACHINE_LE) {
+    const u = new Uint8Array(buf, 0, len);
+    if (bytes === 2) {
+      for (let i = 0; i < len; i += 2) {
+        const t = u[i]!;
+        u[i] = u[i + 1]!;
+        u[i + 1] = t;
+      }
+    } else {
+      for (let i = 0; i < len; i += bytes) u.subarray(i, i + bytes).reverse();
+    }
   }
+  return new CTOR[type](buf, 0, count);
+}
+
+/** Options for {@link decodeNifti}. */
+export interface DecodeNiftiOptions {
+  /**
+   * The voxel file of a `.hdr`/`.img` pair (magic `ni1`/`ni2`), already read (gzip or not). Not
+   * needed for single-file NIfTI (`n+1`/`n+2`).
+   */
+  imageBytes?: Uint8Array;
 }
 
 /**
- * Decode NIfTI bytes (already decompressed or gzip) into a volume.
- * @param bytes - file content
+ * Decode NIfTI bytes (gzip or not) into a volume. Bad input throws a {@link MedmaskError}
+ * (`CORRUPT_FILE` / `UNSUPPORTED_FORMAT`) that names `name`, says what is wrong and what to do.
+ * @param bytes - file content (for a pair: the `.hdr` content)
  * @param name - file name for messages
- * @returns the volume in LPS geometry
+ * @param opts - `imageBytes` for `.hdr`/`.img` pairs
+ * @returns the volume in LPS geometry, millimetres, stored voxel type (or rescaled, see the module)
  * @example
  * const vol = await decodeNifti(await readFile('t1.nii.gz'), 't1.nii.gz');
  */
-export async function decodeNifti(bytes: Uint8Array, name = '<bytes>'): Promise<Volume> {
-  let raw = bytes;
-  if (isGzip(bytes)) {
-    try {
-      raw = await gunzip(bytes);
-    } catch (e) {
-      throw corrupt(name, `the gzip stream is broken (${(e as Error).message})`, 'the file is truncated or damaged; copy or export it again', e);
-    }
+export function decodeNifti(bytes: Uint8Array, name = '<bytes>', opts: DecodeNiftiOptions = {}): Promise<Volume> {
+  return decode(bytes, name, opts, false);
+}
+
+/** {@link decodeNifti}; `owned`: the caller hands over `bytes` (and imageBytes), which may then be reused in place. */
+async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions, owned: boolean): Promise<Volume> {
+  const gz = isGzip(bytes);
+  const raw = gz ? await inflate(bytes, name) : bytes;
+  const peek = peekHeader(raw);
+  if (!peek) {
+    throw corrupt(name, `not a NIfTI file: ${raw.length < 348 ? `only ${raw.length} bytes, a header needs 348` : 'sizeof_hdr is neither 348 nor 540 in either byte order'}`, 'check that the file really is NIfTI (.nii / .nii.gz); the file may also be truncated');
   }
-  if (raw.length < 348 || !isNiftiHeader(raw)) {
-    throw corrupt(name, `not a NIfTI file: ${raw.length < 348 ? `only ${raw.length} bytes, a header needs 348` : 'sizeof_hdr is neither 348 nor 540'}`, 'check that the file really is NIfTI (.nii / .nii.gz)');
-  }
-  const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer;
-  let h: Header;
-  try {
-    h = nifti.readHeader(ab);
-  } catch (e) {
-    throw corrupt(name, `the header cannot be parsed (${(e as Error).message})`, 'the file is damaged; export it again', e);
-  }
-  if (!h) throw corrupt(name, 'the header magic is neither "n+1" nor "n+2"', 'a single-file NIfTI needs the magic string n+1 (NIfTI-1) or n+2 (NIfTI-2)');
-  const ndim = h.dims[0]!;
-  if (!(ndim >= 1 && ndim <= 7)) throw corrupt(name, `dim[0] = ${ndim} must be between 1 and 7`, 'the header is damaged; export it again');
-  const dims = h.dims.slice(1, ndim + 1).map((d) => (d >= 1 ? d : 1));
-  if (h.dims.slice(1, ndim + 1).some((d) => !(d >= 1))) throw corrupt(name, `dims ${JSON.stringify(h.dims.slice(1, ndim + 1))} must be positive`, 'the header is damaged; export it again');
-  const dt = DATATYPES[h.datatypeCode];
-  if (!dt) {
-    throw new MedmaskError('UNSUPPORTED_FORMAT', `${name}: NIfTI datatype ${h.datatypeCode} (${h.getDatatypeCodeString(h.datatypeCode)}) is not supported`, {
-      hint: 'convert to uint8, int8, int16, uint16, int32, uint32, float32, float64 or RGB24 (e.g. with nibabel or fslmaths -odt)',
+  if (!peek.magic) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${name}: an Analyze 7.5 header without the NIfTI magic ("n+1"/"ni1"), so its orientation is undefined`, {
+      hint: 'convert it to NIfTI with a tool that knows its orientation (e.g. nibabel, fslchfiletype)',
     });
   }
-  const shape: Vec3 = [dims[0] ?? 1, dims[1] ?? 1, dims[2] ?? 1];
-  const extra = dims.slice(3).reduce((a, b) => a * b, 1);
+  const pair = peek.magic === 'ni1' || peek.magic === 'ni2';
+  if (pair && !opts.imageBytes) {
+    throw new MedmaskError('USAGE', `${name}: this is the header of a .hdr/.img pair; the voxels live in the .img file`, { hint: 'read the .hdr path with niftiReader, which loads the .img beside it' });
+  }
+  const hdrSize = peek.version === 2 ? 540 : 348;
+  // Parse only the header (+ extensions up to vox_offset) — not a copy of the whole volume.
+  const headerEnd = Math.min(raw.length, Math.max(hdrSize + 4, Number.isFinite(peek.voxOffset) ? Math.round(peek.voxOffset) : 0));
+  const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + headerEnd) as ArrayBuffer;
+  let h: Header;
+  try {
+    h = nifti.readHeader(ab, pair);
+  } catch (e) {
+    // Extensions past the available bytes are the usual cause; retry without them.
+    try {
+      h = nifti.readHeader(raw.buffer.slice(raw.byteOffset, raw.byteOffset + hdrSize) as ArrayBuffer, pair);
+    } catch {
+      throw corrupt(name, `the header cannot be parsed (${(e as Error).message})`, 'the file is damaged; export it again', e);
+    }
+  }
+  const ndim = h.dims[0]!;
+  if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) throw corrupt(name, `dim[0] = ${ndim} must be between 1 and 7`, 'the header is damaged (or written with the wrong byte order); export it again');
+  const rawDims = h.dims.slice(1, ndim + 1);
+  if (rawDims.some((d) => !(Number.isInteger(d) && d >= 1))) {
+    throw corrupt(name, `dims ${JSON.stringify(rawDims)} must be positive integers`, 'the header is damaged; export it again');
+  }
+  const dt = DATATYPES[h.datatypeCode];
+  if (!dt) {
+    const known = DATATYPE_NAMES[h.datatypeCode];
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${name}: NIfTI datatype ${h.datatypeCode}${known ? ` (${known})` : ' (not a NIfTI datatype code)'} is not supported`, {
+      hint: `convert to ${SUPPORTED} (e.g. with nibabel or fslmaths -odt)`,
+    });
+  }
+  const shape: Vec3 = [rawDims[0] ?? 1, rawDims[1] ?? 1, rawDims[2] ?? 1];
+  const extra = rawDims.slice(3).reduce((a, b) => a * b, 1);
   const nvox = shape[0] * shape[1] * shape[2];
   const count = nvox * extra * (dt.rgb ? 3 : 1);
   const elemBytes = dt.rgb ? 1 : dt.bytes;
   const voxOffset = Math.round(h.vox_offset);
-  const hdrSize = h instanceof nifti.NIFTI2 ? 540 : 348;
-  if (voxOffset < hdrSize || voxOffset > raw.length) {
-    throw corrupt(name, `vox_offset ${h.vox_offset} lies ${voxOffset < hdrSize ? `inside the ${hdrSize}-byte header` : `beyond the end of the file (${raw.length} bytes)`}`, 'the header is damaged; for .nii files vox_offset is normally 352');
+  const imgGz = pair && isGzip(opts.imageBytes!);
+  const src = pair ? (imgGz ? await inflate(opts.imageBytes!, name.replace(/\.hdr(\.gz)?$/i, '.img$1')) : opts.imageBytes!) : raw;
+  const srcOwned = owned || (pair ? imgGz : gz);
+  const srcName = pair ? `${name} (its .img)` : name;
+  if (!Number.isFinite(h.vox_offset) || voxOffset < (pair ? 0 : hdrSize) || voxOffset > src.length) {
+    throw corrupt(
+      name,
+      `vox_offset ${h.vox_offset} lies ${voxOffset <= src.length ? `inside the ${hdrSize}-byte header` : `beyond the end of the ${pair ? '.img ' : ''}file (${src.length} bytes)`}`,
+      `the header is damaged; in a single-file NIfTI-${peek.version} vox_offset is at least ${hdrSize} (normally ${hdrSize === 348 ? 352 : 544})`,
+    );
   }
   const need = voxOffset + count * elemBytes;
-  if (raw.length < need) {
-    throw corrupt(name, `voxel data are short: the header promises ${shape.join('×')}${extra > 1 ? `×${extra}` : ''} ${dt.rgb ? 'RGB24' : dt.type} (${count * elemBytes} bytes from offset ${voxOffset}) but only ${raw.length - voxOffset} bytes follow`, 'the file is truncated; copy or export it again');
+  if (src.length < need) {
+    throw corrupt(
+      srcName,
+      `voxel data are short: the header promises ${[...shape, ...(extra > 1 ? rawDims.slice(3) : [])].join('×')} ${dt.rgb ? 'RGB24' : dt.type} (${count * elemBytes} bytes from offset ${voxOffset}) but only ${Math.max(0, src.length - voxOffset)} bytes follow`,
+      'the file is truncated; copy or export it again',
+    );
   }
-  let data = extract(dt.type, raw, voxOffset, count, elemBytes, h.littleEndian);
+  let data = voxelsOf(dt.type, src, voxOffset, count, elemBytes, h.littleEndian, srcOwned);
   let components = dt.rgb ? 3 : 1;
   if (extra > 1) {
     // NIfTI stores the 4th+ dimensions as whole volumes one after another; medmask interleaves components.
     const planar = data;
     const inter = new (planar.constructor as new (n: number) => VoxelArray)(planar.length);
     const per = dt.rgb ? 3 : 1;
+    const nc = extra * per;
     for (let t = 0; t < extra; t++) {
-      for (let v = 0; v < nvox; v++) for (let c = 0; c < per; c++) inter[(v * extra + t) * per + c] = planar[(t * nvox + v) * per + c]!;
+      for (let c = 0; c < per; c++) {
+        const o = t * per + c;
+        for (let v = 0, p = t * nvox * per + c; v < nvox; v++, p += per) inter[v * nc + o] = planar[p]!;
+      }
     }
     data = inter;
-    components = extra * per;
+    components = nc;
   }
-  // scl_slope / scl_inter, as nibabel applies them (slope 0 or NaN means "no scaling").
+  // scl_slope / scl_inter as nibabel applies them: slope 0 or not finite means "no scaling".
   const slope = h.scl_slope;
-  const inter = h.scl_inter || 0;
+  const inter = Number.isFinite(h.scl_inter) ? h.scl_inter : 0;
   let scaled = false;
-  if (Number.isFinite(slope) && slope !== 0 && !(slope === 1 && inter === 0)) {
+  if (!dt.rgb && Number.isFinite(slope) && slope !== 0 && !(slope === 1 && inter === 0)) {
     const f = new Float32Array(data.length);
     let integral = true;
     for (let i = 0; i < data.length; i++) {
@@ -251,62 +409,115 @@ export async function decodeNifti(bytes: Uint8Array, name = '<bytes>'): Promise<
     data = integral ? Int16Array.from(f) : f;
     scaled = true;
   }
-  let { affine, source } = rasAffine(h);
-  const units = h.xyzt_units & 7;
-  const toMm = units === 1 ? 1000 : units === 3 ? 0.001 : 1;
-  if (toMm !== 1) affine = affine.map((x, i) => (i < 12 ? x * toMm : x));
-  const geo = geometryFromAffine(lpsRasFlip(affine));
-  const type = voxelTypeOf(data);
-  return createVolume(shape, type, {
+  let { affine, source } = rasAffine(h, shape);
+  const unit = UNIT_TO_MM[h.xyzt_units & 7] ?? UNIT_TO_MM[0]!;
+  if (unit.toMm !== 1) affine = affine.map((x, i) => (i < 12 ? x * unit.toMm : x));
+  let geo;
+  try {
+    geo = geometryFromAffine(lpsRasFlip(affine));
+  } catch (e) {
+    throw corrupt(name, `the ${source} affine is degenerate (${(e as Error).message})`, 'fix the sform/qform (e.g. nibabel: img.set_sform(affine, code=1)) or the pixdims', e);
+  }
+  const intentName = h.intent_name.replace(/\0[\s\S]*$/, '');
+  return createVolume(shape, voxelTypeOf(data), {
     data,
     components,
     spacing: geo.spacing,
     origin: geo.origin,
     direction: geo.direction,
     meta: {
-      format: h instanceof nifti.NIFTI2 ? 'nifti2' : 'nifti1',
-      description: h.description.replace(/\0+$/, ''),
+      format: peek.version === 2 ? 'nifti2' : 'nifti1',
+      description: h.description.replace(/\0[\s\S]*$/, ''),
       affineSource: source,
       qformCode: h.qform_code,
       sformCode: h.sform_code,
-      ...(h.intent_code ? { intentCode: h.intent_code } : {}),
+      spatialUnit: unit.name,
+      ...(h.intent_code ? { intentCode: h.intent_code, intent: INTENT_NAMES[h.intent_code] ?? `code ${h.intent_code}` } : {}),
+      ...(intentName ? { intentName } : {}),
+      ...(dt.rgb ? { rgb: true } : {}),
       ...(scaled ? { scaled: { slope, inter } } : {}),
       ...(geo.shear > 1e-4 ? { shear: geo.shear } : {}),
-      ...(h.pixDims[4] && extra > 1 ? { timeStep: h.pixDims[4] } : {}),
+      ...(extra > 1 && h.pixDims[4] ? { timeStep: h.pixDims[4] } : {}),
     },
   });
 }
 
 /**
- * Reads NIfTI-1/2 (`.nii`, `.nii.gz`), probed by extension and header bytes.
+ * Reads NIfTI-1/2 (`.nii`, `.nii.gz`, `.hdr`/`.img` pairs), probed by extension and header bytes
+ * (sizeof_hdr 348/540 in either byte order and the magic `n+1`, `n+2`, `ni1`; inside gzip too).
  * @example
  * const vol = await niftiReader.read('labelsTr/case_0001.nii.gz');
  */
 export const niftiReader: VolumeReader = {
   name: 'nifti',
-  description: 'NIfTI-1/2 (.nii, .nii.gz)',
+  description: 'NIfTI-1/2 (.nii, .nii.gz, .hdr/.img)',
   canRead(input: ProbeInput): true | string {
     if (input.isDirectory) return 'is a folder';
-    const named = hasExtension(input.name, ['.nii', '.nii.gz', '.hdr.gz']);
-    if (isNiftiHeader(input.head)) return true;
-    if (isGzip(input.head) && named) return true;
-    if (named) return input.size === 0 ? 'file is empty' : 'named .nii but the header does not start with sizeof_hdr 348/540 (or gzip)';
-    return isGzip(input.head) ? 'gzip file not named .nii.gz' : 'no NIfTI header';
+    const named = hasExtension(input.name, ['.nii', '.nii.gz', '.hdr', '.hdr.gz']);
+    const gz = isGzip(input.head);
+    const head = gz ? inflateHead(input.head) : input.head;
+    const peek = head && peekHeader(head);
+    if (peek?.magic) return true;
+    if (gz && named && input.name.endsWith('.gz')) return true; // too short to inflate a header here: read() says what is wrong
+    if (peek) return 'an Analyze 7.5 header without the NIfTI magic n+1/ni1';
+    if (named) return input.size === 0 ? 'file is empty' : `named ${input.name.replace(/^.*?(\.[a-z.]+)$/, '$1')} but ${gz ? 'the gzip content' : 'the file'} does not start with a NIfTI header (sizeof_hdr 348/540)`;
+    return gz ? 'gzip content is not a NIfTI header' : 'no NIfTI header';
   },
   async read(path: string): Promise<Volume> {
-    return decodeNifti(await readFile(path), path);
+    const bytes = await readFile(path);
+    const head = isGzip(bytes) ? inflateHead(bytes) : bytes;
+    const peek = head && peekHeader(head);
+    if (peek && (peek.magic === 'ni1' || peek.magic === 'ni2')) {
+      const candidates = [/\.hdr\.gz$/i, /\.hdr$/i].some((r) => r.test(path))
+        ? [path.replace(/\.hdr(\.gz)?$/i, '.img$1'), path.replace(/\.hdr(\.gz)?$/i, (_m, g?: string) => (g ? '.img' : '.img.gz'))]
+        : [];
+      for (const p of candidates) {
+        let img: Uint8Array;
+        try {
+          img = await readFile(p);
+        } catch {
+          continue;
+        }
+        return decode(bytes, path, { imageBytes: img }, true);
+      }
+      throw new MedmaskError('NOT_FOUND', `${path}: the header of a .hdr/.img pair, but its voxel file ${candidates[0] ?? '(name ending .img)'} is missing`, {
+        hint: 'keep the .img beside the .hdr with the same base name',
+      });
+    }
+    return decode(bytes, path, {}, true);
   },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------------------------
+
+/** Options for {@link encodeNifti}. */
+export interface EncodeNiftiOptions extends WriteOptions {
+  /** The header's descrip field (ASCII, at most 79 bytes; default "medmask"). */
+  description?: string;
+}
+
+/** ASCII bytes of `s`, cut to `max` (non-ASCII characters become "?"): NIfTI strings are fixed-size C strings. */
+function asciiField(s: string, max: number): Uint8Array {
+  const out = new Uint8Array(Math.min(s.length, max));
+  for (let i = 0; i < out.length; i++) {
+    const c = s.charCodeAt(i);
+    out[i] = c >= 32 && c < 127 ? c : 63;
+  }
+  return out;
+}
+
 /**
- * Encode a volume as NIfTI-1 bytes (uncompressed), sform and qform both set (code 1, scanner).
- * @param vol - the volume
- * @param opts - `labelMap` stores uint8/uint16 with intent "label"
+ * Encode a volume as NIfTI-1 bytes (uncompressed, little-endian, vox_offset 352), sform and qform
+ * both from the volume's geometry (code 1, scanner anatomical).
+ * @param vol - the volume (components > 1 become the 4th dimension; 3 uint8 components become RGB24)
+ * @param opts - `labelMap` stores uint8 (max ≤ 255) or uint16 with intent NIFTI_INTENT_LABEL; `description`
  * @returns the .nii bytes
  * @example
  * const nii = encodeNifti(mask, { labelMap: true });
  */
-export function encodeNifti(vol: Volume, opts: WriteOptions & { description?: string } = {}): Uint8Array {
+export function encodeNifti(vol: Volume, opts: EncodeNiftiOptions = {}): Uint8Array {
   let data = vol.data;
   let type = voxelTypeOf(data);
   if (opts.labelMap) {
@@ -318,58 +529,70 @@ export function encodeNifti(vol: Volume, opts: WriteOptions & { description?: st
     if (want !== type) data = want === 'uint8' ? Uint8Array.from(data) : Uint16Array.from(data);
     type = want;
   }
-  const rgb = vol.components === 3 && type === 'uint8' && !opts.labelMap;
+  const rgb = vol.components === 3 && type === 'uint8' && !opts.labelMap && vol.meta.rgb !== false;
   const [nx, ny, nz] = vol.shape;
   const nt = rgb ? 1 : vol.components;
-  const h = new nifti.NIFTI1();
-  h.littleEndian = true;
-  h.dims = [nt > 1 ? 4 : 3, nx, ny, nz, nt, 1, 1, 1];
-  h.datatypeCode = rgb ? 128 : CODE_OF[type];
-  h.numBitsPerVoxel = rgb ? 24 : data.BYTES_PER_ELEMENT * 8;
-  Object.assign(h, { intent_p1: 0, intent_p2: 0, intent_p3: 0 });
-  h.intent_code = opts.labelMap ? NIFTI_INTENT_LABEL : 0;
-  h.intent_name = opts.labelMap ? 'label' : '';
-  h.vox_offset = 352;
-  h.scl_slope = 1;
-  h.scl_inter = 0;
-  h.xyzt_units = 2; // millimetres
-  h.description = (opts.description ?? 'medmask').slice(0, 79);
-  h.magic = 'n+1';
+  const nvox = nx * ny * nz;
+  for (const n of [nx, ny, nz, nt]) {
+    if (n > 32767) throw new MedmaskError('USAGE', `NIfTI-1 dims are int16: ${n} voxels along an axis is too many`, { hint: 'crop or split the volume' });
+  }
+
+  // The header is written by hand from nifti1.h's byte offsets rather than through nifti-reader-js:
+  // that library is a reader first — its serialiser writes strings unbounded (a long or non-ASCII
+  // description spills into aux_file and beyond), leaves `regular` unset and ties us to its object
+  // model. 348 bytes written here keep every field, and the exact bytes nibabel was shown, under
+  // our control.
+  const out = new Uint8Array(352 + data.byteLength);
+  const dv = new DataView(out.buffer);
+  const LE = true;
+  dv.setInt32(0, 348, LE); // sizeof_hdr
+  out[38] = 0x72; // regular = 'r'
+  const dims = [nt > 1 ? 4 : 3, nx, ny, nz, nt, 1, 1, 1];
+  dims.forEach((d, i) => dv.setInt16(40 + 2 * i, d, LE));
+  dv.setInt16(68, opts.labelMap ? NIFTI_INTENT_LABEL : 0, LE); // intent_code (intent_p1..p3 at 56..67 stay 0)
+  dv.setInt16(70, rgb ? 128 : CODE_OF[type], LE); // datatype
+  dv.setInt16(72, rgb ? 24 : data.BYTES_PER_ELEMENT * 8, LE); // bitpix
+
   const ras = voxelToRas(vol);
-  h.sform_code = 1;
-  h.affine = [ras.slice(0, 4), ras.slice(4, 8), ras.slice(8, 12), [0, 0, 0, 1]];
-  // qform: rotation part of the RAS direction; a left-handed frame flips k (qfac = -1), as nibabel does.
+  // qform: the rotation part of the RAS direction; a left-handed frame negates k (qfac = -1), as nibabel does.
   const R = [0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r < 2 ? -1 : 1) * vol.direction[r * 3 + c]!));
   const det = R[0]! * (R[4]! * R[8]! - R[5]! * R[7]!) - R[1]! * (R[3]! * R[8]! - R[5]! * R[6]!) + R[2]! * (R[3]! * R[7]! - R[4]! * R[6]!);
   const qfac = det < 0 ? -1 : 1;
   if (qfac < 0) for (const r of [0, 1, 2]) R[r * 3 + 2] = -R[r * 3 + 2]!;
+  const pixdim = [qfac, vol.spacing[0], vol.spacing[1], vol.spacing[2], nt > 1 ? 1 : 0, 0, 0, 0];
+  pixdim.forEach((p, i) => dv.setFloat32(76 + 4 * i, p, LE));
+  dv.setFloat32(108, 352, LE); // vox_offset
+  dv.setFloat32(112, 1, LE); // scl_slope
+  dv.setFloat32(116, 0, LE); // scl_inter
+  out[123] = 2; // xyzt_units: millimetres
+  out.set(asciiField(opts.description ?? 'medmask', 79), 148); // descrip[80]
+  dv.setInt16(252, 1, LE); // qform_code: scanner
+  dv.setInt16(254, 1, LE); // sform_code: scanner
   const [, b, c, d] = matrixToQuatern(R);
-  h.qform_code = 1;
-  h.quatern_b = b;
-  h.quatern_c = c;
-  h.quatern_d = d;
-  h.qoffset_x = ras[3]!;
-  h.qoffset_y = ras[7]!;
-  h.qoffset_z = ras[11]!;
-  h.pixDims = [qfac, vol.spacing[0], vol.spacing[1], vol.spacing[2], nt > 1 ? 1 : 0, 0, 0, 0];
-  const header = new Uint8Array(h.toArrayBuffer(false));
-  const out = new Uint8Array(352 + data.byteLength);
-  out.set(header.subarray(0, 352));
+  [b, c, d, ras[3]!, ras[7]!, ras[11]!].forEach((x, i) => dv.setFloat32(256 + 4 * i, x, LE));
+  for (let i = 0; i < 12; i++) dv.setFloat32(280 + 4 * i, ras[i]!, LE); // srow_x, srow_y, srow_z
+  if (opts.labelMap) out.set(asciiField('label', 15), 328); // intent_name[16]
+  out.set([0x6e, 0x2b, 0x31, 0], 344); // magic "n+1\0"; bytes 348..351 (extension flag) stay 0
+
   if (nt > 1) {
     // interleaved components → NIfTI's planar 4th dimension
-    const nvox = nx * ny * nz;
     const planar = new (data.constructor as new (n: number) => VoxelArray)(data.length);
-    for (let v = 0; v < nvox; v++) for (let t = 0; t < nt; t++) planar[t * nvox + v] = data[v * nt + t]!;
+    for (let t = 0; t < nt; t++) for (let v = 0, p = t; v < nvox; v++, p += nt) planar[t * nvox + v] = data[p]!;
     data = planar;
   }
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 352);
+  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (MACHINE_LE || data.BYTES_PER_ELEMENT === 1) out.set(body, 352);
+  else {
+    const w = data.BYTES_PER_ELEMENT;
+    for (let i = 0; i < body.length; i++) out[352 + i] = body[i - (i % w) + (w - 1 - (i % w))]!;
+  }
   return out;
 }
 
 /**
- * Writes NIfTI-1 `.nii.gz` / `.nii` (atomic; sform and qform from the volume's geometry).
+ * Writes NIfTI-1 `.nii.gz` / `.nii` atomically, sform and qform from the volume's geometry.
  * @example
- * await niftiWriter.write(vol, 'out/ct.nii.gz');
+ * await niftiWriter.write(mask, 'out/case_0001.nii.gz', { labelMap: true });
  */
 export const niftiWriter: VolumeWriter = {
   name: 'nifti',

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { voxelToWorld } from '../../src/core/volume.js';
+import { createVolume, voxelToWorld, type Mat3 } from '../../src/core/volume.js';
 import { MedmaskError } from '../../src/core/errors.js';
 import { readVolume, writeVolume } from '../../src/io/index.js';
 
-const FIX = new URL('../fixtures/nifti-ref/', import.meta.url).pathname;
+const FIX = new URL('../fixtures/nifti/', import.meta.url).pathname;
 
 test('NRRD written by hand per the NRRD spec: geometry from "space directions" (non-symmetric) and data', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'medmask-itk-'));
@@ -32,10 +32,31 @@ test('NRRD written by hand per the NRRD spec: geometry from "space directions" (
   }
 });
 
+test('the NRRD writer puts each index axis direction × spacing into "space directions" (non-symmetric direction)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-itk-'));
+  try {
+    // columns: i → +y (posterior), j → −x (right), k → +z; as a row-major matrix this is not symmetric
+    const direction: Mat3 = [0, -1, 0, 1, 0, 0, 0, 0, 1];
+    const v = createVolume([2, 3, 4], 'float32', { data: Float32Array.from({ length: 24 }, (_, i) => i / 4), spacing: [2, 3, 4], origin: [10, 20, 30], direction });
+    const p = join(dir, 'w.nrrd');
+    await writeVolume(v, p, { compress: false });
+    const text = readFileSync(p).subarray(0, 1024).toString('latin1');
+    assert.match(text, /space: left-posterior-superior/);
+    const m = /space directions: (.*)/.exec(text);
+    assert.ok(m, text);
+    const vecs = [...m[1]!.matchAll(/\(([^)]*)\)/g)].map((x) => x[1]!.split(',').map(Number));
+    assert.deepEqual(vecs, [[0, 2, 0], [-3, 0, 0], [0, 0, 4]]);
+    assert.match(text, /space origin: \(10,\s*20,\s*30\)/);
+    assert.match(text, /type: float/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('NIfTI → NRRD → MHA → NIfTI keeps data, voxel type and geometry', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'medmask-itk-'));
   try {
-    for (const name of ['oblique_int16.nii.gz', 'sform_wins_uint16.nii.gz', 'qform_only_float32.nii', 'fourd_int16.nii.gz']) {
+    for (const name of ['oblique_int16.nii.gz', 'sform_wins_uint16.nii.gz', 'qform_only_float32.nii', 'fourd_int16.nii.gz', 'bigendian_int32.nii', 'rgb24.nii', 'pair_int8.hdr', 'flat_uint32.nii', 'nifti2_float64.nii.gz']) {
       const a = await readVolume(join(FIX, name));
       let cur = a;
       for (const ext of ['nrrd', 'mha', 'mhd', 'nii.gz']) {
