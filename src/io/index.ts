@@ -7,11 +7,14 @@ import { imageReader, imageWriter } from './image2d.js';
 import { niftiReader, niftiWriter } from './nifti.js';
 import { itkImageReader, itkImageWriter } from './itk-image.js';
 import { VolumeRegistry, type ReadOptions, type WriteOptions } from './registry.js';
+import { dicomFileReader, dicomSeriesReader } from './dicom.js';
 
 export * from './registry.js';
 export { imageReader, imageWriter, encodePng, type ImageWriteOptions } from './image2d.js';
 export { atomicWrite } from './atomic.js';
 export { itkImageReader, itkImageWriter } from './itk-image.js';
+export { dicomFileReader, dicomSeriesReader, listDicomSeries, loadDicom, type DicomLoadResult, type DicomSeriesInfo } from './dicom.js';
+export { deidentifyDataset, remapUid, type DeidentifyOptions, type DeidentifyResult } from './deidentify.js';
 export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL, type DecodeNiftiOptions, type EncodeNiftiOptions } from './nifti.js';
 
 /**
@@ -31,6 +34,8 @@ export function createDefaultRegistry(): VolumeRegistry {
   reg.addWriter(itkImageWriter);
   reg.addReader(niftiReader);
   reg.addWriter(niftiWriter);
+  reg.addReader(dicomFileReader);
+  reg.addReader(dicomSeriesReader);
   return reg;
 }
 

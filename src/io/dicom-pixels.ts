@@ -1,0 +1,202 @@
+/**
+ * DICOM pixel data → typed arrays of stored values, one object (all its frames) at a time.
+ *
+ * Uncompressed transfer syntaxes (implicit / explicit VR little endian, deflated, explicit VR big
+ * endian) are decoded here: BitsAllocated 1, 8, 16, 32 (and 32/64-bit float pixel data),
+ * PixelRepresentation signed / unsigned, BitsStored < BitsAllocated (masked, sign-extended),
+ * SamplesPerPixel 1 or 3 with either PlanarConfiguration. Compressed syntaxes (JPEG, JPEG-LS,
+ * JPEG 2000, RLE) go to GDCM inside `@itk-wasm/image-io`; GDCM applies the modality rescale itself,
+ * which {@link DecodedPixels.rescaled} reports.
+ * @module
+ */
+import { readImageNode } from '@itk-wasm/image-io';
+import type { NaturalizedDataset } from 'dcmjs';
+import { MedmaskError } from '../core/errors.js';
+import type { VoxelArray } from '../core/volume.js';
+import { UNCOMPRESSED_SYNTAXES, sopClassName, transferSyntaxName } from './dicom-parse.js';
+
+/** Pixels of one DICOM object. */
+export interface DecodedPixels {
+  /** Stored values of all frames, frame after frame, row-major within a frame, samples interleaved. */
+  data: VoxelArray;
+  /** Number of frames. */
+  frames: number;
+  /** Rows (j) and columns (i) of a frame. */
+  rows: number;
+  columns: number;
+  /** Samples per pixel (1 grey, 3 colour). */
+  samples: number;
+  /** True when the decoder already applied RescaleSlope / RescaleIntercept (GDCM does). */
+  rescaled: boolean;
+}
+
+/** First value of a naturalized attribute (multi-valued attributes come as arrays). */
+export function first(v: unknown): unknown {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A number from a naturalized attribute, or `fallback` when absent or not numeric. */
+export function num(v: unknown, fallback: number): number;
+export function num(v: unknown, fallback?: number): number | undefined;
+export function num(v: unknown, fallback?: number): number | undefined {
+  const x = first(v);
+  if (x === undefined || x === null || x === '') return fallback;
+  const n = typeof x === 'number' ? x : Number(String(x).trim());
+  return Number.isFinite(n) ? n : fallback;
+}
+
+function pixelBuffer(ds: NaturalizedDataset): { bytes: Uint8Array; float: 0 | 32 | 64 } | undefined {
+  for (const [key, float] of [['PixelData', 0], ['FloatPixelData', 32], ['DoubleFloatPixelData', 64]] as const) {
+    const v = ds[key];
+    if (v === undefined || v === null) continue;
+    const parts = (Array.isArray(v) ? v : [v]) as Array<ArrayBuffer | ArrayBufferView>;
+    const views = parts.map((p) => (p instanceof ArrayBuffer ? new Uint8Array(p) : new Uint8Array(p.buffer, p.byteOffset, p.byteLength)));
+    if (views.length === 1) return { bytes: views[0]!, float };
+    const total = views.reduce((s, p) => s + p.length, 0);
+    const bytes = new Uint8Array(total);
+    let o = 0;
+    for (const p of views) {
+      bytes.set(p, o);
+      o += p.length;
+    }
+    return { bytes, float };
+  }
+  return undefined;
+}
+
+/** True when the dataset holds any pixel data element. */
+export function hasPixelData(ds: NaturalizedDataset): boolean {
+  return ds.PixelData !== undefined || ds.FloatPixelData !== undefined || ds.DoubleFloatPixelData !== undefined;
+}
+
+/** The NO_PIXEL_DATA error for a file, naming its SOP class and what to do. */
+export function noPixelDataError(path: string, ds: NaturalizedDataset): MedmaskError {
+  const sop = String(first(ds.SOPClassUID) ?? '');
+  const modality = String(first(ds.Modality) ?? '');
+  return new MedmaskError('NO_PIXEL_DATA', `${path}: this DICOM object holds no pixel data (SOP class ${sopClassName(sop)}${modality ? `, modality ${modality}` : ''})`, {
+    hint: 'structure sets (RTSTRUCT), reports (SR), plans and presentation states describe images but are not images: read the image series they refer to instead (its folder), and remove this file from the folder or pass --series',
+    details: { file: path, sopClassUid: sop, modality },
+  });
+}
+
+function swapBytes(bytes: Uint8Array, width: number): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i + width <= bytes.length; i += width) for (let b = 0; b < width; b++) out[i + b] = bytes[i + width - 1 - b]!;
+  return out;
+}
+
+function aligned(bytes: Uint8Array, n: number): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + n) as ArrayBuffer;
+}
+
+/**
+ * Decode the pixel data of one dataset into stored values.
+ * @param ds - naturalized dataset, with PixelData
+ * @param transferSyntax - its transfer syntax UID
+ * @param path - the file (compressed data is handed to GDCM by path; also for messages)
+ * @returns the stored values of every frame
+ * @throws MedmaskError NO_PIXEL_DATA, UNSUPPORTED_FORMAT (a compressed syntax GDCM cannot decode), CORRUPT_FILE
+ * @example
+ * const px = await decodePixels(dataset, '1.2.840.10008.1.2.1', 'ct.dcm'); // px.data: Uint16Array
+ */
+export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string): Promise<DecodedPixels> {
+  const found = pixelBuffer(ds);
+  if (!found) throw noPixelDataError(path, ds);
+  const rows = num(ds.Rows, 0);
+  const columns = num(ds.Columns, 0);
+  const frames = Math.max(1, num(ds.NumberOfFrames, 1));
+  const samples = num(ds.SamplesPerPixel, 1);
+  if (!(rows > 0 && columns > 0)) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: Rows ${String(ds.Rows)} / Columns ${String(ds.Columns)} are missing or zero`, { hint: 'the header is damaged; export the image again' });
+  }
+  if (samples !== 1 && samples !== 3) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: SamplesPerPixel ${samples} is not supported`, { hint: 'medmask reads grey (1) or colour (3) images' });
+  }
+  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples });
+
+  const bitsAllocated = num(ds.BitsAllocated, 16);
+  const bitsStored = num(ds.BitsStored, bitsAllocated);
+  const highBit = num(ds.HighBit, bitsStored - 1);
+  const signed = num(ds.PixelRepresentation, 0) === 1;
+  const bigEndian = transferSyntax === '1.2.840.10008.1.2.2';
+  const n = rows * columns * frames * samples;
+  const photometric = String(first(ds.PhotometricInterpretation) ?? '').trim();
+  if (samples === 3 && photometric.startsWith('YBR') && photometric !== 'YBR_FULL') {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: uncompressed ${photometric} colour is not supported`, { hint: 'convert to RGB, e.g. `gdcmconv --raw` or `dcmconv +cr`' });
+  }
+  let { bytes } = found;
+  const need = found.float ? (n * found.float) / 8 : bitsAllocated === 1 ? Math.ceil(n / 8) : (n * bitsAllocated) / 8;
+  if (![1, 8, 16, 32].includes(bitsAllocated) && !found.float) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: BitsAllocated ${bitsAllocated} is not supported`, { hint: 'medmask reads 1-, 8-, 16- and 32-bit pixel data' });
+  }
+  if (bytes.length < need) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data has ${bytes.length} bytes but ${rows}×${columns}×${frames} frame(s)×${samples} sample(s) at ${found.float || bitsAllocated} bits need ${need}`, {
+      hint: 'the file is truncated; copy it again',
+    });
+  }
+  const width = found.float ? found.float / 8 : bitsAllocated / 8;
+  if (bigEndian && width > 1) bytes = swapBytes(bytes.subarray(0, need), width);
+  let data: VoxelArray;
+  if (found.float === 32) data = new Float32Array(aligned(bytes, need));
+  else if (found.float === 64) {
+    const f = new Float64Array(aligned(bytes, need));
+    data = Float32Array.from(f);
+  } else if (bitsAllocated === 1) {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = (bytes[i >> 3]! >> (i & 7)) & 1;
+    data = out;
+  } else if (bitsAllocated === 8) data = signed ? new Int8Array(aligned(bytes, need)) : new Uint8Array(aligned(bytes, need));
+  else if (bitsAllocated === 16) data = signed ? new Int16Array(aligned(bytes, need)) : new Uint16Array(aligned(bytes, need));
+  else data = signed ? new Int32Array(aligned(bytes, need)) : new Uint32Array(aligned(bytes, need));
+  // BitsStored < BitsAllocated: keep the stored bits, sign-extend signed values.
+  if (!found.float && bitsAllocated > 1 && bitsStored < bitsAllocated && highBit === bitsStored - 1) {
+    const mask = 2 ** bitsStored - 1;
+    const top = 2 ** (bitsStored - 1);
+    for (let i = 0; i < data.length; i++) {
+      let v = data[i]! & mask;
+      if (signed && v >= top) v -= 2 ** bitsStored;
+      data[i] = v;
+    }
+  }
+  // PlanarConfiguration 1 (RRR…GGG…BBB… per frame) → interleaved.
+  if (samples === 3 && num(ds.PlanarConfiguration, 0) === 1) {
+    const plane = rows * columns;
+    const out = new (data.constructor as new (n: number) => VoxelArray)(data.length);
+    for (let f = 0; f < frames; f++) {
+      const base = f * plane * 3;
+      for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) out[base + p * 3 + c] = data[base + c * plane + p]!;
+    }
+    data = out;
+  }
+  return { data, frames, rows, columns, samples, rescaled: false };
+}
+
+async function decodeCompressed(
+  path: string,
+  transferSyntax: string,
+  want: { rows: number; columns: number; frames: number; samples: number },
+): Promise<DecodedPixels> {
+  const unsupported = (cause?: unknown): MedmaskError =>
+    new MedmaskError('UNSUPPORTED_FORMAT', `${path}: compressed pixel data in transfer syntax ${transferSyntaxName(transferSyntax)} could not be decoded`, {
+      cause,
+      hint: 'decompress the files first, e.g. `gdcmconv --raw IN OUT` (GDCM) or `dcmdjpeg IN OUT` (DCMTK, for JPEG), then read them again',
+      details: { file: path, transferSyntaxUid: transferSyntax },
+    });
+  const exitCode = process.exitCode;
+  let img;
+  try {
+    img = await readImageNode(path);
+  } catch (e) {
+    // itk-wasm's Emscripten runtime sets process.exitCode when a pipeline throws: restore it.
+    process.exitCode = exitCode;
+    throw unsupported(e);
+  }
+  const data = img.data as VoxelArray | null;
+  const components = img.imageType.components;
+  const size = img.size;
+  const frames = size.length > 2 ? size[2]! : 1;
+  if (!data || size[0] !== want.columns || size[1] !== want.rows || frames !== want.frames || components !== want.samples) {
+    throw unsupported(new Error(`GDCM returned ${size.join('×')}×${components}, header says ${want.columns}×${want.rows}×${want.frames}×${want.samples}`));
+  }
+  return { data, frames, rows: want.rows, columns: want.columns, samples: components, rescaled: true };
+}
