@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerConvert } from './convert.js';
+import { registerDataset } from './dataset.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
 import { reportError } from './output.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInfo(program);
   registerConvert(program);
+  registerDataset(program);
   registerModelInspect(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
