@@ -47,12 +47,12 @@ function printSummary(s: VolumeSummary, out: (l: string) => void): void {
   out(`  shape        ${s.shape.join(' × ')}${s.components > 1 ? ` × ${s.components} components` : ''}`);
   out(`  voxel type   ${s.voxelType}`);
   out(`  spacing      ${fmtVec(s.spacing)} mm`);
-  out(`  origin       ${fmtVec(s.origin, 3)} mm (LPS)`);
+  out(`  origin       (${s.origin.map((x) => Number(x.toFixed(3))).join(', ')}) mm, LPS`);
   out(`  orientation  ${s.orientation}  direction [${s.direction.map((d) => Number(d.toFixed(5))).join(', ')}]`);
   out(`  value range  ${s.range[0]} … ${s.range[1]}${s.meta.unit ? ' ' + String(s.meta.unit) : ''}`);
   if (s.labels) out(`  labels       ${s.labels.length <= 20 ? s.labels.join(', ') : `${s.labels.length} distinct values`}`);
   for (const k of ['modality', 'seriesDescription', 'description', 'spacingSource']) {
-    if (s.meta[k] !== undefined && s.meta[k] !== '') out(`  ${k.padEnd(12)} ${String(s.meta[k])}`);
+    if (s.meta[k] !== undefined && s.meta[k] !== '') out(`  ${(k === 'seriesDescription' ? 'series' : k).padEnd(12)} ${String(s.meta[k])}`);
   }
 }
 
