@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import { createVolume } from '../src/core/volume.js';
+import { mulberry32 } from '../src/core/uncertainty/mc-dropout.js';
 import { encodeNifti, niftiReader } from '../src/io/nifti.js';
 import { atomicWrite } from '../src/io/atomic.js';
 import { defineBenchmark } from './run.js';
@@ -20,18 +21,6 @@ interface State {
   gzMiB: number;
 }
 
-/** mulberry32: small seeded PRNG, so the input is the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * CT-like phantom in HU: air outside an elliptic body (soft tissue ≈ 40 HU), two lungs (≈ −850),
  * a spine and a rib ring (bone 300–1200), table-free; Gaussian-ish noise σ ≈ 12 HU everywhere, as
@@ -39,7 +28,7 @@ function prng(seed: number): () => number {
  */
 function phantomCt(nx: number, ny: number, nz: number): Int16Array {
   const out = new Int16Array(nx * ny * nz);
-  const rnd = prng(20250601);
+  const rnd = mulberry32(20250601);
   // Noise table: sums of three uniforms ≈ Gaussian; reused with a moving offset (cheap, non-periodic enough).
   const noise = new Int16Array(1 << 20);
   for (let i = 0; i < noise.length; i++) noise[i] = Math.round((rnd() + rnd() + rnd() - 1.5) * 24);
