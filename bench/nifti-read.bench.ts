@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import { createVolume } from '../src/core/volume.js';
-import { mulberry32 } from '../src/core/uncertainty/mc-dropout.js';
+import { mulberry32 } from '../src/core/random.js';
 import { encodeNifti, niftiReader } from '../src/io/nifti.js';
 import { atomicWrite } from '../src/io/atomic.js';
 import { defineBenchmark } from './run.js';

@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerConvert } from './convert.js';
 import { registerDataset } from './dataset.js';
+import { registerDemo } from './demo.js';
+import { registerPhantoms } from './phantoms.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
 import { reportError } from './output.js';
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerDataset(program);
   registerModelInspect(program);
+  registerPhantoms(program);
+  registerDemo(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -6,6 +6,7 @@
  */
 export * from './volume.js';
 export * from './errors.js';
+export * from './random.js';
 export * from './explain/head.js';
 export * from './explain/cam.js';
 export * from './uncertainty/mc-dropout.js';

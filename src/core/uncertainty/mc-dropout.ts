@@ -15,25 +15,10 @@
  */
 import { MedmaskError } from '../errors.js';
 import { computeCam, type CamMethod } from '../explain/cam.js';
+import { mulberry32 } from '../random.js';
 import { argmax, backwardHead, forwardHead, type CompiledHead, type HeadTensor, type HeadTrace } from '../explain/head.js';
 
-/**
- * A seeded PRNG (mulberry32): fast, 32-bit state, uniform in [0, 1).
- * @param seed - any integer
- * @returns a function giving the next number
- * @example
- * const rand = mulberry32(42); rand(); // same sequence for the same seed
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../random.js';
 
 /**
  * An inverted-dropout mask: each entry 0 with probability `rate`, else 1/(1 − rate) (as
