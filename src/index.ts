@@ -10,3 +10,4 @@
 export * from './core/index.js';
 export * from './io/index.js';
 export * from './io/dataset.js';
+export { writeChestDataset, writeAbdomenDataset, type ChestDatasetOptions, type AbdomenDatasetOptions, type WrittenDataset } from './pipeline/phantoms.js';

@@ -10,3 +10,5 @@ export * from './random.js';
 export * from './explain/head.js';
 export * from './explain/cam.js';
 export * from './uncertainty/mc-dropout.js';
+export * from './phantom/chest.js';
+export * from './phantom/abdomen.js';

@@ -1,20 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/main.js';
+import { cli, ROOT } from '../helpers/cli.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const FIX = join(ROOT, 'test/fixtures');
-
-/** Run the CLI from source in a child process, as a user would (exit code, stdout, stderr). */
-export function cli(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args], { encoding: 'utf8', cwd: ROOT });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
 
 test('every subcommand has --help', () => {
   const names = buildProgram().commands.map((c) => c.name());
