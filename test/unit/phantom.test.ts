@@ -5,7 +5,7 @@ import { abdomenPhantom, assignSources, ORGANS, PHANTOM_SOURCES, SOURCE_NAMES, o
 import { Rng } from '../../src/core/random.js';
 import { voxelToWorld } from '../../src/core/volume.js';
 
-const sum = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (s: number, v: number) => s + v, 0) as number;
+const sum = (a: ArrayLike<number>): number => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
 
 test('Rng: same seed, same stream; forks are independent of how much the parent drew; normal has mean 0 and sd 1', () => {
   const a = new Rng(5), b = new Rng(5);
