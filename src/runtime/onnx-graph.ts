@@ -248,7 +248,7 @@ export function defaultTarget(model: OnnxModel, output?: string): string {
     if (reaches(ix, cands[i]!.tensor, out)) return cands[i]!.tensor;
   }
   throw new MedmaskError('MODEL_INVALID', `no pooled 4-D activation found before "${out}": the graph has no GlobalAveragePool / GlobalMaxPool / ReduceMean over H, W`, {
-    hint: 'name the CAM target tensor explicitly (manifest field "camTarget" or --target); `medmask model inspect` lists tensors',
+    hint: 'name the CAM target tensor explicitly (manifest field cam.target or --target); `medmask model inspect` lists tensors',
   });
 }
 

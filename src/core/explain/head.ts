@@ -100,7 +100,7 @@ function unsupported(node: HeadNodeDesc, why: string): MedmaskError {
   return new MedmaskError('MODEL_INVALID', `head node "${node.name}" (${node.op}): ${why}`, {
     hint:
       `the head evaluator supports ${SUPPORTED_HEAD_OPS.join(', ')}; choose a target tensor closer to the ` +
-      'classifier (e.g. the input of the global pooling) with --target or the manifest field "camTarget"',
+      'classifier (e.g. the input of the global pooling) with --target or the manifest field cam.target',
     details: { node: node.name, op: node.op },
   });
 }
