@@ -10,5 +10,7 @@ export * from './random.js';
 export * from './explain/head.js';
 export * from './explain/cam.js';
 export * from './uncertainty/mc-dropout.js';
+export * from './preprocess.js';
+export * from './schema.js';
 export * from './phantom/chest.js';
 export * from './phantom/abdomen.js';
