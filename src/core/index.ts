@@ -9,6 +9,7 @@ export * from './errors.js';
 export * from './random.js';
 export * from './explain/head.js';
 export * from './explain/cam.js';
+export * from './explain/class-select.js';
 export * from './uncertainty/mc-dropout.js';
 export * from './preprocess.js';
 export * from './schema.js';
