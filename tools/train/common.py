@@ -22,12 +22,15 @@ def seed_everything(seed):
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+_INTEROP_SET = False
+
+
 def set_threads(n=2):
+    global _INTEROP_SET
     torch.set_num_threads(n)
-    try:
+    if not _INTEROP_SET:  # may be set once per process, before any parallel work
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # already set in this process
+        _INTEROP_SET = True
 
 
 def medmask_cmd():
@@ -55,7 +58,10 @@ def make_phantoms(kind, n, seed, out, extra=()):
             if json.load(f) == want:
                 return out
     os.makedirs(out, exist_ok=True)
-    run_medmask(['phantoms', kind, '--n', n, '--seed', seed, '--out', out, *extra])
+    if os.environ.get('ZOO_MOCK'):  # TEMPORARY until `medmask phantoms` lands
+        subprocess.run([sys.executable, os.environ['ZOO_MOCK'], kind, str(n), str(seed), out], check=True)
+    else:
+        run_medmask(['phantoms', kind, '--n', n, '--seed', seed, '--out', out, *extra])
     with open(stamp, 'w') as f:
         json.dump(want, f)
     return out

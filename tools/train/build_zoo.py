@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""Rebuild medmask's demo zoo (models/demo/) from nothing, on CPU, seeded.
+
+  /usr/bin/python3 tools/train/build_zoo.py [--work .tmp/zoo] [--out models/demo] [--only NAME ...] [--quick]
+
+1. Writes phantom sets with the medmask CLI (`medmask phantoms 2d|3d`): a training set and a
+   held-out set with a different seed, for each of 2D and 3D (cached in --work by arguments).
+2. Trains the three 2D classifiers and the three 3D segmenters (train2d.py, train3d.py).
+3. Exports ONNX (opset 17, input "input", output "logits", dynamic batch), writes model.json.
+4. Checks every export in medmask itself (tools/train/check-export.ts: onnxruntime-node output vs
+   torch's on the same input; classifiers loaded through the runtime's ClassifierSession, which
+   finds the CAM target and reads the head; `medmask model inspect` for the classifiers' target).
+5. Writes card.md + card.json per model and models/demo/README.md.
+`--quick` trains for a fraction of the time (a smoke test of the pipeline, not the zoo).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cards import classifier_manifest, segmenter_manifest, write_classifier_card, write_segmenter_card  # noqa: E402
+from common import ROOT, log, make_phantoms, rel, run_medmask, write_json  # noqa: E402
+from train2d import train_classifier  # noqa: E402
+from train3d import ORGANS, train_segmenter  # noqa: E402
+
+# Phantom sets: (n, seed). Held-out seeds differ from the training seeds.
+DATA_2D = {'train': (1200, 1001), 'heldout': (400, 2002)}
+DATA_3D = {'train': (40, 3003), 'heldout': (10, 4004)}
+SIZE_3D = 96
+
+CLASSIFIERS = [
+    {'name': 'demo-resnet', 'family': 'resnet', 'epochs': 10, 'seed': 11},
+    {'name': 'demo-densenet', 'family': 'densenet', 'epochs': 10, 'seed': 12},
+    {'name': 'demo-efficientnet', 'family': 'efficientnet', 'epochs': 10, 'seed': 13},
+]
+SEGMENTERS = [
+    {'name': 'demo-unet3d', 'family': 'unet', 'steps': 160, 'aug': 'none', 'seed': 21, 'model_kw': {'widths': [8, 16, 32, 48]},
+     'imperfection': 'the shortest training (160 steps) and no augmentation: the least converged of the three.'},
+    {'name': 'demo-resunet3d', 'family': 'resunet', 'steps': 220, 'aug': 'intensity', 'seed': 22, 'model_kw': {'widths': [12, 24, 48, 64]},
+     'imperfection': 'intensity augmentation (contrast, brightness, gamma, noise) and more steps, but no spatial augmentation.'},
+    {'name': 'demo-segresnet3d', 'family': 'segresnet', 'steps': 200, 'aug': 'spatial', 'seed': 23, 'model_kw': {'init': 8},
+     'imperfection': 'random +-10 % zooms and intensity augmentation, narrow decoder (one block per level): smoother, less exact borders.'},
+]
+
+
+def phantom_data(kind, spec, work, extra=()):
+    out = {}
+    for k, (n, seed) in spec.items():
+        d = os.path.join(work, f'phantoms-{kind}-{k}')
+        t = time.time()
+        make_phantoms(kind, n, seed, d, extra)
+        log(f'phantoms {kind} {k}: {n} at seed {seed} in {rel(d)} ({time.time() - t:.0f} s)')
+        cmd = f'medmask phantoms {kind} --n {n} --seed {seed}' + ''.join(f' {e}' for e in extra) + ' --out DIR'
+        note = 'split "train" for training, "val" for picking the epoch' if (kind == '2d' and k == 'train') else \
+            ('all images' if kind == '2d' else 'full truth (truthTr)')
+        out[k] = {'dir': d, 'n': n, 'seed': seed, 'command': cmd, 'note': note}
+    return out
+
+
+def check_exports(pairs):
+    cmd = ['node', '--import', 'tsx', os.path.join(ROOT, 'tools', 'train', 'check-export.ts')] + [f'{m}:{r}' for m, r in pairs]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f'export check failed:\n{r.stdout}\n{r.stderr}')
+    return json.loads(r.stdout)
+
+
+def agreement(preds):
+    """Mean (over cases and organs present in either) Dice between two models' label maps."""
+    names = list(preds)
+    out = {n: {} for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ds = []
+            for case in preds[a]:
+                pa, pb = preds[a][case], preds[b][case]
+                for c in range(1, len(ORGANS) + 1):
+                    x, y = pa == c, pb == c
+                    s = x.sum() + y.sum()
+                    if s:
+                        ds.append(2 * (x & y).sum() / s)
+            out[a][b] = out[b][a] = round(float(np.mean(ds)), 4)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description='Rebuild the demo zoo (models/demo) from phantoms.')
+    ap.add_argument('--work', default=os.path.join(ROOT, '.tmp', 'zoo'))
+    ap.add_argument('--out', default=os.path.join(ROOT, 'models', 'demo'))
+    ap.add_argument('--only', nargs='*', help='model names to rebuild (default: all)')
+    ap.add_argument('--quick', action='store_true', help='smoke test: tiny data, few steps')
+    a = ap.parse_args()
+    t_all = time.time()
+    only = set(a.only or [])
+    want = lambda name: not only or name in only  # noqa: E731
+    clf = [c for c in CLASSIFIERS if want(c['name'])]
+    seg = [s for s in SEGMENTERS if want(s['name'])]
+    d2, d3 = dict(DATA_2D), dict(DATA_3D)
+    if a.quick:
+        d2 = {'train': (160, 1001), 'heldout': (40, 2002)}
+        d3 = {'train': (4, 3003), 'heldout': (2, 4004)}
+    os.makedirs(a.work, exist_ok=True)
+    timings = {}
+    results = {}
+
+    if clf:
+        t = time.time()
+        data = phantom_data('2d', d2, a.work)
+        timings['phantoms_2d_s'] = round(time.time() - t, 1)
+        for c in clf:
+            out_dir = os.path.join(a.out, c['name'])
+            shutil.rmtree(out_dir, ignore_errors=True)
+            r = train_classifier(c['family'], data['train']['dir'], data['heldout']['dir'], out_dir,
+                                 os.path.join(a.work, c['name']), seed=c['seed'], epochs=2 if a.quick else c['epochs'])
+            results[c['name']] = ('classify', r, data, c)
+    if seg:
+        t = time.time()
+        data = phantom_data('3d', d3, a.work, ['--size', SIZE_3D])
+        timings['phantoms_3d_s'] = round(time.time() - t, 1)
+        for s in seg:
+            out_dir = os.path.join(a.out, s['name'])
+            shutil.rmtree(out_dir, ignore_errors=True)
+            r = train_segmenter(s['family'], data['train']['dir'], data['heldout']['dir'], out_dir,
+                                os.path.join(a.work, s['name']), seed=s['seed'], steps=10 if a.quick else s['steps'],
+                                aug=s['aug'], model_kw=s['model_kw'])
+            results[s['name']] = ('segment', r, data, s)
+
+    # Manifests first (the export check reads them), then the checks, then the cards.
+    inspections = {}
+    for name, (task, r, data, spec) in results.items():
+        out_dir = os.path.join(a.out, name)
+        if task == 'classify':
+            inspections[name] = json.loads(run_medmask(['model', 'inspect', os.path.join(out_dir, 'model.onnx'), '--json'], capture=True))
+            write_json(os.path.join(out_dir, 'model.json'), classifier_manifest(name, r, inspections[name]['target']))
+        else:
+            write_json(os.path.join(out_dir, 'model.json'), segmenter_manifest(name))
+    checks = check_exports([(os.path.join(a.out, n), os.path.join(a.work, n, 'reference.bin')) for n in results])
+    preds = {}
+    for name, (task, r, data, spec) in results.items():
+        if task == 'segment':
+            z = np.load(os.path.join(a.work, name, 'heldout-predictions.npz'))
+            preds[name] = {k: z[k] for k in z.files}
+    agree = agreement(preds) if len(preds) > 1 else {}
+    summary = {}
+    for name, (task, r, data, spec) in results.items():
+        out_dir = os.path.join(a.out, name)
+        check = checks[os.path.join(a.out, name)]
+        tol = 1e-3 * max(1.0, check['maxAbsLogit'])
+        if check['maxAbsDiff'] > tol:
+            raise RuntimeError(f'{name}: onnxruntime output differs from torch by {check["maxAbsDiff"]} (> {tol})')
+        cdata = {k: {kk: vv for kk, vv in v.items() if kk != 'dir'} | {'generator': 'medmask phantoms'} for k, v in data.items()}
+        if task == 'classify':
+            if check['target'] != inspections[name]['target']:
+                raise RuntimeError(f'{name}: ClassifierSession target {check["target"]} != model inspect {inspections[name]["target"]}')
+            if len(check['targetDims']) != 4:
+                raise RuntimeError(f'{name}: CAM target {check["target"]} is not 4-D: {check["targetDims"]}')
+            card = write_classifier_card(out_dir, name, r, cdata, check, inspections[name])
+            summary[name] = {'task': 'classify', 'family': r['family'], 'heldout_accuracy': r['heldout']['accuracy'],
+                             'parameters': r['parameters'], 'bytes': card['export']['bytes'], 'cam_target_dims': check['targetDims'][1:]}
+        else:
+            card = write_segmenter_card(out_dir, name, r, cdata, check, spec['imperfection'], agree.get(name))
+            summary[name] = {'task': 'segment', 'family': r['family'], 'heldout_mean_dice': r['heldout']['mean_dice'],
+                             'heldout_dice': r['heldout']['dice'], 'parameters': r['parameters'], 'bytes': card['export']['bytes']}
+        log(f'{name}: export ok (max |ort - torch| {check["maxAbsDiff"]:.1e})')
+    timings['total_s'] = round(time.time() - t_all, 1)
+    if not only and not a.quick:
+        write_readme(a.out, summary, timings)
+    print(json.dumps({'models': summary, 'timings': timings}, indent=2))
+
+
+def write_readme(out, summary, timings):
+    total = sum(v['bytes'] for v in summary.values())
+    rows2 = '\n'.join(f'| [{n}]({n}/card.md) | {v["family"]} | {v["parameters"]:,} | {v["bytes"] / 1e6:.2f} MB | {v["heldout_accuracy"]:.3f} | {v["cam_target_dims"][1]}x{v["cam_target_dims"][2]} |'
+                      for n, v in summary.items() if v['task'] == 'classify')
+    rows3 = '\n'.join(f'| [{n}]({n}/card.md) | {v["family"]} | {v["parameters"]:,} | {v["bytes"] / 1e6:.2f} MB | {v["heldout_mean_dice"]:.3f} | '
+                      + ' | '.join('-' if v['heldout_dice'][o] is None else f'{v["heldout_dice"][o]:.2f}' for o in ORGANS) + ' |'
+                      for n, v in summary.items() if v['task'] == 'segment')
+    md = f"""# models/demo — the bundled demo zoo
+
+Small models trained here, on CPU, from medmask's own phantoms (synthetic images; **not for clinical
+use**), so that medmask works out of the box: three 2D classifiers for the weak-supervision workflow
+(`medmask explain` / `annotate`) and three 3D segmenters for the multi-organ workflow (`medmask atlas`).
+Each folder holds `model.onnx`, `model.json` (the medmask manifest), `card.md` and `card.json`
+(data, seeds, training, architecture, parameter count, held-out metrics, export check).
+
+Rebuild all of them with `/usr/bin/python3 tools/train/build_zoo.py` (see `tools/train/README.md`);
+the last full rebuild took {timings['total_s'] / 60:.1f} min on 2 CPU cores. Total size {total / 1e6:.1f} MB.
+
+## 2D classifiers — chest phantoms, classes healthy / nodule / consolidation / cavity
+Input 3 x 128 x 128 (grey copied to RGB), softmax; Dropout before the final Linear (head MC dropout);
+CAM target = the last 4-D activation before global pooling (the runtime's default).
+
+| model | family | parameters | size | held-out accuracy | CAM grid |
+|---|---|---|---|---|---|
+{rows2}
+
+## 3D segmenters — abdominal CT phantoms, 9 organs + background
+Patch [64, 64, 32] (x y z), spacing [4, 4, 6] mm, CT window 40 / 400 HU, softmax (channel 0 background).
+Held-out Dice per organ (sliding window, at each case's own geometry); deliberately imperfect in different ways.
+
+| model | family | parameters | size | mean Dice | {' | '.join(ORGANS)} |
+|---|---|---|---|---|{'---|' * len(ORGANS)}
+{rows3}
+"""
+    with open(os.path.join(out, 'README.md'), 'w') as f:
+        f.write(md)
+    write_json(os.path.join(out, 'zoo.json'), {'models': summary, 'timings': timings})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,305 @@
+"""Train a small 3D segmenter on an abdominal phantom set written by `medmask phantoms 3d`
+(nnU-Net v2 layout: imagesTr/case_XXXX_0000.nii.gz, truthTr/case_XXXX.nii.gz full truth).
+
+Geometry: each case is brought to LPS voxel axes (nibabel orientation transforms; the phantoms
+are already LPS) and resampled to the model spacing (`SPACING`, mm, x y z) on a grid whose first
+voxel centre is the case's first voxel centre; image trilinear, labels nearest. Tensors are
+[z, y, x] (x fastest), as medmask's Volume stores voxels. Intensity: CT window (clip to
+centre +- width/2, then to [0, 1]).
+
+Training: random patches of `PATCH` (x y z), two thirds of them centred on a voxel of a randomly
+chosen organ; loss = cross-entropy + soft Dice over the 9 organs; Adam; per-model augmentation.
+
+Held-out evaluation: a sliding window over the whole resampled volume (overlap 0.5, Gaussian
+importance weights with sigma = patch / 8, as MONAI's `sliding_window_inference` and nnU-Net),
+softmax probabilities resampled back to the case's own grid (trilinear), argmax, Dice per organ
+against the full truth at the original geometry.
+"""
+import argparse
+import json
+import os
+import time
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import export_onnx, log, seed_everything, set_threads, write_reference
+from models2d import count_parameters
+from models3d import build_segmenter
+
+ORGANS = ['spleen', 'kidney_right', 'kidney_left', 'gallbladder', 'liver', 'stomach', 'aorta', 'postcava', 'pancreas']
+NCLS = len(ORGANS) + 1
+SPACING = (4.0, 4.0, 6.0)  # mm, x y z
+PATCH = (64, 64, 32)  # x y z
+WINDOW = {'center': 40.0, 'width': 400.0}
+
+
+def window(hu):
+    lo = WINDOW['center'] - WINDOW['width'] / 2
+    return np.clip((hu - lo) / WINDOW['width'], 0, 1).astype(np.float32)
+
+
+def to_lps(img):
+    """(data [x, y, z] in LPS voxel order, spacing x y z) of a nibabel image."""
+    ornt = nib.orientations.io_orientation(img.affine)
+    lps = nib.orientations.axcodes2ornt(('L', 'P', 'S'))
+    tr = nib.orientations.ornt_transform(ornt, lps)
+    data = nib.orientations.apply_orientation(np.asanyarray(img.dataobj), tr)
+    zooms = np.array(img.header.get_zooms()[:3], np.float64)
+    spacing = zooms[np.argsort(tr[:, 0])]  # input axis i goes to output axis tr[i, 0]
+    return data, spacing
+
+
+def resample(vol, src_spacing, dst_spacing, dst_shape=None, mode='bilinear'):
+    """Resample vol [C, z, y, x] from src to dst spacing (x y z, mm); both grids start at the
+    same first voxel centre. dst_shape (z, y, x) defaults to what covers the source extent."""
+    c, nz, ny, nx = vol.shape
+    src_n = (nx, ny, nz)
+    if dst_shape is None:
+        dst_shape = tuple(int(np.floor((src_n[a] - 1) * src_spacing[a] / dst_spacing[a])) + 1 for a in (2, 1, 0))
+    axes = []
+    for a, n_dst in zip((0, 1, 2), (dst_shape[2], dst_shape[1], dst_shape[0])):
+        src_coord = torch.arange(n_dst, dtype=torch.float64) * dst_spacing[a] / src_spacing[a]
+        axes.append((2 * src_coord / max(1, src_n[a] - 1) - 1).float())
+    gz, gy, gx = torch.meshgrid(axes[2], axes[1], axes[0], indexing='ij')
+    grid = torch.stack([gx, gy, gz], -1)[None]
+    x = torch.as_tensor(vol, dtype=torch.float32)[None]
+    out = F.grid_sample(x, grid, mode=mode, padding_mode='border', align_corners=True)
+    return out[0]
+
+
+def read_abdomen(root, cases=None):
+    """Cases of a phantom set at the model spacing: dicts with image [z, y, x] float32 (windowed),
+    label [z, y, x] uint8, and the original truth / spacing for evaluation."""
+    with open(os.path.join(root, 'dataset.json')) as f:
+        ds = json.load(f)
+    names = [c['case'] for c in ds['medmask']['cases']] if 'medmask' in ds else sorted(
+        n[:-len('_0000.nii.gz')] for n in os.listdir(os.path.join(root, 'imagesTr')))
+    if cases is not None:
+        names = names[:cases]
+    out = []
+    for name in names:
+        im, sp = to_lps(nib.load(os.path.join(root, 'imagesTr', f'{name}_0000.nii.gz')))
+        lab, sp2 = to_lps(nib.load(os.path.join(root, 'truthTr', f'{name}.nii.gz')))
+        if not np.allclose(sp, sp2, atol=1e-4) or im.shape != lab.shape:
+            raise ValueError(f'{root}/{name}: image and truth geometry differ')
+        im = window(np.asarray(im, np.float32)).transpose(2, 1, 0)
+        lab = np.asarray(lab, np.uint8).transpose(2, 1, 0)
+        img_r = resample(im[None], sp, SPACING)[0].numpy()
+        lab_r = resample(lab[None].astype(np.float32), sp, SPACING, mode='nearest')[0].numpy().astype(np.uint8)
+        out.append({'case': name, 'image': np.ascontiguousarray(img_r), 'label': np.ascontiguousarray(lab_r),
+                    'truth': np.ascontiguousarray(lab), 'spacing': sp, 'shape': lab.shape})
+    return out
+
+
+def pad_to(arr, shape, value):
+    pads = []
+    for n, p in zip(arr.shape[-3:], shape):
+        d = max(0, p - n)
+        pads.append((d // 2, d - d // 2))
+    if not any(a or b for a, b in pads):
+        return arr, [(0, 0)] * 3
+    return np.pad(arr, [(0, 0)] * (arr.ndim - 3) + pads, constant_values=value), pads
+
+
+def sample_patch(case, g, fg_prob=0.67):
+    """A random patch (image [1, pz, py, px], label [pz, py, px]); seeded by torch generator g."""
+    pz, py, px = PATCH[2], PATCH[1], PATCH[0]
+    img, _ = pad_to(case['image'], (pz, py, px), 0.0)
+    lab, _ = pad_to(case['label'], (pz, py, px), 0)
+    nz, ny, nx = lab.shape
+    if float(torch.rand(1, generator=g)) < fg_prob:
+        present = case.setdefault('_present', [c for c in range(1, NCLS) if (case['label'] == c).any()])
+        cls = present[int(torch.randint(0, len(present), (1,), generator=g))]
+        idx = case.setdefault('_idx', {}).get(cls)
+        if idx is None:
+            idx = np.argwhere(lab == cls)
+            case['_idx'][cls] = idx
+        cz, cy, cx = idx[int(torch.randint(0, len(idx), (1,), generator=g))]
+        jitter = lambda p: int(torch.randint(-p // 4, p // 4 + 1, (1,), generator=g))  # noqa: E731
+        z0, y0, x0 = cz - pz // 2 + jitter(pz), cy - py // 2 + jitter(py), cx - px // 2 + jitter(px)
+    else:
+        z0, y0, x0 = (int(torch.randint(0, n - p + 1, (1,), generator=g)) for n, p in ((nz, pz), (ny, py), (nx, px)))
+    z0 = min(max(0, z0), nz - pz)
+    y0 = min(max(0, y0), ny - py)
+    x0 = min(max(0, x0), nx - px)
+    return img[None, z0:z0 + pz, y0:y0 + py, x0:x0 + px], lab[z0:z0 + pz, y0:y0 + py, x0:x0 + px]
+
+
+def augment(x, g, kind):
+    """x [b, 1, z, y, x]. 'none'; 'intensity': contrast/brightness/gamma + noise; 'spatial':
+    intensity plus a random anisotropic zoom of +-10 % (labels zoomed with it, nearest)."""
+    if kind == 'none':
+        return x
+    b = x.shape[0]
+    c = 1 + 0.15 * (2 * torch.rand(b, 1, 1, 1, 1, generator=g) - 1)
+    s = 0.05 * (2 * torch.rand(b, 1, 1, 1, 1, generator=g) - 1)
+    gamma = torch.exp(0.2 * (2 * torch.rand(b, 1, 1, 1, 1, generator=g) - 1))
+    x = (x.clamp(0, 1) ** gamma) * c + s
+    return x + 0.03 * torch.randn(x.shape, generator=g)
+
+
+def zoom_pair(x, y, g):
+    """Random zoom about the patch centre (same for image and labels)."""
+    b = x.shape[0]
+    f = 1 + 0.1 * (2 * torch.rand(b, 3, generator=g) - 1)
+    theta = torch.zeros(b, 3, 4)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 2, 2] = f[:, 0], f[:, 1], f[:, 2]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    y = F.grid_sample(y[:, None].float(), grid, mode='nearest', padding_mode='border', align_corners=False)[:, 0].long()
+    return x, y
+
+
+def dice_loss(logits, y):
+    p = torch.softmax(logits, 1)[:, 1:]
+    oh = F.one_hot(y, NCLS).permute(0, 4, 1, 2, 3).float()[:, 1:]
+    dims = (0, 2, 3, 4)
+    inter = (p * oh).sum(dims)
+    den = p.sum(dims) + oh.sum(dims)
+    return 1 - ((2 * inter + 1) / (den + 1)).mean()
+
+
+def gaussian_weights(shape_zyx):
+    """Importance map: product of 1-D Gaussians with sigma = patch / 8, centred, max 1."""
+    w = torch.ones(shape_zyx)
+    for ax, n in enumerate(shape_zyx):
+        c = (n - 1) / 2
+        g = torch.exp(-((torch.arange(n, dtype=torch.float32) - c) ** 2) / (2 * (n / 8) ** 2))
+        sh = [1, 1, 1]
+        sh[ax] = n
+        w = w * g.view(sh)
+    return (w / w.max()).clamp_min(1e-3)
+
+
+def window_starts(n, p, overlap=0.5):
+    if n <= p:
+        return [0]
+    steps = int(np.ceil((n - p) / (p * (1 - overlap)))) + 1
+    return sorted({int(round(i * (n - p) / (steps - 1))) for i in range(steps)})
+
+
+def sliding_window(model, image, overlap=0.5, batch=4):
+    """Softmax probabilities [C, z, y, x] over a whole volume [z, y, x] at the model spacing."""
+    pz, py, px = PATCH[2], PATCH[1], PATCH[0]
+    img, pads = pad_to(image, (pz, py, px), 0.0)
+    nz, ny, nx = img.shape
+    w = gaussian_weights((pz, py, px))
+    acc = torch.zeros(NCLS, nz, ny, nx)
+    norm = torch.zeros(nz, ny, nx)
+    starts = [(z, y, x) for z in window_starts(nz, pz, overlap) for y in window_starts(ny, py, overlap) for x in window_starts(nx, px, overlap)]
+    t = torch.as_tensor(img)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(starts), batch):
+            chunk = starts[i:i + batch]
+            xb = torch.stack([t[z:z + pz, y:y + py, x:x + px] for z, y, x in chunk])[:, None]
+            prob = torch.softmax(model(xb), 1)
+            for (z, y, x), pr in zip(chunk, prob):
+                acc[:, z:z + pz, y:y + py, x:x + px] += pr * w
+                norm[z:z + pz, y:y + py, x:x + px] += w
+    acc /= norm
+    (z0, z1), (y0, y1), (x0, x1) = pads
+    return acc[:, z0:nz - z1, y0:ny - y1, x0:nx - x1]
+
+
+def dice_per_organ(pred, truth):
+    out = {}
+    for c, name in enumerate(ORGANS, start=1):
+        a, b = pred == c, truth == c
+        s = a.sum() + b.sum()
+        out[name] = None if s == 0 else float(2 * (a & b).sum() / s)
+    return out
+
+
+def predict_case(model, case):
+    """Label map at the case's original geometry, via the sliding window at the model spacing."""
+    prob = sliding_window(model, case['image'])
+    prob = resample(prob.numpy(), SPACING, case['spacing'], dst_shape=case['shape'])
+    return prob.argmax(0).numpy().astype(np.uint8)
+
+
+def evaluate(model, cases):
+    per_case, preds = [], []
+    for c in cases:
+        pred = predict_case(model, c)
+        preds.append(pred)
+        per_case.append(dice_per_organ(pred, c['truth']))
+    organs = {}
+    for name in ORGANS:
+        v = [d[name] for d in per_case if d[name] is not None]
+        organs[name] = round(float(np.mean(v)), 4) if v else None
+    mean = round(float(np.mean([v for v in organs.values() if v is not None])), 4)
+    return {'dice': organs, 'mean_dice': mean, 'n': len(cases)}, preds
+
+
+def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, batch=2, lr=3e-3, aug='none',
+                    model_kw=None, threads=2, train_cases=None, heldout_cases=None, val_every=0):
+    set_threads(threads)
+    seed_everything(seed)
+    t0 = time.time()
+    train = read_abdomen(data, train_cases)
+    test = read_abdomen(heldout, heldout_cases)
+    log(f'[{family}] {len(train)} training cases, {len(test)} held-out ({time.time() - t0:.1f} s to read)')
+    model = build_segmenter(family, NCLS, **(model_kw or {}))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps))
+    g = torch.Generator().manual_seed(seed)
+    history = []
+    t1 = time.time()
+    run = 0.0
+    for step in range(steps):
+        model.train()
+        picks = torch.randint(0, len(train), (batch,), generator=g).tolist()
+        pairs = [sample_patch(train[i], g) for i in picks]
+        xb = torch.as_tensor(np.stack([p[0] for p in pairs]))
+        yb = torch.as_tensor(np.stack([p[1] for p in pairs]).astype(np.int64))
+        if aug == 'spatial':
+            xb, yb = zoom_pair(xb, yb, g)
+        xb = augment(xb, g, 'none' if aug == 'none' else 'intensity')
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb) + dice_loss(logits, yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        run = 0.9 * run + 0.1 * float(loss) if step else float(loss)
+        if (step + 1) % 25 == 0 or step + 1 == steps:
+            history.append({'step': step + 1, 'loss': round(run, 4)})
+            log(f'[{family}] step {step + 1}/{steps} loss {run:.4f} ({time.time() - t1:.0f} s)')
+    train_s = time.time() - t1
+    t2 = time.time()
+    metrics, preds = evaluate(model, test)
+    log(f'[{family}] held-out mean Dice {metrics["mean_dice"]:.3f} {metrics["dice"]} ({time.time() - t2:.0f} s to evaluate)')
+    os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(work, exist_ok=True)
+    example = torch.as_tensor(np.stack([sample_patch(test[0], torch.Generator().manual_seed(1))[0] for _ in range(2)]))
+    export_onnx(model, example, os.path.join(out_dir, 'model.onnx'))
+    write_reference(model, example, os.path.join(work, 'reference.bin'))
+    np.savez_compressed(os.path.join(work, 'heldout-predictions.npz'), **{c['case']: p for c, p in zip(test, preds)})
+    return {
+        'family': family, 'parameters': count_parameters(model), 'steps': steps, 'batch': batch, 'lr': lr, 'seed': seed,
+        'augmentation': aug, 'model_kw': model_kw or {}, 'train_seconds': round(train_s, 1), 'history': history,
+        'n_train': len(train), 'patches_seen': steps * batch, 'heldout': metrics,
+        'heldout_cases': [c['case'] for c in test],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--family', required=True, choices=['unet', 'resunet', 'segresnet'])
+    ap.add_argument('--data', required=True)
+    ap.add_argument('--heldout', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--steps', type=int, default=200)
+    ap.add_argument('--aug', default='none', choices=['none', 'intensity', 'spatial'])
+    ap.add_argument('--seed', type=int, default=0)
+    a = ap.parse_args()
+    r = train_segmenter(a.family, a.data, a.heldout, a.out, a.out, a.seed, a.steps, aug=a.aug)
+    print(json.dumps(r['heldout']))
+
+
+if __name__ == '__main__':
+    main()
