@@ -1,0 +1,11 @@
+/**
+ * The AbdomenAtlas-8K workflow's maths (Qu et al., NeurIPS 2023): binary morphology, attention
+ * maps, pseudo-labels, case ranking and review selection, label merging, and the pure parts of
+ * sliding-window inference and resampling. Pure: no Node APIs.
+ * @module
+ */
+export * from './morphology.js';
+export * from './attention.js';
+export * from './pseudo-label.js';
+export * from './ranking.js';
+export * from './merge.js';
