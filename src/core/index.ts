@@ -15,3 +15,8 @@ export * from './preprocess.js';
 export * from './schema.js';
 export * from './phantom/chest.js';
 export * from './phantom/abdomen.js';
+export * from './masks/binary.js';
+export * from './masks/pipeline.js';
+export * from './metrics/segmentation.js';
+export { ece, rocCurve, fprAtTpr, riskCoverage, type RiskCoverage } from './metrics/classification.js';
+export * from './uncertainty/ood.js';

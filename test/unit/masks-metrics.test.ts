@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { connectedComponents, fillHoles, keepLargestComponents, morph, otsuThreshold, percentile, removeSmallComponents, binarize, type Grid } from '../../src/core/masks/binary.js';
+import { buildMask, parseMaskPipeline, DEFAULT_MASK_PIPELINE } from '../../src/core/masks/pipeline.js';
+import { dice, hd95, iou, squaredDistanceTo } from '../../src/core/metrics/segmentation.js';
+import { auroc, ece, fprAtTpr, riskCoverage, rocCurve } from '../../src/core/metrics/classification.js';
+import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis } from '../../src/core/uncertainty/ood.js';
+import { Rng } from '../../src/core/random.js';
+
+const REF = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8')) as {
+  masks: { grid: Grid; spacing: [number, number, number]; a: number[]; b: number[]; dice: number; iou: number; hd95: number; components_full: { count: number; sizes: number[] }; holes_in: number[]; fill_holes: number[]; erode2: number[]; dilate2: number[] }[];
+  classification: { labels: number[]; scores: number[]; auroc: number; fpr_at_95tpr: number; confidence: number[]; correct: number[]; ece15: number };
+  mahalanobis: { features: number[][]; labels: number[]; shrinkage: number; queries: number[][]; distances: number[] };
+};
+
+test('Dice, IoU, HD95 (mm, anisotropic), components, fill holes, erosion and dilation equal SciPy on 2D and 3D masks', () => {
+  for (const [i, c] of REF.masks.entries()) {
+    const what = `case ${i} (${c.grid.join('×')})`;
+    assert.ok(Math.abs(dice(c.a, c.b) - c.dice) < 1e-12, what);
+    assert.ok(Math.abs(iou(c.a, c.b) - c.iou) < 1e-12, what);
+    assert.ok(Math.abs(hd95(c.a, c.b, c.grid, c.spacing) - c.hd95) < 1e-9, `${what}: hd95 ${hd95(c.a, c.b, c.grid, c.spacing)} vs scipy ${c.hd95}`);
+    const comp = connectedComponents(c.a, c.grid);
+    assert.equal(comp.count, c.components_full.count, what);
+    assert.deepEqual(comp.sizes.slice(1).sort((x, y) => y - x), c.components_full.sizes, what);
+    assert.deepEqual(Array.from(fillHoles(c.holes_in, c.grid)), c.fill_holes, `${what}: fill holes`);
+    assert.deepEqual(Array.from(morph(c.a, c.grid, 'erode', 2)), c.erode2, `${what}: erosion`);
+    assert.deepEqual(Array.from(morph(c.a, c.grid, 'dilate', 2)), c.dilate2, `${what}: dilation`);
+  }
+});
+
+test('distance transform equals brute force with anisotropic spacing', () => {
+  const grid: Grid = [9, 7, 5], sp: [number, number, number] = [0.5, 1.5, 2.5];
+  const rng = new Rng(3);
+  const seed = Uint8Array.from({ length: 9 * 7 * 5 }, () => (rng.random() < 0.05 ? 1 : 0));
+  const d = squaredDistanceTo(seed, grid, sp);
+  const pts: number[][] = [];
+  for (let z = 0; z < 5; z++) for (let y = 0; y < 7; y++) for (let x = 0; x < 9; x++) if (seed[x + 9 * (y + 7 * z)]) pts.push([x, y, z]);
+  for (let z = 0; z < 5; z++) for (let y = 0; y < 7; y++) for (let x = 0; x < 9; x++) {
+    const want = Math.min(...pts.map(([a, b, c]) => ((x - a!) * sp[0]) ** 2 + ((y - b!) * sp[1]) ** 2 + ((z - c!) * sp[2]) ** 2));
+    assert.ok(Math.abs(d[x + 9 * (y + 7 * z)]! - want) < 1e-9);
+  }
+  assert.equal(hd95(new Uint8Array(4), new Uint8Array(4), [2, 2, 1], [1, 1, 1]), 0);
+  assert.equal(hd95(Uint8Array.of(1, 0, 0, 0), new Uint8Array(4), [2, 2, 1], [1, 1, 1]), Infinity);
+  // Two discs offset by 3 px along x at 0.5 mm: every boundary distance ≤ 1.5 mm, HD95 close to it.
+  const n = 40, a = new Uint8Array(n * n), b = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    if ((x - 18) ** 2 + (y - 20) ** 2 <= 64) a[y * n + x] = 1;
+    if ((x - 21) ** 2 + (y - 20) ** 2 <= 64) b[y * n + x] = 1;
+  }
+  const h = hd95(a, b, [n, n, 1], [0.5, 0.5, 1]);
+  assert.ok(h > 1 && h <= 1.5 + 1e-9, `hd95 ${h}`);
+});
+
+test('AUROC, FPR@95TPR and ECE equal scikit-learn / NumPy; ROC ends at (1, 1)', () => {
+  const c = REF.classification;
+  assert.ok(Math.abs(auroc(c.scores, c.labels) - c.auroc) < 1e-12);
+  assert.ok(Math.abs(fprAtTpr(c.scores, c.labels) - c.fpr_at_95tpr) < 1e-12);
+  assert.ok(Math.abs(ece(c.confidence, c.correct) - c.ece15) < 1e-12);
+  const r = rocCurve(c.scores, c.labels);
+  assert.equal(r.fpr.at(-1), 1);
+  assert.equal(r.tpr.at(-1), 1);
+  assert.equal(ece([0.9, 0.9], [1, 0]), 0.4);
+});
+
+test('risk–coverage: a perfect ranking has the smallest area, a random one ≈ the mean error, ties do not depend on order', () => {
+  const err = [0, 0, 0, 1, 1];
+  const perfect = riskCoverage([0, 1, 2, 3, 4], err);
+  const worst = riskCoverage([4, 3, 2, 1, 0], err);
+  // Perfect: risks 0, 0, 0, 1/4, 2/5 → area (0.25 + 0.4) / 5.
+  assert.ok(Math.abs(perfect.aurc - (0.25 + 0.4) / 5) < 1e-12);
+  assert.ok(worst.aurc > perfect.aurc);
+  const tied = riskCoverage([1, 1, 1, 1, 1], err);
+  assert.ok(Math.abs(tied.aurc - 0.4) < 1e-12, 'all tied: every risk equals the mean error');
+  assert.deepEqual(riskCoverage([0, 1, 1, 2], [0, 1, 0, 1]).risk, riskCoverage([0, 1, 1, 2], [0, 0, 1, 1]).risk);
+});
+
+test('Mahalanobis with shared shrunk covariance equals NumPy; energy is −logsumexp; the combiner flags the target FPR', () => {
+  const m = REF.mahalanobis;
+  const model = fitMahalanobis(m.features, m.labels, m.shrinkage);
+  for (const [i, q] of m.queries.entries()) assert.ok(Math.abs(mahalanobis(model, q) - m.distances[i]!) < 1e-8 * Math.max(1, m.distances[i]!), `query ${i}`);
+  assert.ok(Math.abs(energy([1, 2, 3]) + Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3))) < 1e-12);
+  assert.ok(Math.abs(energy([1000, 1000]) + 1000 + Math.log(2)) < 1e-9, 'stable for large logits');
+  const rng = new Rng(1);
+  const fit = { a: Array.from({ length: 200 }, () => rng.normal()), b: Array.from({ length: 200 }, () => rng.normal(5, 2)) };
+  const comb = fitOodCombiner(fit, 0.1);
+  const above = fit.a.filter((_, i) => combineOod(comb, { a: fit.a[i]!, b: fit.b[i]! }) > comb.threshold).length;
+  assert.ok(above <= 20 && above >= 17, `${above} of 200 fit images above the threshold at FPR 0.1`);
+  assert.ok(combineOod(comb, { a: 6, b: 15 }) > comb.threshold);
+});
+
+test('Otsu and percentile thresholds; components helpers; fusion by intersection, mean and confidence weights', () => {
+  const vals = [...new Array(50).fill(0.1), ...new Array(50).fill(0.9)];
+  const t = otsuThreshold(vals);
+  assert.ok(t > 0.1 && t < 0.9, `otsu ${t}`);
+  assert.equal(binarize(vals, { method: 'otsu' }).mask.reduce((a, b) => a + b, 0), 50);
+  assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
+  const grid: Grid = [6, 1, 1];
+  assert.deepEqual(Array.from(removeSmallComponents([1, 0, 1, 1, 0, 1], grid, 2)), [0, 0, 1, 1, 0, 0]);
+  assert.deepEqual(Array.from(keepLargestComponents([1, 0, 1, 1, 0, 1], grid, 1)), [0, 0, 1, 1, 0, 0]);
+  const g: Grid = [4, 1, 1];
+  const a = { map: [0.9, 0.8, 0.1, 0.0], confidence: 0.9 }, b = { map: [0.0, 0.9, 0.8, 0.1], confidence: 0.3 };
+  const fixed = { method: 'fixed' as const, value: 0.5 };
+  assert.deepEqual(Array.from(buildMask([a, b], g, { fusion: 'intersection', threshold: fixed, constraints: [] }).mask), [0, 1, 0, 0]);
+  assert.deepEqual(Array.from(buildMask([a, b], g, { fusion: 'mean', threshold: fixed, constraints: [] }).mask), [0, 1, 0, 0]);
+  // Weighted: (0.9·0.9 + 0.3·0)/1.2 = 0.675 > 0.5 at pixel 0; (0.9·0.1 + 0.3·0.8)/1.2 = 0.275 at pixel 2.
+  assert.deepEqual(Array.from(buildMask([a, b], g, { fusion: 'confidence-weighted', threshold: fixed, constraints: [] }).mask), [1, 1, 0, 0]);
+});
+
+test('constraints: restrict to the ROI, fill holes, remove small, area cap reported; a pipeline file with a typo names the field', () => {
+  const n = 20, grid: Grid = [n, n, 1];
+  const map = new Float32Array(n * n), roi = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const r2 = (x - 10) ** 2 + (y - 10) ** 2;
+    if (r2 <= 25 && r2 > 2) map[y * n + x] = 1; // a ring with a hole
+    if (x === 1 && y === 1) map[y * n + x] = 1; // a speck
+    if (x < 14) roi[y * n + x] = 1;
+  }
+  const res = buildMask([{ map, confidence: 1 }], grid, {
+    fusion: 'intersection', threshold: { method: 'fixed', value: 0.5 },
+    constraints: [{ op: 'restrict', to: 'roi' }, { op: 'remove-small', minPixels: 3 }, { op: 'fill-holes' }, { op: 'max-area', fraction: 0.05 }],
+  }, { roi });
+  let expected = 0;
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) if ((x - 10) ** 2 + (y - 10) ** 2 <= 25 && x < 14) expected++;
+  assert.equal(res.mask.reduce((a, b) => a + b, 0), expected);
+  assert.equal(res.mask[1 * n + 1], 0);
+  assert.ok(res.failures.some((f) => /exceeds 0.05/.test(f)), res.failures.join('; '));
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'fil-holes' }] }, 'p.json'), /p\.json: constraints\[0\]\.op.*fil-holes.*did you mean "fill-holes"/);
+  assert.throws(() => parseMaskPipeline({ fusion: 'intersect' }), /fusion: .*intersect.*did you mean "intersection"/);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'remove-small' }] }), /constraints\[0\]\.minPixels/);
+  assert.deepEqual(parseMaskPipeline({}), DEFAULT_MASK_PIPELINE);
+});
