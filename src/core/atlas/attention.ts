@@ -78,7 +78,7 @@ export const ATLAS_ATTENTION_DEFAULTS: Required<AttentionOptions> = {
 
 /** Entropy term `−p ln p` (0 at p = 0), as `torch.special.entr` / `scipy.special.entr`. */
 export function entr(p: number): number {
-  return p > 0 ? -p * Math.log(p) : 0;
+  return p > 0 ? -p * Math.log(p) + 0 : 0; // + 0 turns −0 (at p = 1) into 0
 }
 
 function checkThreshold(v: number, name: string): void {

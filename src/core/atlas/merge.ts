@@ -76,7 +76,7 @@ export function mergeLabels(input: MergeInput, organs: readonly number[], voxels
     }
   }
   const out = new Uint8Array(voxels);
-  // Tier of the label currently at each voxel (3 = none yet).
+  // Tier of the label currently at each voxel (3 = none yet), + 4 once the voxel was counted as a conflict.
   const tierAt = new Uint8Array(voxels).fill(3);
   let conflicts = 0;
   for (let t = ORDER.length - 1; t >= 0; t--) {
@@ -86,9 +86,13 @@ export function mergeLabels(input: MergeInput, organs: readonly number[], voxels
     for (let v = 0; v < voxels; v++) {
       const l = d[v]!;
       if (l <= 0 || l > 255 || owner[l] !== t) continue;
-      if (out[v] && out[v] !== l && tierAt[v]! > t) conflicts++;
+      let flag = tierAt[v]! & 4;
+      if (out[v] && out[v] !== l && (tierAt[v]! & 3) > t && !flag) {
+        conflicts++;
+        flag = 4;
+      }
       out[v] = l;
-      tierAt[v] = t;
+      tierAt[v] = t | flag;
     }
   }
   return { data: out, provenance, conflicts };
