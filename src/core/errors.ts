@@ -32,6 +32,10 @@ export const ERRORS = {
   GEOMETRY_MISMATCH: { status: 422, exit: 3, summary: 'an image and its labels do not share shape or geometry' },
   MODEL_INVALID: { status: 422, exit: 4, summary: 'a model or its manifest is unusable' },
   CONFLICT: { status: 409, exit: 5, summary: 'a save was based on a stale version' },
+  TOO_LARGE: { status: 413, exit: 3, summary: 'an upload or request body is larger than the configured limit' },
+  UNAUTHENTICATED: { status: 401, exit: 2, summary: 'a request carries no valid session or API token, or a login failed' },
+  FORBIDDEN: { status: 403, exit: 2, summary: "the user's role does not allow this action" },
+  RATE_LIMITED: { status: 429, exit: 5, summary: 'too many attempts in a short time; wait and try again' },
   ENVIRONMENT: { status: 503, exit: 6, summary: 'a system package, device or service is missing' },
   INTERNAL: { status: 500, exit: 1, summary: 'a bug in medmask: please report it with the command line' },
 } as const satisfies Record<string, ErrorDef>;
