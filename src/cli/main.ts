@@ -10,6 +10,8 @@ import { registerDemo } from './demo.js';
 import { registerPhantoms } from './phantoms.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
+import { registerTrainHead } from './train-head.js';
+import { registerExplain } from './explain.js';
 import { reportError } from './output.js';
 import { readFileSync } from 'node:fs';
 
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerDataset(program);
   registerModelInspect(program);
+  registerTrainHead(program);
+  registerExplain(program);
   registerPhantoms(program);
   registerDemo(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');

@@ -46,12 +46,12 @@ export function startProgress(label: string, total: number, opts: { quiet?: bool
   let lastDecile = -1;
   const t0 = Date.now();
   return {
-    tick(n = 1) {
+    tick(n = 1, note = '') {
       done += n;
       const decile = Math.floor((done / total) * 10);
       if (decile !== lastDecile) {
         lastDecile = decile;
-        process.stderr.write(`${label}: ${done}/${total} (${Math.round((done / total) * 100)}%, ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+        process.stderr.write(`${label}: ${done}/${total} (${Math.round((done / total) * 100)}%, ${((Date.now() - t0) / 1000).toFixed(1)} s${note ? `, ${note}` : ''})\n`);
       }
     },
     stop() {},

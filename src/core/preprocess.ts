@@ -5,7 +5,8 @@
  * **Forward** ({@link preprocessImage}): a 2D medmask volume (grey, RGB or RGBA; any voxel type)
  * becomes a float32 NCHW tensor:
  * 1. channels: grey → 3 channels (copies), RGB → grey (ITU-R 601 luma, as PIL "L" and
- *    torchvision's Grayscale), or kept; an alpha channel is dropped;
+ *    torchvision's Grayscale), or kept; an alpha channel is dropped; `grey-to-rgb` leaves an
+ *    image that is already RGB as it is (and `rgb-to-grey` a grey one);
  * 2. geometry: **stretch** to the input size, or **letterbox** (scale to fit keeping the aspect
  *    ratio, centre, pad with the image minimum); bilinear resampling with half-pixel centres as
  *    OpenCV / `torch.nn.functional.interpolate(align_corners=False)`, antialiased when shrinking
@@ -232,9 +233,12 @@ function channelPlanes(vol: Volume, want: number, mode: ChannelMode): Float32Arr
   const n = nx * ny;
   const comps = vol.components;
   const colour = comps >= 3 ? 3 : 1; // RGBA → RGB, grey+alpha → grey
+  // grey-to-rgb leaves an RGB image as it is (a grey X-ray saved as RGB), rgb-to-grey a grey one
   let m = mode;
-  if (m === 'auto') m = colour === want ? 'keep' : colour === 1 && want === 3 ? 'grey-to-rgb' : colour === 3 && want === 1 ? 'rgb-to-grey' : 'keep';
-  const have = m === 'grey-to-rgb' ? (colour === 1 ? 3 : -1) : m === 'rgb-to-grey' ? (colour === 3 ? 1 : -1) : colour;
+  if (m === 'auto' || (m === 'grey-to-rgb' && colour === 3) || (m === 'rgb-to-grey' && colour === 1)) {
+    m = colour === want ? 'keep' : colour === 1 && want === 3 ? 'grey-to-rgb' : colour === 3 && want === 1 ? 'rgb-to-grey' : 'keep';
+  }
+  const have = m === 'grey-to-rgb' ? 3 : m === 'rgb-to-grey' ? 1 : colour;
   if (have !== want) {
     const what = colour === 1 ? 'a greyscale image' : 'an RGB image';
     throw new MedmaskError('USAGE', `${vol.meta.source ?? 'image'}: ${what} (${comps} component${comps === 1 ? '' : 's'}) cannot feed a ${want}-channel model input with channels "${mode}"`, {

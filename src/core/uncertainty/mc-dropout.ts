@@ -121,6 +121,69 @@ export function mcStatistics(probabilities: readonly ArrayLike<number>[]): McSta
   };
 }
 
+/** How a head's output becomes class probabilities. */
+export type ProbabilityMode = 'softmax' | 'sigmoid' | 'none';
+
+/**
+ * Class probabilities from a head output: `softmax` (one class per image), `sigmoid` (each class
+ * on its own, multi-label), or `none` (the output already holds probabilities).
+ * @param output - logits (or probabilities for `none`)
+ * @param mode - the output activation
+ * @returns probabilities
+ * @example
+ * toProbabilities([0, 0], 'sigmoid'); // [0.5, 0.5]
+ */
+export function toProbabilities(output: ArrayLike<number>, mode: ProbabilityMode): Float64Array {
+  if (mode === 'softmax') return softmax(output);
+  if (mode === 'sigmoid') return Float64Array.from(output as ArrayLike<number>, (v) => 1 / (1 + Math.exp(-v)));
+  return Float64Array.from(output as ArrayLike<number>);
+}
+
+/** Binary entropy −p ln p − (1−p) ln(1−p), nats. */
+function binaryEntropy(p: number): number {
+  let h = 0;
+  if (p > 0) h -= p * Math.log(p);
+  if (p < 1) h -= (1 - p) * Math.log(1 - p);
+  return h;
+}
+
+/**
+ * Monte Carlo statistics for multi-label (sigmoid) outputs: each class is its own Bernoulli
+ * variable; entropies and mutual information are sums over classes of the binary ones (the labels
+ * treated as independent), so 0 ≤ MI ≤ predictive entropy still holds class by class.
+ * @param probabilities - T vectors of per-class probabilities
+ * @returns the statistics (`predicted`: the class with the highest mean probability)
+ * @example
+ * mcStatisticsMultiLabel([[0.9], [0.1]]).mutualInformation; // ln 2 − H(0.9)
+ */
+export function mcStatisticsMultiLabel(probabilities: readonly ArrayLike<number>[]): McStatistics {
+  const T = probabilities.length;
+  if (T === 0) throw new MedmaskError('USAGE', 'Monte Carlo statistics need at least one sample');
+  const K = probabilities[0]!.length;
+  const mean = new Float64Array(K);
+  const sq = new Float64Array(K);
+  let eh = 0;
+  for (const p of probabilities) {
+    if (p.length !== K) throw new MedmaskError('USAGE', `samples have ${p.length} and ${K} classes`);
+    for (let k = 0; k < K; k++) {
+      mean[k] += p[k]! / T;
+      sq[k] += (p[k]! * p[k]!) / T;
+      eh += binaryEntropy(p[k]!) / T;
+    }
+  }
+  let h = 0;
+  for (let k = 0; k < K; k++) h += binaryEntropy(mean[k]!);
+  return {
+    samples: T,
+    meanProbability: mean,
+    probabilityStd: sq.map((v, k) => Math.sqrt(Math.max(0, v - mean[k]! * mean[k]!))),
+    predicted: argmax(mean),
+    predictiveEntropy: h,
+    expectedEntropy: eh,
+    mutualInformation: Math.max(0, h - eh),
+  };
+}
+
 /**
  * Per-pixel (population) standard deviation of T maps of equal size.
  * @param maps - T maps
@@ -177,6 +240,11 @@ export interface HeadMcOptions {
   classIndex?: number;
   /** When set, each sample's map by this method (with its own gradient), and their per-pixel std. */
   method?: CamMethod;
+  /**
+   * How outputs become probabilities (default: `none` when the head ends in Softmax, else
+   * `softmax`); `sigmoid` uses {@link mcStatisticsMultiLabel}.
+   */
+  probability?: ProbabilityMode;
 }
 
 /** Result of {@link headMonteCarlo}. */
@@ -212,7 +280,8 @@ export function headMonteCarlo(head: CompiledHead, activation: HeadTensor, opts:
   const T = opts.samples ?? 30;
   if (!Number.isInteger(T) || T < 1) throw new MedmaskError('USAGE', `MC samples must be a positive integer, got ${T}`);
   const site = opts.site ?? dropoutSite(head);
-  const toProb = head.nodes[head.nodes.length - 1]?.op === 'Softmax' ? (v: Float64Array) => Float64Array.from(v) : softmax;
+  const mode = opts.probability ?? (head.nodes[head.nodes.length - 1]?.op === 'Softmax' ? 'none' : 'softmax');
+  const toProb = (v: Float64Array): Float64Array => toProbabilities(v, mode);
   const base: HeadTrace = forwardHead(head, activation);
   const siteValue = base.values.get(site);
   if (!siteValue) throw new MedmaskError('USAGE', `dropout site "${site}" is not a tensor of the head`);
@@ -233,7 +302,8 @@ export function headMonteCarlo(head: CompiledHead, activation: HeadTensor, opts:
       maps.push(computeCam(opts.method, { activation: activation.data, gradient: g, channels: C, height: h, width: w }).normalized);
     }
   }
-  const result: HeadMcResult = { statistics: mcStatistics(probabilities), outputs, probabilities, deterministic, classIndex };
+  const statistics = mode === 'sigmoid' ? mcStatisticsMultiLabel(probabilities) : mcStatistics(probabilities);
+  const result: HeadMcResult = { statistics, outputs, probabilities, deterministic, classIndex };
   if (opts.method) {
     result.maps = maps;
     result.mapStd = pixelStd(maps);

@@ -1,0 +1,223 @@
+/**
+ * One image's explanation from one backbone activation: class probabilities, a class activation
+ * map for each chosen class (XGrad-CAM by default — Fu et al. 2020), and optionally head Monte
+ * Carlo Dropout (Gal & Ghahramani 2016) with the per-pixel spread of the maps. Pure; the runtime
+ * supplies the activation, the pipeline writes the files.
+ * @module
+ */
+import { MedmaskError } from '../errors.js';
+import { computeCam, type CamMethod } from './cam.js';
+import { resolveClasses, type ClassSpec } from './class-select.js';
+import { argmax, backwardHead, forwardHead, linearHeadWeights, type CompiledHead, type HeadTensor } from './head.js';
+import { headMonteCarlo, mcStatistics, mcStatisticsMultiLabel, pixelStd, toProbabilities, type McStatistics, type ProbabilityMode } from '../uncertainty/mc-dropout.js';
+
+/** Head Monte Carlo Dropout settings. */
+export interface ExplainMcOptions {
+  /** Number of samples T. */
+  samples: number;
+  /** Dropout rate at the site. */
+  rate: number;
+  /** PRNG seed (default 0): same seed, same masks. */
+  seed?: number;
+  /** Tensor dropped out (default: the input of the head's first linear layer). */
+  site?: string;
+  /** Compute the per-pixel std of the T maps (default true); without it no per-sample map is made. */
+  pixelStd?: boolean;
+}
+
+/** Options for {@link explainActivation}. */
+export interface ExplainActivationOptions {
+  /** CAM method (default `xgradcam`). */
+  method?: CamMethod;
+  /** Classes to explain (default: the predicted one). */
+  classes?: ClassSpec | string;
+  /** Class names in output order (for names in `classes` and in the result). */
+  classNames: readonly string[];
+  /** Output activation (default: `none` when the head ends in Softmax, else `softmax`). */
+  probability?: ProbabilityMode;
+  /** Head MC Dropout; omitted: none. */
+  mc?: ExplainMcOptions;
+}
+
+/** Summary of a per-pixel std map. */
+export interface StdSummary {
+  mean: number;
+  max: number;
+  p95: number;
+}
+
+/** The map of one class. */
+export interface ClassMap {
+  classIndex: number;
+  className: string;
+  /** Deterministic probability of this class. */
+  probability: number;
+  /** Channel weights w_k. */
+  weights: Float64Array;
+  /** ReLU(Σ w_k A_k) at activation resolution, not normalised. */
+  raw: Float64Array;
+  /** `raw` min-max normalised (pytorch-grad-cam's scaling). */
+  normalized: Float64Array;
+  /** Head MC: per-pixel std of the T normalised maps, activation resolution. */
+  std?: Float64Array;
+  /** Head MC: summary of `std`. */
+  stdSummary?: StdSummary;
+}
+
+/** Result of {@link explainActivation}. */
+export interface ActivationExplanation {
+  /** Head output of the deterministic pass. */
+  logits: Float64Array;
+  /** Deterministic class probabilities. */
+  probabilities: Float64Array;
+  /** arg max of `probabilities`. */
+  predicted: number;
+  /** Activation channels, height and width. */
+  channels: number;
+  height: number;
+  width: number;
+  method: CamMethod;
+  maps: ClassMap[];
+  /** Head MC statistics (mean probability, predictive / expected entropy, MI). */
+  mc?: McStatistics & { rate: number; seed: number };
+}
+
+/**
+ * Summary of a std map: mean, maximum and 95th percentile.
+ * @param std - per-pixel values
+ * @returns the summary
+ * @example
+ * summarizeStd(Float64Array.of(0, 1)); // { mean: 0.5, max: 1, p95: 1 }
+ */
+export function summarizeStd(std: ArrayLike<number>): StdSummary {
+  const s = Float64Array.from(std as ArrayLike<number>).sort();
+  const n = s.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += s[i]!;
+  return { mean: n ? sum / n : 0, max: n ? s[n - 1]! : 0, p95: n ? s[Math.min(n - 1, Math.ceil(0.95 * n) - 1)]! : 0 };
+}
+
+/** The probability mode a head implies when none is given. */
+export function defaultProbabilityMode(head: CompiledHead): ProbabilityMode {
+  const last = head.nodes[head.nodes.length - 1]?.op;
+  return last === 'Softmax' || last === 'Sigmoid' ? 'none' : 'softmax';
+}
+
+/**
+ * Explain one sample from its target activation.
+ * @param head - the compiled head
+ * @param activation - the target activation of one sample, [1, C, h, w]
+ * @param opts - method, classes, class names, probability mode, head MC
+ * @returns probabilities, one map per chosen class, MC statistics
+ * @throws MedmaskError USAGE for a bad class choice; MODEL_INVALID when `cam` is asked of a head
+ *   that is not pooling + one linear layer, or the output size differs from the class names
+ * @example
+ * const e = explainActivation(session.head, { shape: [1, 2048, 7, 7], data }, { classNames, mc: { samples: 30, rate: 0.2 } });
+ * e.maps[0].normalized; e.mc?.mutualInformation;
+ */
+export function explainActivation(head: CompiledHead, activation: HeadTensor, opts: ExplainActivationOptions): ActivationExplanation {
+  const method = opts.method ?? 'xgradcam';
+  const [, C = 1, h = 1, w = 1] = activation.shape;
+  if (activation.shape.length !== 4 || activation.shape[0] !== 1) {
+    throw new MedmaskError('MODEL_INVALID', `the CAM target "${head.target}" has shape [${activation.shape.join(', ')}]; a 4-D [1, C, H, W] activation is needed`, {
+      hint: 'choose a 4-D target tensor (medmask model inspect lists candidates)',
+    });
+  }
+  const mode = opts.probability ?? defaultProbabilityMode(head);
+  const trace = forwardHead(head, activation);
+  const logits = trace.output.data;
+  if (logits.length !== opts.classNames.length) {
+    throw new MedmaskError('MODEL_INVALID', `the model gives ${logits.length} outputs, the manifest names ${opts.classNames.length} classes`, {
+      hint: `list ${logits.length} class names in the manifest's "classes"`,
+    });
+  }
+  const probabilities = toProbabilities(logits, mode);
+  const predicted = argmax(probabilities);
+  const chosen = resolveClasses(opts.classes, opts.classNames, probabilities);
+  const maps: ClassMap[] = chosen.map((c) => {
+    let classWeights: Float64Array | undefined;
+    if (method === 'cam') {
+      classWeights = linearHeadWeights(head, c);
+      if (!classWeights) {
+        throw new MedmaskError('MODEL_INVALID', `CAM needs a head of global average pooling and one linear layer; the head after "${head.target}" is ${head.nodes.map((n) => n.op).join(' → ')}`, {
+          hint: 'use --method xgradcam (or gradcam, gradcampp), which work with any supported head',
+        });
+      }
+    }
+    const gradient = method === 'cam' ? undefined : backwardHead(head, trace, c);
+    const cam = computeCam(method, { activation: activation.data, ...(gradient ? { gradient } : {}), ...(classWeights ? { classWeights } : {}), channels: C, height: h, width: w });
+    return { classIndex: c, className: opts.classNames[c]!, probability: probabilities[c]!, weights: cam.weights, raw: cam.raw, normalized: cam.normalized };
+  });
+  const out: ActivationExplanation = { logits, probabilities, predicted, channels: C, height: h, width: w, method, maps };
+  if (opts.mc) {
+    const seed = opts.mc.seed ?? 0;
+    const wantStd = opts.mc.pixelStd ?? true;
+    let stats: McStatistics | undefined;
+    for (const m of maps) {
+      const r = headMonteCarlo(head, activation, {
+        samples: opts.mc.samples,
+        rate: opts.mc.rate,
+        seed,
+        classIndex: m.classIndex,
+        probability: mode,
+        ...(opts.mc.site ? { site: opts.mc.site } : {}),
+        // for a pooling + linear head, the normalised Grad-CAM map of a sample is the CAM of its masked classifier
+        ...(wantStd ? { method: method === 'cam' ? 'gradcam' : method } : {}),
+      });
+      stats ??= r.statistics;
+      if (r.mapStd) {
+        m.std = r.mapStd;
+        m.stdSummary = summarizeStd(r.mapStd);
+      }
+      if (!wantStd) break;
+    }
+    stats ??= headMonteCarlo(head, activation, { samples: opts.mc.samples, rate: opts.mc.rate, seed, probability: mode, ...(opts.mc.site ? { site: opts.mc.site } : {}) }).statistics;
+    out.mc = { ...stats, rate: opts.mc.rate, seed };
+  }
+  return out;
+}
+
+/** One full-MC sample as the runtime gives it: the activation and the dropout masks drawn in the head. */
+export interface FullMcSample {
+  activation: HeadTensor;
+  masks?: Record<string, Float64Array>;
+}
+
+/**
+ * Full Monte Carlo Dropout statistics from T backbone passes with dropout on: probabilities of
+ * each pass (the head evaluated with the masks onnxruntime drew, so each sample's gradient uses
+ * its own mask), the statistics, and per class the per-pixel std of the T normalised maps.
+ * @param head - the compiled head
+ * @param samples - T samples
+ * @param opts - method, the classes (indices) to map, probability mode, whether to make maps
+ * @returns statistics and, per class index, the std map and its summary
+ * @example
+ * const r = fullMcStatistics(head, runs, { method: 'xgradcam', classes: [2], probability: 'softmax' });
+ */
+export function fullMcStatistics(
+  head: CompiledHead,
+  samples: readonly FullMcSample[],
+  opts: { method: CamMethod; classes: readonly number[]; probability: ProbabilityMode; pixelStd?: boolean },
+): { statistics: McStatistics; std: Map<number, { std: Float64Array; summary: StdSummary }> } {
+  const probs: Float64Array[] = [];
+  const maps = new Map<number, Float64Array[]>(opts.classes.map((c) => [c, []]));
+  // for a pooling + linear head, the normalised Grad-CAM map of a sample is the CAM of its masked classifier
+  const method = opts.method === 'cam' ? 'gradcam' : opts.method;
+  for (const s of samples) {
+    const trace = forwardHead(head, s.activation, s.masks ? { masks: s.masks } : {});
+    probs.push(toProbabilities(trace.output.data, opts.probability));
+    if (opts.pixelStd === false) continue;
+    const [, C = 1, h = 1, w = 1] = s.activation.shape;
+    for (const c of opts.classes) {
+      const g = backwardHead(head, trace, c);
+      maps.get(c)!.push(computeCam(method, { activation: s.activation.data, gradient: g, channels: C, height: h, width: w }).normalized);
+    }
+  }
+  const statistics = opts.probability === 'sigmoid' ? mcStatisticsMultiLabel(probs) : mcStatistics(probs);
+  const std = new Map<number, { std: Float64Array; summary: StdSummary }>();
+  if (opts.pixelStd !== false) for (const [c, m] of maps) {
+    const s = pixelStd(m);
+    std.set(c, { std: s, summary: summarizeStd(s) });
+  }
+  return { statistics, std };
+}
