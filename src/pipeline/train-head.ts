@@ -33,9 +33,9 @@ import { classCounts } from '../core/train/split.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readLabelsCsv, type LabelledImage } from '../io/dataset.js';
 import { readVolume } from '../io/index.js';
-import { attachHead, buildFeatureExtractor, FEATURES_OUTPUT, resolveFeatureTensors } from '../runtime/head-onnx.js';
+import { attachHead, buildFeatureExtractor, FEATURES_OUTPUT, pruneToTensor, resolveFeatureTensors } from '../runtime/head-onnx.js';
 import { MANIFEST_FORMAT, resolveModel, validateManifest, type ClassifierManifest } from '../runtime/manifest.js';
-import { decodeOnnx, encodeOnnx } from '../runtime/onnx-graph.js';
+import { addGraphOutputs, decodeOnnx, encodeOnnx } from '../runtime/onnx-graph.js';
 import { ClassifierSession, type Device } from '../runtime/session.js';
 
 /** Options of {@link trainHead}; defaults are the CLI's. */
@@ -235,6 +235,8 @@ interface Extractor {
   batch: number;
   /** The graph's batch dimension is fixed: short batches are padded to `batch`. */
   fixed: boolean;
+  /** Shape of the pooled tensor for an input (only called to explain a failure). */
+  probe: (x: Float32Array, dims: number[]) => Promise<number[] | undefined>;
 }
 
 /**
@@ -411,6 +413,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
   const onnxModel = attachHead(model, {
     pooled,
     layers: fit.params.layers,
+    standardize: fit.stats,
     dropout,
     metadata: { 'medmask.train-head': '1', 'medmask.classes': JSON.stringify(classes), 'medmask.target': target, 'medmask.backbone.sha256': backboneSha },
   });
@@ -443,7 +446,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
   const img = plotLossCurve(fit.history.map((h) => h.trainLoss), fit.history.map((h) => h.valLoss), { bestEpoch: fit.bestEpoch, width: 720, height: 420 });
   const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
   await atomicWrite(paths.plot, png);
-  const result: TrainHeadResult = { ...base, files: paths, training, head: fit.params, selfCheck };
+  const result: TrainHeadResult = { ...base, files: paths, training, head: fit.rawParams, selfCheck };
   const counts = {
     train: classCounts(Int32Array.from(fit.split.train, (i) => y[i]!), classes.length),
     val: classCounts(Int32Array.from(fit.split.val, (i) => y[i]!), classes.length),
@@ -460,7 +463,12 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
       counts: Object.fromEntries(classes.map((c, k) => [c, { train: counts.train[k], val: counts.val[k] }])),
       split: { val: opts.val ?? 0.2, stratified: true, seed: opts.seed ?? 0 },
     },
-    head: { architecture: hidden ? `GlobalAveragePool → Dropout(${dropout}) → Linear(${dim}, ${hidden}) → ReLU → Dropout(${dropout}) → Linear(${hidden}, ${classes.length})` : `GlobalAveragePool → Dropout(${dropout}) → Linear(${dim}, ${classes.length})`, hidden, dropout },
+    head: {
+      architecture: `GlobalAveragePool → standardise (training mean / std) → Dropout(${dropout}) → ` +
+        (hidden ? `Linear(${dim}, ${hidden}) → ReLU → Dropout(${dropout}) → Linear(${hidden}, ${classes.length})` : `Linear(${dim}, ${classes.length})`),
+      hidden,
+      dropout,
+    },
     training: {
       optimizer: 'Adam',
       lr: opts.lr ?? 1e-3,
@@ -498,13 +506,15 @@ async function createExtractor(
 ): Promise<Extractor> {
   const bytes = encodeOnnx(buildFeatureExtractor(model, pooled));
   const device = opts.device ?? 'cpu';
+  const so: ort.InferenceSession.SessionOptions = {
+    executionProviders: device === 'cuda' ? [{ name: 'cuda' }] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 4, // failures are rethrown with context; no raw onnxruntime log lines on stderr
+    ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+  };
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      executionProviders: device === 'cuda' ? [{ name: 'cuda' }] : ['cpu'],
-      graphOptimizationLevel: 'all',
-      ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
-    });
+    session = await ort.InferenceSession.create(bytes, so);
   } catch (e) {
     const msg = ((e as Error).message ?? String(e)).split('\n')[0];
     if (device === 'cuda') {
@@ -517,7 +527,17 @@ async function createExtractor(
   }
   const b0 = inputDims[0];
   const fixed = typeof b0 === 'number' && b0 > 0;
-  return { session, input: inputName, batch: fixed ? b0 : (opts.extractBatch ?? 16), fixed };
+  const probe = async (x: Float32Array, dims: number[]): Promise<number[] | undefined> => {
+    try {
+      const s = await ort.InferenceSession.create(encodeOnnx(addGraphOutputs(pruneToTensor(model, pooled), [pooled])), so);
+      const r = await s.run({ [inputName]: new ort.Tensor('float32', x, dims) });
+      await s.release();
+      return [...r[pooled]!.dims];
+    } catch {
+      return undefined;
+    }
+  };
+  return { session, input: inputName, batch: fixed ? b0 : (opts.extractBatch ?? 16), fixed, probe };
 }
 
 async function runExtractor(ex: Extractor, x: Float32Array, dims: number[], source: string, pooled: string): Promise<Float32Array> {
@@ -534,6 +554,14 @@ async function runExtractor(ex: Extractor, x: Float32Array, dims: number[], sour
     f = res[FEATURES_OUTPUT]!;
   } catch (e) {
     const msg = ((e as Error).message ?? String(e)).split('\n')[0];
+    const shape = await ex.probe(data, runDims);
+    if (shape && shape.length !== 4) {
+      throw new MedmaskError('MODEL_INVALID', `${source}: the tensor "${pooled}" has shape [${shape.join(', ')}]; a head is trained on a 4-D activation [N, C, H, W]`, {
+        cause: e,
+        hint: 'choose a convolutional feature map with --target (`medmask model inspect` lists the candidates)',
+        details: { tensor: pooled, shape },
+      });
+    }
     throw new MedmaskError('MODEL_INVALID', `${source}: the backbone fails on input [${runDims.join(', ')}] or cannot pool "${pooled}": ${msg}`, {
       cause: e,
       hint: 'check input.height / input.width in the backbone manifest, and that the target is a 4-D activation [N, C, H, W] (`medmask model inspect`)',
@@ -569,7 +597,7 @@ async function checkWrittenModel(
       const pre = preprocessImage(vol, input, preprocess);
       const run = await session.run(pre.data, pre.dims);
       const p = softmaxRows(Float64Array.from(run.logits), K);
-      const ts = softmaxRows(headForward(fit.params, Float64Array.from(features.subarray(i * dim, (i + 1) * dim)), 1).logits, K);
+      const ts = softmaxRows(headForward(fit.rawParams, Float64Array.from(features.subarray(i * dim, (i + 1) * dim)), 1).logits, K);
       for (let k = 0; k < K; k++) worst = Math.max(worst, Math.abs(p[k]! - ts[k]!));
     }
     if (worst > 1e-3) {

@@ -1,7 +1,7 @@
 /**
  * ONNX graph surgery for `medmask train-head`: cut a backbone at its feature tensor, and write a
  * new classifier = the backbone up to that tensor + a trained head as plain ONNX nodes
- * (GlobalAveragePool → Flatten → Dropout → Gemm [→ Relu → Dropout → Gemm]), built with
+ * (GlobalAveragePool → Flatten [→ Sub → Div] → Dropout → Gemm [→ Relu → Dropout → Gemm]), built with
  * `onnx-proto`. The written model loads in onnxruntime and in medmask's `ClassifierSession` with
  * the same CAM target, so `medmask explain` and head Monte Carlo Dropout work on it.
  * @module
@@ -192,6 +192,11 @@ export interface AttachHeadOptions {
   layers: readonly Pick<LinearLayer, 'w' | 'b' | 'rows' | 'cols'>[];
   /** Dropout rate written into the Dropout nodes (inactive at inference; used by MC Dropout). */
   dropout: number;
+  /**
+   * Per-channel standardisation of the pooled features, (x − mean) / std, written as Sub and Div
+   * nodes before the first Dropout (omit when the layers take raw features).
+   */
+  standardize?: { mean: ArrayLike<number>; std: ArrayLike<number> };
   /** Name of the logits output (default "logits"). */
   outputName?: string;
   /** Key/value pairs stored as model metadata. */
@@ -199,9 +204,9 @@ export interface AttachHeadOptions {
 }
 
 /**
- * The backbone up to `pooled` plus a new head: GlobalAveragePool → Flatten → Dropout → Gemm, or
- * with a hidden layer … → Gemm → Relu → Dropout → Gemm. Weights are float32 initializers; Gemm
- * uses transB = 1 (weights stored out × in, as torch.nn.Linear).
+ * The backbone up to `pooled` plus a new head: GlobalAveragePool → Flatten [→ Sub(mean) →
+ * Div(std)] → Dropout → Gemm, or with a hidden layer … → Gemm → Relu → Dropout → Gemm. Weights
+ * are float32 initializers; Gemm uses transB = 1 (weights stored out × in, as torch.nn.Linear).
  * @param model - the backbone (not modified)
  * @param opts - pooled tensor, layers, dropout rate, names
  * @returns the new classifier
@@ -243,6 +248,17 @@ export function attachHead(model: OnnxModel, opts: AttachHeadOptions): OnnxModel
   nodes.push(onnx.NodeProto.create({ opType: 'GlobalAveragePool', name: `${P}/GlobalAveragePool`, input: [opts.pooled], output: [`${P}/pooled`] }));
   nodes.push(onnx.NodeProto.create({ opType: 'Flatten', name: `${P}/Flatten`, input: [`${P}/pooled`], output: [`${P}/features`], attribute: [attrInt('axis', 1)] }));
   let x = `${P}/features`;
+  if (opts.standardize) {
+    const { mean, std } = opts.standardize;
+    const C = layers[0]!.cols;
+    if (mean.length !== C || std.length !== C) throw new MedmaskError('USAGE', `standardisation has ${mean.length} means and ${std.length} stds for ${C} features`);
+    inits.push(floatTensor('medmask_head.features.mean', [C], mean), floatTensor('medmask_head.features.std', [C], std));
+    nodes.push(
+      onnx.NodeProto.create({ opType: 'Sub', name: `${P}/Sub`, input: [x, 'medmask_head.features.mean'], output: [`${P}/centred`] }),
+      onnx.NodeProto.create({ opType: 'Div', name: `${P}/Div`, input: [`${P}/centred`, 'medmask_head.features.std'], output: [`${P}/standardized`] }),
+    );
+    x = `${P}/standardized`;
+  }
   layers.forEach((l, i) => {
     dropout(x, `${P}/dropout${i}`, i);
     const wName = `medmask_head.fc${i}.weight`;
@@ -262,7 +278,7 @@ export function attachHead(model: OnnxModel, opts: AttachHeadOptions): OnnxModel
   g.node.push(...nodes);
   g.output = [output(out, g, layers[layers.length - 1]!.rows)];
   m.producerName = 'medmask train-head';
-  m.docString = 'backbone up to the feature tensor + a head trained by medmask train-head (GlobalAveragePool, Dropout, Gemm)';
+  m.docString = 'backbone up to the feature tensor + a head trained by medmask train-head (GlobalAveragePool, standardisation, Dropout, Gemm)';
   m.metadataProps = Object.entries(opts.metadata ?? {}).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value }));
   return m;
 }
