@@ -127,6 +127,8 @@ export interface MaskResult {
   thresholds: number[];
   /** Constraint steps that changed nothing or emptied the mask, for the decision. */
   failures: string[];
+  /** Steps skipped for lack of input (e.g. no ROI mask). */
+  notes: string[];
   /** Foreground pixels after each step, for the report. */
   trace: { step: string; pixels: number }[];
 }
@@ -178,13 +180,14 @@ export function buildMask(inputs: readonly FusionInput[], grid: Grid, pipeline: 
   }
   const trace = [{ step: `fusion:${pipeline.fusion}`, pixels: countOn(mask) }];
   const failures: string[] = [];
+  const notes: string[] = [];
   for (const c of pipeline.constraints) {
     const before = countOn(mask);
     switch (c.op) {
       case 'restrict': {
         const region = c.to === 'roi' ? ctx.roi : ctx.body;
         if (!region) {
-          failures.push(`restrict to ${c.to}: no ${c.to} mask given`);
+          notes.push(`restrict to ${c.to}: skipped, no ${c.to} mask given`);
           break;
         }
         for (let i = 0; i < n; i++) if (!region[i]) mask[i] = 0;
@@ -214,5 +217,5 @@ export function buildMask(inputs: readonly FusionInput[], grid: Grid, pipeline: 
     if (before > 0 && after === 0) failures.push(`${c.op} removed the whole mask`);
   }
   if (countOn(mask) === 0 && !failures.some((f) => f.includes('whole mask'))) failures.push('empty mask');
-  return { mask, fused, thresholds, failures, trace };
+  return { mask, fused, thresholds, failures, notes, trace };
 }

@@ -1,0 +1,129 @@
+/**
+ * `medmask fit-ood`: fit the open-set statistics of each model on in-distribution training images
+ * — class-conditional means and a shared covariance of the pooled target features (Mahalanobis),
+ * plus the spread of the energy and MC mutual-information scores — and choose the threshold of the
+ * combined score at a target false-positive rate. Written as `<out>/<model>.ood.json`; `annotate`
+ * reads it (and refuses statistics fitted on a different model file).
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { explainActivation } from '../core/explain/explain.js';
+import { MedmaskError } from '../core/errors.js';
+import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis, type MahalanobisModel, type OodCombiner } from '../core/uncertainty/ood.js';
+import { atomicWrite } from '../io/atomic.js';
+import { readVolume } from '../io/index.js';
+import type { EnsembleModel, ModelPass } from './ensemble.js';
+import { runModel } from './ensemble.js';
+
+/** The file `fit-ood` writes per model. */
+export interface OodStats {
+  format: 'medmask-ood/1';
+  model: { name: string; sha256: string; target: string };
+  classes: string[];
+  mahalanobis: Omit<MahalanobisModel, 'cholesky'> & { cholesky: number[] };
+  combiner: OodCombiner;
+  fit: { images: number; mcSamples: number; seed: number; targetFpr: number };
+}
+
+/** OOD scores of one image under one model. */
+export interface OodScores {
+  mahalanobis: number;
+  energy: number;
+  mi: number;
+  /** Combined standardised score minus the model's threshold: > 0 means out of distribution. */
+  margin: number;
+}
+
+/** Mutual information of head MC for one pass (no maps). */
+export function passMi(m: EnsembleModel, pass: ModelPass, samples: number, seed: number): number {
+  const e = explainActivation(m.session.head, pass.activation, {
+    classNames: m.manifest.classes,
+    probability: m.probability,
+    mc: { samples, rate: m.mcRate, seed, pixelStd: false },
+  });
+  return e.mc!.mutualInformation;
+}
+
+/**
+ * Fit the statistics of every model on labelled in-distribution images.
+ * @param models - the loaded ensemble
+ * @param images - image paths with their class label (a name from the models' classes)
+ * @param opts - output folder, target FPR (default 0.05), MC samples (default 20), seed, progress
+ * @returns the written file per model name
+ */
+export async function fitOod(
+  models: readonly EnsembleModel[],
+  images: readonly { path: string; label: string }[],
+  opts: { out: string; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
+): Promise<Record<string, string>> {
+  if (images.length < 5) throw new MedmaskError('USAGE', `${images.length} image(s) are too few to fit OOD statistics`, { hint: 'use the training images (a few hundred is typical)' });
+  const classes = models[0]!.manifest.classes;
+  const unknown = [...new Set(images.map((i) => i.label).filter((l) => !classes.includes(l)))];
+  if (unknown.length) throw new MedmaskError('DATASET_INVALID', `labels ${unknown.join(', ')} are not classes of the models (${classes.join(', ')})`, { hint: 'fix the labels CSV or the models\' manifests' });
+  const samples = opts.mcSamples ?? 20, seed = opts.seed ?? 0, fpr = opts.targetFpr ?? 0.05;
+  const feats = models.map(() => [] as Float64Array[]);
+  const en = models.map(() => [] as number[]);
+  const mi = models.map(() => [] as number[]);
+  const labels: number[] = [];
+  for (const [i, img] of images.entries()) {
+    const vol = await readVolume(img.path);
+    for (const [k, m] of models.entries()) {
+      const pass = await runModel(m, vol);
+      feats[k]!.push(pass.pooled);
+      en[k]!.push(energy(pass.logits));
+      mi[k]!.push(passMi(m, pass, samples, seed + i));
+    }
+    labels.push(classes.indexOf(img.label));
+    opts.onProgress?.(i + 1, images.length);
+  }
+  const written: Record<string, string> = {};
+  for (const [k, m] of models.entries()) {
+    const maha = fitMahalanobis(feats[k]!, labels);
+    const d = feats[k]!.map((f) => mahalanobis(maha, f));
+    const combiner = fitOodCombiner({ mahalanobis: d, energy: en[k]!, mi: mi[k]! }, fpr);
+    const stats: OodStats = {
+      format: 'medmask-ood/1',
+      model: { name: m.name, sha256: m.sha256, target: m.session.target },
+      classes,
+      mahalanobis: { dim: maha.dim, means: maha.means, shrinkage: maha.shrinkage, cholesky: Array.from(maha.cholesky) },
+      combiner,
+      fit: { images: images.length, mcSamples: samples, seed, targetFpr: fpr },
+    };
+    const path = join(opts.out, `${m.name}.ood.json`);
+    await atomicWrite(path, JSON.stringify(stats) + '\n');
+    written[m.name] = path;
+  }
+  return written;
+}
+
+/** Loaded statistics, ready to score. */
+export interface LoadedOod {
+  stats: OodStats;
+  model: MahalanobisModel;
+}
+
+/**
+ * Read `<dir>/<model>.ood.json` for a model and check it was fitted on the same file.
+ * @returns the statistics, or undefined when the file does not exist
+ * @throws MedmaskError CONFLICT when the statistics belong to another version of the model
+ */
+export async function loadOod(dir: string, m: EnsembleModel): Promise<LoadedOod | undefined> {
+  const path = join(dir, `${m.name}.ood.json`);
+  if (!existsSync(path)) return undefined;
+  const stats = JSON.parse(await readFile(path, 'utf8')) as OodStats;
+  if (stats.format !== 'medmask-ood/1') throw new MedmaskError('CORRUPT_FILE', `${path}: not a medmask OOD statistics file`);
+  if (stats.model.sha256 !== m.sha256) {
+    throw new MedmaskError('CONFLICT', `${path} was fitted on another version of model ${m.name} (sha256 ${stats.model.sha256.slice(0, 12)}…, the model is ${m.sha256.slice(0, 12)}…)`, {
+      hint: 'run medmask fit-ood again with this model',
+    });
+  }
+  return { stats, model: { ...stats.mahalanobis, cholesky: Float64Array.from(stats.mahalanobis.cholesky) } };
+}
+
+/** Score one pass. */
+export function scoreOod(o: LoadedOod, pass: ModelPass, mi: number): OodScores {
+  const s = { mahalanobis: mahalanobis(o.model, pass.pooled), energy: energy(pass.logits), mi };
+  return { ...s, margin: combineOod(o.stats.combiner, s) - o.stats.combiner.threshold };
+}
