@@ -9,3 +9,6 @@ export * from './attention.js';
 export * from './pseudo-label.js';
 export * from './ranking.js';
 export * from './merge.js';
+export * from './resample.js';
+export * from './orientation.js';
+export * from './sliding-window.js';
