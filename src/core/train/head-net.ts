@@ -116,17 +116,53 @@ export function cloneHeadParams(p: HeadParams): HeadParams {
   return q;
 }
 
-/** y (n × rows) = x (n × cols) · Wᵀ + b */
+/**
+ * y (n × rows) = x (n × cols) · Wᵀ + b. Four samples share each pass over a weight row (register
+ * blocking): W is read n/4 times instead of n times, which is what bounds the speed for wide
+ * layers (2048 → 256 on a ResNet50 backbone).
+ */
 function linearForward(x: Float64Array, n: number, l: LinearLayer): Float64Array {
   const { w, b, rows, cols } = l;
   const y = new Float64Array(n * rows);
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x0 = i * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+    for (let r = 0; r < rows; r++) {
+      const wo = r * cols;
+      // two accumulators per sample (even / odd k) keep eight independent add chains in flight
+      let s0 = b[r]!, s1 = s0, s2 = s0, s3 = s0, t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+      let k = 0;
+      for (; k + 2 <= cols; k += 2) {
+        const wk = w[wo + k]!, wl = w[wo + k + 1]!;
+        s0 += x[x0 + k]! * wk;
+        s1 += x[x1 + k]! * wk;
+        s2 += x[x2 + k]! * wk;
+        s3 += x[x3 + k]! * wk;
+        t0 += x[x0 + k + 1]! * wl;
+        t1 += x[x1 + k + 1]! * wl;
+        t2 += x[x2 + k + 1]! * wl;
+        t3 += x[x3 + k + 1]! * wl;
+      }
+      if (k < cols) {
+        const wk = w[wo + k]!;
+        s0 += x[x0 + k]! * wk;
+        s1 += x[x1 + k]! * wk;
+        s2 += x[x2 + k]! * wk;
+        s3 += x[x3 + k]! * wk;
+      }
+      y[i * rows + r] = s0 + t0;
+      y[(i + 1) * rows + r] = s1 + t1;
+      y[(i + 2) * rows + r] = s2 + t2;
+      y[(i + 3) * rows + r] = s3 + t3;
+    }
+  }
+  for (; i < n; i++) {
     const xo = i * cols;
     for (let r = 0; r < rows; r++) {
       const wo = r * cols;
-      let s = b[r]!;
-      for (let k = 0; k < cols; k++) s += x[xo + k]! * w[wo + k]!;
-      y[i * rows + r] = s;
+      let s0 = b[r]!;
+      for (let k = 0; k < cols; k++) s0 += x[xo + k]! * w[wo + k]!;
+      y[i * rows + r] = s0;
     }
   }
   return y;
@@ -278,18 +314,42 @@ function viewsOver(p: HeadParams, v: Float64Array): LinearLayer[] {
   return out;
 }
 
-/** Accumulate ∂W, ∂b of y = x Wᵀ + b given ∂y; return ∂x when asked. */
+/**
+ * Accumulate ∂W, ∂b of y = x Wᵀ + b given ∂y; return ∂x when asked. Blocked by four samples as
+ * {@link linearForward}.
+ */
 function linearBackward(x: Float64Array, n: number, l: LinearLayer, dy: Float64Array, g: LinearLayer, wantDx: boolean): Float64Array | undefined {
   const { rows, cols, w } = l;
+  const gw = g.w;
   const dx = wantDx ? new Float64Array(n * cols) : undefined;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const x0 = i * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+    for (let r = 0; r < rows; r++) {
+      const d0 = dy[i * rows + r]!, d1 = dy[(i + 1) * rows + r]!, d2 = dy[(i + 2) * rows + r]!, d3 = dy[(i + 3) * rows + r]!;
+      if (d0 === 0 && d1 === 0 && d2 === 0 && d3 === 0) continue;
+      g.b[r]! += d0 + d1 + d2 + d3;
+      const wo = r * cols;
+      for (let k = 0; k < cols; k++) gw[wo + k]! += d0 * x[x0 + k]! + d1 * x[x1 + k]! + d2 * x[x2 + k]! + d3 * x[x3 + k]!;
+      if (dx) {
+        for (let k = 0; k < cols; k++) {
+          const wk = w[wo + k]!;
+          dx[x0 + k]! += d0 * wk;
+          dx[x1 + k]! += d1 * wk;
+          dx[x2 + k]! += d2 * wk;
+          dx[x3 + k]! += d3 * wk;
+        }
+      }
+    }
+  }
+  for (; i < n; i++) {
     const xo = i * cols;
     for (let r = 0; r < rows; r++) {
       const d = dy[i * rows + r]!;
       if (d === 0) continue;
       g.b[r]! += d;
       const wo = r * cols;
-      for (let k = 0; k < cols; k++) g.w[wo + k]! += d * x[xo + k]!;
+      for (let k = 0; k < cols; k++) gw[wo + k]! += d * x[xo + k]!;
       if (dx) for (let k = 0; k < cols; k++) dx[xo + k]! += d * w[wo + k]!;
     }
   }
