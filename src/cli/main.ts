@@ -7,6 +7,9 @@ import { Command, CommanderError } from 'commander';
 import { registerConvert } from './convert.js';
 import { registerDataset } from './dataset.js';
 import { registerDemo } from './demo.js';
+import { registerAnnotate } from './annotate.js';
+import { registerEvaluate } from './evaluate.js';
+import { registerFitOod } from './fit-ood.js';
 import { registerPhantoms } from './phantoms.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
@@ -32,6 +35,9 @@ export function buildProgram(): Command {
   registerExplain(program);
   registerPhantoms(program);
   registerDemo(program);
+  registerAnnotate(program);
+  registerFitOod(program);
+  registerEvaluate(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

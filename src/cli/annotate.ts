@@ -1,0 +1,86 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { MedmaskError } from '../core/errors.js';
+import { parseMaskPipeline, type MaskPipeline } from '../core/masks/pipeline.js';
+import { annotate, collectItems } from '../pipeline/annotate.js';
+import { writeReport } from '../pipeline/report.js';
+import { numberOption } from './phantoms.js';
+import { startProgress } from './output.js';
+
+/** Read a mask pipeline file (JSON or YAML). */
+export async function readPipelineFile(path: string): Promise<MaskPipeline> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new MedmaskError('NOT_FOUND', `cannot read the pipeline file ${path}`, { cause: e, hint: 'check the path given with --pipeline' });
+  }
+  let raw: unknown;
+  try {
+    raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new MedmaskError('USAGE', `${path}: not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`, { hint: 'see docs/annotate.md for the format' });
+  }
+  return parseMaskPipeline(raw, path);
+}
+
+/** The model list of --models (comma-separated, or repeated). */
+export function modelList(v: string | string[]): string[] {
+  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+interface Opts {
+  models: string[]; images: string; labels?: string; split?: string; roiColumn?: string; out: string; pipeline?: string;
+  mc?: string; seed?: string; ood?: string; device?: 'cpu' | 'cuda'; threads?: string; fresh?: boolean; report?: boolean; json?: boolean;
+}
+
+/** Register `medmask annotate`. */
+export function registerAnnotate(program: Command): void {
+  program
+    .command('annotate')
+    .description('masks from image-level labels: per image an ensemble diagnosis, XGrad-CAM masks of the agreeing models fused and cleaned, MC Dropout uncertainty, open-set score, and a decision (accept / review / ood) with reasons and priority')
+    .requiredOption('--models <list...>', 'classifier models (.onnx, model.json or folder), comma-separated or repeated')
+    .requiredOption('--images <dir>', 'image folder (or one image)')
+    .option('--labels <csv>', 'image-level labels (image,label[,…]); without it the ensemble\'s diagnosis is used')
+    .option('--split <name>', 'only the CSV rows whose "split" column has this value (e.g. test)')
+    .option('--roi-column <col>', 'CSV column with a region-of-interest mask per image (e.g. lungs), for "restrict to roi"')
+    .requiredOption('--out <dir>', 'run folder (resumed when it exists)')
+    .option('--pipeline <file>', 'mask pipeline (JSON or YAML): fusion, threshold, constraints; see docs/annotate.md')
+    .option('--mc <T>', 'head Monte Carlo Dropout samples (0 = off)', '20')
+    .option('--seed <int>', 'seed for MC Dropout', '0')
+    .option('--ood <dir>', 'folder with <model>.ood.json from medmask fit-ood (default: beside each model)')
+    .option('--device <cpu|cuda>', 'execution provider', 'cpu')
+    .option('--threads <n>', 'onnxruntime threads per session')
+    .option('--fresh', 'start again instead of resuming')
+    .option('--no-report', 'skip report.html')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', '\nExample:\n  medmask annotate --models models/demo/resnet,models/demo/densenet,models/demo/efficientnet \\\n    --images data/chest --labels data/chest/labels.csv --split test --roi-column lungs --out runs/chest')
+    .action(async (o: Opts) => {
+      const mc = numberOption('--mc', o.mc, 20, (v) => Number.isInteger(v) && v >= 0 && v <= 1000, 'a whole number from 0 to 1000');
+      const seed = numberOption('--seed', o.seed, 0, Number.isInteger, 'an integer');
+      const pipeline = o.pipeline ? await readPipelineFile(o.pipeline) : undefined;
+      const items = await collectItems(o.images, { ...(o.labels ? { labels: o.labels } : {}), ...(o.split ? { split: o.split } : {}), ...(o.roiColumn ? { roiColumn: o.roiColumn } : {}) });
+      const bar = startProgress('annotate', items.length, { quiet: !!o.json });
+      const notes: string[] = [];
+      const s = await annotate({
+        models: modelList(o.models), items, out: o.out, mcSamples: mc, seed,
+        ...(pipeline ? { pipeline } : {}), ...(o.ood ? { oodDir: o.ood } : {}), ...(o.device ? { device: o.device } : {}),
+        ...(o.threads ? { threads: numberOption('--threads', o.threads, 1, (v) => Number.isInteger(v) && v > 0, 'a positive whole number') } : {}),
+        ...(o.fresh ? { fresh: true } : {}),
+        source: { images: o.images, ...(o.labels ? { labels: o.labels } : {}) },
+        onProgress: (_d, _t, decision) => bar.tick(1, decision ?? ''),
+        onNote: (n) => notes.push(n),
+      });
+      bar.stop();
+      const report = o.report !== false ? await writeReport(o.out, { imagesRoot: o.images }) : undefined;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ ...s, ...(report ? { report } : {}), notes }) + '\n');
+        return;
+      }
+      for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      process.stdout.write(`annotated ${s.done} image(s)${s.skipped ? `, ${s.skipped} already done` : ''}${s.errors ? `, ${s.errors} failed (see results.jsonl)` : ''} in ${s.seconds.toFixed(1)} s (${s.imagesPerSecond.toFixed(1)} images/s)\n`);
+      process.stdout.write(`decisions: ${s.decisions.accept} accept, ${s.decisions.review} review, ${s.decisions.ood} ood\n`);
+      process.stdout.write(`results: ${o.out}/results.csv, masks in ${o.out}/masks/${report ? `, report ${report}` : ''}\n`);
+    });
+}

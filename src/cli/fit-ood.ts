@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { MedmaskError } from '../core/errors.js';
+import { collectItems } from '../pipeline/annotate.js';
+import { loadEnsemble, releaseEnsemble } from '../pipeline/ensemble.js';
+import { fitOod } from '../pipeline/ood.js';
+import { modelList } from './annotate.js';
+import { numberOption } from './phantoms.js';
+import { startProgress } from './output.js';
+
+/** Register `medmask fit-ood`. */
+export function registerFitOod(program: Command): void {
+  program
+    .command('fit-ood')
+    .description('fit open-set statistics per model on in-distribution training images (Mahalanobis on pooled features, energy, MC mutual information) and a threshold at a target false-positive rate')
+    .requiredOption('--models <list...>', 'classifier models, comma-separated or repeated')
+    .requiredOption('--images <dir>', 'image folder')
+    .requiredOption('--labels <csv>', 'labels CSV of the training images (class names of the models)')
+    .option('--split <name>', 'only rows of this split (e.g. train)')
+    .option('--fpr <fraction>', 'false-positive rate allowed on the fit images', '0.05')
+    .option('--mc <T>', 'MC Dropout samples for the MI score', '20')
+    .requiredOption('--out <dir>', 'folder for <model>.ood.json (give it to annotate with --ood)')
+    .action(async (o: { models: string[]; images: string; labels: string; split?: string; fpr?: string; mc?: string; out: string }) => {
+      const fpr = numberOption('--fpr', o.fpr, 0.05, (v) => v > 0 && v < 1, 'a fraction between 0 and 1');
+      const mc = numberOption('--mc', o.mc, 20, (v) => Number.isInteger(v) && v >= 1, 'a positive whole number');
+      const items = await collectItems(o.images, { labels: o.labels, ...(o.split ? { split: o.split } : {}) });
+      if (items.some((i) => !i.label)) throw new MedmaskError('DATASET_INVALID', `${o.labels}: every fit image needs a label`);
+      const models = await loadEnsemble(modelList(o.models));
+      try {
+        const bar = startProgress('fit-ood', items.length);
+        const written = await fitOod(models, items.map((i) => ({ path: i.path, label: i.label! })), { out: o.out, targetFpr: fpr, mcSamples: mc, onProgress: () => bar.tick() });
+        bar.stop();
+        for (const [m, p] of Object.entries(written)) process.stdout.write(`${m}: ${p}\n`);
+      } finally {
+        await releaseEnsemble(models);
+      }
+    });
+}
