@@ -174,17 +174,37 @@ export function keepLargestComponents(mask: ArrayLike<number>, grid: Grid, k: nu
 /**
  * Fill holes: background regions not connected to the grid border (face connectivity for the
  * background, as scipy.ndimage.binary_fill_holes) become foreground. In 3D, holes are 3D cavities.
+ * A flood fill of the background from the border; what it does not reach is a hole.
  */
 export function fillHoles(mask: ArrayLike<number>, grid: Grid): Uint8Array {
+  checkLength('mask', mask, grid);
   const [nx, ny, nz] = grid;
-  const bg = Uint8Array.from(mask as ArrayLike<number>, (v) => (v ? 0 : 1));
-  const c = connectedComponents(bg, grid, false);
-  const touches = new Uint8Array(c.count + 1);
+  const plane = nx * ny;
+  const reached = new Uint8Array(mask.length);
+  const queue = new Int32Array(mask.length);
+  let tail = 0;
+  const seed = (p: number) => {
+    if (!mask[p] && !reached[p]) {
+      reached[p] = 1;
+      queue[tail++] = p;
+    }
+  };
   for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-    const border = x === 0 || y === 0 || x === nx - 1 || y === ny - 1 || (nz > 1 && (z === 0 || z === nz - 1));
-    if (border) touches[c.labels[x + nx * (y + ny * z)]!] = 1;
+    if (x === 0 || y === 0 || x === nx - 1 || y === ny - 1 || (nz > 1 && (z === 0 || z === nz - 1))) seed(x + nx * y + plane * z);
   }
-  return Uint8Array.from(c.labels, (l, i) => (mask[i] ? 1 : l && !touches[l] ? 1 : 0));
+  for (let head = 0; head < tail; head++) {
+    const p = queue[head]!;
+    const x = p % nx, y = ((p - x) / nx) % ny, z = (p - x - nx * y) / plane;
+    if (x > 0) seed(p - 1);
+    if (x < nx - 1) seed(p + 1);
+    if (y > 0) seed(p - nx);
+    if (y < ny - 1) seed(p + nx);
+    if (z > 0) seed(p - plane);
+    if (z < nz - 1) seed(p + plane);
+  }
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < out.length; i++) out[i] = mask[i] || !reached[i] ? 1 : 0;
+  return out;
 }
 
 /**
@@ -195,18 +215,25 @@ export function fillHoles(mask: ArrayLike<number>, grid: Grid): Uint8Array {
 export function morph(mask: ArrayLike<number>, grid: Grid, op: 'erode' | 'dilate', iterations = 1): Uint8Array {
   checkLength('mask', mask, grid);
   const [nx, ny, nz] = grid;
-  let cur = Uint8Array.from(mask as ArrayLike<number>, (v) => (v ? 1 : 0));
+  let cur = new Uint8Array(mask.length);
+  for (let i = 0; i < cur.length; i++) cur[i] = mask[i] ? 1 : 0;
+  let next = new Uint8Array(mask.length);
+  const erode = op === 'erode';
   // Separable: the full structure is the product of three 1D [1,1,1] structures.
-  const axes: [number, number][] = [[1, nx], [nx, ny], ...(nz > 1 ? [[nx * ny, nz] as [number, number]] : [])];
+  const axes: [number, number, number][] = [[1, nx, nx], [nx, ny, nx * ny], ...(nz > 1 ? [[nx * ny, nz, nx * ny * nz] as [number, number, number]] : [])];
   for (let it = 0; it < iterations; it++) {
-    for (const [stride, len] of axes) {
-      const next = new Uint8Array(cur.length);
-      for (let p = 0; p < cur.length; p++) {
-        const pos = Math.floor(p / stride) % len;
-        const a = pos > 0 ? cur[p - stride]! : 0, b = cur[p]!, c = pos < len - 1 ? cur[p + stride]! : 0;
-        next[p] = op === 'erode' ? a & b & c : a | b | c;
+    for (const [stride, len, block] of axes) {
+      // Lines along this axis: for each block start and each offset below the stride.
+      for (let b0 = 0; b0 < cur.length; b0 += block) {
+        for (let o = 0; o < stride; o++) {
+          const start = b0 + o, last = start + (len - 1) * stride;
+          for (let p = start; p <= last; p += stride) {
+            const a = p > start ? cur[p - stride]! : 0, c = p < last ? cur[p + stride]! : 0, v = cur[p]!;
+            next[p] = erode ? a & v & c : a | v | c;
+          }
+        }
       }
-      cur = next;
+      [cur, next] = [next, cur];
     }
   }
   return cur;
