@@ -1,0 +1,24 @@
+/**
+ * The job types a server and its workers know. Pipelines plug in here by name.
+ * @module
+ */
+import { JobHandlerRegistry } from './handlers.js';
+import { phantomsHandler } from './handlers/phantoms.js';
+
+/**
+ * The built-in job handlers.
+ * @returns a fresh registry (add your own handlers to it)
+ * @example
+ * const handlers = createDefaultHandlers();
+ * handlers.register('my-job', myHandler);
+ */
+export function createDefaultHandlers(): JobHandlerRegistry {
+  const reg = new JobHandlerRegistry();
+  reg.register('phantoms', phantomsHandler);
+  // ── Pipeline handlers ──────────────────────────────────────────────────────────────────────
+  // `annotate` (issue 6, src/pipeline/annotate.ts) and `atlas` (the 3D workflow) register here,
+  // one line each, e.g. reg.register('annotate', annotateHandler). Write their results with the
+  // store's recordPrediction() so retried jobs stay idempotent. Until then PLANNED_JOB_TYPES in
+  // handlers.ts makes a request for them a clear 400.
+  return reg;
+}

@@ -1,0 +1,88 @@
+/**
+ * Job handlers by name: the runner looks a job's type up here. A handler validates its input (at
+ * submit time, so bad input is a 400, not a failed job) and runs it with a {@link JobContext}.
+ * Handlers must be idempotent: a retried or redelivered job runs again from the start and must
+ * write nothing twice — use the store's unique keys (`recordPrediction`, `addJobVersion`,
+ * `insertImage` all are).
+ * @module
+ */
+import { MedmaskError } from '../core/errors.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { Store } from '../store/db.js';
+
+/** What a running job is given. */
+export interface JobContext {
+  jobId: string;
+  type: string;
+  /** The validated input, as submitted. */
+  input: unknown;
+  /** 1 for the first try. */
+  attempt: number;
+  store: Store;
+  blobs: BlobStore;
+  /** A scratch folder for this job (removed after it ends). */
+  workDir: string;
+  /** The user who submitted the job, when known. */
+  userId: string | null;
+  /** Report progress 0…1 with a short message (throttled by the runner). */
+  progress(fraction: number, message?: string): Promise<void>;
+  /** Aborted when the worker shuts down; long handlers should check it between steps. */
+  signal: AbortSignal;
+}
+
+/** A kind of job. */
+export interface JobHandler {
+  /** One line for the API docs and error messages. */
+  description: string;
+  /** Throw a USAGE MedmaskError naming the bad field; return the normalised input. */
+  validate(input: unknown): unknown;
+  /** Run the job; the result is stored as JSON on the job row. */
+  run(ctx: JobContext): Promise<unknown>;
+}
+
+/** Job types that exist in the design but whose pipelines have not landed yet. */
+export const PLANNED_JOB_TYPES: Readonly<Record<string, string>> = {
+  annotate: 'the annotate pipeline (masks from image-level labels, issue 6)',
+  atlas: 'the 3D workflow (AbdomenAtlas-style pseudo-labels and attention)',
+};
+
+/**
+ * Handlers by name.
+ * @example
+ * const reg = new JobHandlerRegistry();
+ * reg.register('phantoms', phantomsHandler);
+ * reg.get('phantoms').validate({ kind: '2d', n: 10, seed: 1 });
+ */
+export class JobHandlerRegistry {
+  private readonly handlers = new Map<string, JobHandler>();
+
+  /** Add (or replace) a handler. */
+  register(name: string, handler: JobHandler): this {
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) throw new MedmaskError('USAGE', `job type "${name}" must be lower-case letters, digits and dashes`);
+    this.handlers.set(name, handler);
+    return this;
+  }
+
+  has(name: string): boolean {
+    return this.handlers.has(name);
+  }
+
+  /** Registered names, sorted. */
+  names(): string[] {
+    return [...this.handlers.keys()].sort();
+  }
+
+  /** The handler for `name`, or a USAGE error listing the known types. */
+  get(name: string): JobHandler {
+    const h = this.handlers.get(name);
+    if (h) return h;
+    const planned = PLANNED_JOB_TYPES[name];
+    if (planned) throw new MedmaskError('USAGE', `job type "${name}" is not available in this version: it arrives with ${planned}`, { hint: `available job types: ${this.names().join(', ')}` });
+    throw new MedmaskError('USAGE', `unknown job type "${name}"`, { hint: `available job types: ${this.names().join(', ')}` });
+  }
+
+  /** Every handler with its description (for the API). */
+  list(): { type: string; description: string }[] {
+    return this.names().map((type) => ({ type, description: this.handlers.get(type)!.description }));
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The job queue seam. A queue only carries job ids to workers and retries them; what a job is,
+ * its input, state, progress and result live in the database (`src/store/jobs.ts`), so the two
+ * implementations — in-process ({@link InProcessQueue}) and BullMQ on Redis (`BullmqQueue`) —
+ * behave the same to the server and to job handlers.
+ * @module
+ */
+
+/** A message on the queue. */
+export interface QueueMessage {
+  jobId: string;
+  type: string;
+}
+
+/** What a consumer is told about the delivery. */
+export interface DeliveryInfo {
+  /** 1 for the first try. */
+  attempt: number;
+  /** Tries allowed in all (the last one marks the job failed). */
+  maxAttempts: number;
+  /** Aborted when the consumer is closing and will not wait for this job any longer. */
+  signal: AbortSignal;
+}
+
+/** Processes one message; throwing asks the queue to retry (with back-off) while tries remain. */
+export type Consumer = (msg: QueueMessage, info: DeliveryInfo) => Promise<void>;
+
+/** Retry policy shared by both implementations. */
+export interface RetryOptions {
+  /** Tries in all (default 3). */
+  attempts?: number;
+  /** First back-off delay in ms, doubled on each retry (default 1000). */
+  backoffMs?: number;
+}
+
+/** One queue interface, two implementations. */
+export interface JobQueue {
+  readonly kind: 'in-process' | 'bullmq';
+  /** Queue a job for running. Idempotent per job id while the job is waiting or running. */
+  enqueue(msg: QueueMessage): Promise<void>;
+  /** Start running jobs with `consumer`, at most `concurrency` at once. */
+  consume(consumer: Consumer, opts?: { concurrency?: number }): Promise<void>;
+  /** Throws when the queue's backend is unreachable. */
+  ping(): Promise<void>;
+  /**
+   * Stop taking jobs; wait up to `graceMs` for running ones to finish, then abort them (they are
+   * re-delivered: by BullMQ to another worker, in-process on the next start).
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Back-off before try `attempt + 1`: backoffMs · 2^(attempt − 1). */
+export function backoffDelay(attempt: number, backoffMs: number): number {
+  return backoffMs * 2 ** Math.max(0, attempt - 1);
+}

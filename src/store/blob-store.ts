@@ -1,0 +1,218 @@
+/**
+ * Content-addressed blob storage: images, masks, heat maps and models are stored once under the
+ * SHA-256 of their bytes. {@link BlobStore} is the seam (an S3-compatible store can implement
+ * it); {@link FsBlobStore} keeps them in a folder and writes atomically — bytes go to `tmp/`,
+ * are flushed, then renamed to `aa/bb/<hash>` — so a crash never leaves a half-written blob under
+ * a hash name, and a database row only ever references a blob whose write has completed.
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { MedmaskError } from '../core/errors.js';
+
+/** A stored blob. */
+export interface BlobRef {
+  /** SHA-256, 64 lower-case hex digits. */
+  hash: string;
+  size: number;
+}
+
+/** Options for {@link BlobStore.putStream}. */
+export interface PutStreamOptions {
+  /** Refuse (TOO_LARGE) streams longer than this many bytes. */
+  maxBytes?: number;
+}
+
+/** Where blobs live. Every method validates the hash, so none can address anything else. */
+export interface BlobStore {
+  /** Store bytes; returns their hash (storing the same bytes twice is a no-op). */
+  put(bytes: Uint8Array): Promise<BlobRef>;
+  /** Store a stream, hashing while writing; the blob appears only once the stream ended. */
+  putStream(stream: Readable, opts?: PutStreamOptions): Promise<BlobRef>;
+  /** The bytes of a blob (NOT_FOUND when absent). */
+  get(hash: string): Promise<Buffer>;
+  /** A read stream of a blob (NOT_FOUND when absent). */
+  stream(hash: string): Promise<Readable>;
+  has(hash: string): Promise<boolean>;
+  /** Every stored hash (for integrity checks and garbage collection). */
+  list(): AsyncIterable<string>;
+  /** Remove temporary files left by a crash. */
+  cleanup(): Promise<number>;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
+
+/** Throw unless `hash` is a SHA-256 hex digest. */
+export function checkHash(hash: string): void {
+  if (typeof hash !== 'string' || !HASH.test(hash)) throw new MedmaskError('USAGE', `"${String(hash).slice(0, 80)}" is not a blob hash (64 hex digits)`);
+}
+
+/** SHA-256 hex of bytes. */
+export function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Options for {@link FsBlobStore}. */
+export interface FsBlobStoreOptions {
+  /** fsync each blob before it is renamed into place (default true: durable across power loss). */
+  fsync?: boolean;
+}
+
+/**
+ * Blobs in a folder: `<dir>/aa/bb/<hash>`, temporary files in `<dir>/tmp/`.
+ * @example
+ * const blobs = new FsBlobStore('medmask-data/blobs');
+ * const { hash } = await blobs.put(new TextEncoder().encode('hello'));
+ * (await blobs.get(hash)).toString(); // 'hello'
+ */
+export class FsBlobStore implements BlobStore {
+  readonly dir: string;
+  private readonly fsync: boolean;
+  constructor(dir: string, opts: FsBlobStoreOptions = {}) {
+    this.dir = dir;
+    this.fsync = opts.fsync ?? true;
+  }
+
+  /** The file of a blob (validated hash). */
+  pathOf(hash: string): string {
+    checkHash(hash);
+    return join(this.dir, hash.slice(0, 2), hash.slice(2, 4), hash);
+  }
+
+  private async tmpPath(): Promise<string> {
+    const tmp = join(this.dir, 'tmp');
+    await mkdir(tmp, { recursive: true });
+    return join(tmp, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  private async commit(tmp: string, hash: string): Promise<void> {
+    const dest = this.pathOf(hash);
+    try {
+      await mkdir(join(this.dir, hash.slice(0, 2), hash.slice(2, 4)), { recursive: true });
+      // rename replaces atomically; a concurrent put of the same bytes renames identical content.
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async put(bytes: Uint8Array): Promise<BlobRef> {
+    const hash = sha256(bytes);
+    if (await this.has(hash)) return { hash, size: bytes.byteLength };
+    const tmp = await this.tmpPath();
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      if (this.fsync) await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    await this.commit(tmp, hash);
+    return { hash, size: bytes.byteLength };
+  }
+
+  async putStream(stream: Readable, opts: PutStreamOptions = {}): Promise<BlobRef> {
+    const tmp = await this.tmpPath();
+    const h = createHash('sha256');
+    let size = 0;
+    const out = createWriteStream(tmp);
+    try {
+      for await (const chunk of stream) {
+        const buf = chunk as Buffer;
+        size += buf.length;
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+          throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
+        }
+        h.update(buf);
+        if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+      await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+      if (this.fsync) {
+        const fh = await open(tmp, 'r+');
+        await fh.sync();
+        await fh.close();
+      }
+    } catch (e) {
+      out.destroy();
+      stream.destroy();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    const hash = h.digest('hex');
+    if (await this.has(hash)) await rm(tmp, { force: true });
+    else await this.commit(tmp, hash);
+    return { hash, size };
+  }
+
+  async get(hash: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(hash));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MedmaskError('NOT_FOUND', `blob ${hash} is missing from the blob store`, { hint: 'the blob folder may have been moved or pruned' });
+      throw e;
+    }
+  }
+
+  async stream(hash: string): Promise<Readable> {
+    const p = this.pathOf(hash);
+    if (!(await this.has(hash))) throw new MedmaskError('NOT_FOUND', `blob ${hash} is missing from the blob store`);
+    return createReadStream(p);
+  }
+
+  async has(hash: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(hash))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    let top: string[];
+    try {
+      top = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const a of top.filter((n) => /^[0-9a-f]{2}$/.test(n)).sort()) {
+      for (const b of (await readdir(join(this.dir, a))).filter((n) => /^[0-9a-f]{2}$/.test(n)).sort()) {
+        for (const f of (await readdir(join(this.dir, a, b))).sort()) if (HASH.test(f)) yield f;
+      }
+    }
+  }
+
+  async cleanup(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.dir, 'tmp'));
+    } catch {
+      return 0;
+    }
+    // Only files of processes that are gone: another live process may be writing its own.
+    let n = 0;
+    for (const name of names) {
+      const pid = Number(name.split('-')[0]);
+      if (pid && pid !== process.pid && isAlive(pid)) continue;
+      if (pid === process.pid) continue;
+      await rm(join(this.dir, 'tmp', name), { force: true });
+      n++;
+    }
+    return n;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * The store: database (Kysely on SQLite or PostgreSQL, migrated) and content-addressed blobs.
+ * @module
+ */
+export { openStore, isPostgresUrl, maskUrl, type Store, type OpenStoreOptions } from './db.js';
+export { migrateToLatest, migrationList, ping, type Dialect } from './migrations.js';
+export { FsBlobStore, checkHash, sha256, type BlobStore, type BlobRef, type FsBlobStoreOptions, type PutStreamOptions } from './blob-store.js';
+export { createJob, getJob, claimJob, setJobProgress, completeJob, failJob, unfinishedJobs, jobView, jobInputHash, type JobRow, type JobView } from './jobs.js';
+export { saveMaskVersion, ensureMask, addJobVersion, recordPrediction, getMask, type SaveMaskInput, type SaveMaskResult, type PredictionInput, type MaskRow, type MaskVersionRow } from './masks.js';
+export { verifyStore, referencedBlobs, type IntegrityReport } from './integrity.js';
+export { newId, nowIso, canonicalJson, parseJson } from './util.js';
+export * from './schema.js';
+export { putVolume, getVolume, imageGeometry, labelVolume, insertImage, ensureProject, ensureDataset, type ImageRow, type InsertImageInput } from './volumes.js';

@@ -1,0 +1,177 @@
+/**
+ * Versioned masks. A mask is one review case (an image and a target structure); each edit is a
+ * new row in `mask_versions` with its parent, author, time and origin. A save names the version it
+ * edits: the compare-and-set on `masks.current_version` lets exactly one of several concurrent
+ * saves on the same version through; every other one is kept as a draft and answered with the
+ * current version, so no edit is ever lost and the history stays linear.
+ * @module
+ */
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { MedmaskError } from '../core/errors.js';
+import type { Database, MaskOrigin, MasksTable, MaskVersionsTable } from './schema.js';
+import { newId, nowIso } from './util.js';
+
+/** A mask row. */
+export type MaskRow = Selectable<MasksTable>;
+/** A mask version row. */
+export type MaskVersionRow = Selectable<MaskVersionsTable>;
+
+/** What to save. */
+export interface SaveMaskInput {
+  maskId: string;
+  /** The version the edit was made on (0 for a mask without versions). */
+  baseVersion: number;
+  /** Blob hash of the new label map. */
+  blob: string;
+  authorId: string | null;
+  origin: MaskOrigin;
+  jobId?: string | null;
+  note?: string | null;
+}
+
+/** Outcome of {@link saveMaskVersion}. */
+export type SaveMaskResult =
+  | { ok: true; version: number; versionId: string }
+  | { ok: false; currentVersion: number; draftId: string };
+
+/**
+ * Save a new version if `baseVersion` is still current; otherwise keep the edit as a draft.
+ * @returns `{ ok: true, version }` or `{ ok: false, currentVersion, draftId }`
+ * @example
+ * const r = await saveMaskVersion(db, { maskId, baseVersion: 3, blob, authorId, origin: 'human' });
+ * if (!r.ok) reply.code(409).send({ currentVersion: r.currentVersion, draftId: r.draftId });
+ */
+export async function saveMaskVersion(db: Kysely<Database>, s: SaveMaskInput): Promise<SaveMaskResult> {
+  if (!Number.isInteger(s.baseVersion) || s.baseVersion < 0) throw new MedmaskError('USAGE', `baseVersion ${s.baseVersion} must be a whole number ≥ 0`);
+  return db.transaction().execute(async (trx) => {
+    const now = nowIso();
+    const next = s.baseVersion + 1;
+    const upd = await trx
+      .updateTable('masks')
+      .set({ current_version: next, updated_at: now, status: 'open' })
+      .where('id', '=', s.maskId)
+      .where('current_version', '=', s.baseVersion)
+      .executeTakeFirst();
+    if (Number(upd.numUpdatedRows) === 1) {
+      const versionId = newId();
+      await trx
+        .insertInto('mask_versions')
+        .values({ id: versionId, mask_id: s.maskId, version: next, parent_version: s.baseVersion || null, blob: s.blob, author_id: s.authorId, origin: s.origin, job_id: s.jobId ?? null, note: s.note ?? null, created_at: now })
+        .execute();
+      return { ok: true as const, version: next, versionId };
+    }
+    const m = await trx.selectFrom('masks').select('current_version').where('id', '=', s.maskId).executeTakeFirst();
+    if (!m) throw new MedmaskError('NOT_FOUND', `mask ${s.maskId} does not exist`);
+    if (s.baseVersion > m.current_version) {
+      throw new MedmaskError('USAGE', `baseVersion ${s.baseVersion} is newer than the mask's current version ${m.current_version}`, { hint: 'send the version you loaded (GET /api/masks/:id)' });
+    }
+    const draftId = newId();
+    await trx
+      .insertInto('mask_drafts')
+      .values({ id: draftId, mask_id: s.maskId, base_version: s.baseVersion, current_version: m.current_version, blob: s.blob, author_id: s.authorId, note: s.note ?? null, created_at: now })
+      .execute();
+    return { ok: false as const, currentVersion: m.current_version, draftId };
+  });
+}
+
+/** Get or create the mask (review case) of an image and target. */
+export async function ensureMask(db: Kysely<Database> | Transaction<Database>, imageId: string, target: string, init: { priority?: number; decision?: string | null } = {}): Promise<MaskRow> {
+  const now = nowIso();
+  await db
+    .insertInto('masks')
+    .values({ id: newId(), image_id: imageId, target, current_version: 0, status: 'open', priority: init.priority ?? 0, decision: init.decision ?? null, prediction_id: null, claimed_by: null, claimed_at: null, created_at: now, updated_at: now })
+    .onConflict((oc) => oc.columns(['image_id', 'target']).doNothing())
+    .execute();
+  return db.selectFrom('masks').selectAll().where('image_id', '=', imageId).where('target', '=', target).executeTakeFirstOrThrow();
+}
+
+/**
+ * Add a version made by a job, once: if this job already added a version to this mask (a retried
+ * or redelivered job), that version is returned and nothing is written. Concurrent human saves are
+ * not overwritten: the model version goes on top of whatever is current.
+ */
+export async function addJobVersion(db: Kysely<Database>, maskId: string, jobId: string, blob: string, origin: MaskOrigin = 'model', note?: string): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const existing = await db.selectFrom('mask_versions').select('version').where('mask_id', '=', maskId).where('job_id', '=', jobId).executeTakeFirst();
+    if (existing) return existing.version;
+    const m = await db.selectFrom('masks').select('current_version').where('id', '=', maskId).executeTakeFirstOrThrow();
+    try {
+      const r = await db.transaction().execute(async (trx) => {
+        const upd = await trx.updateTable('masks').set({ current_version: m.current_version + 1, updated_at: nowIso() }).where('id', '=', maskId).where('current_version', '=', m.current_version).executeTakeFirst();
+        if (Number(upd.numUpdatedRows) !== 1) return null;
+        await trx
+          .insertInto('mask_versions')
+          .values({ id: newId(), mask_id: maskId, version: m.current_version + 1, parent_version: m.current_version || null, blob, author_id: null, origin, job_id: jobId, note: note ?? null, created_at: nowIso() })
+          .execute();
+        return m.current_version + 1;
+      });
+      if (r !== null) return r;
+    } catch (e) {
+      // A unique violation on (mask, job): another delivery of the same job won the race.
+      const again = await db.selectFrom('mask_versions').select('version').where('mask_id', '=', maskId).where('job_id', '=', jobId).executeTakeFirst();
+      if (again) return again.version;
+      throw e;
+    }
+  }
+  throw new MedmaskError('CONFLICT', `mask ${maskId} kept changing while job ${jobId} tried to add its version`, { hint: 'retry the job' });
+}
+
+/** What a job records for one image and target (the annotate and atlas pipelines' output). */
+export interface PredictionInput {
+  jobId: string;
+  imageId: string;
+  target: string;
+  probabilities: Record<string, number>;
+  uncertainty?: number | null;
+  oodScore?: number | null;
+  /** accept | review | ood */
+  decision: string;
+  priority: number;
+  heatmapBlob?: string | null;
+  uncertaintyBlob?: string | null;
+  attentionBlob?: string | null;
+  /** Candidate mask (blob of a .nii.gz label map on the image grid). */
+  maskBlob?: string | null;
+}
+
+/**
+ * Record a prediction and its candidate mask idempotently: a retried job writes no duplicate
+ * prediction (unique job × image × target) and no duplicate mask version (unique mask × job).
+ * The review case's priority and decision follow the newest prediction.
+ * @returns the ids written (or found)
+ * @example
+ * await recordPrediction(db, { jobId, imageId, target: 'lesion', probabilities: { nodule: 0.9 }, decision: 'review', priority: 0.7, maskBlob });
+ */
+export async function recordPrediction(db: Kysely<Database>, p: PredictionInput): Promise<{ predictionId: string; maskId: string; version: number | null }> {
+  await db
+    .insertInto('predictions')
+    .values({
+      id: newId(),
+      job_id: p.jobId,
+      image_id: p.imageId,
+      target: p.target,
+      probabilities: JSON.stringify(p.probabilities),
+      uncertainty: p.uncertainty ?? null,
+      ood_score: p.oodScore ?? null,
+      decision: p.decision,
+      priority: p.priority,
+      heatmap_blob: p.heatmapBlob ?? null,
+      uncertainty_blob: p.uncertaintyBlob ?? null,
+      attention_blob: p.attentionBlob ?? null,
+      created_at: nowIso(),
+    })
+    .onConflict((oc) => oc.columns(['job_id', 'image_id', 'target']).doNothing())
+    .execute();
+  const pred = await db.selectFrom('predictions').select('id').where('job_id', '=', p.jobId).where('image_id', '=', p.imageId).where('target', '=', p.target).executeTakeFirstOrThrow();
+  const mask = await ensureMask(db, p.imageId, p.target);
+  await db.updateTable('masks').set({ priority: p.priority, decision: p.decision, prediction_id: pred.id, updated_at: nowIso() }).where('id', '=', mask.id).execute();
+  const version = p.maskBlob ? await addJobVersion(db, mask.id, p.jobId, p.maskBlob) : null;
+  return { predictionId: pred.id, maskId: mask.id, version };
+}
+
+/** A mask by id, or NOT_FOUND. */
+export async function getMask(db: Kysely<Database>, id: string): Promise<MaskRow> {
+  const m = await db.selectFrom('masks').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!m) throw new MedmaskError('NOT_FOUND', `mask ${id} does not exist`, { hint: 'list review cases with GET /api/review/queue' });
+  return m;
+}

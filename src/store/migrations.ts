@@ -1,0 +1,253 @@
+/**
+ * Schema migrations, run in order by Kysely's migrator (which locks, so two processes starting at
+ * once migrate only once). One definition for SQLite and PostgreSQL: the only dialect branch is
+ * the audit log's auto-increment key. Add a migration by appending to {@link migrationList};
+ * never edit one that has shipped.
+ * @module
+ */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { MedmaskError } from '../core/errors.js';
+import type { Database } from './schema.js';
+
+/** Which engine a store runs on. */
+export type Dialect = 'sqlite' | 'postgres';
+
+// Kysely migrations take Kysely<any> by design (they run against the schema before it exists).
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Db = Kysely<any>;
+
+function initial(dialect: Dialect): Migration {
+  return {
+    async up(db: Db) {
+      const text = 'text' as const;
+      await db.schema
+        .createTable('users')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('username', text, (c) => c.notNull().unique())
+        .addColumn('password_hash', text, (c) => c.notNull())
+        .addColumn('role', text, (c) => c.notNull())
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('user_id', text, (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('csrf_token', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('expires_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('api_tokens')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('user_id', text, (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', text, (c) => c.notNull())
+        .addColumn('token_hash', text, (c) => c.notNull().unique())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('last_used_at', text)
+        .addColumn('revoked', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .execute();
+      await db.schema
+        .createTable('datasets')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+        .addColumn('name', text, (c) => c.notNull())
+        .addColumn('description', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .addUniqueConstraint('datasets_project_name', ['project_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('images')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('dataset_id', text, (c) => c.notNull().references('datasets.id'))
+        .addColumn('name', text, (c) => c.notNull())
+        .addColumn('blob', text, (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('format', text, (c) => c.notNull())
+        .addColumn('shape', text, (c) => c.notNull())
+        .addColumn('spacing', text, (c) => c.notNull())
+        .addColumn('origin', text, (c) => c.notNull())
+        .addColumn('direction', text, (c) => c.notNull())
+        .addColumn('voxel_type', text, (c) => c.notNull())
+        .addColumn('components', 'integer', (c) => c.notNull())
+        .addColumn('meta', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .addUniqueConstraint('images_dataset_name', ['dataset_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('labels')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('image_id', text, (c) => c.notNull().references('images.id'))
+        .addColumn('kind', text, (c) => c.notNull())
+        .addColumn('value', text)
+        .addColumn('blob', text)
+        .addColumn('target', text)
+        .addColumn('provenance', text, (c) => c.notNull())
+        .addColumn('job_id', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .execute();
+      await db.schema.createIndex('labels_image').on('labels').column('image_id').execute();
+      await db.schema
+        .createTable('models')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('blob', text, (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('manifest', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .execute();
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('type', text, (c) => c.notNull())
+        .addColumn('input_hash', text, (c) => c.notNull().unique())
+        .addColumn('input', text, (c) => c.notNull())
+        .addColumn('status', text, (c) => c.notNull())
+        .addColumn('progress', 'double precision', (c) => c.notNull().defaultTo(0))
+        .addColumn('message', text)
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('result', text)
+        .addColumn('error', text)
+        .addColumn('worker', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('created_by', text)
+        .addColumn('started_at', text)
+        .addColumn('finished_at', text)
+        .addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('jobs_status').on('jobs').column('status').execute();
+      await db.schema
+        .createTable('predictions')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('job_id', text, (c) => c.notNull().references('jobs.id'))
+        .addColumn('image_id', text, (c) => c.notNull().references('images.id'))
+        .addColumn('target', text, (c) => c.notNull())
+        .addColumn('probabilities', text, (c) => c.notNull())
+        .addColumn('uncertainty', 'double precision')
+        .addColumn('ood_score', 'double precision')
+        .addColumn('decision', text, (c) => c.notNull())
+        .addColumn('priority', 'double precision', (c) => c.notNull())
+        .addColumn('heatmap_blob', text)
+        .addColumn('uncertainty_blob', text)
+        .addColumn('attention_blob', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addUniqueConstraint('predictions_job_image_target', ['job_id', 'image_id', 'target'])
+        .execute();
+      await db.schema
+        .createTable('masks')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('image_id', text, (c) => c.notNull().references('images.id'))
+        .addColumn('target', text, (c) => c.notNull())
+        .addColumn('current_version', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', text, (c) => c.notNull())
+        .addColumn('priority', 'double precision', (c) => c.notNull().defaultTo(0))
+        .addColumn('decision', text)
+        .addColumn('prediction_id', text)
+        .addColumn('claimed_by', text)
+        .addColumn('claimed_at', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .addColumn('updated_at', text, (c) => c.notNull())
+        .addUniqueConstraint('masks_image_target', ['image_id', 'target'])
+        .execute();
+      await db.schema.createIndex('masks_queue').on('masks').columns(['status', 'priority']).execute();
+      await db.schema
+        .createTable('mask_versions')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('mask_id', text, (c) => c.notNull().references('masks.id'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('parent_version', 'integer')
+        .addColumn('blob', text, (c) => c.notNull())
+        .addColumn('author_id', text)
+        .addColumn('origin', text, (c) => c.notNull())
+        .addColumn('job_id', text)
+        .addColumn('note', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        // A linear history: one row per (mask, version); a job adds at most one version per mask.
+        .addUniqueConstraint('mask_versions_mask_version', ['mask_id', 'version'])
+        .addUniqueConstraint('mask_versions_mask_job', ['mask_id', 'job_id'])
+        .execute();
+      await db.schema
+        .createTable('mask_drafts')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('mask_id', text, (c) => c.notNull().references('masks.id'))
+        .addColumn('base_version', 'integer', (c) => c.notNull())
+        .addColumn('current_version', 'integer', (c) => c.notNull())
+        .addColumn('blob', text, (c) => c.notNull())
+        .addColumn('author_id', text)
+        .addColumn('note', text)
+        .addColumn('created_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('mask_drafts_mask').on('mask_drafts').column('mask_id').execute();
+      await db.schema
+        .createTable('reviews')
+        .addColumn('id', text, (c) => c.primaryKey())
+        .addColumn('mask_id', text, (c) => c.notNull().references('masks.id'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('reviewer_id', text, (c) => c.notNull())
+        .addColumn('decision', text, (c) => c.notNull())
+        .addColumn('reason', text)
+        .addColumn('time_spent_ms', 'integer')
+        .addColumn('created_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', dialect === 'postgres' ? 'serial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('at', text, (c) => c.notNull())
+        .addColumn('user_id', text)
+        .addColumn('action', text, (c) => c.notNull())
+        .addColumn('target', text)
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('ip', text)
+        .addColumn('details', text)
+        .execute();
+      await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+    },
+    async down(db: Db) {
+      for (const t of ['audit_log', 'reviews', 'mask_drafts', 'mask_versions', 'masks', 'predictions', 'jobs', 'models', 'labels', 'images', 'datasets', 'projects', 'api_tokens', 'sessions', 'users']) {
+        await db.schema.dropTable(t).ifExists().execute();
+      }
+    },
+  };
+}
+
+/** The migrations, in order (names sort in order). */
+export function migrationList(dialect: Dialect): Record<string, Migration> {
+  return { '0001_initial': initial(dialect) };
+}
+
+/**
+ * Bring the database to the newest schema.
+ * @param db - the store's Kysely instance
+ * @param dialect - sqlite or postgres
+ * @returns names of the migrations applied now (empty when already current)
+ * @example
+ * await migrateToLatest(store.db, store.dialect);
+ */
+export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrationList(dialect) };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    throw new MedmaskError('ENVIRONMENT', `database migration failed: ${(error as Error).message ?? String(error)}`, {
+      cause: error,
+      hint: 'check that the database is reachable and writable, and that no newer medmask version migrated it',
+    });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Quick liveness query (`select 1`). */
+export async function ping(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db);
+}
