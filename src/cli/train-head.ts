@@ -47,6 +47,7 @@ function print(r: TrainHeadResult, out: (l: string) => void): void {
   if (v) {
     out(`validation ${v.images} images: accuracy ${(100 * v.accuracy).toFixed(1)} %, balanced ${(100 * v.balancedAccuracy).toFixed(1)} %, AUROC ${v.auroc === null ? 'n/a' : v.auroc.toFixed(3)}`);
   }
+  for (const w of r.warnings) out(`warning    ${w}`);
   if (r.files) for (const f of Object.values(r.files)) out(`wrote      ${f}`);
 }
 

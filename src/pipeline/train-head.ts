@@ -134,10 +134,49 @@ export interface TrainHeadResult {
     validation?: SetMetrics;
     train: SetMetrics;
   };
+  /** Things the user should know (e.g. a class without images). */
+  warnings: string[];
   /** The trained head for raw pooled features, as written into the ONNX (left out of the CLI's JSON). */
   head?: HeadParams;
   /** Largest |Δp| between the written ONNX (onnxruntime) and the TypeScript head on validation images. */
   selfCheck?: { images: number; maxAbsDiff: number };
+}
+
+/** The model card `card.json` that {@link trainHead} writes (card.md says the same in prose). */
+export interface TrainHeadCard {
+  format: 'medmask-card/1';
+  name: string;
+  createdBy: string;
+  backbone: { file: string; sha256: string; manifest: string | null; target: string; pooled: string; featureDim: number };
+  data: {
+    labels: string;
+    images: number;
+    classes: string[];
+    counts: Record<string, { train: number; val: number }>;
+    split: { val: number; stratified: boolean; seed: number };
+  };
+  head: { architecture: string; hidden: number; dropout: number };
+  training: {
+    optimizer: 'Adam';
+    lr: number;
+    weightDecay: number;
+    batch: number;
+    maxEpochs: number;
+    patience: number;
+    classWeights: 'balanced' | 'none';
+    classWeightValues: number[];
+    seed: number;
+    epochsRun: number;
+    bestEpoch: number;
+    stoppedEarly: boolean;
+    seconds: number;
+    lossCurve: string;
+    history: { epoch: number; trainLoss: number; valLoss: number | null; valAccuracy: number | null }[];
+  };
+  metrics: { validation: SetMetrics | null; train: SetMetrics };
+  extraction: Omit<TrainHeadResult['extraction'], 'cacheDir'>;
+  selfCheck: { images: number; maxAbsDiff: number };
+  warnings: string[];
 }
 
 const CACHE_FORMAT = 'medmask-feature-cache/1';
@@ -370,7 +409,12 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     imagesPerSecond: todo.length ? todo.length / extractSeconds : null,
     cacheDir,
   };
-  const base: TrainHeadResult = { out, files: undefined, classes, target, pooled, featureDim: dim, extraction };
+  const warnings: string[] = [];
+  const perClass = classCounts(y, classes.length);
+  classes.forEach((c, k) => {
+    if (!perClass[k]) warnings.push(`class "${c}" has no images: the head has an output for it but never learns to predict it`);
+  });
+  const base: TrainHeadResult = { out, files: undefined, classes, target, pooled, featureDim: dim, extraction, warnings };
   if (opts.extractOnly) return base;
 
   // ---- training
@@ -451,7 +495,8 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     train: classCounts(Int32Array.from(fit.split.train, (i) => y[i]!), classes.length),
     val: classCounts(Int32Array.from(fit.split.val, (i) => y[i]!), classes.length),
   };
-  const card = {
+  const { cacheDir: _cacheDir, ...extractionForCard } = extraction;
+  const card: TrainHeadCard = {
     format: 'medmask-card/1',
     name,
     createdBy: 'medmask train-head',
@@ -460,7 +505,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
       labels: basename(opts.labels),
       images: N,
       classes,
-      counts: Object.fromEntries(classes.map((c, k) => [c, { train: counts.train[k], val: counts.val[k] }])),
+      counts: Object.fromEntries(classes.map((c, k) => [c, { train: counts.train[k]!, val: counts.val[k]! }])),
       split: { val: opts.val ?? 0.2, stratified: true, seed: opts.seed ?? 0 },
     },
     head: {
@@ -487,8 +532,9 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
       history: fit.history.map((h) => ({ epoch: h.epoch, trainLoss: h.trainLoss, valLoss: Number.isFinite(h.valLoss) ? h.valLoss : null, valAccuracy: Number.isFinite(h.valAccuracy) ? h.valAccuracy : null })),
     },
     metrics: { validation: training.validation ?? null, train: training.train },
-    extraction: { ...extraction, cacheDir: undefined },
+    extraction: extractionForCard,
     selfCheck,
+    warnings,
   };
   await atomicWrite(paths.cardJson, JSON.stringify(card, null, 2) + '\n');
   await atomicWrite(paths.card, cardMarkdown(card, classes, training.validation));
@@ -614,7 +660,7 @@ async function checkWrittenModel(
 const pct = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : `${(100 * v).toFixed(1)} %`);
 const dec = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(3));
 
-function cardMarkdown(card: Record<string, any>, classes: string[], val: SetMetrics | undefined): string {
+function cardMarkdown(card: TrainHeadCard, classes: string[], val: SetMetrics | undefined): string {
   const t = card.training;
   const lines = [
     `# ${card.name}`,
@@ -629,12 +675,12 @@ function cardMarkdown(card: Record<string, any>, classes: string[], val: SetMetr
     '',
     '| class | train | validation |',
     '| --- | ---: | ---: |',
-    ...classes.map((c) => `| ${c} | ${card.data.counts[c].train} | ${card.data.counts[c].val} |`),
+    ...classes.map((c) => `| ${c} | ${card.data.counts[c]!.train} | ${card.data.counts[c]!.val} |`),
     '',
     '## Head and training',
     '',
     `- ${card.head.architecture}`,
-    `- Adam, learning rate ${t.lr}, weight decay ${t.weightDecay}, batch ${t.batch}, class weights ${t.classWeights} (${t.classWeightValues.map((w: number) => w.toFixed(3)).join(', ')})`,
+    `- Adam, learning rate ${t.lr}, weight decay ${t.weightDecay}, batch ${t.batch}, class weights ${t.classWeights} (${t.classWeightValues.map((w) => w.toFixed(3)).join(', ')})`,
     `- ${t.epochsRun} of at most ${t.maxEpochs} epochs${t.stoppedEarly ? ` (early stopping, patience ${t.patience})` : ''}; weights of epoch ${t.bestEpoch} kept (lowest validation loss); ${t.seconds} s`,
     '',
     '![loss curve](loss.png)',
@@ -661,6 +707,7 @@ function cardMarkdown(card: Record<string, any>, classes: string[], val: SetMetr
       'held-out test set before relying on them.',
     );
   } else lines.push('No validation split (`--val 0`): no held-out metrics.');
+  if (card.warnings.length) lines.push('', '## Warnings', '', ...card.warnings.map((w) => `- ${w}`));
   lines.push(
     '',
     `Written ONNX checked against the TypeScript head on ${card.selfCheck.images} images: max |Δp| = ${Number(card.selfCheck.maxAbsDiff).toExponential(1)}.`,
