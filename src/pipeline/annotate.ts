@@ -418,7 +418,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
 
 async function writeCsv(path: string, rows: readonly ImageResult[], classes: readonly string[]): Promise<void> {
   const q = (s: unknown) => {
-    const v = s === undefined || s === null ? '' : String(s);
+    const v = s === undefined || s === null ? '' : String(s).replace(/\s*\n\s*/g, ' ');
     return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
   };
   const head = ['image', 'status', 'label', 'predicted', ...classes.map((k) => `p_${k}`), 'decision', 'priority', 'entropy', 'mi', 'mask_score', 'map_std', 'ood_score', 'mask', 'mask_pixels', 'reasons', 'error'];

@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { annotate, collectItems } from '../../src/pipeline/annotate.js';
+import { writeChestDataset } from '../../src/pipeline/phantoms.js';
+import { readVolume } from '../../src/io/index.js';
+import type { ImageResult } from '../../src/pipeline/run-format.js';
+import { cli, ROOT } from '../helpers/cli.js';
+
+const CLASSES = ['healthy', 'nodule', 'consolidation', 'cavity'];
+
+/** A fixture classifier (random torchvision weights, 4 outputs) packaged with a manifest. */
+function packModel(dir: string, name: string, classes = CLASSES): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  copyFileSync(join(ROOT, 'test/fixtures/cam', `${name}.onnx`), join(d, 'model.onnx'));
+  writeFileSync(join(d, 'model.json'), JSON.stringify({
+    format: 'medmask-model/1', name, task: 'classify', model: 'model.onnx',
+    input: { name: 'input', layout: 'NCHW', height: 128, width: 96, channels: 3 },
+    preprocess: { resize: 'stretch', channels: 'grey-to-rgb', intensity: { mode: 'min-max' } },
+    classes, mc: { dropout: 0.3, samples: 8 },
+  }));
+  return d;
+}
+
+const readLines = (run: string) => readFileSync(join(run, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ImageResult);
+
+test('annotate: every image gets a decision, masks stay inside the ROI, normal targets get empty masks, resume skips done images, a broken image is recorded and the run goes on', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medmask-ann-'));
+  try {
+    const data = join(tmp, 'data');
+    await writeChestDataset(data, { n: 8, seed: 77, size: 96, oodFraction: 0 });
+    const models = [packModel(tmp, 'resnet'), packModel(tmp, 'densenet')];
+    const items = await collectItems(data, { labels: join(data, 'labels.csv'), roiColumn: 'lungs' });
+    writeFileSync(join(data, 'images', 'broken.png'), 'not a png');
+    items.push({ path: join(data, 'images', 'broken.png'), rel: 'images/broken.png', label: 'nodule' });
+    const run = join(tmp, 'run');
+    const s = await annotate({ models, items, out: run, mcSamples: 4, seed: 1 });
+    assert.equal(s.done, 8);
+    assert.equal(s.errors, 1);
+    const lines = readLines(run);
+    assert.equal(lines.length, 9);
+    const broken = lines.find((l) => l.image === 'images/broken.png')!;
+    assert.equal(broken.status, 'error');
+    assert.match(broken.error!, /broken\.png/);
+    for (const r of lines.filter((l) => l.status === 'ok')) {
+      assert.ok(['accept', 'review', 'ood'].includes(r.decision!), r.image);
+      assert.equal(r.target, r.label, 'with labels, the label is the target');
+      assert.ok(r.models!.length === 2 && r.probabilities && Math.abs(Object.values(r.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-4);
+      const mask = await readVolume(join(run, r.mask!));
+      const lungs = await readVolume(join(data, 'lungs', `${r.stem.replace(/^images__/, '')}.png`));
+      let px = 0;
+      for (let i = 0; i < mask.data.length; i++) if (mask.data[i]) {
+        px++;
+        assert.ok(lungs.data[i], `${r.image}: mask pixel ${i} outside the lungs`);
+      }
+      assert.equal(px, r.maskPixels);
+      if (r.label === 'healthy') assert.equal(px, 0, 'normal target → empty mask');
+      if (r.decision !== 'accept') assert.ok(r.reasons!.length > 0, `${r.image}: ${r.decision} without a reason`);
+      // H(mean of the models' mean probabilities) ≥ mean of H(p̄_m) ≥ mean MI_m (concavity; MI ≤ predictive entropy).
+      assert.ok(r.uncertainty!.mi >= 0 && r.uncertainty!.entropy >= r.uncertainty!.mi - 1e-9, `${r.image}: entropy ${r.uncertainty!.entropy} < MI ${r.uncertainty!.mi}`);
+    }
+    const csv = readFileSync(join(run, 'results.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv.length, 10);
+    const run2 = await annotate({ models, items, out: run, mcSamples: 4, seed: 1 });
+    assert.equal(run2.skipped, 8, 'done images are not redone');
+    assert.equal(run2.done, 0);
+    assert.equal(readLines(run).filter((l) => l.status === 'ok').length, 8);
+    const info = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { models: { sha256: string }[] };
+    assert.match(info.models[0]!.sha256, /^[0-9a-f]{64}$/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('annotate bad input: labels the models do not have, models with different classes, a pipeline with a typo', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medmask-annbad-'));
+  try {
+    const data = join(tmp, 'data');
+    await writeChestDataset(data, { n: 3, seed: 5, size: 64, oodFraction: 0 });
+    const a = packModel(tmp, 'resnet');
+    const odd = packModel(join(tmp, 'odd'), 'densenet', ['healthy', 'tb', 'x', 'y']);
+    const r1 = cli('annotate', '--models', `${a},${odd}`, '--images', data, '--out', join(tmp, 'r1'));
+    assert.equal(r1.code, 2);
+    assert.match(r1.err, /disagree on their classes.*\[healthy, nodule, consolidation, cavity\].*\[healthy, tb, x, y\]/);
+    writeFileSync(join(tmp, 'labels.csv'), 'image,label\nimages/img_00000.png,tuberculosis\n');
+    const r2 = cli('annotate', '--models', a, '--images', data, '--labels', join(tmp, 'labels.csv'), '--out', join(tmp, 'r2'));
+    assert.notEqual(r2.code, 0);
+    assert.match(r2.err, /"tuberculosis".*not classes of the models \(healthy, nodule, consolidation, cavity\)/);
+    writeFileSync(join(tmp, 'p.yaml'), 'fusion: intersection\nconstraints:\n  - op: fil-holes\n');
+    const r3 = cli('annotate', '--models', a, '--images', data, '--pipeline', join(tmp, 'p.yaml'), '--out', join(tmp, 'r3'));
+    assert.equal(r3.code, 2);
+    assert.match(r3.err, /p\.yaml: constraints\[0\]\.op.*did you mean "fill-holes"/);
+    for (const r of [r1, r2, r3]) assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('fit-ood → annotate → evaluate through the CLI: OOD statistics used, evaluation.json and an offline report', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medmask-annev-'));
+  try {
+    const data = join(tmp, 'data');
+    await writeChestDataset(data, { n: 12, seed: 9, size: 64, oodFraction: 0.25 });
+    const a = packModel(tmp, 'resnet');
+    const fit = cli('fit-ood', '--models', a, '--images', data, '--labels', join(data, 'labels.csv'), '--mc', '4', '--out', join(tmp, 'ood'));
+    assert.equal(fit.code, 0, fit.err);
+    assert.ok(existsSync(join(tmp, 'ood', 'resnet.ood.json')));
+    const run = join(tmp, 'run');
+    const an = cli('annotate', '--models', a, '--images', data, '--labels', join(data, 'labels.csv'), '--roi-column', 'lungs', '--ood', join(tmp, 'ood'), '--mc', '4', '--out', run, '--json');
+    assert.equal(an.code, 0, an.err);
+    const lines = readLines(run);
+    assert.ok(lines.every((l) => typeof l.ood?.score === 'number'), 'OOD score present with fitted statistics');
+    const ev = cli('evaluate', '--run', run, '--truth', data, '--json');
+    assert.equal(ev.code, 0, ev.err);
+    const e = JSON.parse(ev.out) as { matched: number; segmentation: { lesionImages: number; meanDice: number } };
+    assert.equal(e.matched, 12);
+    assert.ok(e.segmentation.lesionImages > 0 && e.segmentation.meanDice >= 0 && e.segmentation.meanDice <= 1);
+    const html = readFileSync(join(run, 'report.html'), 'utf8');
+    assert.match(html, /<svg/);
+    assert.doesNotMatch(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, ''), /https?:\/\//, 'no network references');
+    assert.match(html, /data:image\/png;base64,/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
