@@ -269,6 +269,18 @@ function reaches(ix: GraphIndex, from: string, to: string): boolean {
   return p !== undefined && downstream(ix, from).has(p);
 }
 
+/** The value of a tensor that is an initialiser or Constant seen through a chain of Identity nodes. */
+function identityConstant(ix: GraphIndex, tensor: string, depth = 0): HeadConstant | undefined {
+  const init = ix.initializers.get(tensor);
+  if (init) return tensorValues(init);
+  const p = ix.producer.get(tensor);
+  if (p === undefined || depth > 16) return undefined;
+  const node = ix.nodes[p]!;
+  if (node.opType === 'Constant') return constantNodeValue(node);
+  if (node.opType === 'Identity' && node.input[0]) return identityConstant(ix, node.input[0], depth + 1);
+  return undefined;
+}
+
 /**
  * Read the head: every node on a path from `target` to `output`, with the constants they read.
  * @param model - a decoded model
@@ -313,6 +325,12 @@ export function extractHead(model: OnnxModel, target: string, output?: string): 
     const node = ix.nodes[p]!;
     if (node.opType === 'Constant') {
       constants[tensor] = constantNodeValue(node);
+      return;
+    }
+    const folded = !down.has(p) ? identityConstant(ix, tensor) : undefined;
+    if (folded) {
+      // torch.onnx deduplicates equal initialisers (e.g. zero biases) through Identity nodes
+      constants[tensor] = folded;
       return;
     }
     if (!down.has(p)) {

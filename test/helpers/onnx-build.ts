@@ -87,3 +87,24 @@ export function unsupportedHeadModel(): Uint8Array {
     weights: { K: [4, 3, 3, 3], W: [2, 4], b: [2] },
   });
 }
+
+/**
+ * Conv → Relu → GlobalAveragePool → Flatten → Gemm whose bias is an Identity of another
+ * initialiser: how torch.onnx writes equal (e.g. zero) initialisers once.
+ */
+export function identityBiasModel(): Uint8Array {
+  return buildOnnx({
+    input: ['batch', 3, 8, 8],
+    output: 'logits',
+    outputDims: ['batch', 4],
+    nodes: [
+      { op: 'Conv', inputs: ['input', 'K'], outputs: ['c'], attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1] } },
+      { op: 'Relu', inputs: ['c'], outputs: ['r'] },
+      { op: 'GlobalAveragePool', inputs: ['r'], outputs: ['p'] },
+      { op: 'Flatten', inputs: ['p'], outputs: ['f'], attrs: { axis: 1 } },
+      { op: 'Identity', inputs: ['shared.bias'], outputs: ['fc.bias'] },
+      { op: 'Gemm', inputs: ['f', 'W', 'fc.bias'], outputs: ['logits'], attrs: { transB: 1 } },
+    ],
+    weights: { K: [5, 3, 3, 3], W: [4, 5], 'shared.bias': [4] },
+  });
+}

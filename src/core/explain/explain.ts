@@ -6,10 +6,21 @@
  * @module
  */
 import { MedmaskError } from '../errors.js';
-import { computeCam, type CamMethod } from './cam.js';
+import { computeCam, normalizeMap, type CamMethod } from './cam.js';
 import { resolveClasses, type ClassSpec } from './class-select.js';
 import { argmax, backwardHead, forwardHead, linearHeadWeights, type CompiledHead, type HeadTensor } from './head.js';
-import { headMonteCarlo, mcStatistics, mcStatisticsMultiLabel, pixelStd, toProbabilities, type McStatistics, type ProbabilityMode } from '../uncertainty/mc-dropout.js';
+import { planForward, planHead, planMap, planMonteCarlo, prepareActivation, type HeadPlan } from './head-plan.js';
+import {
+  dropoutSite,
+  headMonteCarlo,
+  mcStatistics,
+  mcStatisticsMultiLabel,
+  mulberry32,
+  pixelStd,
+  toProbabilities,
+  type McStatistics,
+  type ProbabilityMode,
+} from '../uncertainty/mc-dropout.js';
 
 /** Head Monte Carlo Dropout settings. */
 export interface ExplainMcOptions {
@@ -37,6 +48,11 @@ export interface ExplainActivationOptions {
   probability?: ProbabilityMode;
   /** Head MC Dropout; omitted: none. */
   mc?: ExplainMcOptions;
+  /**
+   * Use the general evaluator even where the fast path applies (for tests comparing the two;
+   * results agree to float32 rounding).
+   */
+  general?: boolean;
 }
 
 /** Summary of a per-pixel std map. */
@@ -115,35 +131,123 @@ export function defaultProbabilityMode(head: CompiledHead): ProbabilityMode {
  * const e = explainActivation(session.head, { shape: [1, 2048, 7, 7], data }, { classNames, mc: { samples: 30, rate: 0.2 } });
  * e.maps[0].normalized; e.mc?.mutualInformation;
  */
-export function explainActivation(head: CompiledHead, activation: HeadTensor, opts: ExplainActivationOptions): ActivationExplanation {
-  const method = opts.method ?? 'xgradcam';
+export function explainActivation(
+  head: CompiledHead,
+  activation: { shape: number[]; data: Float64Array | Float32Array },
+  opts: ExplainActivationOptions,
+): ActivationExplanation {
   const [, C = 1, h = 1, w = 1] = activation.shape;
   if (activation.shape.length !== 4 || activation.shape[0] !== 1) {
     throw new MedmaskError('MODEL_INVALID', `the CAM target "${head.target}" has shape [${activation.shape.join(', ')}]; a 4-D [1, C, H, W] activation is needed`, {
       hint: 'choose a 4-D target tensor (medmask model inspect lists candidates)',
     });
   }
-  const mode = opts.probability ?? defaultProbabilityMode(head);
-  const trace = forwardHead(head, activation);
-  const logits = trace.output.data;
-  if (logits.length !== opts.classNames.length) {
-    throw new MedmaskError('MODEL_INVALID', `the model gives ${logits.length} outputs, the manifest names ${opts.classNames.length} classes`, {
-      hint: `list ${logits.length} class names in the manifest's "classes"`,
+  if (activation.data.length !== C * h * w) {
+    throw new MedmaskError('USAGE', `activation shape [${activation.shape.join(', ')}] does not match its ${activation.data.length} values`);
+  }
+  const plan = opts.general ? undefined : planFor(head, C, opts.mc?.site);
+  if (plan) return explainWithPlan(plan, activation.data, [C, h, w], opts);
+  const data = activation.data instanceof Float64Array ? activation.data : Float64Array.from(activation.data);
+  return explainGeneral(head, { shape: activation.shape, data }, opts);
+}
+
+const plans = new WeakMap<CompiledHead, Map<string, HeadPlan | null>>();
+
+/** The fast-path plan of a head (cached per head, channel count and site), or undefined. */
+function planFor(head: CompiledHead, C: number, site?: string): HeadPlan | undefined {
+  let s = site;
+  if (!s) {
+    try {
+      s = dropoutSite(head);
+    } catch {
+      return undefined;
+    }
+  }
+  let byKey = plans.get(head);
+  if (!byKey) plans.set(head, (byKey = new Map()));
+  const key = `${C}\u0000${s}`;
+  if (!byKey.has(key)) byKey.set(key, planHead(head, C, s) ?? null);
+  return byKey.get(key) ?? undefined;
+}
+
+function checkOutputs(n: number, classNames: readonly string[]): void {
+  if (n !== classNames.length) {
+    throw new MedmaskError('MODEL_INVALID', `the model gives ${n} outputs, the manifest names ${classNames.length} classes`, {
+      hint: `list ${n} class names in the manifest's "classes"`,
     });
   }
+}
+
+function camWeightsOf(head: CompiledHead, c: number): Float64Array {
+  const cw = linearHeadWeights(head, c);
+  if (!cw) {
+    throw new MedmaskError('MODEL_INVALID', `CAM needs a head of global average pooling and one linear layer; the head after "${head.target}" is ${head.nodes.map((n) => n.op).join(' → ')}`, {
+      hint: 'use --method xgradcam (or gradcam, gradcampp), which work with any supported head',
+    });
+  }
+  return cw;
+}
+
+/** The fast path (see head-plan.ts): same results as {@link explainGeneral}, to float32 rounding. */
+function explainWithPlan(plan: HeadPlan, data: Float32Array | Float64Array, [C, h, w]: number[], opts: ExplainActivationOptions): ActivationExplanation {
+  const method = opts.method ?? 'xgradcam';
+  const head = plan.head;
+  const mode = opts.probability ?? defaultProbabilityMode(head);
+  const prep = prepareActivation(plan, data, h! * w!);
+  const fwd = planForward(plan, prep.features);
+  const logits = fwd.output;
+  checkOutputs(logits.length, opts.classNames);
   const probabilities = toProbabilities(logits, mode);
   const predicted = argmax(probabilities);
   const chosen = resolveClasses(opts.classes, opts.classNames, probabilities);
   const maps: ClassMap[] = chosen.map((c) => {
-    let classWeights: Float64Array | undefined;
+    let weights: Float64Array;
+    let raw: Float64Array;
     if (method === 'cam') {
-      classWeights = linearHeadWeights(head, c);
-      if (!classWeights) {
-        throw new MedmaskError('MODEL_INVALID', `CAM needs a head of global average pooling and one linear layer; the head after "${head.target}" is ${head.nodes.map((n) => n.op).join(' → ')}`, {
-          hint: 'use --method xgradcam (or gradcam, gradcampp), which work with any supported head',
-        });
+      const cam = computeCam('cam', { activation: prep.A, classWeights: camWeightsOf(head, c), channels: C!, height: h!, width: w! });
+      ({ weights, raw } = cam);
+    } else ({ weights, raw } = planMap(method, fwd.gradient(c), prep, plan));
+    return { classIndex: c, className: opts.classNames[c]!, probability: probabilities[c]!, weights, raw, normalized: normalizeMap(raw) };
+  });
+  const out: ActivationExplanation = { logits, probabilities, predicted, channels: C!, height: h!, width: w!, method, maps };
+  if (opts.mc) {
+    const seed = opts.mc.seed ?? 0;
+    const T = opts.mc.samples;
+    if (!Number.isInteger(T) || T < 1) throw new MedmaskError('USAGE', `MC samples must be a positive integer, got ${T}`);
+    const probs: Float64Array[] = [];
+    const std = planMonteCarlo(plan, prep, {
+      samples: T,
+      rate: opts.mc.rate,
+      rand: mulberry32(seed),
+      ...(opts.mc.pixelStd ?? true ? { maps: { classes: chosen, method } } : {}),
+      onOutput: (o) => probs.push(toProbabilities(o, mode)),
+    });
+    for (const m of maps) {
+      const s = std.get(m.classIndex);
+      if (s) {
+        m.std = s;
+        m.stdSummary = summarizeStd(s);
       }
     }
+    const stats = mode === 'sigmoid' ? mcStatisticsMultiLabel(probs) : mcStatistics(probs);
+    out.mc = { ...stats, rate: opts.mc.rate, seed };
+  }
+  return out;
+}
+
+/** The general path: the head evaluator forwards and backwards, for any supported head. */
+function explainGeneral(head: CompiledHead, activation: HeadTensor, opts: ExplainActivationOptions): ActivationExplanation {
+  const method = opts.method ?? 'xgradcam';
+  const [, C = 1, h = 1, w = 1] = activation.shape;
+  const mode = opts.probability ?? defaultProbabilityMode(head);
+  const trace = forwardHead(head, activation);
+  const logits = trace.output.data;
+  checkOutputs(logits.length, opts.classNames);
+  const probabilities = toProbabilities(logits, mode);
+  const predicted = argmax(probabilities);
+  const chosen = resolveClasses(opts.classes, opts.classNames, probabilities);
+  const maps: ClassMap[] = chosen.map((c) => {
+    const classWeights = method === 'cam' ? camWeightsOf(head, c) : undefined;
     const gradient = method === 'cam' ? undefined : backwardHead(head, trace, c);
     const cam = computeCam(method, { activation: activation.data, ...(gradient ? { gradient } : {}), ...(classWeights ? { classWeights } : {}), channels: C, height: h, width: w });
     return { classIndex: c, className: opts.classNames[c]!, probability: probabilities[c]!, weights: cam.weights, raw: cam.raw, normalized: cam.normalized };
