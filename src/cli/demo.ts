@@ -1,40 +1,75 @@
-import { join, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Command } from 'commander';
-import { writeAbdomenDataset, writeChestDataset, removeDataset } from '../pipeline/phantoms.js';
+import { removeDataset } from '../pipeline/phantoms.js';
+import { runDemo } from '../pipeline/demo.js';
 import { describeCounts } from './phantoms.js';
-import { startProgress } from './output.js';
+import { startProgress, type Progress } from './output.js';
+
+const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : `${(v * 100).toFixed(1)} %`);
+const f2 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
 
 /**
- * Register `medmask demo`: the README's first command. Until the annotate pipeline runs on the
- * bundled models, it writes the demo data sets (2D chest radiographs with labels and exact masks,
- * 3D abdominal CT with partial labels) and says where they are and what to try next.
+ * Register `medmask demo`: the README's first command. Generates seeded phantoms, fits the bundled
+ * classifiers' open-set statistics, annotates the test and out-of-distribution images, evaluates
+ * against the ground truth and writes the report — then says where everything is.
  */
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run the demo on embedded defaults: writes seeded demo data to ./medmask-demo and prints where the results are')
+    .description('run the whole weak-labelling pipeline on embedded defaults (bundled demo models, seeded phantoms): writes ./medmask-demo and prints a summary and where the report is')
     .option('--out <dir>', 'output folder', 'medmask-demo')
     .option('--seed <int>', 'seed', '1')
-    .option('--fresh', 'delete the output folder first')
-    .action(async (o: { out: string; seed: string; fresh?: boolean }) => {
-      const out = resolve(o.out);
-      const seed = Number(o.seed) || 0;
-      if (o.fresh) await removeDataset(out);
-      const t0 = Date.now();
-      const p2 = startProgress('chest radiographs', 66);
-      const chest = await writeChestDataset(join(out, 'chest-2d'), { n: 60, seed, size: 256 }, () => p2.tick());
-      p2.stop();
-      const p3 = startProgress('abdominal CT volumes', 6);
-      const abd = await writeAbdomenDataset(join(out, 'abdomen-3d'), { n: 6, seed, size: 96 }, () => p3.tick());
-      p3.stop();
+    .option('--quick', 'smaller data sets (60 images)')
+    .option('--keep', 'keep an existing output folder instead of starting fresh')
+    .option('--json', 'print the summary as JSON')
+    .action(async (o: { out: string; seed: string; quick?: boolean; keep?: boolean; json?: boolean }) => {
+      if (!o.keep) await removeDataset(o.out);
+      let bar: Progress | undefined;
+      let current = '';
+      const notes: string[] = [];
+      const r = await runDemo({
+        out: o.out,
+        seed: Number(o.seed) || 0,
+        ...(o.quick ? { quick: true } : {}),
+        onStage: (stage, done, total) => {
+          if (stage !== current) {
+            bar?.stop();
+            current = stage;
+            bar = startProgress(stage, total, { quiet: !!o.json });
+          }
+          bar!.tick();
+        },
+        onNote: (n) => notes.push(n),
+      });
+      bar?.stop();
+      const e = r.evaluation;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ out: r.out, seconds: r.seconds, report: r.report, annotate: r.annotate, evaluation: e ? { ...e, perImage: undefined } : undefined, notes }) + '\n');
+        return;
+      }
       const say = (s = '') => process.stdout.write(s + '\n');
-      say(`medmask demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s. Results are in ${out}:`);
-      say(`  ${join(out, 'chest-2d')}    ${chest.files.length} files — images/, masks/ (exact lesion masks), lungs/, labels.csv (${describeCounts(chest)}), ood/`);
-      say(`  ${join(out, 'abdomen-3d')}  ${abd.files.length} files — nnU-Net layout: imagesTr/ (CT in HU), labelsTr/ (partial labels per source), truthTr/, dataset.json (sources: ${describeCounts(abd)})`);
+      const rel = (p: string) => {
+        const r = relative(process.cwd(), p);
+        return r && !r.startsWith('..') ? r : p;
+      };
+      for (const n of notes.filter((x) => !/no OOD statistics/.test(x))) process.stderr.write(`note: ${n}\n`);
+      say(`medmask demo finished in ${r.seconds.toFixed(0)} s. Everything is in ${r.out}`);
+      say(`  data:    ${rel(join(r.out, 'chest-2d'))} (${describeCounts(r.chest)}), ${rel(join(r.out, 'abdomen-3d'))} (nnU-Net layout, sources: ${describeCounts(r.abdomen)})`);
+      if (r.annotate && e && r.report) {
+        const s = r.annotate;
+        const acc = e.segmentation.meanDiceByDecision.accept;
+        say(`  models:  the three bundled classifiers (ResNet, DenseNet, EfficientNet; models/demo)`);
+        say(`  annotated ${s.done} images (${e.classification.n} test + ${e.ood.ood} out-of-distribution) at ${s.imagesPerSecond.toFixed(1)} images/s`);
+        say(`  accuracy ${pct(e.classification.accuracy)}; mean Dice of lesion masks ${f2(e.segmentation.meanDice)}; of accepted masks ${f2(acc?.meanDice)} (${acc?.n ?? 0})`);
+        say(`  routed:  ${s.decisions.accept} accepted, ${s.decisions.review} to review, ${s.decisions.ood} out of distribution (OOD AUROC ${f2(e.ood.auroc)}, ${e.ood.flaggedOod}/${e.ood.ood} OOD images caught)`);
+        say(`  review ranking: area under risk–coverage ${f2(e.riskCoverage.aurc)} vs ${f2(e.riskCoverage.randomAurc)} for random order`);
+        say();
+        say(`  report:  ${rel(r.report)}   (open in a browser; works offline)`);
+        say(`  results: ${rel(join(r.run!, 'results.csv'))}, masks in ${rel(join(r.run!, 'masks'))}/`);
+      }
       say();
       say('Try next:');
-      say(`  npx medmask info ${join(o.out, 'abdomen-3d', 'imagesTr', 'case_0000_0000.nii.gz')}`);
-      say(`  npx medmask dataset check ${join(o.out, 'abdomen-3d')}`);
-      say(`  npx medmask dataset check ${join(o.out, 'chest-2d', 'labels.csv')}`);
+      say(`  npx medmask annotate --help`);
+      say(`  npx medmask info ${rel(join(r.out, 'abdomen-3d', 'imagesTr', 'case_0000_0000.nii.gz'))}`);
     });
 }
