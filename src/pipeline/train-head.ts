@@ -26,7 +26,7 @@ import sharp from 'sharp';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { preprocessImage, type PreprocessSpec } from '../core/preprocess.js';
 import { didYouMean } from '../core/schema.js';
-import { fitHead, type EpochRecord, type FitHeadResult, type HeadEvaluation } from '../core/train/fit.js';
+import { fitHeadSteps, type EpochRecord, type FitHeadResult, type HeadEvaluation } from '../core/train/fit.js';
 import { headForward, softmaxRows, type HeadParams } from '../core/train/head-net.js';
 import { plotLossCurve } from '../core/train/plot.js';
 import { classCounts } from '../core/train/split.js';
@@ -418,13 +418,14 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
   if (opts.extractOnly) return base;
 
   // ---- training
+  if (opts.signal?.aborted) throw abortError(opts.signal);
   const features = new Float32Array(N * dim);
   feats.forEach((v, i) => features.set(v!, i * dim));
   const epochs = opts.epochs ?? 100;
   const hidden = opts.hidden ?? 0;
   const dropout = opts.dropout ?? 0.3;
   const t1 = performance.now();
-  const fit = fitHead({ features, dim, labels: y, classes: classes.length }, {
+  const steps = fitHeadSteps({ features, dim, labels: y, classes: classes.length }, {
     hidden,
     dropout,
     epochs,
@@ -438,6 +439,13 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     onEpoch: (record) => opts.onProgress?.({ phase: 'train', epoch: record.epoch, epochs, record }),
     shouldStop: () => opts.signal?.aborted ?? false,
   });
+  // one epoch at a time, yielding to the event loop in between so Ctrl-C (the CLI's abort) is heard
+  let step = steps.next();
+  while (!step.done) {
+    await new Promise((ok) => setImmediate(ok));
+    step = steps.next();
+  }
+  const fit = step.value;
   if (opts.signal?.aborted) throw abortError(opts.signal);
   const trainSeconds = (performance.now() - t1) / 1000;
   const training = {

@@ -189,6 +189,27 @@ function evaluate(p: HeadParams, xs: Float64Array, c: Float64Array, dim: number,
  * console.log(r.validation?.accuracy, r.bestEpoch);
  */
 export function fitHead(data: FitHeadData, opts: FitHeadOptions = {}): FitHeadResult {
+  const it = fitHeadSteps(data, opts);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * {@link fitHead} one epoch at a time: a generator that yields each epoch's record and returns
+ * the result. A caller can await between epochs (so a Node process stays responsive to Ctrl-C
+ * during a long training) without the core knowing about event loops.
+ * @param data - features, labels, number of classes
+ * @param opts - hyper-parameters (see {@link FitHeadOptions})
+ * @returns a generator of epoch records whose return value is the result
+ * @example
+ * const it = fitHeadSteps(data, opts);
+ * let r = it.next();
+ * while (!r.done) { await new Promise((ok) => setImmediate(ok)); r = it.next(); }
+ * const result = r.value;
+ */
+export function* fitHeadSteps(data: FitHeadData, opts: FitHeadOptions = {}): Generator<EpochRecord, FitHeadResult, void> {
   const n = checkData(data);
   const K = data.classes;
   const dim = data.dim;
@@ -283,6 +304,7 @@ export function fitHead(data: FitHeadData, opts: FitHeadOptions = {}): FitHeadRe
     const rec: EpochRecord = { epoch, trainLoss, valLoss, valAccuracy, best: isBest };
     history.push(rec);
     opts.onEpoch?.(rec);
+    yield rec;
     if (patience > 0 && split.val.length && sinceBest >= patience) {
       stoppedEarly = epoch < epochs;
       break;
