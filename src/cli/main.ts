@@ -15,6 +15,7 @@ import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
 import { registerTrainHead } from './train-head.js';
 import { registerExplain } from './explain.js';
+import { registerAtlas } from './atlas.js';
 import { reportError } from './output.js';
 import { readFileSync } from 'node:fs';
 
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerModelInspect(program);
   registerTrainHead(program);
   registerExplain(program);
+  registerAtlas(program);
   registerPhantoms(program);
   registerDemo(program);
   registerAnnotate(program);
