@@ -59,6 +59,17 @@ export function displayRgb(vol: Volume, window?: [number, number]): Float32Array
   return out;
 }
 
+let JET_LUT: Float64Array | undefined;
+
+/** {@link jet} at the 256 levels of an 8-bit map, RGB interleaved (built once). */
+function jetLut(): Float64Array {
+  if (!JET_LUT) {
+    JET_LUT = new Float64Array(256 * 3);
+    for (let k = 0; k < 256; k++) JET_LUT.set(jet(k / 255), 3 * k);
+  }
+  return JET_LUT;
+}
+
 /**
  * Blend a heat map over an image as pytorch-grad-cam's `show_cam_on_image(img, mask,
  * image_weight=0.5)`: `cam = 0.5·jet(mask) + 0.5·img; cam /= max(cam); uint8(255·cam)`.
@@ -74,12 +85,14 @@ export function overlayHeatmap(rgb: Float32Array, map: ArrayLike<number>, imageW
   if (rgb.length !== n * 3) throw new MedmaskError('USAGE', `overlay: image has ${rgb.length / 3} pixels, map ${n}`);
   const mix = new Float32Array(n * 3);
   let mx = 0;
+  const lut = jetLut();
+  const wm = 1 - imageWeight;
   for (let i = 0; i < n; i++) {
-    // cv2.applyColorMap works on uint8(255 · mask)
-    const [r, g, b] = jet(Math.round(255 * Math.min(1, Math.max(0, map[i]!))) / 255);
-    const px = [r, g, b];
+    // cv2.applyColorMap works on uint8(255 · mask): a 256-entry table
+    const v0 = map[i]!;
+    const k = 3 * Math.round(255 * (v0 < 0 ? 0 : v0 > 1 ? 1 : v0));
     for (let c = 0; c < 3; c++) {
-      const v = (1 - imageWeight) * px[c]! + imageWeight * rgb[i * 3 + c]!;
+      const v = wm * lut[k + c]! + imageWeight * rgb[i * 3 + c]!;
       mix[i * 3 + c] = v;
       if (v > mx) mx = v;
     }
