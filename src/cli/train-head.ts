@@ -17,6 +17,7 @@ interface Flags {
   lr: string;
   weightDecay: string;
   val: string;
+  splitColumn?: string;
   patience: string;
   seed: string;
   batch: string;
@@ -75,6 +76,7 @@ export function registerTrainHead(program: Command): void {
     .option('--lr <rate>', 'Adam learning rate', '1e-3')
     .option('--weight-decay <l>', 'L2 weight decay', '1e-4')
     .option('--val <fraction>', 'validation share of each class', '0.2')
+    .option('--split-column <name>', 'CSV column of train / val / test (default: "split" when present; none = ignore it and split by --val)')
     .option('--patience <n>', 'epochs without a better validation loss before stopping (0 = never)', '10')
     .option('--seed <n>', 'seed of split, initialisation, shuffling and dropout', '0')
     .option('--batch <n>', 'mini-batch size', '32')
@@ -113,6 +115,7 @@ export function registerTrainHead(program: Command): void {
           lr: number('lr', f.lr),
           weightDecay: number('weight-decay', f.weightDecay),
           val: number('val', f.val),
+          ...(f.splitColumn ? { splitColumn: f.splitColumn === 'none' ? (false as const) : f.splitColumn } : {}),
           patience: number('patience', f.patience),
           seed: number('seed', f.seed),
           batch: number('batch', f.batch),

@@ -64,6 +64,12 @@ export interface TrainHeadOptions {
   lr?: number;
   /** L2 weight decay (default 1e-4). */
   weightDecay?: number;
+  /**
+   * Column assigning rows to train / val / test (as `medmask phantoms` writes). Default: a column
+   * named `split` when the CSV has one; `false`: none. Where used, its val rows are the validation
+   * set (`val` and the seeded split are not used) and its test rows are left out entirely.
+   */
+  splitColumn?: string | false;
   /** Validation share per class (default 0.2). */
   val?: number;
   /** Early-stopping patience in epochs (default 10; 0 = off). */
@@ -153,7 +159,8 @@ export interface TrainHeadCard {
     images: number;
     classes: string[];
     counts: Record<string, { train: number; val: number }>;
-    split: { val: number; stratified: boolean; seed: number };
+    /** A seeded stratified split, or the CSV's split column (its test rows left out). */
+    split: { val: number; stratified: boolean; seed: number } | { column: string; testRowsLeftOut: number };
   };
   head: { architecture: string; hidden: number; dropout: number };
   training: {
@@ -215,6 +222,37 @@ function checkOptions(o: TrainHeadOptions): void {
   if (o.val !== undefined && !(o.val >= 0 && o.val < 1)) throw new MedmaskError('USAGE', `--val ${o.val} must be in [0, 1)`, { hint: 'e.g. --val 0.2 keeps 20 % of each class for validation' });
   if (o.lr !== undefined && !(o.lr > 0)) throw new MedmaskError('USAGE', `--lr ${o.lr} must be positive`, { hint: 'e.g. --lr 1e-3' });
   if (o.weightDecay !== undefined && !(o.weightDecay >= 0)) throw new MedmaskError('USAGE', `--weight-decay ${o.weightDecay} must be ≥ 0`);
+}
+
+const SPLIT_VALUES: Record<string, 'train' | 'val' | 'test'> = {
+  train: 'train', training: 'train', val: 'val', valid: 'val', validation: 'val', test: 'test', testing: 'test',
+};
+
+/** The split column to honour, if any. */
+function splitColumnOf(rows: LabelledImage[], csv: string, wanted: string | false | undefined): string | undefined {
+  if (wanted === false) return undefined;
+  const cols = Object.keys(rows[0]?.extra ?? {});
+  if (wanted !== undefined) {
+    if (!cols.includes(wanted)) {
+      throw new MedmaskError('DATASET_INVALID', `${csv}: no split column "${wanted}" (other columns: ${cols.join(', ') || 'none'})`, {
+        hint: 'name the column holding train / val / test, or pass --split-column none',
+      });
+    }
+    return wanted;
+  }
+  return cols.find((c) => c.toLowerCase() === 'split');
+}
+
+function splitRole(r: LabelledImage, col: string, csv: string): 'train' | 'val' | 'test' {
+  const v = (r.extra[col] ?? '').trim().toLowerCase();
+  const role = SPLIT_VALUES[v];
+  if (!role) {
+    throw new MedmaskError('DATASET_INVALID', `${csv} line ${r.line}: split "${r.extra[col]}" in column "${col}" is not train, val or test`, {
+      hint: 'fix the value, or pass --split-column none to ignore the column',
+      details: { line: r.line, value: r.extra[col] },
+    });
+  }
+  return role;
 }
 
 /** Class names and per-row class indices; the bad-label errors users see. */
@@ -292,12 +330,23 @@ interface Extractor {
 export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult> {
   checkOptions(opts);
   const out = resolve(opts.out);
-  const rows = await readLabelsCsv(opts.labels, {
+  const allRows = await readLabelsCsv(opts.labels, {
     ...(opts.images ? { imagesDir: opts.images } : {}),
     ...(opts.labelColumn ? { labelColumn: opts.labelColumn } : {}),
     ...(opts.imageColumn ? { imageColumn: opts.imageColumn } : {}),
   });
+  const splitCol = splitColumnOf(allRows, opts.labels, opts.splitColumn);
+  const roles = splitCol ? allRows.map((r) => splitRole(r, splitCol, opts.labels)) : undefined;
+  const rows = roles ? allRows.filter((_, i) => roles[i] !== 'test') : allRows;
+  const testRowsLeftOut = allRows.length - rows.length;
+  if (!rows.length) throw new MedmaskError('DATASET_INVALID', `${opts.labels}: every row is in the test split of column "${splitCol}"`, { hint: 'mark rows as train / val, or pass --split-column none' });
   const { classes, y } = labelRows(rows, opts.labels, opts.classes);
+  const columnSplit = roles
+    ? (() => {
+        const kept = roles.filter((r) => r !== 'test');
+        return { train: Int32Array.from(kept.flatMap((r, i) => (r === 'train' ? [i] : []))), val: Int32Array.from(kept.flatMap((r, i) => (r === 'val' ? [i] : []))) };
+      })()
+    : undefined;
 
   const backbone = await resolveModel(opts.backbone);
   const bm = backbone.manifest;
@@ -410,6 +459,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     cacheDir,
   };
   const warnings: string[] = [];
+  if (splitCol) warnings.push(`rows split by the CSV column "${splitCol}": ${columnSplit!.train.length} train, ${columnSplit!.val.length} val, ${testRowsLeftOut} test rows left out (--split-column none to split by --val instead)`);
   const perClass = classCounts(y, classes.length);
   classes.forEach((c, k) => {
     if (!perClass[k]) warnings.push(`class "${c}" has no images: the head has an output for it but never learns to predict it`);
@@ -432,6 +482,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     lr: opts.lr ?? 1e-3,
     weightDecay: opts.weightDecay ?? 1e-4,
     val: opts.val ?? 0.2,
+    ...(columnSplit ? { split: columnSplit } : {}),
     patience: opts.patience ?? 10,
     seed: opts.seed ?? 0,
     batch: opts.batch ?? 32,
@@ -514,7 +565,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
       images: N,
       classes,
       counts: Object.fromEntries(classes.map((c, k) => [c, { train: counts.train[k]!, val: counts.val[k]! }])),
-      split: { val: opts.val ?? 0.2, stratified: true, seed: opts.seed ?? 0 },
+      split: splitCol ? { column: splitCol, testRowsLeftOut } : { val: opts.val ?? 0.2, stratified: true, seed: opts.seed ?? 0 },
     },
     head: {
       architecture: `GlobalAveragePool → standardise (training mean / std) → Dropout(${dropout}) → ` +
@@ -679,7 +730,9 @@ function cardMarkdown(card: TrainHeadCard, classes: string[], val: SetMetrics | 
     '',
     '## Data',
     '',
-    `${card.data.images} images from \`${card.data.labels}\`, split per class with seed ${card.data.split.seed} (validation share ${card.data.split.val}).`,
+    'column' in card.data.split
+      ? `${card.data.images} images from \`${card.data.labels}\`, split by its column \`${card.data.split.column}\` (${card.data.split.testRowsLeftOut} test rows left out).`
+      : `${card.data.images} images from \`${card.data.labels}\`, split per class with seed ${card.data.split.seed} (validation share ${card.data.split.val}).`,
     '',
     '| class | train | validation |',
     '| --- | ---: | ---: |',

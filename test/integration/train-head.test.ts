@@ -190,6 +190,26 @@ test('a run interrupted after extraction resumes from the cache without running 
   assert.deepEqual([runs, r3.extraction.extracted], [1, 1]);
 });
 
+test('a split column (as medmask phantoms writes) is honoured: its val rows validate, its test rows are never read', async () => {
+  const dir = join(tmp, 'split');
+  await writeStripesDataset(dir, { n: 30, seed: 6 });
+  const lines = readFileSync(join(dir, 'labels.csv'), 'utf8').trim().split('\n');
+  const role = (i: number): string => (i % 5 === 0 ? 'test' : i % 5 === 1 ? 'val' : 'train');
+  writeFileSync(join(dir, 'split.csv'), [`${lines[0]},split`, ...lines.slice(1).map((l, i) => `${l},${role(i)}`)].join('\n') + '\n');
+  let runs = 0;
+  const r = await trainHead({ ...base(join(tmp, 'split-out')), labels: join(dir, 'split.csv'), epochs: 3, onBackboneRun: (n) => (runs += n) });
+  assert.equal(runs, 24, 'test rows are not extracted');
+  assert.equal(r.training!.validation!.images, 6);
+  assert.equal(r.training!.train.images, 18);
+  const card = JSON.parse(readFileSync(r.files!.cardJson, 'utf8')) as { data: { split: unknown } };
+  assert.deepEqual(card.data.split, { column: 'split', testRowsLeftOut: 6 });
+  // --split-column none: a seeded split of all 30 rows instead
+  const all = await trainHead({ ...base(join(tmp, 'split-out2')), labels: join(dir, 'split.csv'), epochs: 2, splitColumn: false });
+  assert.equal(all.extraction.images, 30);
+  writeFileSync(join(dir, 'badsplit.csv'), readFileSync(join(dir, 'split.csv'), 'utf8').replace(',val\n', ',holdout\n'));
+  await assert.rejects(trainHead({ ...base(join(tmp, 'split-out3')), labels: join(dir, 'badsplit.csv') }), expectError('DATASET_INVALID', /split "holdout" in column "split"/, /--split-column none/));
+});
+
 function expectError(code: string, ...patterns: RegExp[]): (e: unknown) => boolean {
   return (e: unknown) => {
     assert.ok(isMedmaskError(e), `expected a MedmaskError, got ${String(e)}`);
