@@ -5,7 +5,7 @@
  * onnxruntime's speed and is printed by the command itself (images/s).
  */
 import { fitHead } from '../src/core/train/fit.js';
-import { mulberry32 } from '../src/core/uncertainty/mc-dropout.js';
+import { mulberry32 } from '../src/core/random.js';
 import { defineBenchmark } from './run.js';
 
 interface State {

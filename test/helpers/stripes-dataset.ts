@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { mulberry32 } from '../../src/core/uncertainty/mc-dropout.js';
+import { mulberry32 } from '../../src/core/random.js';
 
 export interface StripesOptions {
   n: number;

@@ -12,7 +12,7 @@ import { accuracy, auroc, balancedAccuracy, confusionMatrix, multiclassAuroc } f
 import { niceTicks, plotLossCurve, PLOT_COLOURS } from '../../src/core/train/plot.js';
 import { balancedClassWeights, featureStats, stratifiedSplit } from '../../src/core/train/split.js';
 import { isMedmaskError } from '../../src/core/errors.js';
-import { mulberry32 } from '../../src/core/uncertainty/mc-dropout.js';
+import { mulberry32 } from '../../src/core/random.js';
 
 function gauss(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

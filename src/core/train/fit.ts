@@ -17,7 +17,7 @@
  * @module
  */
 import { MedmaskError } from '../errors.js';
-import { mulberry32 } from '../uncertainty/mc-dropout.js';
+import { mulberry32 } from '../random.js';
 import { adamStep, createAdamState } from './adam.js';
 import { cloneHeadParams, foldStandardization, headLoss, initHeadParams, type HeadParams } from './head-net.js';
 import { accuracy, argmaxRows, balancedAccuracy, confusionMatrix, multiclassAuroc, type MulticlassAuroc } from './metrics.js';
