@@ -1,0 +1,153 @@
+// The atlas round on a small phantom data set with imported predictions of three simulated models
+// (label maps and probability maps made from the truth, with known mistakes): pseudo-labels are
+// the majority vote, attention flags exactly the (opened) disagreement, ranking puts the case with
+// a mistake in an unlabelled organ first, merging keeps every original label.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
+import { atlasAttention, atlasMerge, atlasRank, readAtlasDataset, type CaseAttention } from '../../src/pipeline/atlas.js';
+import { readVolume, writeVolume } from '../../src/io/index.js';
+import { createVolume, type Volume } from '../../src/core/volume.js';
+import { binaryOpening } from '../../src/core/atlas/morphology.js';
+import { ORGANS, organLabel } from '../../src/core/phantom/abdomen.js';
+import { cli } from '../helpers/cli.js';
+
+/** A 7×7×5 block of background (truth 0) nearest the centre of the volume. */
+function block(t: Volume): (i: number) => boolean {
+  const [nx, ny, nz] = t.shape;
+  const d = t.data as Uint8Array;
+  const fits = (cx: number, cy: number, cz: number) => {
+    for (let z = cz - 2; z <= cz + 2; z++) for (let y = cy - 3; y <= cy + 3; y++) for (let x = cx - 3; x <= cx + 3; x++) if (d[x + nx * (y + ny * z)]) return false;
+    return true;
+  };
+  let best: number[] | undefined;
+  let bestD = Infinity;
+  for (let z = 2; z < nz - 2; z++) for (let y = 3; y < ny - 3; y++) for (let x = 3; x < nx - 3; x++) {
+    const dist = (x - nx / 2) ** 2 + (y - ny / 2) ** 2 + (z - nz / 2) ** 2;
+    if (dist < bestD && fits(x, y, z)) { best = [x, y, z]; bestD = dist; }
+  }
+  assert.ok(best, 'no background block');
+  const c = best;
+  return (v) => {
+    const x = v % nx, y = Math.floor(v / nx) % ny, z = Math.floor(v / (nx * ny));
+    return Math.abs(x - c[0]!) <= 3 && Math.abs(y - c[1]!) <= 3 && Math.abs(z - c[2]!) <= 2;
+  };
+}
+
+test('atlas round on phantoms with imported predictions: pseudo-labels, attention, ranking, merging, CLI', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-'));
+  try {
+    const data = join(root, 'data'), work = join(root, 'work');
+    await writeAbdomenDataset(data, { n: 4, seed: 5, size: 40, sources: ['btcv', 'lits', 'kits', 'flare'] });
+    const atlas = await readAtlasDataset(data);
+    assert.equal(atlas.cases.length, 4);
+    const truth = new Map<string, Volume>();
+    for (const c of atlas.cases) truth.set(c.id, await readVolume(join(data, 'truthTr', `${c.id}.nii.gz`)));
+    // The case whose source labels liver only gets model B's false spleen blob (spleen unlabelled there);
+    // the btcv case gets the same blob as liver (labelled there: must not raise its priority).
+    const lits = atlas.cases.find((c) => c.source === 'lits')!;
+    const btcv = atlas.cases.find((c) => c.source === 'btcv')!;
+    for (const m of ['a', 'b']) mkdirSync(join(work, 'predictions', m), { recursive: true });
+    const painted = new Map<string, Uint8Array>();
+    for (const c of atlas.cases) {
+      const t = truth.get(c.id)!;
+      const inBlock = block(t);
+      // Model a: the truth as a label map.
+      await writeVolume(t, join(work, 'predictions', 'a', `${c.id}.nii.gz`), { labelMap: true });
+      // Model b: a label map with a mistake in two cases.
+      const b = Uint8Array.from(t.data as Uint8Array);
+      const wrong = c.id === lits.id ? organLabel('spleen') : c.id === btcv.id ? organLabel('liver') : 0;
+      if (wrong) for (let v = 0; v < b.length; v++) if (inBlock(v)) b[v] = wrong;
+      painted.set(c.id, b);
+      await writeVolume(createVolume(t.shape, 'uint8', { spacing: t.spacing, origin: t.origin, direction: t.direction, data: b }), join(work, 'predictions', 'b', `${c.id}.nii.gz`), { labelMap: true });
+      // Model c: per-organ uint8 probability maps of the truth.
+      mkdirSync(join(work, 'predictions', 'c', c.id), { recursive: true });
+      for (const o of ORGANS) {
+        const p = Uint8Array.from(t.data as Uint8Array, (l) => (l === organLabel(o) ? 255 : 0));
+        await writeVolume(createVolume(t.shape, 'uint8', { spacing: t.spacing, origin: t.origin, direction: t.direction, data: p }), join(work, 'predictions', 'c', c.id, `${o}.nii.gz`));
+      }
+    }
+
+    const summaries = await atlasAttention(data, work);
+    const byCase = new Map<string, CaseAttention>(summaries.map((s) => [s.case, s]));
+    for (const c of atlas.cases) {
+      const t = truth.get(c.id)!;
+      const b = painted.get(c.id)!;
+      // Pseudo-label = majority of a, b, c (a and c are the truth, so the truth wins everywhere).
+      const pseudo = await readVolume(join(work, 'pseudo', `${c.id}.nii.gz`));
+      assert.deepEqual(pseudo.data, t.data, `${c.id}: pseudo-label is not the majority vote`);
+      // Attention of each organ = opened disagreement between b and the truth (std of {0, 1, 0} ≈ 0.47;
+      // entropy of 0/1 probabilities is 0; 0/1 votes of three models cannot overlap).
+      const s = byCase.get(c.id)!;
+      assert.deepEqual(s.models, ['a', 'b', 'c']);
+      for (const o of ORGANS) {
+        const l = organLabel(o);
+        const dis = Uint8Array.from(t.data as Uint8Array, (x, v) => ((x === l) !== (b[v] === l) ? 1 : 0));
+        const want = binaryOpening(dis, t.shape).reduce((a, x) => a + x, 0);
+        const got = s.organs.find((x) => x.organ === o)!;
+        assert.equal(got.voxels, want, `${c.id} ${o}`);
+        assert.equal(got.uncertainty, 0);
+        assert.equal(got.overlap, 0);
+        const heat = await readVolume(join(work, 'attention', c.id, `${o}.nii.gz`));
+        assert.equal((heat.data as Uint8Array).reduce((a, x) => a + (x ? 1 : 0), 0), want, `${c.id} ${o}: heat-map support`);
+      }
+      assert.deepEqual(s.labelled, atlas.cases.find((x) => x.id === c.id)!.labelled);
+    }
+    assert.ok(byCase.get(lits.id)!.organs.find((o) => o.organ === 'spleen')!.voxels > 0, 'the spleen blob survives the opening');
+
+    // Ranking: only the lits case has attention on an organ without an original label.
+    const r = await atlasRank(work, { fraction: 1 });
+    assert.equal(r.ranked[0]!.id, lits.id);
+    assert.ok(r.ranked[0]!.priority > 0, JSON.stringify(r.ranked));
+    assert.equal(r.ranked.find((x) => x.id === btcv.id)!.priority, 0);
+    assert.deepEqual(r.selected, [lits.id]); // zero-priority cases are not sent for review
+    assert.deepEqual(r.ranked[0]!.organs, ['spleen', ...r.ranked[0]!.organs.slice(1)]);
+    const all = await atlasRank(work, { fraction: 1, organs: 'all' });
+    assert.ok(all.ranked.find((x) => x.id === btcv.id)!.priority > 0, JSON.stringify(all.ranked));
+    assert.match(readFileSync(join(work, 'review.csv'), 'utf8'), /^case,source,priority,rank/);
+
+    // Merge: original labels stay, the rest comes from the pseudo-labels (= truth here);
+    // a revision of the spleen in the lits case wins over the pseudo-label.
+    const revised = join(root, 'revised');
+    mkdirSync(revised);
+    const t = truth.get(lits.id)!;
+    const rev = Uint8Array.from(t.data as Uint8Array, (x) => (x === organLabel('spleen') ? organLabel('spleen') : 0));
+    for (let v = 0; v < 40; v++) rev[v] = organLabel('spleen'); // the expert adds a few voxels
+    await writeVolume(createVolume(t.shape, 'uint8', { spacing: t.spacing, origin: t.origin, direction: t.direction, data: rev }), join(revised, `${lits.id}.nii.gz`), { labelMap: true });
+    writeFileSync(join(revised, 'revised.json'), JSON.stringify({ [lits.id]: ['spleen'] }));
+    const out = join(root, 'final');
+    const m = await atlasMerge(data, work, out, { revised });
+    for (const c of atlas.cases) {
+      const final = (await readVolume(join(out, 'labelsTr', `${c.id}.nii.gz`))).data;
+      const tr = truth.get(c.id)!.data;
+      const prov = m.cases.find((x) => x.case === c.id)!.provenance;
+      for (const o of ORGANS) {
+        const expected = c.labelled!.includes(o) ? 'original' : c.id === lits.id && o === 'spleen' ? 'revised' : 'pseudo';
+        assert.equal(prov[o], expected, `${c.id} ${o}`);
+      }
+      let diff = 0;
+      for (let v = 0; v < tr.length; v++) {
+        const want = c.id === lits.id && v < 40 && tr[v] !== organLabel('liver') ? organLabel('spleen') : tr[v];
+        if (final[v] !== want) diff++;
+      }
+      assert.equal(diff, 0, `${c.id}: ${diff} voxels differ from the expected merge`);
+    }
+
+    // The CLI runs the same steps; a prediction folder missing a case is a clear error.
+    const ok = cli('atlas', 'rank', '--work', work, '--fraction', '1', '--json');
+    assert.equal(ok.code, 0, ok.err);
+    assert.deepEqual(JSON.parse(ok.out).selected, [lits.id]);
+    rmSync(join(work, 'predictions', 'b', `${btcv.id}.nii.gz`));
+    const bad = cli('atlas', 'attention', '--data', data, '--work', work, '--cases', btcv.id);
+    assert.equal(bad.code, 3, bad.err);
+    assert.match(bad.err, new RegExp(`no prediction for case ${btcv.id}`));
+    const usage = cli('atlas', 'rank', '--work', work, '--organs', 'some');
+    assert.equal(usage.code, 2);
+    assert.match(usage.err, /--organs "some" is not one of unlabelled, all/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
