@@ -73,10 +73,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   }
   const labels = join(chestDir, 'labels.csv');
   const train = await collectItems(chestDir, { labels, split: 'train' });
+  const val = await collectItems(chestDir, { labels, split: 'val' });
   const oodDir = join(out, 'ood-stats');
   const ensemble = await loadEnsemble(models);
   try {
-    await fitOod(ensemble, train.map((i) => ({ path: i.path, label: i.label! })), { out: oodDir, mcSamples: 20, seed, onProgress: (d, t) => stage('fitting OOD statistics', d, t) });
+    await fitOod(ensemble, train.map((i) => ({ path: i.path, label: i.label! })), {
+      out: oodDir,
+      calibration: val,
+      mcSamples: 20,
+      seed,
+      onProgress: (d, t) => stage('fitting OOD statistics', d, t),
+    });
   } finally {
     await releaseEnsemble(ensemble);
   }

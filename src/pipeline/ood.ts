@@ -24,7 +24,7 @@ export interface OodStats {
   classes: string[];
   mahalanobis: Omit<MahalanobisModel, 'cholesky'> & { cholesky: number[] };
   combiner: OodCombiner;
-  fit: { images: number; mcSamples: number; seed: number; targetFpr: number };
+  fit: { images: number; calibrationImages: number; mcSamples: number; seed: number; targetFpr: number };
 }
 
 /** OOD scores of one image under one model. */
@@ -46,50 +46,90 @@ export function passMi(m: EnsembleModel, pass: ModelPass, samples: number, seed:
   return e.mc!.mutualInformation;
 }
 
+/** Per model, per image: pooled features, energy and MI. */
+interface Scored {
+  feats: Float64Array[][];
+  en: number[][];
+  mi: number[][];
+  labels: number[];
+}
+
+async function scoreImages(
+  models: readonly EnsembleModel[],
+  images: readonly { path: string; label?: string }[],
+  classes: readonly string[],
+  samples: number,
+  seed: number,
+  onImage: () => void,
+): Promise<Scored> {
+  const s: Scored = { feats: models.map(() => []), en: models.map(() => []), mi: models.map(() => []), labels: [] };
+  for (const [i, img] of images.entries()) {
+    const vol = await readVolume(img.path);
+    for (const [k, m] of models.entries()) {
+      const pass = await runModel(m, vol);
+      s.feats[k]!.push(pass.pooled);
+      s.en[k]!.push(energy(pass.logits));
+      s.mi[k]!.push(passMi(m, pass, samples, seed + i));
+    }
+    s.labels.push(img.label !== undefined ? classes.indexOf(img.label) : -1);
+    onImage();
+  }
+  return s;
+}
+
 /**
- * Fit the statistics of every model on labelled in-distribution images.
+ * Mahalanobis distance of every fit image from a model fitted without it (k-fold, deterministic
+ * folds by position): in-sample distances are biased low when there are few images per feature
+ * dimension, which would put the threshold far too low.
+ */
+function outOfFoldDistances(feats: readonly Float64Array[], labels: readonly number[], folds = 5): number[] {
+  const out = new Array<number>(feats.length);
+  for (let f = 0; f < folds; f++) {
+    const trainIdx = feats.map((_, i) => i).filter((i) => i % folds !== f);
+    const model = fitMahalanobis(trainIdx.map((i) => feats[i]!), trainIdx.map((i) => labels[i]!));
+    for (let i = f; i < feats.length; i += folds) out[i] = mahalanobis(model, feats[i]!);
+  }
+  return out;
+}
+
+/**
+ * Fit the statistics of every model: class means and shared covariance on labelled
+ * in-distribution images; the standardisation and threshold of the combined score on a
+ * calibration set — images the classifiers were not trained on (e.g. the validation split),
+ * because training images look more familiar to a model than new in-distribution images do.
+ * Without a calibration set, the fit images calibrate (Mahalanobis distances out of fold).
  * @param models - the loaded ensemble
  * @param images - image paths with their class label (a name from the models' classes)
- * @param opts - output folder, target FPR (default 0.05), MC samples (default 20), seed, progress
+ * @param opts - output folder, calibration images, target FPR (default 0.05), MC samples (default 20), seed, progress
  * @returns the written file per model name
  */
 export async function fitOod(
   models: readonly EnsembleModel[],
   images: readonly { path: string; label: string }[],
-  opts: { out: string; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
+  opts: { out: string; calibration?: readonly { path: string }[]; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
 ): Promise<Record<string, string>> {
-  if (images.length < 5) throw new MedmaskError('USAGE', `${images.length} image(s) are too few to fit OOD statistics`, { hint: 'use the training images (a few hundred is typical)' });
+  if (images.length < 10) throw new MedmaskError('USAGE', `${images.length} image(s) are too few to fit OOD statistics`, { hint: 'use at least 10 training images (a few hundred is typical)' });
   const classes = models[0]!.manifest.classes;
   const unknown = [...new Set(images.map((i) => i.label).filter((l) => !classes.includes(l)))];
   if (unknown.length) throw new MedmaskError('DATASET_INVALID', `labels ${unknown.join(', ')} are not classes of the models (${classes.join(', ')})`, { hint: 'fix the labels CSV or the models\' manifests' });
   const samples = opts.mcSamples ?? 20, seed = opts.seed ?? 0, fpr = opts.targetFpr ?? 0.05;
-  const feats = models.map(() => [] as Float64Array[]);
-  const en = models.map(() => [] as number[]);
-  const mi = models.map(() => [] as number[]);
-  const labels: number[] = [];
-  for (const [i, img] of images.entries()) {
-    const vol = await readVolume(img.path);
-    for (const [k, m] of models.entries()) {
-      const pass = await runModel(m, vol);
-      feats[k]!.push(pass.pooled);
-      en[k]!.push(energy(pass.logits));
-      mi[k]!.push(passMi(m, pass, samples, seed + i));
-    }
-    labels.push(classes.indexOf(img.label));
-    opts.onProgress?.(i + 1, images.length);
-  }
+  const total = images.length + (opts.calibration?.length ?? 0);
+  let done = 0;
+  const tick = () => opts.onProgress?.(++done, total);
+  const fit = await scoreImages(models, images, classes, samples, seed, tick);
+  const cal = opts.calibration?.length ? await scoreImages(models, opts.calibration, classes, samples, seed + 100_000, tick) : undefined;
   const written: Record<string, string> = {};
   for (const [k, m] of models.entries()) {
-    const maha = fitMahalanobis(feats[k]!, labels);
-    const d = feats[k]!.map((f) => mahalanobis(maha, f));
-    const combiner = fitOodCombiner({ mahalanobis: d, energy: en[k]!, mi: mi[k]! }, fpr);
+    const maha = fitMahalanobis(fit.feats[k]!, fit.labels);
+    const d = cal ? cal.feats[k]!.map((f) => mahalanobis(maha, f)) : outOfFoldDistances(fit.feats[k]!, fit.labels);
+    const combiner = fitOodCombiner({ mahalanobis: d, energy: (cal ?? fit).en[k]!, mi: (cal ?? fit).mi[k]! }, fpr);
     const stats: OodStats = {
       format: 'medmask-ood/1',
       model: { name: m.name, sha256: m.sha256, target: m.session.target },
       classes,
       mahalanobis: { dim: maha.dim, means: maha.means, shrinkage: maha.shrinkage, cholesky: Array.from(maha.cholesky) },
       combiner,
-      fit: { images: images.length, mcSamples: samples, seed, targetFpr: fpr },
+      fit: { images: images.length, calibrationImages: cal ? opts.calibration!.length : 0, mcSamples: samples, seed, targetFpr: fpr },
     };
     const path = join(opts.out, `${m.name}.ood.json`);
     await atomicWrite(path, JSON.stringify(stats) + '\n');

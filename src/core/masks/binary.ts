@@ -159,7 +159,11 @@ export function connectedComponents(mask: ArrayLike<number>, grid: Grid, full = 
 /** Remove components smaller than `minSize` voxels. */
 export function removeSmallComponents(mask: ArrayLike<number>, grid: Grid, minSize: number): Uint8Array {
   const c = connectedComponents(mask, grid);
-  return Uint8Array.from(c.labels, (l) => (l && c.sizes[l]! >= minSize ? 1 : 0));
+  const keep = new Uint8Array(c.count + 1);
+  for (let l = 1; l <= c.count; l++) keep[l] = c.sizes[l]! >= minSize ? 1 : 0;
+  const out = new Uint8Array(c.labels.length);
+  for (let i = 0; i < out.length; i++) out[i] = keep[c.labels[i]!]!;
+  return out;
 }
 
 /** Keep the k largest components (ties: the one found first, in voxel order). */
@@ -168,7 +172,9 @@ export function keepLargestComponents(mask: ArrayLike<number>, grid: Grid, k: nu
   const order = Array.from({ length: c.count }, (_, i) => i + 1).sort((a, b) => c.sizes[b]! - c.sizes[a]! || a - b);
   const keep = new Uint8Array(c.count + 1);
   for (const id of order.slice(0, k)) keep[id] = 1;
-  return Uint8Array.from(c.labels, (l) => keep[l]!);
+  const out = new Uint8Array(c.labels.length);
+  for (let i = 0; i < out.length; i++) out[i] = keep[c.labels[i]!]!;
+  return out;
 }
 
 /**
