@@ -130,3 +130,25 @@ test('constraints: restrict to the ROI, fill holes, remove small, area cap repor
   assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'remove-small' }] }), /constraints\[0\]\.minPixels/);
   assert.deepEqual(parseMaskPipeline({}), DEFAULT_MASK_PIPELINE);
 });
+
+test('refine: a coarse saliency blob snaps to the bright lesion inside it and drops a rib crossing the region', () => {
+  const n = 64, grid: Grid = [n, n, 1];
+  const image = new Float32Array(n * n), fused = new Float32Array(n * n), truth = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const i = y * n + x;
+    image[i] = 60 + ((x * 7 + y * 13) % 5); // lung with a little texture
+    if (Math.abs(y - 20) <= 2) image[i] = 100; // a rib band across the picture
+    if ((x - 30) ** 2 + (y - 30) ** 2 <= 36) {
+      image[i] = 110;
+      truth[i] = 1;
+    }
+    fused[i] = Math.exp(-((x - 31) ** 2 + (y - 29) ** 2) / (2 * 9 ** 2)); // a coarse, offset CAM
+  }
+  const coarse = binarize(fused, { method: 'fixed', value: 0.5 }).mask;
+  assert.ok(dice(coarse, truth) < 0.6, `the coarse mask is coarse (${dice(coarse, truth)})`);
+  const res = buildMask([{ map: fused, confidence: 1 }], grid, { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'refine', dilate: 3 }, { op: 'fill-holes' }] }, { image });
+  assert.ok(dice(res.mask, truth) > 0.95, `refined Dice ${dice(res.mask, truth)}`);
+  for (let x = 0; x < n; x++) assert.equal(res.mask[20 * n + x], 0, 'the rib is not part of the lesion');
+  const skipped = buildMask([{ map: fused, confidence: 1 }], grid, { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'refine' }] });
+  assert.deepEqual(skipped.notes, ['refine: skipped, no image intensities given']);
+});

@@ -13,7 +13,10 @@ import { MedmaskError } from '../errors.js';
 import { formatIssue, validateSchema, type ObjectSchema, type Schema } from '../schema.js';
 import {
   binarize,
+  connectedComponents,
   countOn,
+  morph,
+  otsuThreshold,
   fillHoles,
   keepLargestComponents,
   openClose,
@@ -33,6 +36,7 @@ export type Constraint =
   | { op: 'remove-small'; minPixels: number }
   | { op: 'keep-largest'; k: number }
   | { op: 'fill-holes' }
+  | { op: 'refine'; dilate?: number; core?: number }
   | { op: 'max-area'; fraction: number }
   | { op: 'open'; iterations?: number }
   | { op: 'close'; iterations?: number };
@@ -79,6 +83,7 @@ export const MASK_PIPELINE_SCHEMA: ObjectSchema = {
           'remove-small': op({ minPixels: int() }, ['minPixels']),
           'keep-largest': op({ k: int(1) }, ['k']),
           'fill-holes': op({}),
+          refine: op({ dilate: int(0), core: num(0, 1) }),
           'max-area': op({ fraction: num(0, 1) }, ['fraction']),
           open: op({ iterations: int(1) }),
           close: op({ iterations: int(1) }),
@@ -110,6 +115,48 @@ export function parseMaskPipeline(raw: unknown, source = 'pipeline'): MaskPipeli
   };
 }
 
+/**
+ * Sharpen a coarse saliency mask with the image itself: inside the mask dilated `dilate` times
+ * (and the ROI), split the intensities with Otsu, keep the side whose mean saliency is higher (the
+ * lesion's polarity), then keep only its components whose mean saliency is at least `core` × the
+ * best component's, so bright structures merely passing through the region (ribs) are dropped. CAMs are 8–32× coarser than the image; this recovers the lesion's own edge —
+ * the role CRF refinement plays in weakly supervised segmentation.
+ */
+export function refineByIntensity(mask: Uint8Array, fused: ArrayLike<number>, image: ArrayLike<number>, grid: Grid, roi: ArrayLike<number> | undefined, dilate: number, core: number): Uint8Array {
+  if (!countOn(mask)) return mask;
+  const region = dilate > 0 ? morph(mask, grid, 'dilate', dilate) : Uint8Array.from(mask);
+  if (roi) for (let i = 0; i < region.length; i++) if (!roi[i]) region[i] = 0;
+  const vals: number[] = [];
+  for (let i = 0; i < region.length; i++) if (region[i]) vals.push(image[i]!);
+  const t = otsuThreshold(vals);
+  let hiMap = 0, hiN = 0, loMap = 0, loN = 0;
+  for (let i = 0; i < region.length; i++) {
+    if (!region[i]) continue;
+    const m = fused[i]!;
+    if (image[i]! > t) {
+      hiMap += m;
+      hiN++;
+    } else {
+      loMap += m;
+      loN++;
+    }
+  }
+  if (!hiN || !loN) return mask;
+  const bright = hiMap / hiN >= loMap / loN;
+  const picked = new Uint8Array(region.length);
+  for (let i = 0; i < region.length; i++) if (region[i] && (image[i]! > t) === bright) picked[i] = 1;
+  const comp = connectedComponents(picked, grid);
+  const sum = new Float64Array(comp.count + 1);
+  for (let i = 0; i < region.length; i++) if (comp.labels[i]) sum[comp.labels[i]!]! += fused[i]!;
+  let best = 0;
+  for (let l = 1; l <= comp.count; l++) best = Math.max(best, sum[l]! / comp.sizes[l]!);
+  const keep = new Uint8Array(comp.count + 1);
+  for (let l = 1; l <= comp.count; l++) keep[l] = sum[l]! / comp.sizes[l]! >= core * best ? 1 : 0;
+  const out = new Uint8Array(region.length);
+  for (let i = 0; i < out.length; i++) out[i] = keep[comp.labels[i]!]!;
+  return countOn(out) ? out : mask;
+}
+
 /** One model's map for fusion. */
 export interface FusionInput {
   /** Min-max normalised map in [0, 1] at image resolution. */
@@ -139,6 +186,8 @@ export interface ConstraintContext {
   roi?: ArrayLike<number>;
   /** Body mask from intensity, 0/1. */
   body?: ArrayLike<number>;
+  /** Image intensities (grey), for `refine`. */
+  image?: ArrayLike<number>;
 }
 
 /**
@@ -199,6 +248,14 @@ export function buildMask(inputs: readonly FusionInput[], grid: Grid, pipeline: 
       case 'keep-largest':
         mask = keepLargestComponents(mask, grid, c.k);
         break;
+      case 'refine': {
+        if (!ctx.image) {
+          notes.push('refine: skipped, no image intensities given');
+          break;
+        }
+        mask = refineByIntensity(mask, fused, ctx.image, grid, ctx.roi, c.dilate ?? 2, c.core ?? 0.7);
+        break;
+      }
       case 'fill-holes':
         mask = fillHoles(mask, grid);
         break;
