@@ -327,7 +327,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   let maskScore = 0;
   let mapStd = 0;
   if (!isNormal && maps.length) {
-    const res = buildMask(maps, [w, h, 1], c.pipeline, roi ? { roi } : {});
+    const res = buildMask(maps, [w, h, 1], c.pipeline, { ...(roi ? { roi } : {}), image: greyOf(vol) });
     mask = res.mask;
     fused = res.fused;
     failures = res.failures;
@@ -413,6 +413,21 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     await writeRgbPng(overlayHeatmap(rgb, mx > 0 ? stdMap.map((v) => v / mx) : stdMap), w, h, join(c.out, out.uncertaintyMap));
   }
   lap('write');
+  return out;
+}
+
+/** Grey intensities of a 2D image (the mean of the colour channels; alpha ignored). */
+function greyOf(vol: Volume): ArrayLike<number> {
+  const comps = vol.components;
+  if (comps === 1) return vol.data;
+  const n = vol.shape[0] * vol.shape[1];
+  const out = new Float32Array(n);
+  const used = Math.min(3, comps);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0; c < used; c++) s += vol.data[i * comps + c]!;
+    out[i] = s / used;
+  }
   return out;
 }
 
