@@ -1,0 +1,112 @@
+/**
+ * The server factory: `createServer({ store, blobs, queue })` builds a fastify app with auth, the
+ * audit log, the error mapping, OpenAPI docs at /docs (generated from the route schemas, served
+ * offline) and every route. No global state: each call builds a fresh app; tests make one per
+ * case and close it.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import cookie from '@fastify/cookie';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { BlobStore } from '../store/blob-store.js';
+import type { Store } from '../store/db.js';
+import { unfinishedJobs } from '../store/jobs.js';
+import { createDefaultHandlers } from '../queue/default-handlers.js';
+import type { JobHandlerRegistry } from '../queue/handlers.js';
+import type { JobQueue } from '../queue/queue.js';
+import { createJobProcessor } from '../queue/runner.js';
+import { installAudit } from './audit.js';
+import { SESSION_COOKIE, installAuth } from './auth.js';
+import type { ServerContext, ServerSettings } from './context.js';
+import { installErrorHandlers } from './errors.js';
+import { SCRYPT_DEFAULTS } from './passwords.js';
+import { adminRoutes } from './routes/admin.js';
+import { authRoutes } from './routes/auth.js';
+import { dataRoutes } from './routes/data.js';
+import { exportRoutes } from './routes/export.js';
+import { jobRoutes } from './routes/jobs.js';
+import { maskRoutes } from './routes/masks.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** Default settings (see {@link ServerSettings}). */
+export const DEFAULT_SETTINGS: ServerSettings = {
+  maxUploadBytes: 1024 * 2 ** 20,
+  sessionTtlMs: 12 * 3600_000,
+  secureCookies: false,
+  loginMaxAttempts: 10,
+  loginWindowMs: 15 * 60_000,
+  uidSalt: '',
+  tmpDir: join(tmpdir(), 'medmask-uploads'),
+  scrypt: { ...SCRYPT_DEFAULTS },
+};
+
+/** Options for {@link createServer}. */
+export interface CreateServerOptions {
+  store: Store;
+  blobs: BlobStore;
+  queue: JobQueue;
+  /** Job types (default: the built-in ones). */
+  handlers?: JobHandlerRegistry;
+  settings?: Partial<ServerSettings>;
+  /** Run jobs in this process (default: true for the in-process queue, false for BullMQ). */
+  runJobs?: boolean;
+  /** Scratch folder for jobs run in this process (default: tmpDir/jobs). */
+  workDir?: string;
+  /** Concurrent jobs in this process (default 1). */
+  jobConcurrency?: number;
+  /** fastify's logger option (default off). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/**
+ * Build the medmask API server.
+ * @returns the fastify app (not listening yet: call `app.listen` or use `app.inject`)
+ * @example
+ * const store = await openStore(':memory:');
+ * const app = await createServer({ store, blobs: new FsBlobStore('blobs'), queue: new InProcessQueue() });
+ * const res = await app.inject({ url: '/health' });
+ */
+export async function createServer(o: CreateServerOptions): Promise<FastifyInstance> {
+  const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...o.settings };
+  const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: o.handlers ?? createDefaultHandlers(), settings };
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: 2 * 2 ** 20,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+  // Before any plugin: error handlers are inherited by plugins registered after them.
+  installErrorHandlers(app, settings.maxUploadBytes);
+  await app.register(cookie);
+  await app.register(multipart, { limits: { fileSize: settings.maxUploadBytes } });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'medmask API', version: pkg.version, description: 'Images, labels, models, jobs, versioned masks and review. Log in with POST /api/auth/login (cookie + X-CSRF-Token on writes) or send "Authorization: Bearer <API token>". Permissions per role: docs/server.md.' },
+      components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, bearer: { type: 'http', scheme: 'bearer' } } },
+      tags: ['auth', 'users', 'data', 'images', 'labels', 'models', 'jobs', 'review', 'masks', 'export', 'admin', 'health'].map((name) => ({ name })),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  installAuth(app, ctx);
+  installAudit(app, o.store.db);
+  adminRoutes(app, ctx);
+  authRoutes(app, ctx);
+  dataRoutes(app, ctx);
+  maskRoutes(app, ctx);
+  jobRoutes(app, ctx);
+  exportRoutes(app, ctx);
+
+  if (o.runJobs ?? o.queue.kind === 'in-process') {
+    await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, workDir: o.workDir ?? join(settings.tmpDir, 'jobs') }), { concurrency: o.jobConcurrency ?? 1 });
+  }
+  // Jobs left queued or running by a previous process run again (handlers are idempotent).
+  for (const j of await unfinishedJobs(o.store.db)) await o.queue.enqueue({ jobId: j.id, type: j.type });
+  await app.ready();
+  return app;
+}

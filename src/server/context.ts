@@ -1,0 +1,64 @@
+/**
+ * What every route module is given, and the request decorations the auth hook adds.
+ * @module
+ */
+import type {} from '@fastify/cookie';
+import type {} from '@fastify/swagger';
+import type {} from '@fastify/multipart';
+import type { BlobStore } from '../store/blob-store.js';
+import type { Store } from '../store/db.js';
+import type { Role } from '../store/schema.js';
+import type { JobHandlerRegistry } from '../queue/handlers.js';
+import type { JobQueue } from '../queue/queue.js';
+import type { Permission } from './permissions.js';
+
+/** The logged-in user of a request. */
+export interface AuthUser {
+  id: string;
+  username: string;
+  role: Role;
+  /** How the request authenticated. */
+  via: 'session' | 'token';
+  /** The session's CSRF token (cookie sessions only). */
+  csrfToken?: string;
+}
+
+/** Server settings that routes read. */
+export interface ServerSettings {
+  /** Largest upload, bytes (per file and per request body). */
+  maxUploadBytes: number;
+  /** Session lifetime, ms. */
+  sessionTtlMs: number;
+  /** Mark cookies Secure (serve behind HTTPS). */
+  secureCookies: boolean;
+  /** Failed logins allowed per IP and user name within loginWindowMs. */
+  loginMaxAttempts: number;
+  loginWindowMs: number;
+  /** Salt for DICOM UID remapping on import (a per-installation secret). */
+  uidSalt: string;
+  /** Folder for temporary upload files. */
+  tmpDir: string;
+  /** scrypt cost for new password hashes. */
+  scrypt: { N: number; r: number; p: number };
+}
+
+/** Shared by every route module. */
+export interface ServerContext {
+  store: Store;
+  blobs: BlobStore;
+  queue: JobQueue;
+  handlers: JobHandlerRegistry;
+  settings: ServerSettings;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the route requires; see permissions.ts. Routes without one need `read` (GET) or `admin`. */
+    permission?: Permission;
+  }
+  interface FastifyRequest {
+    user: AuthUser | null;
+    /** Extra details for this request's audit-log row. */
+    auditDetails: Record<string, unknown> | null;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Export a data set as a streamed .tar.gz: NIfTI (images/ + masks/), PNG (2D only), or the
+ * nnU-Net v2 layout (imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz, dataset.json). Masks are
+ * each case's current version (or only accepted ones); `export.json` records which version of
+ * which mask, by whom, went into each file. Entries are written one at a time, so memory stays at
+ * one volume whatever the data set's size.
+ * @module
+ */
+import { PassThrough } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import tar from 'tar-stream';
+import { MedmaskError } from '../../core/errors.js';
+import { ABDOMEN_LABELS } from '../../core/phantom/abdomen.js';
+import { createVolume, type Vec3 } from '../../core/volume.js';
+import { encodePng } from '../../io/image2d.js';
+import { getVolume } from '../../store/volumes.js';
+import type { ServerContext } from '../context.js';
+import { idParams, secured } from './schemas.js';
+
+function stem(name: string): string {
+  return name.replace(/\.(nii\.gz|nii|png|jpe?g|tiff?|dcm|dicom|nrrd|mha)$/i, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'image';
+}
+
+/** Register the export route. */
+export function exportRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const db = ctx.store.db;
+  app.get<{ Params: { id: string }; Querystring: { format: 'nifti' | 'png' | 'nnunet'; target?: string; masks: 'current' | 'accepted' } }>(
+    '/api/datasets/:id/export',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['export'],
+        summary: 'Export images and masks as a streamed .tar.gz (NIfTI, PNG for 2D, or the nnU-Net v2 layout)',
+        security: secured,
+        params: idParams,
+        querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'png', 'nnunet'], default: 'nifti' }, target: { type: 'string', maxLength: 100 }, masks: { type: 'string', enum: ['current', 'accepted'], default: 'current' } } },
+      },
+    },
+    async (req, reply) => {
+      const ds = await db.selectFrom('datasets').selectAll().where('id', '=', req.params.id).executeTakeFirst();
+      if (!ds) throw new MedmaskError('NOT_FOUND', `data set ${req.params.id} does not exist`);
+      const { format, masks: which } = req.query;
+      const images = await db.selectFrom('images').selectAll().where('dataset_id', '=', ds.id).orderBy('name').execute();
+      let mq = db
+        .selectFrom('masks')
+        .innerJoin('images', 'images.id', 'masks.image_id')
+        .innerJoin('mask_versions', (j) => j.onRef('mask_versions.mask_id', '=', 'masks.id').onRef('mask_versions.version', '=', 'masks.current_version'))
+        .leftJoin('users', 'users.id', 'mask_versions.author_id')
+        .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.status', 'masks.current_version', 'mask_versions.blob', 'mask_versions.origin', 'users.username'])
+        .where('images.dataset_id', '=', ds.id);
+      if (req.query.target) mq = mq.where('masks.target', '=', req.query.target);
+      if (which === 'accepted') mq = mq.where('masks.status', '=', 'accepted');
+      const masks = await mq.execute();
+      const targets = [...new Set(masks.map((m) => m.target))].sort();
+      if (format === 'nnunet' && targets.length > 1) throw new MedmaskError('USAGE', `the nnU-Net layout holds one label map per case, and this data set has masks for ${targets.join(', ')}`, { hint: 'choose one with ?target=' });
+      if (format === 'png') {
+        const vol3d = images.find((i) => (JSON.parse(i.shape) as Vec3)[2] !== 1);
+        if (vol3d) throw new MedmaskError('USAGE', `PNG export is for 2D images; ${vol3d.name} is a volume`, { hint: 'use ?format=nifti or ?format=nnunet' });
+      }
+      const byImage = new Map<string, typeof masks>();
+      for (const m of masks) byImage.set(m.image_id, [...(byImage.get(m.image_id) ?? []), m]);
+
+      const pack = tar.pack();
+      const out = new PassThrough();
+      pack.pipe(createGzip({ level: 3 })).pipe(out);
+      const add = (name: string, data: Uint8Array | string) =>
+        new Promise<void>((res, rej) => {
+          const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+          pack.entry({ name, size: buf.length, mtime: new Date(0) }, buf, (e) => (e ? rej(e) : res()));
+        });
+      const record: Record<string, unknown>[] = [];
+      const write = async () => {
+        const used = new Set<string>();
+        let caseNo = 0;
+        for (const img of images) {
+          const ms = byImage.get(img.id) ?? [];
+          if (format === 'nnunet' && !ms.length) continue;
+          let base = stem(img.name);
+          while (used.has(base)) base += '_';
+          used.add(base);
+          const entry: Record<string, unknown> = { image: img.name, imageId: img.id };
+          if (format === 'nnunet') {
+            const c = `case_${String(caseNo++).padStart(4, '0')}`;
+            await add(`imagesTr/${c}_0000.nii.gz`, await ctx.blobs.get(img.blob));
+            await add(`labelsTr/${c}.nii.gz`, await ctx.blobs.get(ms[0]!.blob));
+            Object.assign(entry, { case: c, maskId: ms[0]!.id, version: ms[0]!.current_version, status: ms[0]!.status, origin: ms[0]!.origin, author: ms[0]!.username });
+          } else if (format === 'nifti') {
+            await add(`images/${base}.nii.gz`, await ctx.blobs.get(img.blob));
+            entry.masks = [];
+            for (const m of ms) {
+              await add(`masks/${base}__${stem(m.target)}.nii.gz`, await ctx.blobs.get(m.blob));
+              (entry.masks as unknown[]).push({ target: m.target, maskId: m.id, version: m.current_version, status: m.status, origin: m.origin, author: m.username });
+            }
+          } else {
+            const v = await getVolume(ctx.blobs, img.blob);
+            await add(`images/${base}.png`, await encodePng(v));
+            entry.masks = [];
+            for (const m of ms) {
+              const mv = await getVolume(ctx.blobs, m.blob);
+              await add(`masks/${base}__${stem(m.target)}.png`, await encodePng(createVolume(mv.shape, 'uint8', { data: Uint8Array.from(mv.data) }), { labelMap: true }));
+              (entry.masks as unknown[]).push({ target: m.target, maskId: m.id, version: m.current_version, status: m.status, origin: m.origin, author: m.username });
+            }
+          }
+          record.push(entry);
+        }
+        if (format === 'nnunet') {
+          const target = targets[0] ?? 'mask';
+          const labels = target === 'organs' ? { background: 0, ...Object.fromEntries(Object.entries(ABDOMEN_LABELS).map(([k, v]) => [v, Number(k)])) } : { background: 0, [target]: 1 };
+          await add('dataset.json', JSON.stringify({ name: ds.name, channel_names: { 0: 'image' }, labels, numTraining: caseNo, file_ending: '.nii.gz' }, null, 1) + '\n');
+        }
+        await add('export.json', JSON.stringify({ dataset: { id: ds.id, name: ds.name }, format, masks: which, exportedAt: new Date().toISOString(), entries: record }, null, 1) + '\n');
+        pack.finalize();
+      };
+      write().catch((e: unknown) => {
+        req.log.error({ err: e }, 'export failed mid-stream');
+        pack.destroy(e as Error);
+        out.destroy(e as Error);
+      });
+      const file = `${stem(ds.name)}-${format}.tar.gz`;
+      void reply.type('application/gzip').header('content-disposition', `attachment; filename="${file}"`);
+      return reply.send(out);
+    },
+  );
+}

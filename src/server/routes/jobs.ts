@@ -1,0 +1,141 @@
+/**
+ * Jobs: the available types, submitting (idempotent by input hash), listing, one job, and its
+ * progress as server-sent events. Models: register an ONNX file with its manifest, list them.
+ * @module
+ */
+import { readFile, rm } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { MedmaskError } from '../../core/errors.js';
+import { validateManifest } from '../../runtime/manifest.js';
+import { decodeOnnx } from '../../runtime/onnx-graph.js';
+import { createJob, getJob, jobView } from '../../store/jobs.js';
+import { newId, nowIso, parseJson } from '../../store/util.js';
+import type { JobStatus } from '../../store/schema.js';
+import { userOf } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import { receiveMultipart } from '../upload.js';
+import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
+
+/** Register job and model routes. */
+export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const db = ctx.store.db;
+
+  app.get('/api/jobs/types', { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'Job types this server runs', security: secured } }, async () => ({ types: ctx.handlers.list() }));
+
+  app.post<{ Body: { type: string; input: unknown } }>(
+    '/api/jobs',
+    {
+      config: { permission: 'job:run' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Start a job. The same type and input is the same job: a queued, running or done job is returned as is (created: false); a failed one is retried',
+        security: secured,
+        body: { type: 'object', required: ['type', 'input'], additionalProperties: false, properties: { type: { type: 'string', minLength: 1, maxLength: 50 }, input: {} } },
+        response: { 202: objectResponse('accepted', { job: { type: 'object', additionalProperties: true }, created: { type: 'boolean' } }), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const handler = ctx.handlers.get(req.body.type);
+      const input = handler.validate(req.body.input);
+      const { job, enqueue, created } = await createJob(db, { type: req.body.type, input, createdBy: userOf(req).id });
+      if (enqueue) await ctx.queue.enqueue({ jobId: job.id, type: job.type });
+      req.auditDetails = { jobId: job.id, type: job.type, created };
+      return reply.code(202).send({ job: jobView(job), created });
+    },
+  );
+
+  app.get<{ Querystring: { status?: JobStatus; type?: string; limit: number; offset: number } }>(
+    '/api/jobs',
+    { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'Jobs, newest first', security: secured, querystring: { type: 'object', properties: { status: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] }, type: { type: 'string', maxLength: 50 }, ...pageQuery } } } },
+    async (req) => {
+      let q = db.selectFrom('jobs').selectAll();
+      if (req.query.status) q = q.where('status', '=', req.query.status);
+      if (req.query.type) q = q.where('type', '=', req.query.type);
+      const rows = await q.orderBy('created_at', 'desc').limit(req.query.limit).offset(req.query.offset).execute();
+      return { jobs: rows.map(jobView) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/jobs/:id', { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'A job: status, progress, result or error', security: secured, params: idParams } }, async (req) => jobView(await getJob(db, req.params.id)));
+
+  app.get<{ Params: { id: string } }>(
+    '/api/jobs/:id/events',
+    { config: { permission: 'read' }, schema: { tags: ['jobs'], summary: 'Server-sent events: "progress" whenever the job changes, then "end" when it is done or failed', security: secured, params: idParams } },
+    async (req, reply) => {
+      let job = await getJob(db, req.params.id);
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      let last = '';
+      let timer: NodeJS.Timeout | undefined;
+      let closed = false;
+      const stop = () => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+      };
+      req.raw.on('close', stop);
+      const tick = async () => {
+        if (closed) return;
+        try {
+          job = await getJob(db, req.params.id);
+        } catch {
+          stop();
+          raw.end();
+          return;
+        }
+        const s = JSON.stringify(jobView(job));
+        if (s !== last) {
+          last = s;
+          raw.write(`event: progress\ndata: ${s}\n\n`);
+        }
+        if (job.status === 'done' || job.status === 'failed') {
+          raw.write(`event: end\ndata: ${s}\n\n`);
+          stop();
+          raw.end();
+          return;
+        }
+        timer = setTimeout(() => void tick(), 250);
+      };
+      await tick();
+    },
+  );
+
+  // ── models ──
+  app.get('/api/models', { config: { permission: 'read' }, schema: { tags: ['models'], summary: 'Registered models', security: secured } }, async () => {
+    const rows = await db.selectFrom('models').selectAll().orderBy('name').execute();
+    return { models: rows.map((r) => ({ id: r.id, name: r.name, hash: r.blob, size: r.size, manifest: parseJson(r.manifest), createdAt: r.created_at })) };
+  });
+  app.post(
+    '/api/models',
+    {
+      config: { permission: 'model:write' },
+      bodyLimit: ctx.settings.maxUploadBytes,
+      schema: { tags: ['models'], summary: 'Register a model (multipart: the .onnx file and a "manifest" field with its medmask-model/1 JSON; docs/model-manifest.md)', consumes: ['multipart/form-data'], security: secured, response: { 201: objectResponse('registered'), ...errorResponses } },
+    },
+    async (req, reply) => {
+      const up = await receiveMultipart(req, ctx, { maxFiles: 1 });
+      try {
+        if (!up.fields.manifest) throw new MedmaskError('USAGE', 'the "manifest" field is missing', { hint: 'send the model.json text as a form field named manifest' });
+        let manifestJson: unknown;
+        try {
+          manifestJson = JSON.parse(up.fields.manifest);
+        } catch (e) {
+          throw new MedmaskError('MODEL_INVALID', `the manifest is not valid JSON: ${(e as Error).message}`);
+        }
+        const manifest = validateManifest(manifestJson, 'manifest');
+        const f = up.files[0]!;
+        const bytes = await readFile(f.path);
+        decodeOnnx(new Uint8Array(bytes), f.name);
+        const exists = await db.selectFrom('models').select('id').where('name', '=', manifest.name).executeTakeFirst();
+        if (exists) throw new MedmaskError('CONFLICT', `a model named "${manifest.name}" is registered`, { details: { id: exists.id }, hint: 'change "name" in the manifest' });
+        const { hash, size } = await ctx.blobs.put(bytes);
+        const id = newId();
+        await db.insertInto('models').values({ id, name: manifest.name, blob: hash, size, manifest: JSON.stringify(manifest), created_at: nowIso(), created_by: userOf(req).id }).execute();
+        req.auditDetails = { modelId: id, name: manifest.name, hash };
+        return reply.code(201).send({ id, name: manifest.name, hash, size });
+      } finally {
+        await rm(up.dir, { recursive: true, force: true });
+      }
+    },
+  );
+}

@@ -1,0 +1,375 @@
+/**
+ * Review cases and versioned masks: the review queue (by priority, with filters), a mask's history,
+ * its data and slices, saves that carry the version they edit (stale → 409 with the current
+ * version, the edit kept as a draft), accept / reject, claims, and the heat-map overlays.
+ * @module
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { MedmaskError } from '../../core/errors.js';
+import { checkLabelMap } from '../../io/dataset.js';
+import { decodeNifti, encodeNifti } from '../../io/nifti.js';
+import { getMask, saveMaskVersion, ensureMask, type MaskRow } from '../../store/masks.js';
+import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
+import { newId, nowIso, parseJson } from '../../store/util.js';
+import type { ImageRow } from '../../store/volumes.js';
+import { userOf } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import { extractSlice, rawBytes, slicePng, type SliceAxis } from '../slices.js';
+import { getImage } from './data.js';
+import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
+
+/** Body of a JSON save. */
+export interface SaveBody {
+  baseVersion: number;
+  /** base64 of the whole label map (uint8, x fastest), optionally gzip-compressed. */
+  labels?: string;
+  /** Per-slice edits on top of baseVersion: each replaces one plane. */
+  slices?: { axis?: SliceAxis; index: number; labels: string }[];
+  note?: string;
+}
+
+function gunzipMaybe(b: Buffer, max: number, what: string): Buffer {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      return gunzipSync(b, { maxOutputLength: max + 1 });
+    } catch (e) {
+      throw new MedmaskError('CORRUPT_FILE', `${what}: the gzip data cannot be decompressed or exceed ${max} bytes (${(e as Error).message})`);
+    }
+  }
+  return b;
+}
+
+/** Voxels of a mask version (zeros for version 0). */
+async function versionData(ctx: ServerContext, mask: MaskRow, img: ImageRow, version: number): Promise<Uint8Array> {
+  const g = imageGeometry(img);
+  const n = g.shape[0] * g.shape[1] * g.shape[2];
+  if (version === 0) return new Uint8Array(n);
+  const v = await ctx.store.db.selectFrom('mask_versions').select('blob').where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
+  if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { details: { currentVersion: mask.current_version } });
+  const vol = await getVolume(ctx.blobs, v.blob);
+  return vol.data as Uint8Array;
+}
+
+/** Apply one plane of labels onto a copy of the voxels. */
+function applySlice(data: Uint8Array, shape: [number, number, number], axis: SliceAxis, index: number, plane: Uint8Array): void {
+  const [nx, ny, nz] = shape;
+  const n = axis === 'z' ? nz : axis === 'y' ? ny : nx;
+  if (!Number.isInteger(index) || index < 0 || index >= n) throw new MedmaskError('USAGE', `slice index ${index} is outside 0…${n - 1} along ${axis}`);
+  const [w, h] = axis === 'z' ? [nx, ny] : axis === 'y' ? [nx, nz] : [ny, nz];
+  if (plane.length !== w * h) throw new MedmaskError('USAGE', `a ${axis} slice needs ${w}×${h} = ${w * h} labels, got ${plane.length}`);
+  if (axis === 'z') {
+    data.set(plane, index * nx * ny);
+    return;
+  }
+  for (let r = 0; r < h; r++) for (let q = 0; q < w; q++) data[axis === 'y' ? q + nx * (index + ny * r) : index + nx * (q + ny * r)] = plane[q + w * r]!;
+}
+
+async function save(ctx: ServerContext, mask: MaskRow, img: ImageRow, data: Uint8Array, baseVersion: number, userId: string, note: string | null) {
+  const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+  const r = await saveMaskVersion(ctx.store.db, { maskId: mask.id, baseVersion, blob: hash, authorId: userId, origin: 'human', note });
+  if (!r.ok) {
+    const cur = await ctx.store.db
+      .selectFrom('mask_versions')
+      .leftJoin('users', 'users.id', 'mask_versions.author_id')
+      .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'users.username'])
+      .where('mask_id', '=', mask.id)
+      .where('version', '=', r.currentVersion)
+      .executeTakeFirst();
+    throw new MedmaskError('CONFLICT', `version ${baseVersion} of mask ${mask.id} is stale: the current version is ${r.currentVersion}; your edit is kept as draft ${r.draftId}`, {
+      hint: 'load the current version, merge or redo your edit, and save with baseVersion set to it (your draft: GET /api/masks/:id/drafts)',
+      details: { currentVersion: r.currentVersion, draftId: r.draftId, current: cur ? { version: cur.version, origin: cur.origin, author: cur.username, createdAt: cur.created_at } : null },
+    });
+  }
+  return { maskId: mask.id, version: r.version, versionId: r.versionId, hash };
+}
+
+/** Register the mask and review routes. */
+export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const db = ctx.store.db;
+  const maxBytes = ctx.settings.maxUploadBytes;
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
+
+  app.get<{ Querystring: { project?: string; dataset?: string; status: string; decision?: string; target?: string; claimed?: 'me' | 'none' | 'any'; limit: number; offset: number } }>(
+    '/api/review/queue',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['review'],
+        summary: 'Review cases, most urgent first (priority descending), with filters and the total count',
+        security: secured,
+        querystring: {
+          type: 'object',
+          properties: {
+            project: { type: 'string', maxLength: 100 },
+            dataset: { type: 'string', maxLength: 100 },
+            status: { type: 'string', enum: ['open', 'accepted', 'rejected', 'all'], default: 'open' },
+            decision: { type: 'string', maxLength: 20 },
+            target: { type: 'string', maxLength: 100 },
+            claimed: { type: 'string', enum: ['me', 'none', 'any'], default: 'any' },
+            ...pageQuery,
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const me = userOf(req).id;
+      let base = db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').innerJoin('datasets', 'datasets.id', 'images.dataset_id');
+      if (q.project) base = base.where('datasets.project_id', '=', q.project);
+      if (q.dataset) base = base.where('images.dataset_id', '=', q.dataset);
+      if (q.status !== 'all') base = base.where('masks.status', '=', q.status as MaskRow['status']);
+      if (q.decision) base = base.where('masks.decision', '=', q.decision);
+      if (q.target) base = base.where('masks.target', '=', q.target);
+      if (q.claimed === 'me') base = base.where('masks.claimed_by', '=', me);
+      if (q.claimed === 'none') base = base.where('masks.claimed_by', 'is', null);
+      const [total, rows] = await Promise.all([
+        base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+        base
+          .leftJoin('users', 'users.id', 'masks.claimed_by')
+          .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
+          .orderBy('masks.priority', 'desc')
+          .orderBy('masks.id')
+          .limit(q.limit)
+          .offset(q.offset)
+          .execute(),
+      ]);
+      return {
+        total: Number(total.n),
+        items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
+      };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { target: string; priority?: number } }>(
+    '/api/images/:id/cases',
+    { config: { permission: 'data:write' }, schema: { tags: ['review'], summary: 'Open a review case (an empty mask) for an image and target', security: secured, params: idParams, body: { type: 'object', required: ['target'], additionalProperties: false, properties: { target: { type: 'string', minLength: 1, maxLength: 100 }, priority: { type: 'number' } } } } },
+    async (req, reply) => {
+      const img = await getImage(ctx, req.params.id);
+      const m = await ensureMask(db, img.id, req.body.target, { priority: req.body.priority ?? 0 });
+      return reply.code(201).send({ maskId: m.id, target: m.target, currentVersion: m.current_version });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/masks/:id', { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A review case: image, status, version history, drafts count, reviews, prediction', security: secured, params: idParams } }, async (req) => {
+    const m = await getMask(db, req.params.id);
+    const img = await getImage(ctx, m.image_id);
+    const [versions, drafts, reviews, pred] = await Promise.all([
+      db.selectFrom('mask_versions').leftJoin('users', 'users.id', 'mask_versions.author_id').select(['mask_versions.version', 'mask_versions.parent_version', 'mask_versions.origin', 'mask_versions.created_at', 'mask_versions.note', 'mask_versions.blob', 'mask_versions.job_id', 'users.username']).where('mask_id', '=', m.id).orderBy('version', 'desc').limit(200).execute(),
+      db.selectFrom('mask_drafts').select((eb) => eb.fn.countAll<number>().as('n')).where('mask_id', '=', m.id).executeTakeFirstOrThrow(),
+      db.selectFrom('reviews').leftJoin('users', 'users.id', 'reviews.reviewer_id').select(['reviews.version', 'reviews.decision', 'reviews.reason', 'reviews.time_spent_ms', 'reviews.created_at', 'users.username']).where('mask_id', '=', m.id).orderBy('reviews.created_at', 'desc').execute(),
+      m.prediction_id ? db.selectFrom('predictions').selectAll().where('id', '=', m.prediction_id).executeTakeFirst() : undefined,
+    ]);
+    return {
+      id: m.id,
+      imageId: m.image_id,
+      image: { name: img.name, shape: parseJson(img.shape), spacing: parseJson(img.spacing), voxelType: img.voxel_type, datasetId: img.dataset_id },
+      target: m.target,
+      status: m.status,
+      currentVersion: m.current_version,
+      priority: m.priority,
+      decision: m.decision,
+      claimedBy: m.claimed_by,
+      versions: versions.map((v) => ({ version: v.version, parentVersion: v.parent_version, origin: v.origin, author: v.username, jobId: v.job_id, note: v.note, hash: v.blob, createdAt: v.created_at })),
+      drafts: Number(drafts.n),
+      reviews: reviews.map((r) => ({ version: r.version, decision: r.decision, reason: r.reason, timeSpentMs: r.time_spent_ms, reviewer: r.username, createdAt: r.created_at })),
+      prediction: pred ? { id: pred.id, jobId: pred.job_id, probabilities: parseJson(pred.probabilities), uncertainty: pred.uncertainty, oodScore: pred.ood_score, decision: pred.decision, priority: pred.priority, overlays: { heatmap: !!pred.heatmap_blob, uncertainty: !!pred.uncertainty_blob, attention: !!pred.attention_blob } } : null,
+    };
+  });
+
+  app.get<{ Params: { id: string; version: number }; Querystring: { format: 'nifti' | 'raw' } }>(
+    '/api/masks/:id/versions/:version/data',
+    {
+      config: { permission: 'read' },
+      schema: { tags: ['masks'], summary: 'A mask version: .nii.gz label map, or raw uint8 voxels (x fastest); version 0 is empty', security: secured, params: { type: 'object', required: ['id', 'version'], properties: { id: idParams.properties.id, version: { type: 'integer', minimum: 0 } } }, querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'raw'], default: 'nifti' } } } },
+    },
+    async (req, reply) => {
+      const m = await getMask(db, req.params.id);
+      const img = await getImage(ctx, m.image_id);
+      if (req.query.format === 'raw') return reply.type('application/octet-stream').send(rawBytes(await versionData(ctx, m, img, req.params.version)));
+      if (req.params.version === 0) return reply.type('application/gzip').send(gzipSync(encodeNifti(labelVolume(img, await versionData(ctx, m, img, 0)), { labelMap: true })));
+      const v = await db.selectFrom('mask_versions').select('blob').where('mask_id', '=', m.id).where('version', '=', req.params.version).executeTakeFirst();
+      if (!v) throw new MedmaskError('NOT_FOUND', `mask ${m.id} has no version ${req.params.version}`, { details: { currentVersion: m.current_version } });
+      void reply.type('application/gzip').header('content-disposition', `attachment; filename="mask-${m.id}-v${req.params.version}.nii.gz"`);
+      return reply.send(await ctx.blobs.stream(v.blob));
+    },
+  );
+
+  app.get<{ Params: { id: string; version: number }; Querystring: { axis: SliceAxis; index: number; format: 'raw' | 'png' } }>(
+    '/api/masks/:id/versions/:version/slice',
+    {
+      config: { permission: 'read' },
+      schema: { tags: ['masks'], summary: 'One slice of a mask version (raw uint8 labels, or PNG)', security: secured, params: { type: 'object', required: ['id', 'version'], properties: { id: idParams.properties.id, version: { type: 'integer', minimum: 0 } } }, querystring: { type: 'object', required: ['index'], properties: { axis: { type: 'string', enum: ['x', 'y', 'z'], default: 'z' }, index: { type: 'integer', minimum: 0 }, format: { type: 'string', enum: ['raw', 'png'], default: 'raw' } } } },
+    },
+    async (req, reply) => {
+      const m = await getMask(db, req.params.id);
+      const img = await getImage(ctx, m.image_id);
+      const data = await versionData(ctx, m, img, req.params.version);
+      const s = extractSlice(labelVolume(img, data), req.query.axis, req.query.index);
+      void reply.header('x-width', String(s.width)).header('x-height', String(s.height));
+      if (req.query.format === 'png') return reply.type('image/png').send(await slicePng(s, [0, 255]));
+      return reply.type('application/octet-stream').send(rawBytes(s.data));
+    },
+  );
+
+  const saveResponses = { 201: objectResponse('saved as a new version', { maskId: { type: 'string' }, version: { type: 'integer' }, versionId: { type: 'string' } }), 409: { ...errorResponses[400], description: 'stale baseVersion: details.currentVersion and details.draftId (the edit is kept as a draft)' }, ...errorResponses };
+
+  app.post<{ Params: { id: string }; Body: SaveBody }>(
+    '/api/masks/:id/versions',
+    {
+      config: { permission: 'mask:edit' },
+      bodyLimit: maxBytes,
+      schema: {
+        tags: ['masks'],
+        summary: 'Save a mask: the version it edits plus the whole label map (base64, optionally gzip) or per-slice edits',
+        security: secured,
+        params: idParams,
+        body: {
+          type: 'object',
+          required: ['baseVersion'],
+          additionalProperties: false,
+          properties: {
+            baseVersion: { type: 'integer', minimum: 0 },
+            labels: { type: 'string', contentEncoding: 'base64' },
+            slices: { type: 'array', minItems: 1, maxItems: 4096, items: { type: 'object', required: ['index', 'labels'], additionalProperties: false, properties: { axis: { type: 'string', enum: ['x', 'y', 'z'], default: 'z' }, index: { type: 'integer', minimum: 0 }, labels: { type: 'string' } } } },
+            note: { type: 'string', maxLength: 2000 },
+          },
+        },
+        response: saveResponses,
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if ((b.labels === undefined) === (b.slices === undefined)) throw new MedmaskError('USAGE', 'send exactly one of "labels" (the whole map) or "slices" (per-slice edits)');
+      const m = await getMask(db, req.params.id);
+      const img = await getImage(ctx, m.image_id);
+      const g = imageGeometry(img);
+      const n = g.shape[0] * g.shape[1] * g.shape[2];
+      let data: Uint8Array;
+      if (b.labels !== undefined) {
+        const raw = gunzipMaybe(Buffer.from(b.labels, 'base64'), n, 'labels');
+        if (raw.length !== n) throw new MedmaskError('USAGE', `labels must hold ${n} voxels (${g.shape.join('×')}), got ${raw.length} bytes`, { hint: 'base64 of uint8 labels, x fastest, optionally gzip-compressed' });
+        data = new Uint8Array(raw);
+      } else {
+        data = new Uint8Array(await versionData(ctx, m, img, Math.min(b.baseVersion, m.current_version)));
+        if (b.baseVersion > m.current_version) throw new MedmaskError('USAGE', `baseVersion ${b.baseVersion} is newer than the current version ${m.current_version}`);
+        for (const s of b.slices!) applySlice(data, g.shape, s.axis ?? 'z', s.index, new Uint8Array(gunzipMaybe(Buffer.from(s.labels, 'base64'), n, `slice ${s.index}`)));
+      }
+      const r = await save(ctx, m, img, data, b.baseVersion, userOf(req).id, b.note ?? null);
+      req.auditDetails = { version: r.version, baseVersion: b.baseVersion };
+      return reply.code(201).send(r);
+    },
+  );
+
+  app.put<{ Params: { id: string }; Querystring: { baseVersion: number; note?: string }; Body: Buffer }>(
+    '/api/masks/:id/data',
+    {
+      config: { permission: 'mask:edit' },
+      bodyLimit: maxBytes,
+      schema: {
+        tags: ['masks'],
+        summary: 'Save a mask from binary: raw uint8 voxels (x fastest) or a NIfTI (.nii / .nii.gz) on the image grid; ?baseVersion= the version it edits',
+        security: secured,
+        params: idParams,
+        consumes: ['application/octet-stream'],
+        querystring: { type: 'object', required: ['baseVersion'], properties: { baseVersion: { type: 'integer', minimum: 0 }, note: { type: 'string', maxLength: 2000 } } },
+        response: saveResponses,
+      },
+    },
+    async (req, reply) => {
+      if (!Buffer.isBuffer(req.body)) throw new MedmaskError('UNSUPPORTED_FORMAT', 'send the mask as application/octet-stream');
+      const m = await getMask(db, req.params.id);
+      const img = await getImage(ctx, m.image_id);
+      const g = imageGeometry(img);
+      const n = g.shape[0] * g.shape[1] * g.shape[2];
+      const raw = gunzipMaybe(req.body, n * 8 + 4096, 'body');
+      let data: Uint8Array;
+      const isNifti = raw.length >= 348 && (raw.readInt32LE(0) === 348 || raw.readInt32LE(0) === 540);
+      if (isNifti) {
+        const vol = await decodeNifti(new Uint8Array(raw), 'body');
+        const imgVol = await getVolume(ctx.blobs, img.blob);
+        checkLabelMap(imgVol, vol, undefined, { image: img.name, label: 'the uploaded mask' });
+        data = Uint8Array.from(vol.data, (x) => {
+          if (!(x >= 0 && x <= 255 && Number.isInteger(x))) throw new MedmaskError('DATASET_INVALID', `mask values must be whole numbers 0…255, found ${x}`);
+          return x;
+        });
+      } else {
+        if (raw.length !== n) throw new MedmaskError('USAGE', `the body must hold ${n} uint8 voxels (${g.shape.join('×')}) or a NIfTI file, got ${raw.length} bytes`);
+        data = new Uint8Array(raw);
+      }
+      const r = await save(ctx, m, img, data, req.query.baseVersion, userOf(req).id, req.query.note ?? null);
+      req.auditDetails = { version: r.version, baseVersion: req.query.baseVersion };
+      return reply.code(201).send(r);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/masks/:id/drafts', { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'Edits refused as stale, kept as drafts', security: secured, params: idParams } }, async (req) => {
+    const m = await getMask(db, req.params.id);
+    const rows = await db.selectFrom('mask_drafts').leftJoin('users', 'users.id', 'mask_drafts.author_id').select(['mask_drafts.id', 'mask_drafts.base_version', 'mask_drafts.current_version', 'mask_drafts.note', 'mask_drafts.created_at', 'mask_drafts.blob', 'users.username']).where('mask_id', '=', m.id).orderBy('mask_drafts.created_at').execute();
+    return { drafts: rows.map((d) => ({ id: d.id, baseVersion: d.base_version, currentVersionAtSave: d.current_version, author: d.username, note: d.note, hash: d.blob, createdAt: d.created_at })) };
+  });
+  app.get<{ Params: { id: string; draftId: string } }>(
+    '/api/masks/:id/drafts/:draftId/data',
+    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A draft as .nii.gz', security: secured, params: { type: 'object', required: ['id', 'draftId'], properties: { id: idParams.properties.id, draftId: idParams.properties.id } } } },
+    async (req, reply) => {
+      const d = await db.selectFrom('mask_drafts').select('blob').where('id', '=', req.params.draftId).where('mask_id', '=', req.params.id).executeTakeFirst();
+      if (!d) throw new MedmaskError('NOT_FOUND', `draft ${req.params.draftId} of mask ${req.params.id} does not exist`);
+      return reply.type('application/gzip').send(await ctx.blobs.stream(d.blob));
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { decision: 'accept' | 'reject'; version: number; reason?: string; timeSpentMs?: number } }>(
+    '/api/masks/:id/review',
+    {
+      config: { permission: 'mask:review' },
+      schema: {
+        tags: ['review'],
+        summary: 'Accept or reject the version you looked at (a reason is required to reject); time spent is recorded',
+        security: secured,
+        params: idParams,
+        body: { type: 'object', required: ['decision', 'version'], additionalProperties: false, properties: { decision: { type: 'string', enum: ['accept', 'reject'] }, version: { type: 'integer', minimum: 0 }, reason: { type: 'string', maxLength: 2000 }, timeSpentMs: { type: 'integer', minimum: 0, maximum: 86_400_000 } } },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.decision === 'reject' && !b.reason?.trim()) throw new MedmaskError('USAGE', 'a rejection needs a reason', { hint: 'send { "decision": "reject", "reason": "…" }' });
+      const m = await getMask(db, req.params.id);
+      const user = userOf(req).id;
+      const ok = await db.transaction().execute(async (trx) => {
+        const u = await trx.updateTable('masks').set({ status: b.decision === 'accept' ? 'accepted' : 'rejected', updated_at: nowIso(), claimed_by: null, claimed_at: null }).where('id', '=', m.id).where('current_version', '=', b.version).executeTakeFirst();
+        if (Number(u.numUpdatedRows) !== 1) return false;
+        await trx.insertInto('reviews').values({ id: newId(), mask_id: m.id, version: b.version, reviewer_id: user, decision: b.decision, reason: b.reason ?? null, time_spent_ms: b.timeSpentMs ?? null, created_at: nowIso() }).execute();
+        return true;
+      });
+      if (!ok) {
+        const cur = await getMask(db, m.id);
+        throw new MedmaskError('CONFLICT', `you reviewed version ${b.version}, but the mask is at version ${cur.current_version}`, { hint: 'look at the current version and review it', details: { currentVersion: cur.current_version } });
+      }
+      req.auditDetails = { decision: b.decision, version: b.version };
+      return reply.code(201).send({ maskId: m.id, status: b.decision === 'accept' ? 'accepted' : 'rejected', version: b.version });
+    },
+  );
+
+  app.post<{ Params: { id: string } }>('/api/masks/:id/claim', { config: { permission: 'mask:edit' }, schema: { tags: ['review'], summary: 'Mark the case as yours (shown in the queue)', security: secured, params: idParams } }, async (req) => {
+    const m = await getMask(db, req.params.id);
+    await db.updateTable('masks').set({ claimed_by: userOf(req).id, claimed_at: nowIso() }).where('id', '=', m.id).execute();
+    return { maskId: m.id, claimedBy: userOf(req).username };
+  });
+  app.delete<{ Params: { id: string } }>('/api/masks/:id/claim', { config: { permission: 'mask:edit' }, schema: { tags: ['review'], summary: 'Release your claim', security: secured, params: idParams } }, async (req) => {
+    const m = await getMask(db, req.params.id);
+    await db.updateTable('masks').set({ claimed_by: null, claimed_at: null }).where('id', '=', m.id).where('claimed_by', '=', userOf(req).id).execute();
+    return { maskId: m.id, claimedBy: null };
+  });
+
+  app.get<{ Params: { id: string; kind: 'heatmap' | 'uncertainty' | 'attention' } }>(
+    '/api/masks/:id/overlays/:kind',
+    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'The prediction\'s heat map (XGrad-CAM), uncertainty or attention map as .nii.gz', security: secured, params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { type: 'string', enum: ['heatmap', 'uncertainty', 'attention'] } } } } },
+    async (req, reply) => {
+      const m = await getMask(db, req.params.id);
+      const p = m.prediction_id ? await db.selectFrom('predictions').selectAll().where('id', '=', m.prediction_id).executeTakeFirst() : undefined;
+      const blob = p?.[`${req.params.kind}_blob` as 'heatmap_blob'];
+      if (!blob) throw new MedmaskError('NOT_FOUND', `mask ${m.id} has no ${req.params.kind} map`, { hint: 'overlays come from annotate / atlas jobs' });
+      return reply.type('application/gzip').send(await ctx.blobs.stream(blob));
+    },
+  );
+}

@@ -1,0 +1,124 @@
+/**
+ * Test helpers for the server: a fresh app on a given database (SQLite file or PostgreSQL), users
+ * of every role with API tokens and cookie sessions, and request shortcuts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { createServer, createUser } from '../../src/server/index.js';
+import { FsBlobStore, openStore, type Store } from '../../src/store/index.js';
+import { InProcessQueue, createDefaultHandlers, type JobHandlerRegistry, type JobQueue } from '../../src/queue/index.js';
+import type { Role } from '../../src/store/schema.js';
+import { ROLES } from '../../src/store/schema.js';
+import { testHandlers } from './test-handlers.js';
+
+/** Cheap scrypt for tests (the default costs ≈ 0.1 s per hash). */
+export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
+
+/** A logged-in user of the test server. */
+export interface TestUser {
+  id: string;
+  username: string;
+  password: string;
+  role: Role;
+  token: string;
+  cookie: string;
+  csrf: string;
+}
+
+/** A running test server. */
+export interface TestServer {
+  app: FastifyInstance;
+  store: Store;
+  blobs: FsBlobStore;
+  queue: JobQueue;
+  dir: string;
+  users: Record<Role, TestUser>;
+  /** inject as a user with its API token. */
+  as(role: Role | TestUser | null, opts: InjectOptions): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+/** Options for {@link startTestServer}. */
+export interface TestServerOptions {
+  /** Database URL (default: an SQLite file in the temp folder). */
+  db?: string;
+  queue?: JobQueue;
+  handlers?: JobHandlerRegistry;
+  maxUploadBytes?: number;
+  loginMaxAttempts?: number;
+}
+
+/** Build a server with one user per role. */
+export async function startTestServer(o: TestServerOptions = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-server-test-'));
+  const store = await openStore(o.db ?? join(dir, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  const queue = o.queue ?? new InProcessQueue({ attempts: 3, backoffMs: 50 });
+  const handlers = o.handlers ?? createDefaultHandlers();
+  for (const [name, h] of Object.entries(testHandlers)) handlers.register(name, h);
+  const app = await createServer({
+    store,
+    blobs,
+    queue,
+    handlers,
+    workDir: join(dir, 'work'),
+    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: 'test-salt' },
+  });
+  const users = {} as Record<Role, TestUser>;
+  for (const role of ROLES) {
+    const password = `pw-${role}-0123456789`;
+    const u = await createUser({ store, settings: { scrypt: TEST_SCRYPT } as never }, { username: role, password, role });
+    const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: role, password } });
+    if (login.statusCode !== 200) throw new Error(`login ${role}: ${login.body}`);
+    const cookie = login.cookies.find((c) => c.name === 'medmask_session')!.value;
+    const csrf = (login.json() as { csrfToken: string }).csrfToken;
+    const tok = await app.inject({ method: 'POST', url: '/api/tokens', cookies: { medmask_session: cookie }, headers: { 'x-csrf-token': csrf }, payload: { name: 'test' } });
+    if (tok.statusCode !== 201) throw new Error(`token ${role}: ${tok.body}`);
+    users[role] = { id: u.id, username: role, password, role, token: (tok.json() as { token: string }).token, cookie, csrf };
+  }
+  return {
+    app,
+    store,
+    blobs,
+    queue,
+    dir,
+    users,
+    as(who, opts) {
+      const u = typeof who === 'string' ? users[who] : who;
+      return app.inject({ ...opts, headers: { ...(u ? { authorization: `Bearer ${u.token}` } : {}), ...(opts.headers ?? {}) } });
+    },
+    async close() {
+      await queue.close(2000);
+      await app.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A multipart body with files (and fields), for inject. */
+export function multipartBody(files: { field?: string; name: string; data: Uint8Array | string; type?: string }[], fields: Record<string, string> = {}): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----medmask${Math.random().toString(16).slice(2)}`;
+  const parts: Buffer[] = [];
+  for (const [k, v] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  for (const f of files) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${f.field ?? 'file'}"; filename="${f.name}"\r\nContent-Type: ${f.type ?? 'application/octet-stream'}\r\n\r\n`));
+    parts.push(Buffer.from(f.data));
+    parts.push(Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+/** Wait until `f` returns a truthy value (polling), or throw after `ms`. */
+export async function waitFor<T>(f: () => Promise<T | undefined | null | false>, ms = 20_000, what = 'condition'): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
