@@ -31,8 +31,18 @@ export interface BenchCase<S> {
   name: string;
   /** The case every other case is compared with (exactly one per benchmark). */
   baseline?: boolean;
-  /** One timed repetition. May return a value to keep the work from being optimised away. */
+  /**
+   * One timed repetition. May return a value to keep the work from being optimised away; a result
+   * `{ elapsedMs: number }` replaces the measured wall time (for work timed elsewhere, e.g. in a
+   * subprocess that must not count its own start-up).
+   */
   run(ctx: BenchContext<S>): Promise<unknown> | unknown;
+  /** Timed repetitions of this case (default: the benchmark's). */
+  repetitions?: number;
+  /** Run one untimed warm-up first (default true). */
+  warmup?: boolean;
+  /** A reason to skip this case in this run (e.g. a missing optional tool), or undefined to run it. */
+  skip?(state: S): string | undefined;
 }
 
 /** What a `*.bench.ts` module exports as default. */
@@ -41,9 +51,15 @@ export interface Benchmark<S> {
   description: string;
   /** Timed repetitions after one warm-up (default 7; `--quick`: 3). */
   repetitions?: number;
-  /** Prepare inputs under `dir` (a cache folder kept between runs); returns the state cases receive. */
+  /**
+   * Prepare inputs under `dir` (a cache folder kept between runs); returns the state cases receive.
+   * A state with a `skip` string skips the whole benchmark with that message (e.g. inputs that
+   * only an optional tool can make).
+   */
   setup(dir: string, quick: boolean): Promise<S>;
   cases: BenchCase<S>[];
+  /** Derived figures from the medians (e.g. ratios the issue asks for), printed and saved as `summary`. */
+  summarize?(results: CaseResult[], state: S): Record<string, number | string | null>;
 }
 
 /**
@@ -96,13 +112,13 @@ async function child(args: string[], quick: boolean): Promise<void> {
   if (!c) throw new Error(`${file}: no case ${a}`);
   const ctx: BenchContext<unknown> = { state: JSON.parse(b!) as unknown, quick };
   const startRssMiB = process.memoryUsage().rss / 2 ** 20;
-  const reps = quick ? 3 : (bench.repetitions ?? 7);
-  await c.run(ctx); // warm-up: JIT, file cache
+  const reps = c.repetitions ?? (quick ? 3 : (bench.repetitions ?? 7));
+  if (c.warmup !== false) await c.run(ctx); // warm-up: JIT, file cache
   const timesMs: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
-    await c.run(ctx);
-    timesMs.push(performance.now() - t0);
+    const out = (await c.run(ctx)) as { elapsedMs?: unknown } | undefined;
+    timesMs.push(typeof out?.elapsedMs === 'number' ? out.elapsedMs : performance.now() - t0);
   }
   const res: CaseResult = {
     name: c.name,
@@ -160,8 +176,23 @@ async function main(): Promise<void> {
     const cache = join(tmpdir(), 'medmask-bench', name);
     mkdirSync(cache, { recursive: true });
     const state = spawnChild(['--setup', file, cache], quick);
+    const skipAll = (state as { skip?: unknown } | null)?.skip;
+    if (typeof skipAll === 'string') {
+      console.log(`skipped: ${skipAll}`);
+      writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ name, description: bench.description, quick, date: new Date().toISOString(), skipped: skipAll }, null, 1) + '\n');
+      continue;
+    }
     const results: CaseResult[] = [];
-    for (const c of bench.cases) results.push(spawnChild(['--case', file, c.name, JSON.stringify(state)], quick) as CaseResult);
+    const skipped: Record<string, string> = {};
+    for (const c of bench.cases) {
+      const why = c.skip?.(state);
+      if (why !== undefined && !c.baseline) {
+        skipped[c.name] = why;
+        console.log(`case ${c.name} skipped: ${why}`);
+        continue;
+      }
+      results.push(spawnChild(['--case', file, c.name, JSON.stringify(state)], quick) as CaseResult);
+    }
     const base = results.find((r) => r.baseline)!;
     const rows = results.map((r) => [
       r.name + (r.baseline ? ' (baseline)' : ''),
@@ -177,6 +208,8 @@ async function main(): Promise<void> {
     console.log(line(head));
     console.log('|' + w.map((n, i) => (i ? '-'.repeat(n + 1) + ':' : '-'.repeat(n + 2))).join('|') + '|');
     for (const r of rows) console.log(line(r));
+    const summary = bench.summarize?.(results, state);
+    if (summary) for (const [k, v] of Object.entries(summary)) console.log(`${k.padEnd(20)} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`);
     const record = {
       name,
       description: bench.description,
@@ -184,6 +217,8 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) },
       state,
+      ...(summary ? { summary } : {}),
+      ...(Object.keys(skipped).length ? { skipped } : {}),
       results,
     };
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify(record, null, 1) + '\n');

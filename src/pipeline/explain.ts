@@ -231,17 +231,28 @@ function classNamesFor(m: LoadedModel, outputs: number): string[] {
   return m.manifest.classes;
 }
 
-/** Full MC for one preprocessed sample: T passes with the graph's Dropout nodes on. */
-async function fullMc(m: LoadedModel, x: Float32Array, dims: number[], samples: number): Promise<FullMcSample[]> {
-  const s = m.mcSession!;
+/**
+ * Full Monte Carlo Dropout samples of one preprocessed input: T passes of a session made with
+ * `fullMc` (the graph's Dropout nodes on), `chunk` copies of the input per run (each copy draws its
+ * own masks), with the masks drawn in the head so each sample's gradient uses its own.
+ * @param session - a session created with `fullMc`
+ * @param x - one input sample, C·H·W values
+ * @param dims - [1, C, H, W]
+ * @param samples - T
+ * @param chunk - copies per run (1 for models with a fixed batch of 1)
+ * @returns the T samples
+ * @example
+ * const s = await sampleFullMc(mcSession, x, [1, 3, 224, 224], 30, 16);
+ */
+export async function sampleFullMc(session: ClassifierSession, x: Float32Array, dims: number[], samples: number, chunk = 16): Promise<FullMcSample[]> {
   const per = x.length;
   const out: FullMcSample[] = [];
-  const chunk = m.dynamicBatch ? Math.min(samples, 16) : 1;
-  for (let t0 = 0; t0 < samples; t0 += chunk) {
-    const n = Math.min(chunk, samples - t0);
+  const step = Math.max(1, Math.min(chunk, samples));
+  for (let t0 = 0; t0 < samples; t0 += step) {
+    const n = Math.min(step, samples - t0);
     const buf = new Float32Array(per * n);
     for (let i = 0; i < n; i++) buf.set(x, i * per);
-    const r = await s.run(buf, [n, ...dims.slice(1)]);
+    const r = await session.run(buf, [n, ...dims.slice(1)]);
     const [, C = 1, h = 1, w = 1] = r.activationDims;
     const a = C * h * w;
     for (let i = 0; i < n; i++) {
@@ -354,7 +365,7 @@ export async function runExplain(opts: ExplainRunOptions): Promise<ExplainRunSum
             });
             let mcFull: { statistics: McStatistics; std: Map<number, { std: Float64Array; summary: StdSummary }> } | undefined;
             if (m.mcSession && m.mc) {
-              const samples = await fullMc(m, pre.get(i)!.data, [1, C, H, W], m.mc.samples);
+              const samples = await sampleFullMc(m.mcSession, pre.get(i)!.data, [1, C, H, W], m.mc.samples, m.dynamicBatch ? 16 : 1);
               mcFull = fullMcStatistics(m.session.head, samples, {
                 method: m.method,
                 classes: e.maps.map((c) => c.classIndex),
