@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// System packages some tests need (Debian names): PostgreSQL for the server suite on a real
+// database, redis-server for the BullMQ queue tests.
+//   node scripts/system-deps.mjs postgresql redis-server   install what is missing (as root, apt)
+//   import { ensureSystemPackages } from './system-deps.mjs'  the same, from a test
+// As root, a missing package is installed with `apt-get install -y` (after `apt-get update` when
+// the first try fails). As another user nothing is installed: the error says exactly what to run.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function onPath(cmd) {
+  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, cmd)));
+}
+
+/** The newest PostgreSQL server bin folder (Debian: /usr/lib/postgresql/<version>/bin), or undefined. */
+export function postgresBinDir() {
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'pg_ctl'))).sort((a, b) => Number(b) - Number(a));
+    if (versions.length) return join(root, versions[0], 'bin');
+  }
+  if (onPath('pg_ctl') && onPath('initdb') && onPath('postgres')) return '';
+  return undefined;
+}
+
+/** Known packages: how to tell they are there, and the apt package that brings them. */
+export const SYSTEM_PACKAGES = {
+  postgresql: { apt: 'postgresql', present: () => postgresBinDir() !== undefined, what: 'PostgreSQL server binaries (initdb, pg_ctl, postgres)' },
+  'redis-server': { apt: 'redis-server', present: () => onPath('redis-server') || existsSync('/usr/bin/redis-server'), what: 'redis-server' },
+};
+
+function isRoot() {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+function apt(args) {
+  return spawnSync('apt-get', args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+/** Serialise installs across parallel test processes (apt has its own lock, but fails instead of waiting). */
+function withLock(fn) {
+  const lock = join(tmpdir(), 'medmask-system-deps.lock');
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 15 * 60_000) rmSync(lock, { recursive: true, force: true });
+      } catch {}
+      if (Date.now() - t0 > 15 * 60_000) throw new Error(`waited 15 min for ${lock}; remove it if no install is running`);
+      execFileSync('sleep', ['1']);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Make sure the named packages are installed.
+ * @param {string[]} names keys of SYSTEM_PACKAGES
+ * @returns {string[]} the packages installed now (empty when all were present)
+ */
+export function ensureSystemPackages(names) {
+  for (const n of names) if (!SYSTEM_PACKAGES[n]) throw new Error(`unknown system package ${n}; known: ${Object.keys(SYSTEM_PACKAGES).join(', ')}`);
+  const missing = () => names.filter((n) => !SYSTEM_PACKAGES[n].present());
+  if (!missing().length) return [];
+  const aptNames = () => missing().map((n) => SYSTEM_PACKAGES[n].apt);
+  if (!isRoot()) {
+    throw new Error(`these tests need ${missing().map((n) => SYSTEM_PACKAGES[n].what).join(' and ')}, which are not installed. Install them with:\n  sudo apt-get install -y ${aptNames().join(' ')}\n(or run the tests as root, and they are installed for you)`);
+  }
+  return withLock(() => {
+    const todo = aptNames();
+    if (!todo.length) return [];
+    process.stderr.write(`system-deps: installing ${todo.join(' ')} with apt-get …\n`);
+    let r = apt(['install', '-y', '--no-install-recommends', ...todo]);
+    if (r.status !== 0) {
+      process.stderr.write('system-deps: install failed; running apt-get update and trying again …\n');
+      apt(['update']);
+      r = apt(['install', '-y', '--no-install-recommends', ...todo]);
+    }
+    if (r.status !== 0 || missing().length) {
+      throw new Error(`apt-get install -y ${todo.join(' ')} failed (exit ${r.status}):\n${(r.stderr || r.stdout || '').split('\n').slice(-15).join('\n')}`);
+    }
+    return todo;
+  });
+}
+
+const isMain = process.argv[1] && new URL(`file://${process.argv[1]}`).href === import.meta.url;
+if (isMain) {
+  const names = process.argv.slice(2);
+  try {
+    const done = ensureSystemPackages(names.length ? names : Object.keys(SYSTEM_PACKAGES));
+    console.log(done.length ? `installed ${done.join(' ')}` : 'all present');
+  } catch (e) {
+    console.error(`system-deps: ${e.message}`);
+    process.exit(6);
+  }
+}
