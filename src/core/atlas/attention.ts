@@ -139,6 +139,31 @@ export function ensembleStatistics(probs: readonly ProbabilityArray[], n: number
   return { std, entropy };
 }
 
+/** A box of voxels, lo inclusive, hi exclusive. */
+interface Box3 {
+  lo: [number, number, number];
+  hi: [number, number, number];
+}
+
+const boxShape = (b: Box3): Shape3 => [b.hi[0] - b.lo[0], b.hi[1] - b.lo[1], b.hi[2] - b.lo[2]];
+
+function cropBox(src: Uint8Array, shape: Shape3, b: Box3): Uint8Array {
+  const [bx, by, bz] = boxShape(b);
+  const out = new Uint8Array(bx * by * bz);
+  for (let z = 0, o = 0; z < bz; z++) for (let y = 0; y < by; y++, o += bx) {
+    const s = b.lo[0] + shape[0] * (b.lo[1] + y + shape[1] * (b.lo[2] + z));
+    out.set(src.subarray(s, s + bx), o);
+  }
+  return out;
+}
+
+function pasteBox(crop: Uint8Array, dst: Uint8Array, shape: Shape3, b: Box3): void {
+  const [bx, by, bz] = boxShape(b);
+  for (let z = 0, o = 0; z < bz; z++) for (let y = 0; y < by; y++, o += bx) {
+    dst.set(crop.subarray(o, o + bx), b.lo[0] + shape[0] * (b.lo[1] + y + shape[1] * (b.lo[2] + z)));
+  }
+}
+
 /**
  * The attention of one organ from several models' probabilities (AbdomenAtlas-8K, Qu et al. 2023).
  * Thresholds compare the double-precision statistics, so results match a NumPy float64 reference
@@ -161,7 +186,6 @@ export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3
   probs.forEach((p, i) => {
     if (p.length !== n) throw new MedmaskError('USAGE', `model ${i}'s probabilities have ${p.length} voxels, expected ${n}`, { hint: 'every model must predict on the same grid' });
   });
-  const get = probs.map(reader);
   // Heat starts as the std, masks as raw thresholds; values kept in float32 but thresholds are
   // compared in double precision.
   const heat = new Float32Array(n);
@@ -169,15 +193,46 @@ export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3
   const inconsistency = new Uint8Array(n);
   const uncertainty = new Uint8Array(n);
   const vals = new Float64Array(m);
-  for (let v = 0; v < n; v++) {
+  const allBytes = probs.every((p) => p instanceof Uint8Array);
+  // uint8 inputs: probabilities and entropy terms from 256-entry tables (no log per voxel).
+  const P = new Float64Array(256), E = new Float64Array(256);
+  for (let u = 0; u < 256; u++) {
+    P[u] = u / 255;
+    E[u] = entr(u / 255);
+  }
+  const get = probs.map(reader);
+  const [nx, ny, nz] = shape;
+  // Bounding box of the voxels any model gives a probability > 0: outside it std and entropy are 0.
+  let x0 = nx, y0 = ny, z0 = nz, x1 = -1, y1 = -1, z1 = -1;
+  for (let z = 0, v = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++, v++) {
     let sum = 0;
     let ent = 0;
-    for (let k = 0; k < m; k++) {
-      const p = get[k]!(v);
-      vals[k] = p;
-      sum += p;
-      ent += entr(p);
+    let any = false;
+    if (allBytes) {
+      for (let k = 0; k < m; k++) {
+        const u = (probs[k] as Uint8Array)[v]!;
+        if (u) any = true;
+        vals[k] = P[u]!;
+        sum += P[u]!;
+        ent += E[u]!;
+      }
+    } else {
+      for (let k = 0; k < m; k++) {
+        const p = get[k]!(v);
+        if (p) any = true;
+        vals[k] = p;
+        sum += p;
+        ent += entr(p);
+      }
     }
+    // All models say 0: std 0, entropy 0, nothing to store (arrays start at 0).
+    if (!any) continue;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+    if (z < z0) z0 = z;
+    if (z > z1) z1 = z;
     const mean = sum / m;
     let ss = 0;
     for (let k = 0; k < m; k++) {
@@ -192,8 +247,17 @@ export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3
     uncertainty[v] = e > o.entropyThreshold ? 1 : 0;
   }
   const open = { erosions: o.erosions, dilations: o.dilations, connectivity: o.connectivity };
-  binaryOpening(inconsistency, shape, { ...open, out: inconsistency });
-  binaryOpening(uncertainty, shape, { ...open, out: uncertainty });
+  if (x1 >= 0) {
+    // Open inside the box grown by the dilations (the masks are 0 outside the box, so erosion
+    // there is the same as on the whole grid, and dilation cannot reach farther).
+    const g = o.dilations;
+    const box: Box3 = { lo: [Math.max(0, x0 - g), Math.max(0, y0 - g), Math.max(0, z0 - g)], hi: [Math.min(nx, x1 + g + 1), Math.min(ny, y1 + g + 1), Math.min(nz, z1 + g + 1)] };
+    for (const mask of [inconsistency, uncertainty]) {
+      const crop = cropBox(mask, shape, box);
+      binaryOpening(crop, boxShape(box), { ...open, out: crop });
+      pasteBox(crop, mask, shape, box);
+    }
+  }
   const ov = overlap ? Uint8Array.from(overlap, (x) => (x ? 1 : 0)) : new Uint8Array(n);
   const binary = new Uint8Array(n);
   let voxels = 0;

@@ -115,16 +115,47 @@ function pass1d(src: Uint8Array, dst: Uint8Array, shape: Shape3, axis: 0 | 1 | 2
   }
 }
 
+/**
+ * A 1D pass along an axis that is not the fastest one, done a whole row of `inner` voxels at a
+ * time (contiguous memory): the volume is viewed as [outer][n][inner].
+ */
+function passRows(src: Uint8Array, dst: Uint8Array, n: number, inner: number, outer: number, r: number, erode: boolean, acc: Int32Array): void {
+  const full = 2 * r + 1;
+  for (let o = 0; o < outer; o++) {
+    const base = o * n * inner;
+    acc.fill(erode ? 0 : -2 * r - 2);
+    for (let p = 0; p < n; p++) {
+      const rowP = base + p * inner;
+      if (erode) for (let x = 0; x < inner; x++) acc[x] = src[rowP + x] ? acc[x]! + 1 : 0; // run of ones ending at p
+      else for (let x = 0; x < inner; x++) if (src[rowP + x]) acc[x] = p; // last one at or before p
+      const q = p - r;
+      if (q < 0) continue;
+      const rowQ = base + q * inner;
+      if (erode) {
+        if (q < r) dst.fill(0, rowQ, rowQ + inner);
+        else for (let x = 0; x < inner; x++) dst[rowQ + x] = acc[x]! >= full ? 1 : 0;
+      } else for (let x = 0; x < inner; x++) dst[rowQ + x] = acc[x]! >= q - r ? 1 : 0;
+    }
+    // Rows whose window reaches past the end.
+    for (let q = Math.max(0, n - r); q < n; q++) {
+      const rowQ = base + q * inner;
+      if (erode) dst.fill(0, rowQ, rowQ + inner);
+      else for (let x = 0; x < inner; x++) dst[rowQ + x] = acc[x]! >= q - r ? 1 : 0;
+    }
+  }
+}
+
 /** Full-cube morphology with radius r by three separable passes. */
 function cube(mask: Uint8Array, shape: Shape3, r: number, erode: boolean, out: Uint8Array): Uint8Array {
-  const n = mask.length;
-  const line = new Int32Array(Math.max(shape[0], shape[1], shape[2]));
-  const tmp = new Uint8Array(n);
+  const [nx, ny, nz] = shape;
+  const line = new Int32Array(nx);
+  const acc = new Int32Array(nx * ny);
+  const tmp = new Uint8Array(mask.length);
   // x: mask → tmp; y: tmp → out; z: out → tmp; copy tmp → out. (out may alias mask: the x pass
   // has read all of mask before the y pass writes out.)
   pass1d(mask, tmp, shape, 0, r, erode, line);
-  pass1d(tmp, out, shape, 1, r, erode, line);
-  pass1d(out, tmp, shape, 2, r, erode, line);
+  passRows(tmp, out, ny, nx, nz, r, erode, acc);
+  passRows(out, tmp, nz, nx * ny, 1, r, erode, acc);
   out.set(tmp);
   return out;
 }

@@ -191,6 +191,8 @@ export function resampleToGrid(data: SampleArray, src: Grid, dst: Grid, opts: Re
   shape = pass(data, shape, 0, tx, t1, null);
   const t2 = new Inter(shape[0] * dst.shape[1] * shape[2]);
   shape = pass(t1, shape, 1, ty, t2, null);
-  pass(t2, shape, 2, tz, out, rounder(out));
+  // uint8 output: a clamped view rounds (half to even) and clamps in the typed-array store itself.
+  if (out instanceof Uint8Array) pass(t2, shape, 2, tz, new Uint8ClampedArray(out.buffer, out.byteOffset, out.length), null);
+  else pass(t2, shape, 2, tz, out, rounder(out));
   return out;
 }
