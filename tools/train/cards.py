@@ -73,8 +73,7 @@ def write_classifier_card(out_dir, name, r, data, check, inspect):
         'data': data,
         'training': {k: r[k] for k in ('seed', 'epochs', 'best_epoch', 'batch', 'lr', 'train_seconds', 'n_train', 'n_val', 'history')}
         | {'optimizer': 'AdamW (weight decay 1e-4), one-cycle learning rate, class-weighted cross-entropy with label smoothing 0.05',
-           'augmentation': 'horizontal flip, translation up to 8 px, brightness/contrast jitter, Gaussian noise, '
-                           'bilinear or box downsampling to the input size'},
+           'augmentation': 'horizontal flip, translation up to 1/16 of the size, brightness/contrast jitter, Gaussian noise'},
         'metrics': {'val_accuracy': r['val_accuracy'], 'heldout': r['heldout']},
         'export': _export_info(out_dir, check),
         'environment': environment(),

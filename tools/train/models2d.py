@@ -3,8 +3,9 @@ DenseNet, EfficientNet), built from torchvision's own classes with reduced width
 
 Every model ends in global average pooling -> Dropout -> Linear, so medmask's runtime can read the
 head after the last 4-D activation (the CAM target) and re-sample the dropout in its head-MC mode.
-The total stride is 8 instead of torchvision's 32 (no stem max-pool / later stages at stride 1):
-at a 128 x 128 input the CAM target is 16 x 16, fine enough for lesion masks.
+The total stride is 16 instead of torchvision's 32 (the last stage at stride 1): at the phantoms'
+native 256 x 256 the CAM target is 16 x 16, fine enough for lesion masks, while the stem still sees
+full-resolution texture (which tells a consolidation from a cluster of nodules).
 """
 import torch.nn as nn
 from torchvision.models.densenet import DenseNet
@@ -13,8 +14,8 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 
 class SmallResNet(ResNet):
-    """torchvision ResNet with BasicBlocks, one block per stage, widths 16-32-64-128, no stem
-    max-pool and layer4 at stride 1 (total stride 8), Dropout before the classifier."""
+    """torchvision ResNet with BasicBlocks, one block per stage, widths 16-32-64-128, layer4 at
+    stride 1 (total stride 16), Dropout before the classifier."""
 
     def __init__(self, num_classes, dropout=0.3, widths=(16, 32, 64, 128)):
         self._widths = list(widths)
@@ -23,7 +24,6 @@ class SmallResNet(ResNet):
         c0 = widths[0]
         self.conv1 = nn.Conv2d(3, c0, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(c0)
-        self.maxpool = nn.Identity()
         self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], num_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -39,9 +39,9 @@ class SmallResNet(ResNet):
 
 
 def small_densenet(num_classes, dropout=0.3):
-    """torchvision DenseNet: growth rate 16, two dense blocks (4 and 6 layers), 32 initial
-    features, bottleneck 2 x growth (total stride 8: stem conv 2, stem pool 2, one transition 2)."""
-    m = DenseNet(growth_rate=16, block_config=(4, 6), num_init_features=32, bn_size=2, num_classes=num_classes)
+    """torchvision DenseNet: growth rate 16, three dense blocks (2, 4 and 6 layers), 32 initial
+    features, bottleneck 2 x growth (total stride 16: stem conv 2, stem pool 2, two transitions 2)."""
+    m = DenseNet(growth_rate=16, block_config=(2, 4, 6), num_init_features=32, bn_size=2, num_classes=num_classes)
     m.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(m.classifier.in_features, num_classes))
     nn.init.constant_(m.classifier[1].bias, 0)
     return m
@@ -50,12 +50,12 @@ def small_densenet(num_classes, dropout=0.3):
 def small_efficientnet(num_classes, dropout=0.3):
     """torchvision EfficientNet (MBConv with squeeze-excitation, SiLU) with a reduced
     inverted-residual config: five stages of one block each, widths 16-24-40-64-96, strides
-    2-2-1-1-1 after the stride-2 stem (total stride 8), head conv to 256 channels."""
+    2-2-2-1-1 after the stride-2 stem (total stride 16), head conv to 256 channels."""
     bn = lambda e, k, s, i, o, n: MBConvConfig(e, k, s, i, o, n, width_mult=1.0, depth_mult=1.0)  # noqa: E731
     setting = [
         bn(1, 3, 2, 16, 16, 1),
         bn(4, 3, 2, 16, 24, 1),
-        bn(4, 5, 1, 24, 40, 1),
+        bn(4, 5, 2, 24, 40, 1),
         bn(4, 3, 1, 40, 64, 1),
         bn(4, 5, 1, 64, 96, 1),
     ]

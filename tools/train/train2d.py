@@ -1,12 +1,13 @@
 """Train a small 2D classifier on a chest phantom set written by `medmask phantoms 2d`.
 
-Data: DIR/labels.csv (image,label,abnormal,mask,lungs,split), 8-bit grey PNGs. Images are
-resized to the model input (128 x 128) here, once, with two kernels (PIL's antialiased bilinear and
-box averaging); each training sample picks one at random, so the model does not depend on the exact
-resampling kernel the product uses. Grey is copied to three channels ("grey-to-rgb") and
+Data: DIR/labels.csv (image,label,abnormal,mask,lungs,split), 8-bit grey PNGs. The models take
+the phantoms' native 256 x 256, so no resampling happens for them; images of another size are
+resized here, once, with two kernels (PIL's antialiased bilinear and box averaging) and each
+training sample picks one at random, so the model does not depend on the exact resampling kernel
+the product uses. Grey is copied to three channels ("grey-to-rgb") and
 normalised as the manifest says: x / 255, then (x - 0.5) / 0.25.
 
-Augmentation (training only): horizontal flip, translation by up to 8 px (edge padding),
+Augmentation (training only): horizontal flip, translation by up to 1/16 of the size (edge padding),
 brightness / contrast jitter, Gaussian noise.
 
 Run on its own for one model:
@@ -27,7 +28,7 @@ from common import export_onnx, log, seed_everything, set_threads, write_referen
 from models2d import build_classifier, count_parameters
 
 CLASSES_LESION = ['healthy', 'nodule', 'consolidation', 'cavity']
-CLASSES_PRESENCE = ['normal', 'abnormal']
+CLASSES_PRESENCE = ['healthy', 'abnormal']
 MEAN, STD, SCALE = 0.5, 0.25, 255.0
 
 
@@ -40,8 +41,11 @@ def read_chest(root, size=128, splits=None):
     out = np.empty((len(rows), 2, size, size), np.uint8)
     for i, r in enumerate(rows):
         im = Image.open(os.path.join(root, r['image'])).convert('L')
-        out[i, 0] = np.asarray(im.resize((size, size), Image.BILINEAR))
-        out[i, 1] = np.asarray(im.resize((size, size), Image.BOX))
+        if im.size == (size, size):
+            out[i, 0] = out[i, 1] = np.asarray(im)
+        else:
+            out[i, 0] = np.asarray(im.resize((size, size), Image.BILINEAR))
+            out[i, 1] = np.asarray(im.resize((size, size), Image.BOX))
     return out, rows
 
 
@@ -62,7 +66,7 @@ def augment(x, g):
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=g) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    pad = 8
+    pad = h // 16
     xp = F.pad(x, (pad, pad, pad, pad), mode='replicate')
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=g)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=g)
@@ -108,8 +112,8 @@ def auroc(score, positive):
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def train_classifier(family, data, heldout, out_dir, work, task='lesion', seed=0, epochs=8, batch=32, lr=2e-3,
-                     dropout=0.3, size=128, threads=2):
+def train_classifier(family, data, heldout, out_dir, work, task='presence', seed=0, epochs=8, batch=32, lr=3e-3,
+                     dropout=0.3, size=256, threads=2):
     """Train, pick the epoch with the best validation accuracy, evaluate on the held-out set,
     export ONNX and a torch reference. Returns a summary dict for the card."""
     set_threads(threads)
@@ -188,7 +192,7 @@ def main():
     ap.add_argument('--heldout', required=True)
     ap.add_argument('--out', required=True)
     ap.add_argument('--work', default=None)
-    ap.add_argument('--task', default='lesion', choices=['lesion', 'presence'])
+    ap.add_argument('--task', default='presence', choices=['lesion', 'presence'])
     ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
