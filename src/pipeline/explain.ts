@@ -354,7 +354,7 @@ export async function runExplain(opts: ExplainRunOptions): Promise<ExplainRunSum
           const asize = AC * ah * aw;
           for (let k = 0; k < g.length; k++) {
             const i = g[k]!;
-            const activation = { shape: [1, AC, ah, aw], data: Float64Array.from(run.activation.subarray(k * asize, (k + 1) * asize)) };
+            const activation = { shape: [1, AC, ah, aw], data: run.activation.subarray(k * asize, (k + 1) * asize) };
             const names = classNamesFor(m, run.logitsDims[run.logitsDims.length - 1] ?? 0);
             const e = explainActivation(m.session.head, activation, {
               method: m.method,
