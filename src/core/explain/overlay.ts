@@ -8,7 +8,8 @@ import { MedmaskError } from '../errors.js';
 import type { Volume } from '../volume.js';
 
 /**
- * The jet colour map (MATLAB / OpenCV `COLORMAP_JET`): dark blue → cyan → yellow → dark red.
+ * The jet colour map (MATLAB's; OpenCV's `COLORMAP_JET` interpolates nearly the same control
+ * points): dark blue → cyan → yellow → dark red.
  * @param v - value in [0, 1] (clamped)
  * @returns [r, g, b] in [0, 1]
  * @example
