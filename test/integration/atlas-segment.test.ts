@@ -162,3 +162,44 @@ test('segment: bad models are MedmaskErrors naming the problem', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('segment: outputs written to NIfTI keep the source affine (nibabel fixtures: flipped, rotated, oblique), at the model spacing and back', async () => {
+  const { readVolume, writeVolume } = await import('../../src/io/index.js');
+  const { voxelToRas } = await import('../../src/core/volume.js');
+  const fixtures = new URL('../fixtures/nifti/', import.meta.url).pathname;
+  const expected = JSON.parse((await import('node:fs')).readFileSync(join(fixtures, 'expected.json'), 'utf8')) as Record<string, { affine: number[][]; shape: number[] }>;
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-seg-'));
+  try {
+    const seg = await Segmenter.load(writeModel(dir, { spacing: [1.3, 1.1, 2.2] }), { threads: 1 });
+    for (const name of ['flipped_int16.nii.gz', 'label_uint8.nii.gz', 'oblique_int16.nii.gz']) {
+      const vol = await readVolume(join(fixtures, name));
+      const pred = await seg.predict(vol, { skipEmpty: false });
+      const labels = pred.labelMap();
+      const out = join(dir, `labels-${name}`);
+      await writeVolume(createVolume(vol.shape, 'uint8', { data: labels, spacing: vol.spacing, origin: vol.origin, direction: vol.direction }), out, { labelMap: true });
+      const back = await readVolume(out);
+      assert.deepEqual(back.shape, expected[name]!.shape.slice(0, 3));
+      const ras = voxelToRas(back);
+      const want = expected[name]!.affine.flat();
+      for (let i = 0; i < 16; i++) assert.ok(Math.abs(ras[i]! - want[i]!) < 1e-4, `${name}: affine[${i}] ${ras[i]} vs nibabel ${want[i]}`);
+      assert.equal(pred.toOriginal(1).length, vol.data.length);
+    }
+    await seg.release();
+    // Without a model spacing only the reorientation happens: the labels on the original voxels
+    // equal the pointwise argmax of each voxel's own value (oblique axes included).
+    const dir2 = mkdtempSync(join(tmpdir(), 'medmask-seg-'));
+    const seg2 = await Segmenter.load(writeModel(dir2), { threads: 1 });
+    for (const name of ['flipped_int16.nii.gz', 'label_uint8.nii.gz', 'oblique_int16.nii.gz']) {
+      const vol = await readVolume(join(fixtures, name));
+      const lm = (await seg2.predict(vol, { skipEmpty: false, precision: 'float32' })).labelMap();
+      for (let v = 0; v < lm.length; v++) {
+        const p = softmax3(norm(vol.data[v]!));
+        assert.equal(lm[v], p.indexOf(Math.max(...p)), `${name} voxel ${v}`);
+      }
+    }
+    await seg2.release();
+    rmSync(dir2, { recursive: true, force: true });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
