@@ -16,6 +16,8 @@ import { registerModelInspect } from './model-inspect.js';
 import { registerTrainHead } from './train-head.js';
 import { registerExplain } from './explain.js';
 import { registerAtlas } from './atlas.js';
+import { registerServe } from './serve.js';
+import { registerWorker } from './worker.js';
 import { reportError } from './output.js';
 import { readFileSync } from 'node:fs';
 
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerAnnotate(program);
   registerFitOod(program);
   registerEvaluate(program);
+  registerServe(program);
+  registerWorker(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -1,0 +1,162 @@
+/**
+ * Running medmask as a service: `medmask serve` (API + in-process jobs by default) and
+ * `medmask worker` (BullMQ jobs), from a {@link ServiceConfig}, with graceful shutdown: stop
+ * accepting requests and jobs, let running jobs finish for `shutdownGraceMs`, re-queue the rest.
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { MedmaskError } from '../core/errors.js';
+import { createDefaultHandlers } from '../queue/default-handlers.js';
+import type { JobHandlerRegistry } from '../queue/handlers.js';
+import { createQueue } from '../queue/index.js';
+import type { JobQueue } from '../queue/queue.js';
+import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
+import { FsBlobStore } from '../store/blob-store.js';
+import { openStore, type Store } from '../store/db.js';
+import { createServer } from './app.js';
+import { resolveUidSalt, type ServiceConfig } from './config.js';
+import { createUser } from './routes/auth.js';
+import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
+
+/** A running service; `stop()` shuts it down gracefully. */
+export interface RunningService {
+  store: Store;
+  queue: JobQueue;
+  app?: FastifyInstance;
+  /** The address the server listens on (serve only). */
+  url?: string;
+  stop(): Promise<void>;
+}
+
+/** Load handler plug-ins: each module default-exports `(registry) => void`. */
+export async function loadHandlerModules(reg: JobHandlerRegistry, modules: string[]): Promise<void> {
+  for (const m of modules) {
+    let mod: { default?: unknown };
+    try {
+      mod = (await import(pathToFileURL(resolve(m)).href)) as { default?: unknown };
+    } catch (e) {
+      throw new MedmaskError('USAGE', `job handler module ${m} cannot be loaded: ${(e as Error).message}`, { cause: e });
+    }
+    if (typeof mod.default !== 'function') throw new MedmaskError('USAGE', `job handler module ${m} must default-export a function (registry) => void`);
+    (mod.default as (r: JobHandlerRegistry) => void)(reg);
+  }
+}
+
+async function common(cfg: ServiceConfig) {
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const store = await openStore(cfg.db);
+  const blobs = new FsBlobStore(cfg.blobs);
+  await blobs.cleanup();
+  const handlers = createDefaultHandlers();
+  await loadHandlerModules(handlers, cfg.handlers);
+  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs });
+  try {
+    await queue.ping();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return { store, blobs, handlers, queue };
+}
+
+/**
+ * Start `medmask serve`.
+ * @param say - where to print the start-up lines (and the first admin password, once)
+ */
+export async function startServe(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
+  const { store, blobs, handlers, queue } = await common(cfg);
+  const users = await store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  if (Number(users.n) === 0) {
+    const fromEnv = process.env.MEDMASK_ADMIN_PASSWORD;
+    if (fromEnv !== undefined && fromEnv.length < 10) throw new MedmaskError('USAGE', 'MEDMASK_ADMIN_PASSWORD must have at least 10 characters');
+    const password = fromEnv ?? generatePassword();
+    await createUser({ store, settings: { scrypt: SCRYPT_DEFAULTS } as never }, { username: 'admin', password, role: 'admin' });
+    say(fromEnv ? 'created user "admin" with the password from MEDMASK_ADMIN_PASSWORD' : `created user "admin" with password ${password}  (shown once: change it with POST /api/auth/password)`);
+  }
+  const app = await createServer({
+    store,
+    blobs,
+    queue,
+    handlers,
+    runJobs: queue.kind === 'in-process',
+    jobConcurrency: cfg.jobConcurrency,
+    workDir: join(cfg.dataDir, 'work'),
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: resolveUidSalt(cfg), tmpDir: join(cfg.dataDir, 'tmp') },
+    logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
+  });
+  let address: string;
+  try {
+    address = await app.listen({ host: cfg.host, port: cfg.port });
+  } catch (e) {
+    await queue.close(0);
+    await app.close();
+    await store.close();
+    throw new MedmaskError('ENVIRONMENT', `cannot listen on ${cfg.host}:${cfg.port}: ${(e as Error).message}`, { cause: e, hint: 'choose another --port, or stop what uses it' });
+  }
+  say(`listening on ${address} (database ${store.description}, queue ${queue.kind === 'in-process' ? 'in-process' : cfg.queue}, blobs ${cfg.blobs}); API docs at ${address}/docs`);
+  let stopping: Promise<void> | undefined;
+  return {
+    store,
+    queue,
+    app,
+    url: address,
+    stop() {
+      stopping ??= (async () => {
+        await app.close();
+        await queue.close(cfg.shutdownGraceMs);
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Start `medmask worker` (BullMQ only). */
+export async function startWorker(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
+  if (!/^rediss?:\/\//.test(cfg.queue)) {
+    throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
+  }
+  const { store, blobs, handlers, queue } = await common(cfg);
+  const workerId = defaultWorkerId();
+  await queue.consume(
+    createJobProcessor({
+      store,
+      blobs,
+      handlers,
+      workerId,
+      workDir: join(cfg.dataDir, 'work'),
+      log: (e) => say(`job ${e.jobId} ${e.event} (attempt ${e.attempt})${e.error ? `: ${e.error}` : ''}`),
+    }),
+    { concurrency: cfg.jobConcurrency },
+  );
+  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; database ${store.description}; queue ${cfg.queue}`);
+  let stopping: Promise<void> | undefined;
+  return {
+    store,
+    queue,
+    stop() {
+      stopping ??= (async () => {
+        await queue.close(cfg.shutdownGraceMs);
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Resolve when SIGINT or SIGTERM arrives (then stop the service). */
+export function untilSignal(svc: RunningService, say: (line: string) => void): Promise<void> {
+  return new Promise((res) => {
+    const onSignal = (sig: string) => {
+      say(`${sig}: shutting down (running jobs get the grace period, then go back to the queue)`);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      void svc.stop().then(res, res);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
