@@ -26,7 +26,7 @@ interface Manifest {
   model: string;
 }
 
-const models: { dir: string; manifest: Manifest }[] = readdirSync(ZOO)
+const models: { dir: string; manifest: Manifest }[] = (existsSync(ZOO) ? readdirSync(ZOO) : [])
   .filter((d) => statSync(join(ZOO, d)).isDirectory())
   .sort()
   .map((d) => ({ dir: join(ZOO, d), manifest: JSON.parse(readFileSync(join(ZOO, d, 'model.json'), 'utf8')) as Manifest }));

@@ -58,10 +58,7 @@ def make_phantoms(kind, n, seed, out, extra=()):
             if json.load(f) == want:
                 return out
     os.makedirs(out, exist_ok=True)
-    if os.environ.get('ZOO_MOCK'):  # TEMPORARY until `medmask phantoms` lands
-        subprocess.run([sys.executable, os.environ['ZOO_MOCK'], kind, str(n), str(seed), out], check=True)
-    else:
-        run_medmask(['phantoms', kind, '--n', n, '--seed', seed, '--out', out, *extra])
+    run_medmask(['phantoms', kind, '--n', n, '--seed', seed, '--out', out, *extra])
     with open(stamp, 'w') as f:
         json.dump(want, f)
     return out

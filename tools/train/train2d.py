@@ -195,8 +195,9 @@ def main():
     ap.add_argument('--task', default='presence', choices=['lesion', 'presence'])
     ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args()
-    r = train_classifier(a.family, a.data, a.heldout, a.out, a.work or a.out, a.task, a.seed, a.epochs)
+    r = train_classifier(a.family, a.data, a.heldout, a.out, a.work or a.out, a.task, a.seed, a.epochs, threads=a.threads)
     print(r['heldout'])
 
 

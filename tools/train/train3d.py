@@ -296,8 +296,9 @@ def main():
     ap.add_argument('--steps', type=int, default=200)
     ap.add_argument('--aug', default='none', choices=['none', 'intensity', 'spatial'])
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args()
-    r = train_segmenter(a.family, a.data, a.heldout, a.out, a.out, a.seed, a.steps, aug=a.aug)
+    r = train_segmenter(a.family, a.data, a.heldout, a.out, a.out, a.seed, a.steps, aug=a.aug, threads=a.threads)
     print(json.dumps(r['heldout']))
 
 
