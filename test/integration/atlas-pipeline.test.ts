@@ -151,3 +151,49 @@ test('atlas round on phantoms with imported predictions: pseudo-labels, attentio
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('atlas predict (CLI): a pointwise model writes uint8 soft predictions per organ on each image grid; unknown organ names are refused', async () => {
+  const { pointwiseModel } = await import('../helpers/onnx-seg.js');
+  const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-'));
+  try {
+    const data = join(root, 'data'), work = join(root, 'work'), model = join(root, 'pw');
+    await writeAbdomenDataset(data, { n: 2, seed: 8, size: 32, sources: ['lits', 'kits'] });
+    mkdirSync(model);
+    const W = [-4, 6, 3], B = [1.5, -2, -0.5];
+    writeFileSync(join(model, 'model.onnx'), pointwiseModel(W, B));
+    const manifest = (labels: Record<string, string>) => JSON.stringify({
+      format: 'medmask-model/1', name: 'pw', task: 'segment', model: 'model.onnx',
+      input: { name: 'input', layout: 'NCDHW', patch: [16, 16, 8], channels: 1 },
+      preprocess: { intensity: { mode: 'ct-window', center: 40, width: 400 } },
+      output: { name: 'logits', activation: 'softmax' }, labels,
+    });
+    writeFileSync(join(model, 'model.json'), manifest({ 1: 'liver', 2: 'spleen' }));
+    const r = cli('atlas', 'predict', '--data', data, '--model', model, '--work', work, '--no-skip', '--json');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).models[0].cases, 2);
+    const atlas = await readAtlasDataset(data);
+    for (const c of atlas.cases) {
+      const ct = await readVolume(c.image);
+      for (const [organ, ch] of [['liver', 1], ['spleen', 2]] as const) {
+        const p = await readVolume(join(work, 'predictions', 'pw', c.id, `${organ}.nii.gz`));
+        assert.deepEqual(p.shape, ct.shape);
+        assert.ok(p.origin.every((o, i) => Math.abs(o - ct.origin[i]!) < 1e-3) && p.spacing.every((s, i) => Math.abs(s - ct.spacing[i]!) < 1e-4));
+        let worst = 0;
+        for (let v = 0; v < p.data.length; v++) {
+          const x = Math.fround(Math.min(1, Math.max(0, (ct.data[v]! + 160) / 400)));
+          const z = W.map((w, k) => Math.fround(w * x + B[k]!));
+          const m = Math.max(...z), e = z.map((t) => Math.exp(t - m)), s = e.reduce((a, b) => a + b, 0);
+          worst = Math.max(worst, Math.abs(p.data[v]! - Math.round((e[ch]! / s) * 255)));
+        }
+        assert.ok(worst <= 1, `${c.id} ${organ}: off by ${worst} steps of 1/255`);
+      }
+    }
+    writeFileSync(join(model, 'model.json'), manifest({ 1: 'liver', 2: 'gall_bladder' }));
+    const bad = cli('atlas', 'predict', '--data', data, '--model', model, '--work', work);
+    assert.equal(bad.code, 4, bad.err);
+    assert.match(bad.err, /gall_bladder/);
+    assert.match(bad.err, /rename/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -5,39 +5,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pkg from 'onnx-proto';
+import { pointwiseModel } from '../helpers/onnx-seg.js';
 import { Segmenter } from '../../src/runtime/segment.js';
 import { createVolume, type Mat3, type Vec3 } from '../../src/core/volume.js';
 import { gridAtSpacing, resampleToGrid } from '../../src/core/atlas/resample.js';
 import { isMedmaskError } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/random.js';
-
-const { onnx } = pkg;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-
-/** input [N,1,z,y,x] → Conv 1×1×1 (weights w, bias b) → logits [N,C,z,y,x]. */
-function pointwiseModel(w: number[], b: number[]): Uint8Array {
-  const C = w.length;
-  const dim = (d: number | string) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d });
-  const vi = (name: string, dims: (number | string)[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map(dim) } } } });
-  const T = onnx.AttributeProto.AttributeType;
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'medmask-test',
-    opsetImport: [{ domain: '', version: 14 }],
-    graph: {
-      name: 'pointwise',
-      node: [onnx.NodeProto.create({ opType: 'Conv', name: 'conv', input: ['input', 'W', 'B'], output: ['logits'], attribute: [onnx.AttributeProto.create({ name: 'kernel_shape', type: T.INTS, ints: [1, 1, 1] })] })],
-      input: [vi('input', ['batch', 1, 'z', 'y', 'x'])],
-      output: [vi('logits', ['batch', C, 'z', 'y', 'x'])],
-      initializer: [
-        onnx.TensorProto.create({ name: 'W', dims: [C, 1, 1, 1, 1], dataType: FLOAT, floatData: w }),
-        onnx.TensorProto.create({ name: 'B', dims: [C], dataType: FLOAT, floatData: b }),
-      ],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
 
 const W = [-4, 6, 3], B = [1.5, -2, -0.5];
 const window = { center: 40, width: 400 };
