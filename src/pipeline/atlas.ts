@@ -27,7 +27,7 @@ import { MeanAccumulator } from '../core/atlas/pseudo-label.js';
 import { casePriority, rankCases, selectForReview, type PriorityOptions, type RankedCase, type SelectOptions } from '../core/atlas/ranking.js';
 import { mergeLabels, type Provenance } from '../core/atlas/merge.js';
 import { atomicWrite } from '../io/atomic.js';
-import { readSegmentationDataset, type SegmentationCase, type SegmentationDataset } from '../io/dataset.js';
+import { checkLabelMap, readSegmentationDataset, type SegmentationCase, type SegmentationDataset } from '../io/dataset.js';
 import { readVolume, writeVolume } from '../io/index.js';
 import { Segmenter, type PredictOptions, type SegmenterLoadOptions } from '../runtime/segment.js';
 
@@ -284,9 +284,7 @@ async function labelledOrgans(c: AtlasCase, organs: { value: number; name: strin
   if (c.labelled) return c.labelled;
   if (!c.label) return [];
   const lab = await readVolume(c.label);
-  if (image && !sameGeometry(image, lab, 1e-2 * Math.min(...image.spacing))) {
-    throw new MedmaskError('GEOMETRY_MISMATCH', `${c.label}: the label map's grid differs from its image ${c.image}`, { hint: 'label maps must share the image grid' });
-  }
+  if (image) checkLabelMap(image, lab, [0, ...organs.map((o) => o.value)], { image: c.image, label: c.label });
   const present = new Set<number>();
   for (let i = 0; i < lab.data.length; i++) present.add(lab.data[i]!);
   return organs.filter((o) => present.has(o.value)).map((o) => o.name);
@@ -459,9 +457,10 @@ export async function atlasMerge(data: string, work: string, outDir: string, opt
   for (const c of atlas.cases) {
     const image = await readVolume(c.image);
     const n = image.data.length;
+    const known = [0, ...organs.map((o) => o.value)];
     const layer = async (file: string, what: string) => {
       const v = await readVolume(file);
-      if (!sameGeometry(image, v, 1e-2 * Math.min(...image.spacing))) throw new MedmaskError('GEOMETRY_MISMATCH', `${file}: the ${what} label map's grid differs from the image ${c.image}`, { hint: 'label maps must share the image grid' });
+      checkLabelMap(image, v, known, { image: c.image, label: `${file} (${what})` });
       return v;
     };
     const input: Parameters<typeof mergeLabels>[0] = {};

@@ -147,6 +147,19 @@ test('atlas round on phantoms with imported predictions: pseudo-labels, attentio
     const usage = cli('atlas', 'rank', '--work', work, '--organs', 'some');
     assert.equal(usage.code, 2);
     assert.match(usage.err, /--organs "some" is not one of unlabelled, all/);
+    // An original label map with an unknown value, then one on another grid.
+    const orig = join(data, 'labelsTr', `${lits.id}.nii.gz`);
+    const lab = await readVolume(orig);
+    (lab.data as Uint8Array)[5] = 42;
+    await writeVolume(lab, orig, { labelMap: true });
+    const unknown = cli('atlas', 'merge', '--data', data, '--work', work, '--out', join(root, 'final2'), '--cases', lits.id);
+    assert.equal(unknown.code, 3, unknown.err);
+    assert.match(unknown.err, /label value\(s\) 42/);
+    (lab.data as Uint8Array)[5] = 0;
+    await writeVolume({ ...lab, origin: [lab.origin[0] + 5, lab.origin[1], lab.origin[2]] }, orig, { labelMap: true });
+    const moved = cli('atlas', 'merge', '--data', data, '--work', work, '--out', join(root, 'final2'), '--cases', lits.id);
+    assert.equal(moved.code, 3, moved.err);
+    assert.match(moved.err, /GEOMETRY_MISMATCH/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
