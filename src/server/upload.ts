@@ -65,7 +65,8 @@ export async function receiveMultipart(req: FastifyRequest, ctx: ServerContext, 
   const files: UploadedFile[] = [];
   const fields: Record<string, string> = {};
   try {
-    const parts = req.parts({ limits: { fileSize: ctx.settings.maxUploadBytes, files: opts.maxFiles ?? 5000, fields: 50, fieldSize: 1 << 20, parts: (opts.maxFiles ?? 5000) + 50 } });
+    // preservePath: see the client's name as sent, so a name with folders is refused, not silently cut.
+    const parts = req.parts({ preservePath: true, limits: { fileSize: ctx.settings.maxUploadBytes, files: opts.maxFiles ?? 5000, fields: 50, fieldSize: 1 << 20, parts: (opts.maxFiles ?? 5000) + 50 } });
     for await (const part of parts) {
       if (part.type === 'file') {
         const name = checkFileName(part.filename);
