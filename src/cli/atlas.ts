@@ -41,15 +41,17 @@ export function registerAtlas(program: Command): void {
     .option('--device <cpu|cuda>', 'where inference runs', 'cpu')
     .option('--float32', 'keep float32 probabilities (default uint8, p·255)')
     .option('--no-skip', 'run every window, also those with no tissue')
+    .option('--tissue <value>', 'tissue is image value above this, for cropping and skipping (default -500, HU)')
     .option('--rename <file>', 'JSON mapping model organ names to the data set\'s')
     .option('--cases <ids>', 'comma-separated case ids (default all)')
     .option('--json', 'print a JSON summary')
-    .action(async (o: { data: string; model: string[]; work: string; overlap?: string; batch?: string; threads?: string; device?: string; float32?: boolean; skip?: boolean; rename?: string; cases?: string; json?: boolean }) => {
+    .action(async (o: { data: string; model: string[]; work: string; overlap?: string; batch?: string; threads?: string; device?: string; float32?: boolean; skip?: boolean; tissue?: string; rename?: string; cases?: string; json?: boolean }) => {
       const overlap = o.overlap === undefined ? undefined : numberOption('--overlap', o.overlap, 0.5, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)');
       const batch = o.batch === undefined ? undefined : numberOption('--batch', o.batch, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'a whole number from 1 to 64');
       const threads = o.threads === undefined ? undefined : numberOption('--threads', o.threads, 0, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads');
       const device = choice('--device', o.device, ['cpu', 'cuda'] as const, 'cpu');
       const cases = list(o.cases);
+      const tissueHu = numberOption('--tissue', o.tissue, -500, Number.isFinite, 'a number');
       let bar: ReturnType<typeof startProgress> | undefined;
       const rename = readRename(o.rename);
       const r = await atlasPredict(o.data, o.model, o.work, {
@@ -59,6 +61,7 @@ export function registerAtlas(program: Command): void {
         ...(rename ? { rename } : {}),
         precision: o.float32 ? 'float32' : 'uint8',
         skipEmpty: o.skip !== false,
+        tissueHu,
         load: { device, ...(threads ? { threads } : {}) },
         onProgress: (done, total, note) => {
           bar ??= startProgress('atlas predict', total, { quiet: !!o.json });
