@@ -22,7 +22,7 @@ export async function untar(gz: Buffer): Promise<Map<string, Buffer>> {
   const done = new Promise<void>((res, rej) => {
     ex.on('entry', (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         out.set(h.name, Buffer.concat(chunks));
         next();
