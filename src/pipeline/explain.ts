@@ -227,7 +227,8 @@ function named(classes: readonly string[], v: ArrayLike<number>): Record<string,
 
 function classNamesFor(m: LoadedModel, outputs: number): string[] {
   if (m.manifest.classes.length) return m.manifest.classes;
-  m.manifest.classes = Array.from({ length: outputs }, (_, i) => `class_${i}`); // bare .onnx with a symbolic output size
+  // bare .onnx with a symbolic output size: name the classes now (in place: the summary shares the array)
+  m.manifest.classes.push(...Array.from({ length: outputs }, (_, i) => `class_${i}`));
   return m.manifest.classes;
 }
 
