@@ -21,7 +21,9 @@ import type { JobHandlerRegistry } from '../queue/handlers.js';
 import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor } from '../queue/runner.js';
 import { installAudit } from './audit.js';
-import { SESSION_COOKIE, installAuth } from './auth.js';
+import { SESSION_COOKIE, installAuth, routePermission } from './auth.js';
+import { can, type Permission } from './permissions.js';
+import { ROLES } from '../store/schema.js';
 import type { ServerContext, ServerSettings } from './context.js';
 import { installErrorHandlers } from './errors.js';
 import { SCRYPT_DEFAULTS } from './passwords.js';
@@ -90,6 +92,13 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
       info: { title: 'medmask API', version: pkg.version, description: 'Images, labels, models, jobs, versioned masks and review. Log in with POST /api/auth/login (cookie + X-CSRF-Token on writes) or send "Authorization: Bearer <API token>". Permissions per role: docs/server.md.' },
       components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, bearer: { type: 'http', scheme: 'bearer' } } },
       tags: ['auth', 'users', 'data', 'images', 'labels', 'models', 'jobs', 'review', 'masks', 'export', 'admin', 'health'].map((name) => ({ name })),
+    },
+    // Each operation's description says which permission it needs (and so which roles may call it).
+    transform: ({ schema, url, route }) => {
+      const perm = routePermission(String(route.method), route.config as { permission?: Permission } | undefined);
+      const who = perm === 'public' ? 'no login needed' : `roles: ${ROLES.filter((r) => can(r, perm)).join(', ')}`;
+      const note = `Permission: \`${perm}\` (${who}).`;
+      return { schema: schema ? { ...schema, description: schema.description ? `${schema.description}\n\n${note}` : note } : schema, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
