@@ -33,6 +33,7 @@ import { dataRoutes } from './routes/data.js';
 import { exportRoutes } from './routes/export.js';
 import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
+import { viewerRoutes } from './routes/viewer.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -110,6 +111,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   maskRoutes(app, ctx);
   jobRoutes(app, ctx);
   exportRoutes(app, ctx);
+  viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
   if (o.runJobs ?? o.queue.kind === 'in-process') {
     await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, workDir: o.workDir ?? join(settings.tmpDir, 'jobs') }), { concurrency: o.jobConcurrency ?? 1 });

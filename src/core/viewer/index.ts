@@ -21,3 +21,4 @@ export * from './slicing.js';
 export * from './viewport.js';
 export * from './regions.js';
 export * from './timer.js';
+export * from './slice-format.js';

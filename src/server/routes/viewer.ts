@@ -1,0 +1,473 @@
+/**
+ * What the review UI's slice viewer needs from the server: only what is on screen. A case's
+ * display facts in one request; one slice (or a tile of it) with the image — raw voxels, or
+ * windowed to 8 bits — plus the labels of a version and the heat-map overlays, packed into one
+ * binary response the browser views as typed arrays without copying; a stack of label planes for a
+ * fill through a slice range; flagged regions (connected components of the attention map); and
+ * saves as compact per-slice diffs on the version the edit was made on (stale → 409 with the
+ * current version, the edit kept as a draft, as every other save). Decoded volumes come from the
+ * store's cache, so slices after the first cost a copy of one plane.
+ *
+ * Binary slice format (`application/x-medmask-slice`): bytes 0–3 `MMS1`, 4–7 the header length H
+ * (uint32 LE), then H bytes of JSON `{ axis, index, width, height, tile, version, layers: [{ name,
+ * type, offset, length }] }`, then each layer's bytes at its offset (8-byte aligned, little-endian).
+ * @module
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { MedmaskError } from '../../core/errors.js';
+import type { Volume, VoxelArray } from '../../core/volume.js';
+import { voxelTypeOf } from '../../core/volume.js';
+import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
+import { flaggedRegions } from '../../core/viewer/regions.js';
+import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
+import { getMask, saveMaskVersion, type MaskRow } from '../../store/masks.js';
+import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
+import { parseJson } from '../../store/util.js';
+import { userOf } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import { extractSlice, type SliceAxis } from '../slices.js';
+import { getImage } from './data.js';
+import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
+import { webUiRoutes } from './web-ui.js';
+
+/** Overlay kinds a prediction may carry. */
+export const OVERLAY_KINDS = ['heatmap', 'uncertainty', 'attention'] as const;
+/** An overlay kind. */
+export type OverlayKind = (typeof OVERLAY_KINDS)[number];
+
+/** Body of a diff save. */
+export interface EditsBody {
+  /** The version the edits were made on. */
+  baseVersion: number;
+  /**
+   * The version this save replaces (default baseVersion). Set it to the current version to keep
+   * your edit after a conflict ("keep mine"): your edits on baseVersion win over the newer one.
+   */
+  onto?: number;
+  /** Per axial plane (z; 0 for 2D): `[start, length, value]` runs of in-plane indices. */
+  planes: { z: number; runs: number[] }[];
+  note?: string;
+}
+
+// ── small caches keyed by blob hash (blobs never change) ──
+class Lru<V> {
+  private readonly m = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  get(k: string): V | undefined {
+    const v = this.m.get(k);
+    if (v !== undefined) {
+      this.m.delete(k);
+      this.m.set(k, v);
+    }
+    return v;
+  }
+  set(k: string, v: V): V {
+    this.m.set(k, v);
+    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
+    return v;
+  }
+}
+const statsCache = new Lru<{ range: [number, number]; window: [number, number]; ct: boolean }>(64);
+const labelsCache = new Lru<number[]>(64);
+const overlayCache = new Lru<Promise<Uint8Array>>(6);
+const regionsCache = new Lru<ReturnType<typeof flaggedRegions>>(32);
+
+function imageStats(hash: string, v: Volume) {
+  const hit = statsCache.get(hash);
+  if (hit) return hit;
+  const d = v.data;
+  let lo = Infinity, hi = -Infinity;
+  const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
+  for (let i = 0; i < d.length; i += step) {
+    const x = d[i]!;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && v.shape[2] > 1;
+  const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
+  return statsCache.set(hash, { range: [lo, hi], window, ct });
+}
+
+function labelValues(hash: string, data: Uint8Array): number[] {
+  const hit = labelsCache.get(hash);
+  if (hit) return hit;
+  const seen = new Uint8Array(256);
+  for (let i = 0; i < data.length; i++) seen[data[i]!] = 1;
+  const out: number[] = [];
+  for (let v = 1; v < 256; v++) if (seen[v]) out.push(v);
+  return labelsCache.set(hash, out);
+}
+
+/** Overlay voxels as 8-bit (0…255 ≙ 0…1): uint8 maps as they are (×255 when they hold only 0/1), others scaled by their maximum. */
+function overlayU8(ctx: ServerContext, hash: string): Promise<Uint8Array> {
+  const hit = overlayCache.get(hash);
+  if (hit) return hit;
+  const p = getVolume(ctx.blobs, hash).then((v) => {
+    const d = v.data;
+    let mx = 0;
+    for (let i = 0; i < d.length; i++) if (d[i]! > mx) mx = d[i]!;
+    if (d instanceof Uint8Array && mx > 1) return d;
+    const s = mx > 0 ? 255 / mx : 0;
+    const out = new Uint8Array(d.length);
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i]! * s;
+      out[i] = x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x);
+    }
+    return out;
+  });
+  p.catch(() => undefined);
+  return overlayCache.set(hash, p);
+}
+
+async function versionRow(ctx: ServerContext, mask: MaskRow, version: number) {
+  const v = await ctx.store.db.selectFrom('mask_versions').select(['blob']).where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
+  if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { hint: `the current version is ${mask.current_version}`, details: { currentVersion: mask.current_version } });
+  return v;
+}
+
+/** Label voxels of a version (null for version 0: empty). */
+async function versionLabels(ctx: ServerContext, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
+  if (version === 0) return null;
+  const v = await versionRow(ctx, mask, version);
+  const vol = await getVolume(ctx.blobs, v.blob);
+  return { data: vol.data as Uint8Array, hash: v.blob };
+}
+
+async function predictionOf(ctx: ServerContext, mask: MaskRow) {
+  return mask.prediction_id ? ctx.store.db.selectFrom('predictions').select(['heatmap_blob', 'uncertainty_blob', 'attention_blob']).where('id', '=', mask.prediction_id).executeTakeFirst() : undefined;
+}
+
+function overlayBlob(p: Awaited<ReturnType<typeof predictionOf>>, kind: OverlayKind): string | null {
+  return p ? (p[`${kind}_blob`] ?? null) : null;
+}
+
+/** A plane as grey when the image has several components (luminance of RGB). */
+function toGrey(s: { data: VoxelArray; components: number; width: number; height: number }): VoxelArray {
+  if (s.components === 1) return s.data;
+  const n = s.width * s.height;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const o = i * s.components;
+    out[i] = s.components >= 3 ? 0.299 * s.data[o]! + 0.587 * s.data[o + 1]! + 0.114 * s.data[o + 2]! : s.data[o]!;
+  }
+  return out;
+}
+
+function crop<T extends VoxelArray>(a: T, width: number, t: { x: number; y: number; w: number; h: number }): T {
+  if (t.x === 0 && t.y === 0 && t.w === width && a.length === t.w * t.h) return a;
+  const out = new (a.constructor as new (n: number) => T)(t.w * t.h);
+  for (let r = 0; r < t.h; r++) out.set(a.subarray((t.y + r) * width + t.x, (t.y + r) * width + t.x + t.w) as never, r * t.w);
+  return out;
+}
+
+/** Pack layers into the binary slice format. */
+export function packSlice(header: Record<string, unknown>, layers: { name: string; data: VoxelArray }[]): Buffer {
+  const pad = (n: number) => (n + 7) & ~7;
+  const descr: { name: string; type: string; offset: number; length: number }[] = [];
+  // offsets are relative to the start of the payload; the client adds the payload start
+  let off = 0;
+  for (const l of layers) {
+    descr.push({ name: l.name, type: voxelTypeOf(l.data), offset: off, length: l.data.length });
+    off = pad(off + l.data.byteLength);
+  }
+  const json = Buffer.from(JSON.stringify({ ...header, layers: descr }), 'utf8');
+  const start = pad(8 + json.length);
+  const buf = Buffer.alloc(start + off);
+  buf.write('MMS1', 0, 'latin1');
+  buf.writeUInt32LE(json.length, 4);
+  json.copy(buf, 8);
+  for (const [i, l] of layers.entries()) buf.set(new Uint8Array(l.data.buffer, l.data.byteOffset, l.data.byteLength), start + descr[i]!.offset);
+  return buf;
+}
+
+function sliceDepth(shape: [number, number, number], axis: SliceAxis): number {
+  return axis === 'z' ? shape[2] : axis === 'y' ? shape[1] : shape[0];
+}
+
+function sliceDims(shape: [number, number, number], axis: SliceAxis): [number, number] {
+  return axis === 'z' ? [shape[0], shape[1]] : axis === 'y' ? [shape[0], shape[2]] : [shape[1], shape[2]];
+}
+
+const versionParam = { type: 'integer', minimum: 0, description: 'mask version (default: the current one; 0 = empty)' } as const;
+const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', description: 'z axial, y coronal, x sagittal' } as const;
+
+/**
+ * Register the viewer routes (and the web UI's static files at `/`).
+ * @example
+ * viewerRoutes(app, ctx); // in createServer, after the other routes
+ */
+export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const db = ctx.store.db;
+
+  async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
+    const mask = await getMask(db, id);
+    const img = await getImage(ctx, mask.image_id);
+    return { mask, img, shape: imageGeometry(img).shape };
+  }
+
+  app.get<{ Params: { id: string } }>(
+    '/api/viewer/masks/:id',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'What the slice viewer needs to open a case: geometry, voxel type, display window, label values, overlays, recent versions, review state',
+        security: secured,
+        params: idParams,
+        response: { 200: objectResponse('the case for the viewer'), ...errorResponses },
+      },
+    },
+    async (req) => {
+      const { mask, img, shape } = await load(req.params.id);
+      const pred = await predictionOf(ctx, mask);
+      // Decode image, labels and overlays together: the first slice request then finds them cached.
+      const [vol, labels] = await Promise.all([getVolume(ctx.blobs, img.blob), versionLabels(ctx, mask, mask.current_version)]);
+      for (const k of OVERLAY_KINDS) {
+        const b = overlayBlob(pred, k);
+        if (b) void overlayU8(ctx, b);
+      }
+      const stats = imageStats(img.blob, vol);
+      const versions = await db
+        .selectFrom('mask_versions')
+        .leftJoin('users', 'users.id', 'mask_versions.author_id')
+        .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'mask_versions.note', 'users.username'])
+        .where('mask_id', '=', mask.id)
+        .orderBy('version', 'desc')
+        .limit(20)
+        .execute();
+      const claimed = mask.claimed_by ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by).executeTakeFirst() : undefined;
+      return {
+        maskId: mask.id,
+        imageId: img.id,
+        imageName: img.name,
+        datasetId: img.dataset_id,
+        target: mask.target,
+        status: mask.status,
+        decision: mask.decision,
+        priority: mask.priority,
+        currentVersion: mask.current_version,
+        claimedBy: claimed?.username ?? null,
+        shape,
+        spacing: parseJson(img.spacing),
+        direction: parseJson(img.direction),
+        voxelType: img.voxel_type,
+        components: img.components,
+        modality: stats.ct ? 'ct' : 'image',
+        range: stats.range,
+        window: stats.window,
+        labels: labels ? labelValues(labels.hash, labels.data) : [],
+        overlays: Object.fromEntries(OVERLAY_KINDS.map((k) => [k, !!overlayBlob(pred, k)])),
+        versions: versions.map((v) => ({ version: v.version, origin: v.origin, author: v.username, note: v.note, createdAt: v.created_at })),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; index: number; version?: number; layers: string; image: 'raw' | 'u8'; low?: number; high?: number; x?: number; y?: number; w?: number; h?: number } }>(
+    '/api/viewer/masks/:id/slice',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'One slice (or a tile: x, y, w, h) of the image, a mask version\'s labels and the overlays, in one binary response (see the module docs of src/server/routes/viewer.ts for the format)',
+        security: secured,
+        params: idParams,
+        querystring: {
+          type: 'object',
+          required: ['index'],
+          properties: {
+            axis: axisParam,
+            index: { type: 'integer', minimum: 0 },
+            version: versionParam,
+            layers: { type: 'string', maxLength: 100, default: 'image,labels', pattern: '^(image|labels|heatmap|uncertainty|attention)(,(image|labels|heatmap|uncertainty|attention))*$', description: 'comma-separated: image, labels, heatmap, uncertainty, attention' },
+            image: { type: 'string', enum: ['raw', 'u8'], default: 'raw', description: 'raw: the stored voxel type; u8: windowed to [low, high] (default the case\'s window)' },
+            low: { type: 'number' },
+            high: { type: 'number' },
+            x: { type: 'integer', minimum: 0 },
+            y: { type: 'integer', minimum: 0 },
+            w: { type: 'integer', minimum: 1 },
+            h: { type: 'integer', minimum: 1 },
+          },
+        },
+      },
+    },
+    async (req, reply: FastifyReply) => {
+      const q = req.query;
+      const { mask, img, shape } = await load(req.params.id);
+      const depth = sliceDepth(shape, q.axis);
+      if (q.index >= depth) throw new MedmaskError('USAGE', `slice index ${q.index} is outside 0…${depth - 1} along ${q.axis}`);
+      const [width, height] = sliceDims(shape, q.axis);
+      const tile = { x: q.x ?? 0, y: q.y ?? 0, w: q.w ?? width - (q.x ?? 0), h: q.h ?? height - (q.y ?? 0) };
+      if (tile.x + tile.w > width || tile.y + tile.h > height) throw new MedmaskError('USAGE', `tile ${tile.x},${tile.y} ${tile.w}×${tile.h} does not fit the ${width}×${height} slice`);
+      const version = q.version ?? mask.current_version;
+      if (version > mask.current_version) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { details: { currentVersion: mask.current_version } });
+      const names = [...new Set(q.layers.split(','))];
+      const out: { name: string; data: VoxelArray }[] = [];
+      let pred: Awaited<ReturnType<typeof predictionOf>>;
+      let window: [number, number] | undefined;
+      for (const name of names) {
+        if (name === 'image') {
+          const vol = await getVolume(ctx.blobs, img.blob);
+          const s = extractSlice(vol, q.axis, q.index);
+          let data = crop(toGrey(s), width, tile);
+          if (q.image === 'u8') {
+            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : imageStats(img.blob, vol).window;
+            const g = new Uint8Array(data.length);
+            windowToGrey(data as never, g, window);
+            data = g;
+          }
+          out.push({ name, data });
+        } else if (name === 'labels') {
+          const lab = await versionLabels(ctx, mask, version);
+          const data = lab ? crop(extractSlice(labelVolume(img, lab.data), q.axis, q.index).data, width, tile) : new Uint8Array(tile.w * tile.h);
+          out.push({ name, data });
+        } else {
+          pred ??= await predictionOf(ctx, mask);
+          const b = overlayBlob(pred, name as OverlayKind);
+          if (!b) continue; // absent overlays are simply left out (the header lists what is there)
+          const u8 = await overlayU8(ctx, b);
+          out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, q.index).data, width, tile) });
+        }
+      }
+      void reply.type('application/x-medmask-slice').header('cache-control', 'private, no-cache');
+      return reply.send(packSlice({ axis: q.axis, index: q.index, depth, width, height, tile, version, ...(window ? { window } : {}) }, out));
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; from: number; to: number; version?: number } }>(
+    '/api/viewer/masks/:id/label-planes',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'Label planes from..to (inclusive) along an axis, concatenated raw uint8 (for a fill through a slice range)',
+        security: secured,
+        params: idParams,
+        querystring: { type: 'object', required: ['from', 'to'], properties: { axis: axisParam, from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 }, version: versionParam } },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const { mask, img, shape } = await load(req.params.id);
+      const depth = sliceDepth(shape, q.axis);
+      if (q.from > q.to || q.to >= depth) throw new MedmaskError('USAGE', `planes ${q.from}…${q.to} are not a range inside 0…${depth - 1} along ${q.axis}`);
+      const [w, h] = sliceDims(shape, q.axis);
+      const version = q.version ?? mask.current_version;
+      const lab = await versionLabels(ctx, mask, version);
+      const out = Buffer.alloc(w * h * (q.to - q.from + 1));
+      if (lab) {
+        const vol = labelVolume(img, lab.data);
+        for (let k = q.from; k <= q.to; k++) out.set(extractSlice(vol, q.axis, k).data as Uint8Array, (k - q.from) * w * h);
+      }
+      void reply.type('application/octet-stream').header('x-width', String(w)).header('x-height', String(h)).header('x-version', String(version));
+      return reply.send(out);
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { kind?: OverlayKind; threshold: number; minVoxels: number; max: number } }>(
+    '/api/viewer/masks/:id/regions',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'Flagged regions: connected components of the attention map (or heat map / uncertainty) at or above a threshold, most attention first, with bounds, centroid and peak voxel to jump to',
+        security: secured,
+        params: idParams,
+        querystring: {
+          type: 'object',
+          properties: {
+            kind: { type: 'string', enum: [...OVERLAY_KINDS], description: 'default: attention, else uncertainty, else heatmap' },
+            threshold: { type: 'number', minimum: 0, maximum: 1, default: 0.5, description: 'fraction of the map\'s 0…1 range' },
+            minVoxels: { type: 'integer', minimum: 1, default: 10 },
+            max: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { mask, img, shape } = await load(req.params.id);
+      const pred = await predictionOf(ctx, mask);
+      const kind = req.query.kind ?? (['attention', 'uncertainty', 'heatmap'] as const).find((k) => overlayBlob(pred, k));
+      const blob = kind ? overlayBlob(pred, kind) : null;
+      if (!kind || !blob) return { kind: kind ?? null, regions: [] };
+      const thr = Math.max(1, Math.round(req.query.threshold * 255));
+      const key = `${blob}:${thr}:${req.query.minVoxels}:${req.query.max}`;
+      let regions = regionsCache.get(key);
+      if (!regions) regions = regionsCache.set(key, flaggedRegions(await overlayU8(ctx, blob), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
+      void img;
+      return { kind, threshold: req.query.threshold, regions: regions.map((r) => ({ ...r, peak: r.peak / 255, mean: r.mean / 255 })) };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: EditsBody }>(
+    '/api/viewer/masks/:id/edits',
+    {
+      config: { permission: 'mask:edit' },
+      bodyLimit: ctx.settings.maxUploadBytes,
+      schema: {
+        tags: ['viewer'],
+        summary: 'Save the viewer\'s edits as a new version: per-plane runs [start, length, value] applied on baseVersion; a stale version gets 409 with the current one and the edit is kept as a draft',
+        security: secured,
+        params: idParams,
+        body: {
+          type: 'object',
+          required: ['baseVersion', 'planes'],
+          additionalProperties: false,
+          properties: {
+            baseVersion: { type: 'integer', minimum: 0 },
+            onto: { type: 'integer', minimum: 0 },
+            note: { type: 'string', maxLength: 2000 },
+            planes: {
+              type: 'array',
+              maxItems: 100000,
+              items: { type: 'object', required: ['z', 'runs'], additionalProperties: false, properties: { z: { type: 'integer', minimum: 0 }, runs: { type: 'array', items: { type: 'integer' } } } },
+            },
+          },
+        },
+        response: {
+          201: objectResponse('saved as a new version', { maskId: { type: 'string' }, version: { type: 'integer' }, versionId: { type: 'string' }, changed: { type: 'integer' } }),
+          409: { ...errorResponses[400], description: 'stale version: details.currentVersion, details.draftId (the edit is kept as a draft), details.current (who saved it, when)' },
+          ...errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const { mask, img, shape } = await load(req.params.id);
+      const plane = shape[0] * shape[1];
+      const onto = b.onto ?? b.baseVersion;
+      if (b.baseVersion > mask.current_version) throw new MedmaskError('USAGE', `baseVersion ${b.baseVersion} is newer than the current version ${mask.current_version}`, { hint: 'send the version you loaded' });
+      if (onto < b.baseVersion) throw new MedmaskError('USAGE', `onto ${onto} must not be older than baseVersion ${b.baseVersion}`);
+      const seen = new Set<number>();
+      for (const p of b.planes) {
+        if (p.z >= shape[2]) throw new MedmaskError('USAGE', `plane z=${p.z} is outside 0…${shape[2] - 1}`);
+        if (seen.has(p.z)) throw new MedmaskError('USAGE', `plane z=${p.z} appears twice`);
+        seen.add(p.z);
+        checkRuns(p.runs, plane, `plane z=${p.z}`);
+      }
+      const base = await versionLabels(ctx, mask, b.baseVersion);
+      const data = base ? base.data.slice() : new Uint8Array(plane * shape[2]);
+      let changed = 0;
+      for (const p of b.planes) changed += applyRuns(data, p.z * plane, p.runs);
+      const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+      const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
+      if (!r.ok) {
+        const cur = await db
+          .selectFrom('mask_versions')
+          .leftJoin('users', 'users.id', 'mask_versions.author_id')
+          .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'users.username'])
+          .where('mask_id', '=', mask.id)
+          .where('version', '=', r.currentVersion)
+          .executeTakeFirst();
+        req.auditDetails = { conflict: true, baseVersion: b.baseVersion, onto, currentVersion: r.currentVersion, draftId: r.draftId };
+        throw new MedmaskError('CONFLICT', `version ${onto} of mask ${mask.id} is stale: the current version is ${r.currentVersion}; your edit is kept as draft ${r.draftId}`, {
+          hint: 'look at the current version; keep yours (save again with onto set to it), take theirs, or re-apply your edits on it',
+          details: { currentVersion: r.currentVersion, draftId: r.draftId, current: cur ? { version: cur.version, origin: cur.origin, author: cur.username, createdAt: cur.created_at } : null },
+        });
+      }
+      req.auditDetails = { version: r.version, baseVersion: b.baseVersion, onto, planes: b.planes.length, voxels: b.planes.reduce((s, p) => s + runsVoxels(p.runs), 0), changed };
+      return reply.code(201).send({ maskId: mask.id, version: r.version, versionId: r.versionId, changed });
+    },
+  );
+
+  webUiRoutes(app);
+}
