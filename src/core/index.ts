@@ -23,3 +23,4 @@ export * from './masks/pipeline.js';
 export * from './metrics/segmentation.js';
 export { ece, rocCurve, fprAtTpr, riskCoverage, type RiskCoverage } from './metrics/classification.js';
 export * from './uncertainty/ood.js';
+export * from './atlas/index.js';

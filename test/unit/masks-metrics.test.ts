@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connectedComponents, fillHoles, keepLargestComponents, morph, otsuThreshold, percentile, removeSmallComponents, binarize, type Grid } from '../../src/core/masks/binary.js';
+import { connectedComponents, fillHoles, keepLargestComponents, morph, otsuThreshold, percentile, removeSmallComponents, binarize, type Shape3 } from '../../src/core/masks/binary.js';
 import { buildMask, parseMaskPipeline, DEFAULT_MASK_PIPELINE } from '../../src/core/masks/pipeline.js';
 import { dice, hd95, iou, squaredDistanceTo } from '../../src/core/metrics/segmentation.js';
 import { auroc, ece, fprAtTpr, riskCoverage, rocCurve } from '../../src/core/metrics/classification.js';
@@ -9,7 +9,7 @@ import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis } from 
 import { Rng } from '../../src/core/random.js';
 
 const REF = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8')) as {
-  masks: { grid: Grid; spacing: [number, number, number]; a: number[]; b: number[]; dice: number; iou: number; hd95: number; components_full: { count: number; sizes: number[] }; holes_in: number[]; fill_holes: number[]; erode2: number[]; dilate2: number[] }[];
+  masks: { grid: Shape3; spacing: [number, number, number]; a: number[]; b: number[]; dice: number; iou: number; hd95: number; components_full: { count: number; sizes: number[] }; holes_in: number[]; fill_holes: number[]; erode2: number[]; dilate2: number[] }[];
   classification: { labels: number[]; scores: number[]; auroc: number; fpr_at_95tpr: number; confidence: number[]; correct: number[]; ece15: number };
   mahalanobis: { features: number[][]; labels: number[]; shrinkage: number; queries: number[][]; distances: number[] };
 };
@@ -30,7 +30,7 @@ test('Dice, IoU, HD95 (mm, anisotropic), components, fill holes, erosion and dil
 });
 
 test('distance transform equals brute force with anisotropic spacing', () => {
-  const grid: Grid = [9, 7, 5], sp: [number, number, number] = [0.5, 1.5, 2.5];
+  const grid: Shape3 = [9, 7, 5], sp: [number, number, number] = [0.5, 1.5, 2.5];
   const rng = new Rng(3);
   const seed = Uint8Array.from({ length: 9 * 7 * 5 }, () => (rng.random() < 0.05 ? 1 : 0));
   const d = squaredDistanceTo(seed, grid, sp);
@@ -95,10 +95,10 @@ test('Otsu and percentile thresholds; components helpers; fusion by intersection
   assert.ok(t > 0.1 && t < 0.9, `otsu ${t}`);
   assert.equal(binarize(vals, { method: 'otsu' }).mask.reduce((a, b) => a + b, 0), 50);
   assert.equal(percentile([1, 2, 3, 4], 50), 2.5);
-  const grid: Grid = [6, 1, 1];
+  const grid: Shape3 = [6, 1, 1];
   assert.deepEqual(Array.from(removeSmallComponents([1, 0, 1, 1, 0, 1], grid, 2)), [0, 0, 1, 1, 0, 0]);
   assert.deepEqual(Array.from(keepLargestComponents([1, 0, 1, 1, 0, 1], grid, 1)), [0, 0, 1, 1, 0, 0]);
-  const g: Grid = [4, 1, 1];
+  const g: Shape3 = [4, 1, 1];
   const a = { map: [0.9, 0.8, 0.1, 0.0], confidence: 0.9 }, b = { map: [0.0, 0.9, 0.8, 0.1], confidence: 0.3 };
   const fixed = { method: 'fixed' as const, value: 0.5 };
   assert.deepEqual(Array.from(buildMask([a, b], g, { fusion: 'intersection', threshold: fixed, constraints: [] }).mask), [0, 1, 0, 0]);
@@ -108,7 +108,7 @@ test('Otsu and percentile thresholds; components helpers; fusion by intersection
 });
 
 test('constraints: restrict to the ROI, fill holes, remove small, area cap reported; a pipeline file with a typo names the field', () => {
-  const n = 20, grid: Grid = [n, n, 1];
+  const n = 20, grid: Shape3 = [n, n, 1];
   const map = new Float32Array(n * n), roi = new Uint8Array(n * n);
   for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
     const r2 = (x - 10) ** 2 + (y - 10) ** 2;
@@ -132,7 +132,7 @@ test('constraints: restrict to the ROI, fill holes, remove small, area cap repor
 });
 
 test('refine: a coarse saliency blob snaps to the bright lesion inside it and drops a rib crossing the region', () => {
-  const n = 64, grid: Grid = [n, n, 1];
+  const n = 64, grid: Shape3 = [n, n, 1];
   const image = new Float32Array(n * n), fused = new Float32Array(n * n), truth = new Uint8Array(n * n);
   for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
     const i = y * n + x;

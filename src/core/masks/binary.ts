@@ -8,14 +8,15 @@
  */
 import { MedmaskError } from '../errors.js';
 
-/** Voxels along x, y, z. */
-export type Grid = readonly [number, number, number];
+import type { Shape3 } from '../atlas/morphology.js';
 
-function size(g: Grid): number {
+export type { Shape3 };
+
+function size(g: Shape3): number {
   return g[0] * g[1] * g[2];
 }
 
-function checkLength(name: string, a: ArrayLike<number>, g: Grid): void {
+function checkLength(name: string, a: ArrayLike<number>, g: Shape3): void {
   if (a.length !== size(g)) throw new MedmaskError('USAGE', `${name} has ${a.length} values but the grid ${g.join('×')} has ${size(g)}`, { hint: 'pass arrays of the same grid' });
 }
 
@@ -95,7 +96,7 @@ export function binarize(map: ArrayLike<number>, spec: ThresholdSpec): { mask: U
 }
 
 /** Neighbour offsets of a connectivity: 2D 4 or 8, 3D 6 or 26. */
-function neighbours(g: Grid, full: boolean): [number, number, number][] {
+function neighbours(g: Shape3, full: boolean): [number, number, number][] {
   const out: [number, number, number][] = [];
   const zr = g[2] > 1 ? [-1, 0, 1] : [0];
   for (const dz of zr) for (const dy of [-1, 0, 1]) for (const dx of [-1, 0, 1]) {
@@ -124,7 +125,7 @@ export interface Components {
  * @example
  * connectedComponents(Uint8Array.of(1, 0, 1), [3, 1, 1]).count; // 2
  */
-export function connectedComponents(mask: ArrayLike<number>, grid: Grid, full = true): Components {
+export function connectedComponents(mask: ArrayLike<number>, grid: Shape3, full = true): Components {
   checkLength('mask', mask, grid);
   const [nx, ny, nz] = grid;
   const labels = new Int32Array(size(grid));
@@ -157,7 +158,7 @@ export function connectedComponents(mask: ArrayLike<number>, grid: Grid, full = 
 }
 
 /** Remove components smaller than `minSize` voxels. */
-export function removeSmallComponents(mask: ArrayLike<number>, grid: Grid, minSize: number): Uint8Array {
+export function removeSmallComponents(mask: ArrayLike<number>, grid: Shape3, minSize: number): Uint8Array {
   const c = connectedComponents(mask, grid);
   const keep = new Uint8Array(c.count + 1);
   for (let l = 1; l <= c.count; l++) keep[l] = c.sizes[l]! >= minSize ? 1 : 0;
@@ -167,7 +168,7 @@ export function removeSmallComponents(mask: ArrayLike<number>, grid: Grid, minSi
 }
 
 /** Keep the k largest components (ties: the one found first, in voxel order). */
-export function keepLargestComponents(mask: ArrayLike<number>, grid: Grid, k: number): Uint8Array {
+export function keepLargestComponents(mask: ArrayLike<number>, grid: Shape3, k: number): Uint8Array {
   const c = connectedComponents(mask, grid);
   const order = Array.from({ length: c.count }, (_, i) => i + 1).sort((a, b) => c.sizes[b]! - c.sizes[a]! || a - b);
   const keep = new Uint8Array(c.count + 1);
@@ -182,7 +183,7 @@ export function keepLargestComponents(mask: ArrayLike<number>, grid: Grid, k: nu
  * background, as scipy.ndimage.binary_fill_holes) become foreground. In 3D, holes are 3D cavities.
  * A flood fill of the background from the border; what it does not reach is a hole.
  */
-export function fillHoles(mask: ArrayLike<number>, grid: Grid): Uint8Array {
+export function fillHoles(mask: ArrayLike<number>, grid: Shape3): Uint8Array {
   checkLength('mask', mask, grid);
   const [nx, ny, nz] = grid;
   const plane = nx * ny;
@@ -218,7 +219,7 @@ export function fillHoles(mask: ArrayLike<number>, grid: Grid): Uint8Array {
  * grid counts as background (scipy.ndimage's default border_value=0), so erosion eats in from the
  * border.
  */
-export function morph(mask: ArrayLike<number>, grid: Grid, op: 'erode' | 'dilate', iterations = 1): Uint8Array {
+export function morph(mask: ArrayLike<number>, grid: Shape3, op: 'erode' | 'dilate', iterations = 1): Uint8Array {
   checkLength('mask', mask, grid);
   const [nx, ny, nz] = grid;
   let cur = new Uint8Array(mask.length);
@@ -246,7 +247,7 @@ export function morph(mask: ArrayLike<number>, grid: Grid, op: 'erode' | 'dilate
 }
 
 /** Opening (erode then dilate) or closing (dilate then erode), each `iterations` times. */
-export function openClose(mask: ArrayLike<number>, grid: Grid, op: 'open' | 'close', iterations = 1): Uint8Array {
+export function openClose(mask: ArrayLike<number>, grid: Shape3, op: 'open' | 'close', iterations = 1): Uint8Array {
   return op === 'open'
     ? morph(morph(mask, grid, 'erode', iterations), grid, 'dilate', iterations)
     : morph(morph(mask, grid, 'dilate', iterations), grid, 'erode', iterations);

@@ -21,7 +21,7 @@ import {
   keepLargestComponents,
   openClose,
   removeSmallComponents,
-  type Grid,
+  type Shape3,
   type ThresholdSpec,
 } from './binary.js';
 
@@ -122,7 +122,7 @@ export function parseMaskPipeline(raw: unknown, source = 'pipeline'): MaskPipeli
  * best component's, so bright structures merely passing through the region (ribs) are dropped. CAMs are 8–32× coarser than the image; this recovers the lesion's own edge —
  * the role CRF refinement plays in weakly supervised segmentation.
  */
-export function refineByIntensity(mask: Uint8Array, fused: ArrayLike<number>, image: ArrayLike<number>, grid: Grid, roi: ArrayLike<number> | undefined, dilate: number, core: number): Uint8Array {
+export function refineByIntensity(mask: Uint8Array, fused: ArrayLike<number>, image: ArrayLike<number>, grid: Shape3, roi: ArrayLike<number> | undefined, dilate: number, core: number): Uint8Array {
   if (!countOn(mask)) return mask;
   const region = dilate > 0 ? morph(mask, grid, 'dilate', dilate) : Uint8Array.from(mask);
   if (roi) for (let i = 0; i < region.length; i++) if (!roi[i]) region[i] = 0;
@@ -203,7 +203,7 @@ export interface ConstraintContext {
  * @example
  * buildMask([{ map: camA, confidence: 0.9 }, { map: camB, confidence: 0.8 }], [256, 256, 1], DEFAULT_MASK_PIPELINE, { roi: lungs });
  */
-export function buildMask(inputs: readonly FusionInput[], grid: Grid, pipeline: MaskPipeline, ctx: ConstraintContext = {}): MaskResult {
+export function buildMask(inputs: readonly FusionInput[], grid: Shape3, pipeline: MaskPipeline, ctx: ConstraintContext = {}): MaskResult {
   if (!inputs.length) throw new MedmaskError('USAGE', 'no maps to fuse', { hint: 'at least one model must agree with the label' });
   const n = grid[0] * grid[1] * grid[2];
   for (const [i, f] of inputs.entries()) if (f.map.length !== n) throw new MedmaskError('USAGE', `map ${i} has ${f.map.length} values, the image ${n}`, { hint: 'resample maps to the image grid first' });

@@ -10,7 +10,7 @@
  * @module
  */
 import { MedmaskError } from '../errors.js';
-import { percentile, type Grid } from '../masks/binary.js';
+import { percentile, type Shape3 } from '../masks/binary.js';
 
 /** Dice = 2|A∩B| / (|A| + |B|); 1 when both are empty (nothing to find, nothing found). */
 export function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -37,7 +37,7 @@ function overlap(a: ArrayLike<number>, b: ArrayLike<number>): { inter: number; n
 }
 
 /** Surface voxels: in the mask with at least one face neighbour outside it (or outside the grid). */
-export function surface(mask: ArrayLike<number>, grid: Grid): Uint8Array {
+export function surface(mask: ArrayLike<number>, grid: Shape3): Uint8Array {
   const [nx, ny, nz] = grid;
   const out = new Uint8Array(mask.length);
   for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
@@ -92,7 +92,7 @@ function edt1d(f: Float64Array, off: number, stride: number, n: number, w: numbe
  * Exact squared Euclidean distance (mm²) from every voxel to the nearest voxel where `seed` is set,
  * with anisotropic spacing. Infinity everywhere when `seed` is empty.
  */
-export function squaredDistanceTo(seed: ArrayLike<number>, grid: Grid, spacing: readonly [number, number, number]): Float64Array {
+export function squaredDistanceTo(seed: ArrayLike<number>, grid: Shape3, spacing: readonly [number, number, number]): Float64Array {
   const [nx, ny, nz] = grid;
   const f = new Float64Array(seed.length);
   for (let i = 0; i < f.length; i++) f[i] = seed[i] ? 0 : Infinity;
@@ -110,7 +110,7 @@ export function squaredDistanceTo(seed: ArrayLike<number>, grid: Grid, spacing: 
  * @example
  * hd95(pred, truth, [256, 256, 1], [0.7, 0.7, 1]);
  */
-export function hd95(a: ArrayLike<number>, b: ArrayLike<number>, grid: Grid, spacing: readonly [number, number, number], q = 95): number {
+export function hd95(a: ArrayLike<number>, b: ArrayLike<number>, grid: Shape3, spacing: readonly [number, number, number], q = 95): number {
   overlap(a, b);
   const sa = surface(a, grid), sb = surface(b, grid);
   const anyA = sa.some((x) => x > 0), anyB = sb.some((x) => x > 0);

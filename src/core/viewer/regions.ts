@@ -5,7 +5,7 @@
  * the bounding box of the thresholded voxels only, so a sparse map of a large CT stays cheap.
  * @module
  */
-import { connectedComponents, type Grid } from '../masks/binary.js';
+import { connectedComponents, type Shape3 as Grid } from '../masks/binary.js';
 
 /** One flagged region. */
 export interface FlaggedRegion {
