@@ -102,7 +102,8 @@ export default defineBenchmark<State>({
         let s = 0;
         for (const cs of sessions) {
           const r = await cs.run(x, [1, 3, SIZE, SIZE]);
-          const e = explainActivation(cs.head, { shape: r.activationDims, data: r.activation }, {
+          const e = await cs.explain({ shape: r.activationDims, data: r.activation }, {
+            output: r.logits,
             method: 'xgradcam',
             classNames: classNames(state.classes),
             mc: { samples: T, rate: RATE, seed: 1 },

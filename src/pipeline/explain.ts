@@ -22,7 +22,7 @@ import { basename, extname, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { CamMethod } from '../core/explain/cam.js';
 import { parseClassSpec } from '../core/explain/class-select.js';
-import { defaultProbabilityMode, explainActivation, fullMcStatistics, type ActivationExplanation, type FullMcSample, type StdSummary } from '../core/explain/explain.js';
+import { defaultProbabilityMode, fullMcStatistics, type ActivationExplanation, type FullMcSample, type StdSummary } from '../core/explain/explain.js';
 import { displayRgb, overlayHeatmap } from '../core/explain/overlay.js';
 import type { CompiledHead } from '../core/explain/head.js';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
@@ -357,7 +357,9 @@ export async function runExplain(opts: ExplainRunOptions): Promise<ExplainRunSum
             const i = g[k]!;
             const activation = { shape: [1, AC, ah, aw], data: run.activation.subarray(k * asize, (k + 1) * asize) };
             const names = classNamesFor(m, run.logitsDims[run.logitsDims.length - 1] ?? 0);
-            const e = explainActivation(m.session.head, activation, {
+            const K = run.logitsDims[run.logitsDims.length - 1] ?? 0;
+            const e = await m.session.explain(activation, {
+              output: run.logits.subarray(k * K, (k + 1) * K),
               method: m.method,
               classes: classSpec,
               classNames: names,

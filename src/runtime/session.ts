@@ -8,6 +8,10 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { MedmaskError } from '../core/errors.js';
 import { compileHead, type CompiledHead, type HeadDescription } from '../core/explain/head.js';
+import { explainActivation, headPlanFor, type ActivationExplanation, type ExplainActivationOptions } from '../core/explain/explain.js';
+import { drawKeepFlags, prepareActivation, type LinearTail } from '../core/explain/head-plan.js';
+import { mulberry32 } from '../core/uncertainty/mc-dropout.js';
+import { LinearTailSession, ORT_TAIL_MIN_WEIGHTS } from './linear-tail.js';
 import {
   activateDropout,
   addGraphOutputs,
@@ -60,6 +64,9 @@ export interface ClassifierRun {
  * the head description and its compiled form.
  */
 export class ClassifierSession {
+  private readonly tails = new Map<LinearTail, Promise<LinearTailSession>>();
+  private threads: number | undefined;
+
   private constructor(
     readonly session: ort.InferenceSession,
     readonly model: OnnxModel,
@@ -132,7 +139,9 @@ export class ClassifierSession {
       }
       throw new MedmaskError('MODEL_INVALID', `${source}: onnxruntime cannot load the model: ${msg.split('\n')[0]}`, { cause: e });
     }
-    return new ClassifierSession(session, proto, signature, target, output, headDescription, head, device, source, dropoutOutputs);
+    const cs = new ClassifierSession(session, proto, signature, target, output, headDescription, head, device, source, dropoutOutputs);
+    cs.threads = opts.threads;
+    return cs;
   }
 
   /** The first graph input: its name and declared dims (symbolic dims as strings). */
@@ -182,8 +191,37 @@ export class ClassifierSession {
     return out;
   }
 
-  /** Release the native session. */
+  /**
+   * Explain one sample's activation (see `explainActivation`). For head MC on a classifier with
+   * many classes (classes × features ≥ {@link ORT_TAIL_MIN_WEIGHTS}), the T dropout samples of the
+   * linear layer run as one onnxruntime GEMM; the result is the same to float32 rounding.
+   * @param activation - the target activation of one sample, [1, C, h, w]
+   * @param opts - as for `explainActivation`
+   * @returns the explanation
+   * @example
+   * const r = await s.run(x, [1, 3, 224, 224]);
+   * const e = await s.explain({ shape: r.activationDims, data: r.activation }, { classNames, mc: { samples: 30, rate: 0.2 } });
+   */
+  async explain(activation: { shape: number[]; data: Float32Array | Float64Array }, opts: ExplainActivationOptions): Promise<ActivationExplanation> {
+    const mc = opts.mc;
+    const [, C = 1, h = 1, w = 1] = activation.shape;
+    const plan = mc && !opts.general && !mc.precomputed ? headPlanFor(this.head, C, mc.site) : undefined;
+    const lin = plan?.linear;
+    if (mc && plan && lin && lin.classes * lin.features >= ORT_TAIL_MIN_WEIGHTS && activation.data.length === C * h * w) {
+      let tail = this.tails.get(lin);
+      if (!tail) this.tails.set(lin, (tail = LinearTailSession.create(lin, this.threads ? { threads: this.threads } : {})));
+      const prep = prepareActivation(plan, activation.data, h * w);
+      const keep = drawKeepFlags(mc.samples, C, mc.rate, mulberry32(mc.seed ?? 0));
+      const outputs = await (await tail).sampleOutputs(prep.features, keep, mc.rate);
+      return explainActivation(this.head, activation, { ...opts, mc: { ...mc, precomputed: { keep, outputs } } });
+    }
+    return explainActivation(this.head, activation, opts);
+  }
+
+  /** Release the native sessions. */
   async release(): Promise<void> {
     await this.session.release();
+    for (const t of this.tails.values()) await (await t).release();
+    this.tails.clear();
   }
 }

@@ -108,3 +108,21 @@ export function identityBiasModel(): Uint8Array {
     weights: { K: [5, 3, 3, 3], W: [4, 5], 'shared.bias': [4] },
   });
 }
+
+/** Conv (K channels) → Relu → GlobalAveragePool → Flatten → Gemm (N classes): a wide classifier head. */
+export function wideHeadModel(K: number, N: number): Uint8Array {
+  return buildOnnx({
+    input: ['batch', 3, 8, 8],
+    output: 'logits',
+    outputDims: ['batch', N],
+    nodes: [
+      { op: 'Conv', inputs: ['input', 'K'], outputs: ['c'], attrs: { kernel_shape: [3, 3], pads: [1, 1, 1, 1] } },
+      { op: 'Relu', inputs: ['c'], outputs: ['r'] },
+      { op: 'GlobalAveragePool', inputs: ['r'], outputs: ['p'] },
+      { op: 'Flatten', inputs: ['p'], outputs: ['f'], attrs: { axis: 1 } },
+      { op: 'Gemm', inputs: ['f', 'W', 'b'], outputs: ['logits'], attrs: { transB: 1 } },
+    ],
+    weights: { K: [K, 3, 3, 3], W: [N, K], b: [N] },
+    seed: 5,
+  });
+}

@@ -34,6 +34,11 @@ export interface ExplainMcOptions {
   site?: string;
   /** Compute the per-pixel std of the T maps (default true); without it no per-sample map is made. */
   pixelStd?: boolean;
+  /**
+   * Keep flags and the T head outputs computed elsewhere for them (onnxruntime's GEMM for heads with
+   * many classes; see `drawKeepFlags`); used where the fast path applies with a linear tail.
+   */
+  precomputed?: { keep: Uint8Array; outputs: ArrayLike<number> };
 }
 
 /** Options for {@link explainActivation}. */
@@ -48,6 +53,11 @@ export interface ExplainActivationOptions {
   probability?: ProbabilityMode;
   /** Head MC Dropout; omitted: none. */
   mc?: ExplainMcOptions;
+  /**
+   * The head output for this sample as onnxruntime computed it (the graph's output): spares
+   * recomputing a linear classifier with many classes. Ignored on the general path.
+   */
+  output?: ArrayLike<number>;
   /**
    * Use the general evaluator even where the fast path applies (for tests comparing the two;
    * results agree to float32 rounding).
@@ -153,7 +163,19 @@ export function explainActivation(
 
 const plans = new WeakMap<CompiledHead, Map<string, HeadPlan | null>>();
 
-/** The fast-path plan of a head (cached per head, channel count and site), or undefined. */
+/**
+ * The fast-path plan of a head (see head-plan.ts), cached per head, channel count and site.
+ * @param head - the compiled head
+ * @param C - channels of the target activation
+ * @param site - dropout site (default: the input of the first linear layer)
+ * @returns the plan, or undefined when the head takes the general path
+ * @example
+ * const plan = headPlanFor(session.head, 2048); plan?.linear?.classes;
+ */
+export function headPlanFor(head: CompiledHead, C: number, site?: string): HeadPlan | undefined {
+  return planFor(head, C, site);
+}
+
 function planFor(head: CompiledHead, C: number, site?: string): HeadPlan | undefined {
   let s = site;
   if (!s) {
@@ -194,7 +216,7 @@ function explainWithPlan(plan: HeadPlan, data: Float32Array | Float64Array, [C, 
   const head = plan.head;
   const mode = opts.probability ?? defaultProbabilityMode(head);
   const prep = prepareActivation(plan, data, h! * w!);
-  const fwd = planForward(plan, prep.features);
+  const fwd = planForward(plan, prep.features, opts.output);
   const logits = fwd.output;
   checkOutputs(logits.length, opts.classNames);
   const probabilities = toProbabilities(logits, mode);
@@ -215,10 +237,11 @@ function explainWithPlan(plan: HeadPlan, data: Float32Array | Float64Array, [C, 
     const T = opts.mc.samples;
     if (!Number.isInteger(T) || T < 1) throw new MedmaskError('USAGE', `MC samples must be a positive integer, got ${T}`);
     const probs: Float64Array[] = [];
+    const pre = plan.linear ? opts.mc.precomputed : undefined;
     const std = planMonteCarlo(plan, prep, {
       samples: T,
       rate: opts.mc.rate,
-      rand: mulberry32(seed),
+      ...(pre ? { keep: pre.keep, outputs: pre.outputs } : { rand: mulberry32(seed) }),
       ...(opts.mc.pixelStd ?? true ? { maps: { classes: chosen, method } } : {}),
       onOutput: (o) => probs.push(toProbabilities(o, mode)),
     });

@@ -437,19 +437,23 @@ export interface PlanOutputs {
  * The deterministic head output from the pooled features, and class gradients at the site.
  * @param plan - the plan
  * @param features - f, C values
+ * @param given - the head output already computed by onnxruntime (used instead of recomputing a
+ *   linear tail)
  * @returns output and a gradient function
  */
-export function planForward(plan: HeadPlan, features: Float64Array): PlanOutputs {
+export function planForward(plan: HeadPlan, features: Float64Array, given?: ArrayLike<number>): PlanOutputs {
   const lin = plan.linear;
   if (lin) {
     const { byClass, bias, classes: N, features: K } = lin;
+    const gradient = (c: number): Float64Array => Float64Array.from(byClass.subarray(c * K, (c + 1) * K));
+    if (given && given.length === N) return { output: Float64Array.from(given as ArrayLike<number>), gradient };
     const out = Float64Array.from(bias);
     for (let c = 0; c < N; c++) {
       let s = 0;
       for (let k = 0; k < K; k++) s += byClass[c * K + k]! * features[k]!;
       out[c]! += s;
     }
-    return { output: out, gradient: (c) => Float64Array.from(byClass.subarray(c * K, (c + 1) * K)) };
+    return { output: out, gradient };
   }
   const trace = forwardHead(plan.tail, { shape: plan.siteShape, data: features });
   return { output: Float64Array.from(trace.output.data), gradient: (c) => backwardHead(plan.tail, trace, c) };
@@ -477,11 +481,36 @@ export interface PlanMcOptions {
   samples: number;
   rate: number;
   /** Uniform [0, 1) source: masks are drawn in the order of `dropoutMask` (sample by sample, feature by feature). */
-  rand: () => number;
+  rand?: () => number;
+  /** Keep flags drawn beforehand ({@link drawKeepFlags}), instead of `rand`. */
+  keep?: Uint8Array;
+  /**
+   * The T head outputs for those keep flags, computed elsewhere (T × N, e.g. by onnxruntime's GEMM
+   * for classifiers with many classes); linear tails only.
+   */
+  outputs?: ArrayLike<number>;
   /** Classes whose per-pixel std is wanted, with the method (none: statistics only). */
   maps?: { classes: readonly number[]; method: CamMethod };
   /** Called with each sample's head output (a view, reused: copy what you keep). */
   onOutput: (output: Float64Array, t: number) => void;
+}
+
+/**
+ * Inverted-dropout keep flags for T samples of C features, drawn in the order `dropoutMask` draws
+ * them (sample by sample, feature by feature): 0 with probability `rate`.
+ * @param samples - T
+ * @param channels - C
+ * @param rate - drop probability in [0, 1)
+ * @param rand - uniform [0, 1) source
+ * @returns T × C flags (1 = kept)
+ * @example
+ * const keep = drawKeepFlags(30, 2048, 0.2, mulberry32(0));
+ */
+export function drawKeepFlags(samples: number, channels: number, rate: number, rand: () => number): Uint8Array {
+  if (!(rate >= 0 && rate < 1)) throw new MedmaskError('USAGE', `dropout rate ${rate} must be in [0, 1)`);
+  const keep = new Uint8Array(samples * channels);
+  for (let i = 0; i < keep.length; i++) keep[i] = rand() < rate ? 0 : 1;
+  return keep;
 }
 
 /**
@@ -501,10 +530,14 @@ export function planMonteCarlo(plan: HeadPlan, p: PreparedActivation, opts: Plan
   if (!(rate >= 0 && rate < 1)) throw new MedmaskError('USAGE', `dropout rate ${rate} must be in [0, 1)`);
   const s = 1 / (1 - rate);
   // keep flags, T × C, drawn in dropoutMask's order
-  const keep = new Uint8Array(T * C);
-  for (let i = 0; i < keep.length; i++) keep[i] = opts.rand() < rate ? 0 : 1;
+  if (!opts.keep && !opts.rand) throw new MedmaskError('USAGE', 'head MC needs a random source or keep flags');
+  const keep = opts.keep ?? drawKeepFlags(T, C, rate, opts.rand!);
+  if (keep.length !== T * C) throw new MedmaskError('USAGE', `keep flags: ${keep.length} values for ${T} samples × ${C} features`);
   const f = p.features;
   const lin = plan.linear;
+  if (opts.outputs && (!lin || opts.outputs.length !== T * lin.classes)) {
+    throw new MedmaskError('USAGE', `precomputed MC outputs need a linear tail and ${T} × ${lin?.classes ?? '?'} values; got ${opts.outputs.length}`);
+  }
   const N = lin ? lin.classes : 0;
   const out = new Float64Array(lin ? N : 0);
   const dropped = new Int32Array(C);
@@ -533,7 +566,7 @@ export function planMonteCarlo(plan: HeadPlan, p: PreparedActivation, opts: Plan
       P.push(pc);
     }
   }
-  const full = lin ? planForward(plan, f).output : undefined; // W f + b
+  const full = lin && !opts.outputs ? planForward(plan, f).output : undefined; // W f + b
   const masked = new Float64Array(C);
   const g = new Float64Array(C);
   for (let t = 0; t < T; t++) {
@@ -545,7 +578,10 @@ export function planMonteCarlo(plan: HeadPlan, p: PreparedActivation, opts: Plan
       else dropped[nd++] = k;
     }
     let trace: ReturnType<typeof forwardHead> | undefined;
-    if (lin) {
+    if (lin && opts.outputs) {
+      for (let c = 0; c < N; c++) out[c] = opts.outputs[t * N + c]!;
+      opts.onOutput(out, t);
+    } else if (lin) {
       // y = b + s (W f − Σ_dropped f_k W_·k), or b + s Σ_kept f_k W_·k when fewer are kept
       const W = lin.byFeature;
       if (nd <= nk) {
