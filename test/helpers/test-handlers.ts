@@ -21,8 +21,8 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', () => (clearTimeout(t), rej(new Error('aborted'))), { once: true });
   });
 
-/** Counts of attempts per job id, for the retry test (in-process only). */
-export const failCounts = new Map<string, number>();
+/** Times (ms) of the attempts per job id, for the retry tests (in the process that runs the job). */
+export const attemptTimes = new Map<string, number[]>();
 
 export const testHandlers: Record<string, JobHandler> = {
   'test-rows': {
@@ -50,10 +50,10 @@ export const testHandlers: Record<string, JobHandler> = {
     },
     async run(ctx) {
       const o = ctx.input as { times: number; tag?: string };
-      const n = (failCounts.get(ctx.jobId) ?? 0) + 1;
-      failCounts.set(ctx.jobId, n);
-      if (n <= o.times) throw new Error(`planned failure ${n}`);
-      return { attempts: n };
+      const times = [...(attemptTimes.get(ctx.jobId) ?? []), Date.now()];
+      attemptTimes.set(ctx.jobId, times);
+      if (times.length <= o.times) throw new Error(`planned failure ${times.length}`);
+      return { attempts: times.length, gapsMs: times.slice(1).map((t, i) => t - times[i]!) };
     },
   },
 };
