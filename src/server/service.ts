@@ -5,6 +5,7 @@
  * @module
  */
 import { mkdirSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -45,8 +46,34 @@ export async function loadHandlerModules(reg: JobHandlerRegistry, modules: strin
   }
 }
 
+/** Remove `<kind>-<pid>-…` entries under `dir` whose process is gone (left by a crash). */
+export async function removeStaleTemp(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1] ?? /-(\d+)$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    await rm(join(dir, name), { recursive: true, force: true });
+    n++;
+  }
+  return n;
+}
+
 async function common(cfg: ServiceConfig) {
   mkdirSync(cfg.dataDir, { recursive: true });
+  await removeStaleTemp(join(cfg.dataDir, 'tmp'));
+  await removeStaleTemp(join(cfg.dataDir, 'work'));
   const store = await openStore(cfg.db);
   const blobs = new FsBlobStore(cfg.blobs);
   await blobs.cleanup();

@@ -61,7 +61,8 @@ export async function receiveMultipart(req: FastifyRequest, ctx: ServerContext, 
     throw new MedmaskError('UNSUPPORTED_FORMAT', `this route takes multipart/form-data (a file upload), not ${req.headers['content-type'] ?? 'no content type'}`, { hint: 'e.g. curl -F file=@scan.nii.gz -H "Authorization: Bearer …" URL' });
   }
   await mkdir(ctx.settings.tmpDir, { recursive: true });
-  const dir = await mkdtemp(join(ctx.settings.tmpDir, 'upload-'));
+  // The pid in the name lets a restarted server remove what a crashed one left (removeStaleTemp).
+  const dir = await mkdtemp(join(ctx.settings.tmpDir, `upload-${process.pid}-`));
   const files: UploadedFile[] = [];
   const fields: Record<string, string> = {};
   try {
