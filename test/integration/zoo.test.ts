@@ -49,9 +49,9 @@ test('the zoo has three classifiers and three segmenters, each with model, manif
   assert.ok(total <= 25 * 1024 * 1024, `zoo is ${total} bytes`);
 });
 
-// 24 fresh chest phantoms, 6 per class, seeds the trainer's data sets never drew (theirs come from
-// caseSeed(1001 | 2002, i)).
-const chest = CHEST_LABELS.flatMap((label, k) => Array.from({ length: 6 }, (_, i) => chestPhantom({ seed: 770_000 + 100 * k + i, label, size: 256 })));
+// 32 fresh chest phantoms, 8 per lesion label, from seeds the trainer's data sets never drew
+// (theirs come from caseSeed(1001 | 2002, i)). The demo classifiers learnt lesion presence.
+const chest = CHEST_LABELS.flatMap((label, k) => Array.from({ length: 8 }, (_, i) => chestPhantom({ seed: 770_000 + 100 * k + i, label, size: 256 })));
 
 for (const name of ['demo-resnet', 'demo-densenet', 'demo-efficientnet']) {
   test(`${name} loads through the runtime and classifies fresh chest phantoms`, async () => {
@@ -60,7 +60,7 @@ for (const name of ['demo-resnet', 'demo-densenet', 'demo-efficientnet']) {
     const manifest = await readManifest(join(m.dir, 'model.json'));
     assert.equal(manifest.task, 'classify');
     if (manifest.task !== 'classify') return;
-    assert.deepEqual(manifest.classes, [...CHEST_LABELS]);
+    assert.deepEqual(manifest.classes, ['healthy', 'abnormal']);
     assert.equal(manifest.preprocess?.channels, 'grey-to-rgb');
     const [model] = await loadEnsemble([m.dir], { threads: 2 });
     try {
@@ -72,7 +72,7 @@ for (const name of ['demo-resnet', 'demo-densenet', 'demo-efficientnet']) {
       const ops = s.headDescription.nodes.map((n) => n.op);
       assert.ok(ops.includes('GlobalAveragePool') && ops.at(-1) === 'Gemm', ops.join(' → '));
       let correct = 0;
-      let presence = 0;
+      let healthyRight = 0;
       for (const p of chest) {
         const vol = createVolume([256, 256, 1], 'uint8', { data: p.image, meta: { source: 'phantom' } });
         const pass = await runModel(model!, vol);
@@ -80,13 +80,14 @@ for (const name of ['demo-resnet', 'demo-densenet', 'demo-efficientnet']) {
         assert.ok(pass.activation.shape[2]! >= 8 && pass.activation.shape[3]! >= 8, `CAM grid ${pass.activation.shape}`);
         const probs = [...pass.probabilities];
         const pred = probs.indexOf(Math.max(...probs));
-        const truth = CHEST_LABELS.indexOf(p.label);
+        const truth = p.label === 'healthy' ? 0 : 1;
         if (pred === truth) correct++;
-        if ((pred === 0) === (truth === 0)) presence++;
+        if (truth === 0 && pred === 0) healthyRight++;
       }
-      // Chance is 0.25 (classes balanced here); the cards report >= 0.9 on 400 held-out images.
-      assert.ok(correct / chest.length >= 0.75, `${name}: ${correct}/${chest.length} correct`);
-      assert.ok(presence / chest.length >= 0.85, `${name}: presence right on ${presence}/${chest.length}`);
+      // Calling every image abnormal scores 0.75 here and 0 on the healthy ones; the cards
+      // report >= 0.9 on 400 held-out images.
+      assert.ok(correct / chest.length >= 0.875, `${name}: ${correct}/${chest.length} correct`);
+      assert.ok(healthyRight >= 6, `${name}: ${healthyRight}/8 healthy images called healthy`);
     } finally {
       await releaseEnsemble([model!]);
     }
