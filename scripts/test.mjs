@@ -37,6 +37,7 @@ if (!tiers.length) {
     console.error('src/core must stay pure (no Node APIs): see src/core/README.md');
     process.exit(1);
   }
+  if (run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'web/tsconfig.json']) !== 0) process.exit(1); // the review UI (DOM types)
 }
 const files = selected.flatMap((t) => find(join(root, 'test', t)));
 if (!files.length) {
