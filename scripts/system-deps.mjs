@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // System packages some tests need (Debian names): PostgreSQL for the server suite on a real
-// database, redis-server for the BullMQ queue tests.
+// database, redis-server for the BullMQ queue tests, chromium for the review UI's e2e tests.
 //   node scripts/system-deps.mjs postgresql redis-server   install what is missing (as root, apt)
 //   import { ensureSystemPackages } from './system-deps.mjs'  the same, from a test
 // As root, a missing package is installed with `apt-get install -y` (after `apt-get update` when
@@ -29,6 +29,7 @@ export function postgresBinDir() {
 export const SYSTEM_PACKAGES = {
   postgresql: { apt: 'postgresql', present: () => postgresBinDir() !== undefined, what: 'PostgreSQL server binaries (initdb, pg_ctl, postgres)' },
   'redis-server': { apt: 'redis-server', present: () => onPath('redis-server') || existsSync('/usr/bin/redis-server'), what: 'redis-server' },
+  chromium: { apt: 'chromium', present: () => existsSync('/usr/bin/chromium'), what: "Debian's Chromium (/usr/bin/chromium, for the review UI's browser tests)" },
 };
 
 function isRoot() {
