@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { esc, histogram, lineChart } from '../core/report/svg.js';
 import {
-  binAttentionVsError, calendarSpeedup, effortRates, meanDiceWith, policyEffort, reviewCurve, selectCases, spearman,
+  binAttentionVsError, calendarSpeedup, effortRates, expectedRandomDice, meanDiceWith, policyEffort, reviewCurve, spearman,
   type AttentionErrorBin, type CaseOutcome, type EffortRates, type PolicyEffort, type ReviewCurvePoint,
 } from '../core/atlas/effort.js';
+import { rankCases, selectForReview } from '../core/atlas/ranking.js';
 import { detectionRates, type DetectionCounts, type DetectionRates } from '../core/atlas/attention-eval.js';
 import { atomicWrite } from '../io/atomic.js';
 
@@ -119,20 +120,21 @@ export function buildAtlasReport(input: AtlasReportInput): AtlasReport {
   for (const c of cases) sources[c.source] = (sources[c.source] ?? 0) + 1;
   const organsToAnnotate = cases.reduce((s, c) => s + c.organsToAnnotate, 0);
   const withDice = cases.every((c) => c.diceBefore !== undefined && c.diceAfter !== undefined);
-  const selected = cases.some((c) => c.selected !== undefined) ? new Set(cases.filter((c) => c.selected).map((c) => c.id)) : selectCases(cases, fraction, 'ranked');
+  const selected = cases.some((c) => c.selected !== undefined) ? new Set(cases.filter((c) => c.selected).map((c) => c.id)) : new Set(selectForReview(rankCases(cases), { fraction }).map((c) => c.id));
   const curve = withDice ? reviewCurve(cases, fractions, { draws: input.randomDraws ?? 200, seed: input.seed ?? 1 }) : undefined;
-  const at = curve?.find((p) => p.fraction === fraction);
-  const ranked = selectCases(cases, fraction, 'ranked');
   const all = new Set(cases.map((c) => c.id));
   const none = new Set<string>();
-  const dice = (s: Set<string>) => (withDice ? meanDiceWith(cases, s) : undefined);
+  const dice = (sel: Set<string>) => (withDice ? meanDiceWith(cases, sel) : undefined);
   const withD = (p: PolicyEffort, d: number | undefined): ReportPolicy => (d === undefined ? p : { ...p, dice: d });
+  // Random review at the same budget per source as the selection actually made (exact expectation).
+  const perSource = new Map<string, number>();
+  for (const c of cases) if (selected.has(c.id)) perSource.set(c.source, (perSource.get(c.source) ?? 0) + 1);
   const policies: ReportPolicy[] = [
     policyEffort({ policy: 'by-hand', description: 'annotate every organ without an original label by hand' }, { organsByHand: organsToAnnotate }, organsToAnnotate, rates),
     withD(policyEffort({ policy: 'no-review', description: 'accept the pseudo-labels (original > pseudo), no expert time' }, {}, organsToAnnotate, rates), dice(none)),
     withD(policyEffort({ policy: 'review-all', description: 'review every case' }, { reviewedCases: cases.length }, organsToAnnotate, rates), dice(all)),
-    withD(policyEffort({ policy: `ranked-${pct(fraction)}`, description: `review the top ${pct(fraction)} of each source by attention priority` }, { reviewedCases: ranked.size }, organsToAnnotate, rates), dice(ranked)),
-    withD(policyEffort({ policy: `random-${pct(fraction)}`, description: `review ${pct(fraction)} of each source drawn at random (mean over draws)` }, { reviewedCases: ranked.size }, organsToAnnotate, rates), at?.random),
+    withD(policyEffort({ policy: `ranked-${pct(fraction)}`, description: `review the top ${pct(fraction)} of each source by attention priority (cases with priority 0 are not reviewed)` }, { reviewedCases: selected.size }, organsToAnnotate, rates), dice(selected)),
+    withD(policyEffort({ policy: `random-${pct(fraction)}`, description: 'review as many cases per source, drawn at random (expected Dice)' }, { reviewedCases: selected.size }, organsToAnnotate, rates), withDice ? expectedRandomDice(cases, perSource) : undefined),
   ];
   const main = policies[3]!;
   const byHand = policies[0]!;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/random.js';
 import { isMedmaskError } from '../../src/core/errors.js';
 import {
-  binAttentionVsError, budgetPerSource, byHandMinutes, calendarSpeedup, effortRates, errorShareOf, meanDiceWith, policyEffort,
+  binAttentionVsError, budgetPerSource, byHandMinutes, calendarSpeedup, effortRates, errorShareOf, expectedRandomDice, meanDiceWith, policyEffort,
   reviewCurve, reviewMinutes, selectCases, spearman, workingYears, type CaseOutcome,
 } from '../../src/core/atlas/effort.js';
 import { compareAttention, detectionRates, organError } from '../../src/core/atlas/attention-eval.js';
@@ -64,6 +64,7 @@ test('review curve: ranked in closed form, random mean near its expectation k/n 
       return s + q * c.diceAfter! + (1 - q) * c.diceBefore!;
     }, 0) / cs.length;
     close(p.random, expected, 0.002, `random at ${p.fraction}`);
+    close(expectedRandomDice(cs, budget), expected, 1e-12, `expectedRandomDice at ${p.fraction}`);
     assert.ok(p.randomP05 <= p.random + 1e-12 && p.random <= p.randomP95 + 1e-12);
   }
   // Ranked at 25 %: a0, a1, b3 reviewed.
@@ -115,6 +116,10 @@ test('effort report: policies, headline and a self-contained HTML page', () => {
   assert.ok(r.headline.diceAfter! > r.headline.diceBefore!);
   assert.equal(r.policies.find((p) => p.policy === 'review-all')!.dice, cs.reduce((s, c) => s + c.diceAfter!, 0) / 12);
   assert.equal(r.attention!.rates.voxelSensitivity, 0.5);
+  const random = r.policies.find((p) => p.policy === 'random-25%')!;
+  assert.equal(random.reviewedCases, 3);
+  close(random.dice!, expectedRandomDice(cs, new Map([['a', 2], ['b', 1]])), 1e-12, 'random policy Dice');
+  assert.throws(() => expectedRandomDice(cs, new Map([['b', 5]])), (e: unknown) => isMedmaskError(e) && /source "b", which has 4/.test(e.message));
   const html = renderAtlasReportHtml(r);
   assert.ok(html.includes('<svg'));
   assert.ok(!/(src|href)=["']?https?:/i.test(html), 'nothing fetched from elsewhere');

@@ -234,6 +234,31 @@ export function meanDiceWith(cases: readonly CaseOutcome[], selected: ReadonlySe
   return s / cases.length;
 }
 
+/**
+ * Expected mean Dice when `perSource` cases of each source are reviewed, drawn at random: each case
+ * of source s is reviewed with probability k_s / n_s (exact, no draws).
+ * @param cases - cases with diceBefore and diceAfter
+ * @param perSource - source → cases reviewed there (missing sources: none)
+ * @returns the expectation
+ * @throws MedmaskError USAGE for a count above the source's cases or a case without Dice
+ * @example
+ * expectedRandomDice(cases, new Map([['lits', 1], ['kits', 1]]));
+ */
+export function expectedRandomDice(cases: readonly CaseOutcome[], perSource: ReadonlyMap<string, number>): number {
+  const n = new Map<string, number>();
+  for (const c of cases) n.set(c.source, (n.get(c.source) ?? 0) + 1);
+  for (const [s, k] of perSource) {
+    if (!(Number.isInteger(k) && k >= 0 && k <= (n.get(s) ?? 0))) throw new MedmaskError('USAGE', `${k} reviewed cases for source "${s}", which has ${n.get(s) ?? 0}`, { hint: 'review at most every case of a source' });
+  }
+  let sum = 0;
+  for (const c of cases) {
+    if (c.diceBefore === undefined || c.diceAfter === undefined) throw new MedmaskError('USAGE', `case ${c.id} has no Dice before / after review`, { hint: 'Dice needs ground truth for every case' });
+    const q = (perSource.get(c.source) ?? 0) / n.get(c.source)!;
+    sum += q * c.diceAfter + (1 - q) * c.diceBefore;
+  }
+  return cases.length ? sum / cases.length : NaN;
+}
+
 /** Share of all error voxels that sit in the selected cases (what a review can reach). */
 export function errorShareOf(cases: readonly CaseOutcome[], selected: ReadonlySet<string>): number {
   let all = 0, hit = 0;
