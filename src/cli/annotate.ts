@@ -31,7 +31,7 @@ export function modelList(v: string | string[]): string[] {
 }
 
 interface Opts {
-  models: string[]; images: string; labels?: string; split?: string; roiColumn?: string; out: string; pipeline?: string;
+  models: string[]; images: string; labels?: string; labelColumn?: string; split?: string; roiColumn?: string; out: string; pipeline?: string;
   mc?: string; seed?: string; ood?: string; device?: 'cpu' | 'cuda'; threads?: string; fresh?: boolean; report?: boolean; json?: boolean;
 }
 
@@ -43,6 +43,7 @@ export function registerAnnotate(program: Command): void {
     .requiredOption('--models <list...>', 'classifier models (.onnx, model.json or folder), comma-separated or repeated')
     .requiredOption('--images <dir>', 'image folder (or one image)')
     .option('--labels <csv>', 'image-level labels (image,label[,…]); without it the ensemble\'s diagnosis is used')
+    .option('--label-column <col>', 'CSV column holding the label (default: label, class, diagnosis or target)')
     .option('--split <name>', 'only the CSV rows whose "split" column has this value (e.g. test)')
     .option('--roi-column <col>', 'CSV column with a region-of-interest mask per image (e.g. lungs), for "restrict to roi"')
     .requiredOption('--out <dir>', 'run folder (resumed when it exists)')
@@ -60,7 +61,7 @@ export function registerAnnotate(program: Command): void {
       const mc = numberOption('--mc', o.mc, 20, (v) => Number.isInteger(v) && v >= 0 && v <= 1000, 'a whole number from 0 to 1000');
       const seed = numberOption('--seed', o.seed, 0, Number.isInteger, 'an integer');
       const pipeline = o.pipeline ? await readPipelineFile(o.pipeline) : undefined;
-      const items = await collectItems(o.images, { ...(o.labels ? { labels: o.labels } : {}), ...(o.split ? { split: o.split } : {}), ...(o.roiColumn ? { roiColumn: o.roiColumn } : {}) });
+      const items = await collectItems(o.images, { ...(o.labels ? { labels: o.labels } : {}), ...(o.labelColumn ? { labelColumn: o.labelColumn } : {}), ...(o.split ? { split: o.split } : {}), ...(o.roiColumn ? { roiColumn: o.roiColumn } : {}) });
       const bar = startProgress('annotate', items.length, { quiet: !!o.json });
       const notes: string[] = [];
       const s = await annotate({

@@ -11,10 +11,11 @@ export function registerEvaluate(program: Command): void {
     .description('compare an annotate run with ground truth: Dice, IoU, HD95 (mm); accuracy, AUROC, ECE; OOD AUROC and FPR@95TPR; risk–coverage of the review ranking. Writes RUN/evaluation.json and refreshes report.html')
     .requiredOption('--run <dir>', 'the annotate output folder')
     .requiredOption('--truth <dir>', 'folder with labels.csv (image,label,mask) and optionally ood.csv — as medmask phantoms 2d writes')
+    .option('--label-column <col>', 'truth CSV column with the image-level label (default label)')
     .option('--images <dir>', 'image folder of the run, for report thumbnails (default: as recorded in run.json)')
     .option('--json', 'print the evaluation (without per-image rows) as JSON')
-    .action(async (o: { run: string; truth: string; images?: string; json?: boolean }) => {
-      const e = await evaluateRun(o.run, o.truth);
+    .action(async (o: { run: string; truth: string; labelColumn?: string; images?: string; json?: boolean }) => {
+      const e = await evaluateRun(o.run, o.truth, o.labelColumn ? { labelColumn: o.labelColumn } : {});
       const report = await writeReport(o.run, o.images ? { imagesRoot: o.images } : {});
       if (o.json) {
         const { perImage: _p, ...rest } = e;

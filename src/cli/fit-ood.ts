@@ -15,17 +15,19 @@ export function registerFitOod(program: Command): void {
     .requiredOption('--models <list...>', 'classifier models, comma-separated or repeated')
     .requiredOption('--images <dir>', 'image folder')
     .requiredOption('--labels <csv>', 'labels CSV of the training images (class names of the models)')
+    .option('--label-column <col>', 'CSV column holding the label')
     .option('--split <name>', 'only rows of this split (e.g. train)')
     .option('--calibration-split <name>', 'calibrate the threshold on these CSV rows (images the classifiers were not trained on, e.g. val); default: the fit images, out of fold')
     .option('--fpr <fraction>', 'false-positive rate allowed on the fit images', '0.05')
     .option('--mc <T>', 'MC Dropout samples for the MI score', '20')
     .requiredOption('--out <dir>', 'folder for <model>.ood.json (give it to annotate with --ood)')
-    .action(async (o: { models: string[]; images: string; labels: string; split?: string; calibrationSplit?: string; fpr?: string; mc?: string; out: string }) => {
+    .action(async (o: { models: string[]; images: string; labels: string; labelColumn?: string; split?: string; calibrationSplit?: string; fpr?: string; mc?: string; out: string }) => {
       const fpr = numberOption('--fpr', o.fpr, 0.05, (v) => v > 0 && v < 1, 'a fraction between 0 and 1');
       const mc = numberOption('--mc', o.mc, 20, (v) => Number.isInteger(v) && v >= 1, 'a positive whole number');
-      const items = await collectItems(o.images, { labels: o.labels, ...(o.split ? { split: o.split } : {}) });
+      const lc = o.labelColumn ? { labelColumn: o.labelColumn } : {};
+      const items = await collectItems(o.images, { labels: o.labels, ...lc, ...(o.split ? { split: o.split } : {}) });
       if (items.some((i) => !i.label)) throw new MedmaskError('DATASET_INVALID', `${o.labels}: every fit image needs a label`);
-      const calibration = o.calibrationSplit ? await collectItems(o.images, { labels: o.labels, split: o.calibrationSplit }) : undefined;
+      const calibration = o.calibrationSplit ? await collectItems(o.images, { labels: o.labels, ...lc, split: o.calibrationSplit }) : undefined;
       const models = await loadEnsemble(modelList(o.models));
       try {
         const bar = startProgress('fit-ood', items.length + (calibration?.length ?? 0));

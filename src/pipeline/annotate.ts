@@ -96,11 +96,11 @@ const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.n
  * CSV (then the CSV's rows are the items, filtered by its `split` column when `split` is given),
  * and a CSV column holding ROI mask paths.
  */
-export async function collectItems(images: string, opts: { labels?: string; split?: string; roiColumn?: string; classes?: readonly string[] } = {}): Promise<AnnotateItem[]> {
+export async function collectItems(images: string, opts: { labels?: string; labelColumn?: string; split?: string; roiColumn?: string; classes?: readonly string[] } = {}): Promise<AnnotateItem[]> {
   if (!existsSync(images)) throw new MedmaskError('NOT_FOUND', `${images} does not exist`, { hint: 'pass the image folder with --images' });
   const root = resolve(images);
   if (opts.labels) {
-    const rows = await readLabelsCsv(opts.labels, { imagesDir: root, ...(opts.classes ? { classes: opts.classes } : {}) });
+    const rows = await readLabelsCsv(opts.labels, { imagesDir: root, ...(opts.classes ? { classes: opts.classes } : {}), ...(opts.labelColumn ? { labelColumn: opts.labelColumn } : {}) });
     const kept = opts.split ? rows.filter((r) => r.extra.split === opts.split) : rows;
     if (opts.split && !kept.length) throw new MedmaskError('USAGE', `${opts.labels}: no rows with split "${opts.split}"`, { hint: 'the CSV needs a "split" column with that value, or leave out --split' });
     if (opts.roiColumn && rows[0] && rows[0].extra[opts.roiColumn] === undefined) {

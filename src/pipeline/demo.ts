@@ -72,8 +72,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     return { out, chest, abdomen, seconds: (performance.now() - t0) / 1000 };
   }
   const labels = join(chestDir, 'labels.csv');
-  const train = await collectItems(chestDir, { labels, split: 'train' });
-  const val = await collectItems(chestDir, { labels, split: 'val' });
+  const lc = { labelColumn: 'presence' }; // the demo classifiers learnt lesion presence
+  const train = await collectItems(chestDir, { labels, ...lc, split: 'train' });
+  const val = await collectItems(chestDir, { labels, ...lc, split: 'val' });
   const oodDir = join(out, 'ood-stats');
   const ensemble = await loadEnsemble(models);
   try {
@@ -87,7 +88,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   } finally {
     await releaseEnsemble(ensemble);
   }
-  const test = await collectItems(chestDir, { labels, split: 'test', roiColumn: 'lungs' });
+  const test = await collectItems(chestDir, { labels, ...lc, split: 'test', roiColumn: 'lungs' });
   const oodRows = parse(await readFile(join(chestDir, 'ood.csv'), 'utf8'), { columns: true }) as { image: string }[];
   const oodItems: AnnotateItem[] = oodRows.map((r) => ({ path: join(chestDir, r.image), rel: r.image }));
   const run = join(out, 'run-chest');
@@ -102,7 +103,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     onProgress: (d, t) => stage('annotating', d, t),
     ...(opts.onNote ? { onNote: opts.onNote } : {}),
   });
-  const evaluation = await evaluateRun(run, chestDir);
+  const evaluation = await evaluateRun(run, chestDir, lc);
   const report = await writeReport(run, { imagesRoot: chestDir });
   if (!evaluation.matched) throw new MedmaskError('INTERNAL', 'demo: no result matched the truth');
   return { out, chest, abdomen, annotate: summary, evaluation, report, run, seconds: (performance.now() - t0) / 1000 };

@@ -92,10 +92,10 @@ export async function readResults(run: string): Promise<ImageResult[]> {
  * Evaluate a run against truth and write RUN/evaluation.json.
  * @param run - the annotate output folder
  * @param truthDir - folder with labels.csv (+ masks) and optionally ood.csv
- * @param opts - normal class names (default: healthy, normal, negative)
+ * @param opts - normal class names (default: healthy, normal, negative); the truth CSV's label column (default label)
  * @returns the evaluation
  */
-export async function evaluateRun(run: string, truthDir: string, opts: { normalClasses?: string[] } = {}): Promise<Evaluation> {
+export async function evaluateRun(run: string, truthDir: string, opts: { normalClasses?: string[]; labelColumn?: string } = {}): Promise<Evaluation> {
   const normal = new Set(opts.normalClasses ?? ['healthy', 'normal', 'negative']);
   const labelsCsv = join(truthDir, 'labels.csv');
   if (!existsSync(labelsCsv)) throw new MedmaskError('NOT_FOUND', `${truthDir}: no labels.csv`, { hint: 'the truth folder needs labels.csv with columns image,label[,mask] (medmask phantoms 2d writes one)' });
@@ -105,7 +105,10 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
     truth.set(t.image, t);
     byStem.set(stemOf(t.image), t);
   };
-  for (const r of await readCsv(labelsCsv)) add({ image: r.image ?? '', ...(r.label ? { label: r.label } : {}), ...(r.mask ? { mask: r.mask } : {}), ood: false });
+  const labelColumn = opts.labelColumn ?? 'label';
+  const rowsIn = await readCsv(labelsCsv);
+  if (rowsIn[0] && rowsIn[0][labelColumn] === undefined) throw new MedmaskError('USAGE', `${labelsCsv}: no column "${labelColumn}"`, { hint: `columns: ${Object.keys(rowsIn[0]).join(', ')}` });
+  for (const r of rowsIn) add({ image: r.image ?? '', ...(r[labelColumn] ? { label: r[labelColumn] } : {}), ...(r.mask ? { mask: r.mask } : {}), ood: false });
   if (existsSync(join(truthDir, 'ood.csv'))) for (const r of await readCsv(join(truthDir, 'ood.csv'))) add({ image: r.image ?? '', ood: true });
 
   const results = await readResults(run);

@@ -91,7 +91,7 @@ export async function writeChestDataset(dir: string, opts: ChestDatasetOptions, 
   const files: string[] = [];
   const counts: Record<string, number> = Object.fromEntries(CHEST_LABELS.map((l) => [l, 0]));
   const split = splits(opts.n, opts.seed);
-  const rows = ['image,label,abnormal,mask,lungs,split'];
+  const rows = ['image,label,abnormal,mask,lungs,split,presence'];
   const truth: Record<string, unknown>[] = [];
   const total = opts.n + nOod;
   for (let i = 0; i < opts.n; i++) {
@@ -102,7 +102,7 @@ export async function writeChestDataset(dir: string, opts: ChestDatasetOptions, 
     await writeVolume(png(scale255(p.lungs), size), join(dir, 'lungs', name));
     files.push(`images/${name}`, `masks/${name}`, `lungs/${name}`);
     counts[p.label]!++;
-    rows.push(`images/${name},${p.label},${p.label === 'healthy' ? 0 : 1},masks/${name},lungs/${name},${split[i]}`);
+    rows.push(`images/${name},${p.label},${p.label === 'healthy' ? 0 : 1},masks/${name},lungs/${name},${split[i]},${p.label === 'healthy' ? 'healthy' : 'abnormal'}`);
     truth.push({
       image: `images/${name}`,
       label: p.label,
