@@ -498,6 +498,9 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   document.addEventListener('keyup', onSpace);
   const onResize = () => view.draw();
   window.addEventListener('resize', onResize);
+  // the canvas box also changes size without a window resize (toolbar wrapping, side panel)
+  const resizeObserver = new ResizeObserver(() => view.resize() && view.draw());
+  resizeObserver.observe(canvasBox);
   const onVisibility = () => timer.setVisible(document.visibilityState === 'visible');
   document.addEventListener('visibilitychange', onVisibility);
 
@@ -774,11 +777,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
       return cache.size;
     },
     /** Client coordinates of a continuous slice position. */
-    sliceToClient(x: number, y: number) {
-      const css = view.toCss({ x, y, w: 0, h: 0 });
-      const b = view.canvas.getBoundingClientRect();
-      return css ? { x: b.left + css.x, y: b.top + css.y } : null;
-    },
+    sliceToClient: (x: number, y: number) => view.toClient(x, y),
     clientToSlice: (x: number, y: number) => view.toSlice(x, y),
     brushRadius: () => radius(),
     showSlice: (a: Axis, i: number) => showSlice(a, i),
@@ -796,6 +795,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     document.removeEventListener('keydown', onKeyActivity);
     document.removeEventListener('visibilitychange', onVisibility);
     window.removeEventListener('resize', onResize);
+    resizeObserver.disconnect();
     if (editor.edits.size) void persist();
     if (claimed) void api.release(maskId).catch(() => undefined);
     cache.clear();

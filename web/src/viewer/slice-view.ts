@@ -5,7 +5,7 @@
  * move recomposes and redraws only its dirty rectangle.
  */
 import {
-  canvasToSlice, composeRgba, fitViewport, growRect, clipRect, jetLut256, sliceRectToCanvas, windowRect, windowToGrey, type LayerArray, type Rect, type Viewport,
+  canvasToSlice, sliceToCanvas, composeRgba, fitViewport, growRect, clipRect, jetLut256, sliceRectToCanvas, windowRect, windowToGrey, type LayerArray, type Rect, type Viewport,
 } from '../../../src/core/viewer/index.js';
 import type { OverlayKind } from '../api.js';
 
@@ -176,8 +176,16 @@ export class SliceView {
     if (!this.vp) return null;
     const b = this.canvas.getBoundingClientRect();
     const c = sliceRectToCanvas(this.vp, r);
-    const k = b.width / this.canvas.width;
-    return { x: c.x * k, y: c.y * k, w: c.w * k, h: c.h * k };
+    const kx = b.width / this.canvas.width, ky = b.height / this.canvas.height;
+    return { x: c.x * kx, y: c.y * ky, w: c.w * kx, h: c.h * ky };
+  }
+
+  /** Continuous slice coordinates → client (CSS) coordinates, exactly. */
+  toClient(x: number, y: number): { x: number; y: number } | null {
+    if (!this.vp) return null;
+    const b = this.canvas.getBoundingClientRect();
+    const c = sliceToCanvas(this.vp, x, y);
+    return { x: b.left + (c.x * b.width) / this.canvas.width, y: b.top + (c.y * b.height) / this.canvas.height };
   }
 
   /** Canvas CSS pixels per slice pixel (across). */

@@ -1,0 +1,265 @@
+// End-to-end: the review UI in Debian's Chromium (headless, software rendering) against a server
+// this test starts on a free loopback port with a fresh data folder and seeded phantom cases.
+// Screenshots are kept under test-out/e2e/ (git-ignored).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { abdomenCase, chestCase, launchChromium, login, startUiServer, type UiServer } from '../helpers/ui.js';
+
+const OUT = new URL('../../test-out/e2e/', import.meta.url).pathname;
+mkdirSync(OUT, { recursive: true });
+
+let s: UiServer;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+let chest: string;
+let abdomen: string;
+const SIZE = 256;
+
+before(async () => {
+  s = await startUiServer([chestCase(1, SIZE, 0.9), abdomenCase(2, 96, 0.8), chestCase(3, SIZE, 0.5)]);
+  chest = s.cases[0]!.maskId;
+  abdomen = s.cases[1]!.maskId;
+  browser = await launchChromium();
+});
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close();
+  await s?.close();
+});
+
+async function newPage(): Promise<Page> {
+  const c = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  contexts.push(c);
+  const p = await c.newPage();
+  p.on('pageerror', (e) => console.error('page error:', e.message));
+  return p;
+}
+
+/** Pixel statistics of an element's screenshot. */
+async function pixelStats(l: Locator, file: string) {
+  const png = await l.screenshot({ path: join(OUT, file) });
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  let sum = 0, sum2 = 0, lit = 0, coloured = 0;
+  const levels = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const r = data[3 * i]!, g = data[3 * i + 1]!, b = data[3 * i + 2]!;
+    const y = 0.299 * r + 0.587 * g + 0.114 * b;
+    sum += y;
+    sum2 += y * y;
+    if (y > 20) lit++;
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+    levels.add(Math.round(y));
+  }
+  const mean = sum / n;
+  return { mean, std: Math.sqrt(sum2 / n - mean * mean), lit: lit / n, coloured: coloured / n, levels: levels.size };
+}
+
+async function openCase(page: Page, maskId: string): Promise<void> {
+  const before = await page.evaluate(() => (window as unknown as { __medmaskPerf?: { samples: Record<string, number[]> } }).__medmaskPerf?.samples.first_paint?.length ?? 0);
+  await page.evaluate((id) => (location.hash = `#/case/${id}`), maskId);
+  await page.waitForFunction((n) => ((window as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > n, before, { timeout: 30_000 });
+}
+
+type V = { baseVersion: number; editsSize: number; axis: string; index: number; sliceToClient(x: number, y: number): { x: number; y: number } | null; brushRadius(): number };
+
+/** Drag the brush along slice points (few mouse positions: the path between them must be painted). */
+async function stroke(page: Page, pts: [number, number][]): Promise<void> {
+  const client = await page.evaluate((p) => p.map(([x, y]) => (window as unknown as { __viewer: V }).__viewer.sliceToClient(x, y)!), pts);
+  await page.mouse.move(client[0]!.x, client[0]!.y);
+  await page.mouse.down();
+  for (const c of client.slice(1)) await page.mouse.move(c.x, c.y, { steps: 2 });
+  await page.mouse.up();
+}
+
+const viewerState = (page: Page) => page.evaluate(() => {
+  const v = (window as unknown as { __viewer: V }).__viewer;
+  return { baseVersion: v.baseVersion, editsSize: v.editsSize, axis: v.axis, index: v.index, radius: v.brushRadius() };
+});
+
+async function maskData(version: number, maskId = chest): Promise<Uint8Array> {
+  const r = await s.as('viewer', { url: `/api/masks/${maskId}/versions/${version}/data?format=raw` });
+  assert.equal(r.statusCode, 200, r.body.slice(0, 200));
+  return new Uint8Array(r.rawPayload);
+}
+
+function distToSegment(px: number, py: number, a: [number, number], b: [number, number]): number {
+  const dx = b[0] - a[0], dy = b[1] - a[1];
+  const L = dx * dx + dy * dy;
+  const t = L ? Math.max(0, Math.min(1, ((px - a[0]) * dx + (py - a[1]) * dy) / L)) : 0;
+  return Math.hypot(px - (a[0] + t * dx), py - (a[1] + t * dy));
+}
+
+/** Voxels that differ between two versions of the 2D case, as (x, y). */
+function changed(a: Uint8Array, b: Uint8Array): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) out.push([i % SIZE, Math.floor(i / SIZE)]);
+  return out;
+}
+
+function underStroke(px: [number, number][], path: [number, number][], r: number): boolean {
+  return px.every(([x, y]) => path.slice(1).some((b, i) => distToSegment(x + 0.5, y + 0.5, path[i]!, b) <= r + 0.75));
+}
+
+let reviewer: Page;
+
+test('log in, the queue is sorted by priority with counts, the top case opens and its image is really drawn', async () => {
+  reviewer = await newPage();
+  await login(reviewer, s.url, 'reviewer');
+  const prios = await reviewer.$$eval('tr.case-row .prio span', (els) => els.map((e) => Number(e.textContent)));
+  assert.deepEqual(prios, [...prios].sort((a, b) => b - a));
+  assert.equal(prios.length, 3);
+  assert.match((await reviewer.textContent('#count-open'))!, /^3 open/);
+  await reviewer.screenshot({ path: join(OUT, 'queue.png') });
+  await reviewer.click('tr.case-row >> nth=0');
+  await reviewer.waitForFunction(() => ((window as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > 0, null, { timeout: 30_000 });
+  assert.equal(await reviewer.evaluate(() => (window as unknown as { __viewer: V & { maskId: string } }).__viewer.maskId), chest, 'the top case opened');
+  const st = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-2d.png');
+  assert.ok(st.lit > 0.3, `image covers the view (${st.lit})`);
+  assert.ok(st.std > 25 && st.levels > 60, `a real image, not a flat fill (std ${st.std}, ${st.levels} grey levels)`);
+  assert.ok(st.coloured > 0.002, `label and heat-map overlays drawn (${st.coloured})`);
+  // overlays off → no colour left
+  await reviewer.keyboard.press('l');
+  await reviewer.keyboard.press('m');
+  const plain = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-2d-plain.png');
+  assert.ok(plain.coloured < st.coloured / 10, `toggles hide the overlays (${plain.coloured} vs ${st.coloured})`);
+  await reviewer.keyboard.press('l');
+  await reviewer.keyboard.press('m');
+  assert.ok((await reviewer.locator('.regions button').count()) >= 1, 'flagged regions listed');
+  await reviewer.keyboard.press('?');
+  await reviewer.waitForSelector('.dialog.help');
+  assert.match((await reviewer.textContent('.dialog.help'))!, /Ctrl\+Z/);
+  await reviewer.keyboard.press('Escape');
+});
+
+test('paint a stroke and save: the new version changes only voxels under the stroke, as a continuous band', async () => {
+  const path: [number, number][] = [[30.5, 225.5], [90.5, 232.5], [150.5, 228.5]];
+  await stroke(reviewer, path);
+  const st = await viewerState(reviewer);
+  assert.ok(st.editsSize > 0, 'the stroke changed voxels');
+  await reviewer.screenshot({ path: join(OUT, 'viewer-2d-stroke.png') });
+  await reviewer.click('#save');
+  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 2, null, { timeout: 15_000 });
+  const m = (await s.as('viewer', { url: `/api/masks/${chest}` })).json();
+  assert.equal(m.currentVersion, 2);
+  assert.equal(m.versions[0].author, 'reviewer');
+  const diff = changed(await maskData(1), await maskData(2));
+  assert.equal(diff.length, st.editsSize);
+  assert.ok(underStroke(diff, path, st.radius), 'every changed voxel lies under the stroke');
+  // a band, not discs at the three mouse positions: most of the capsule area is painted
+  const len = Math.hypot(60, 7) + Math.hypot(60, 4);
+  assert.ok(diff.length > 0.8 * len * 2 * st.radius, `${diff.length} voxels painted along ${len.toFixed(0)} px`);
+});
+
+test('a stale save from a second browser gets the conflict dialog with both versions; keep mine wins', async () => {
+  const other = await newPage();
+  await login(other, s.url, 'annotator');
+  await openCase(other, chest);
+  assert.equal((await viewerState(other)).baseVersion, 2);
+  // the reviewer saves version 3 meanwhile
+  await stroke(reviewer, [[40.5, 30.5], [80.5, 30.5]]);
+  await reviewer.click('#save');
+  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 3, null, { timeout: 15_000 });
+  // the annotator, still on version 2, paints and saves
+  const mine: [number, number][] = [[200.5, 40.5], [230.5, 60.5]];
+  await stroke(other, mine);
+  const r = (await viewerState(other)).radius;
+  await other.click('#save');
+  await other.waitForSelector('.dialog .compare', { timeout: 15_000 });
+  assert.match((await other.textContent('.dialog h2'))!, /version 3 is newer/);
+  await other.waitForTimeout(500);
+  const theirs = await pixelStats(other.locator('#theirs canvas'), 'conflict-theirs.png');
+  const yours = await pixelStats(other.locator('#mine canvas'), 'conflict-mine.png');
+  assert.ok(theirs.std > 20 && yours.std > 20, 'both versions drawn side by side');
+  await other.screenshot({ path: join(OUT, 'conflict-dialog.png') });
+  assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().drafts, 1, 'the refused edit is kept as a draft');
+  await other.click('#keep-mine');
+  await other.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
+  const d = changed(await maskData(2), await maskData(4));
+  assert.ok(d.length > 0 && underStroke(d, mine, r), `version 4 is version 2 plus only the annotator's stroke: ${d.length} changed, outside: ${JSON.stringify(d.filter((q) => !underStroke([q], mine, r)).slice(0, 8))}, r=${r}`);
+});
+
+test('the viewer role sees a read-only viewer and cannot save', async () => {
+  const v = await newPage();
+  await login(v, s.url, 'viewer');
+  await openCase(v, chest);
+  assert.equal(await v.locator('#save').count(), 0, 'no save button');
+  assert.match((await v.textContent('.readonly'))!, /Read-only \(viewer role\)/);
+  await stroke(v, [[20.5, 20.5], [60.5, 60.5]]);
+  assert.equal((await viewerState(v)).editsSize, 0, 'the mouse does not paint');
+  const status = await v.evaluate(async (id) => {
+    const me = await (await fetch('/api/auth/me')).json();
+    const r = await fetch(`/api/viewer/masks/${id}/edits`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken }, body: JSON.stringify({ baseVersion: 4, planes: [{ z: 0, runs: [0, 5, 1] }] }) });
+    return r.status;
+  }, chest);
+  assert.equal(status, 403);
+});
+
+test('volume: axial, coronal and sagittal views with a CT window; flagged regions jump to their slice', async () => {
+  await openCase(reviewer, abdomen);
+  const ax = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-axial.png');
+  assert.ok(ax.std > 15 && ax.coloured > 0.01, `CT slice with organ labels (std ${ax.std}, coloured ${ax.coloured})`);
+  await reviewer.keyboard.press('c');
+  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.axis === 'y');
+  await reviewer.waitForTimeout(300);
+  assert.match((await reviewer.textContent('.slice-label'))!, /coronal/);
+  const cor = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-coronal.png');
+  assert.ok(cor.std > 15, 'coronal drawn');
+  await reviewer.keyboard.press('s');
+  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.axis === 'x');
+  await reviewer.keyboard.press('a');
+  await reviewer.keyboard.press('w'); // next window preset
+  await reviewer.waitForSelector('.regions button');
+  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/z (\d+)/) ?? [])[1]);
+  await reviewer.click('.regions button >> nth=1');
+  await reviewer.waitForFunction((z) => (window as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
+  await reviewer.keyboard.press('ArrowDown');
+  await reviewer.waitForFunction((z) => (window as unknown as { __viewer: V }).__viewer.index === z + 1, target);
+  await reviewer.screenshot({ path: join(OUT, 'viewer-ct.png') });
+});
+
+test('reject needs a reason; the review records it with the time on case', async () => {
+  await reviewer.click('#reject');
+  await reviewer.click('#confirm-reject');
+  assert.match((await reviewer.textContent('.dialog .error-text'))!, /reason/);
+  await reviewer.fill('#reject-reason', 'spleen and kidneys missing on the lower slices');
+  await reviewer.click('#confirm-reject');
+  await reviewer.waitForFunction((id) => (window as unknown as { __viewer?: { maskId: string } }).__viewer?.maskId !== id, abdomen, { timeout: 15_000 });
+  const m = (await s.as('viewer', { url: `/api/masks/${abdomen}` })).json();
+  assert.equal(m.status, 'rejected');
+  assert.equal(m.reviews[0].reason, 'spleen and kidneys missing on the lower slices');
+  assert.equal(m.reviews[0].reviewer, 'reviewer');
+  assert.ok(m.reviews[0].timeSpentMs > 0, 'time on case recorded');
+});
+
+test('a save while the server is unreachable keeps the stroke, shows the banner, and succeeds when the server is back', async () => {
+  await openCase(reviewer, chest);
+  const v0 = (await viewerState(reviewer)).baseVersion;
+  await stroke(reviewer, [[100.5, 100.5], [120.5, 110.5]]);
+  const edits = (await viewerState(reviewer)).editsSize;
+  assert.ok(edits > 0);
+  await reviewer.context().setOffline(true);
+  await reviewer.click('#save');
+  await reviewer.waitForSelector('#banner:not([hidden])', { timeout: 10_000 });
+  assert.match((await reviewer.textContent('#banner'))!, /cannot be reached|offline/);
+  assert.equal((await viewerState(reviewer)).editsSize, edits, 'nothing lost');
+  const kept = await reviewer.evaluate(() => new Promise<number>((res) => {
+    const r = indexedDB.open('medmask-review');
+    r.onsuccess = () => {
+      const q = r.result.transaction('pending').objectStore('pending').getAll();
+      q.onsuccess = () => res(q.result.length);
+    };
+  }));
+  assert.equal(kept, 1, 'the unsaved edits are in IndexedDB');
+  await reviewer.screenshot({ path: join(OUT, 'offline-banner.png') });
+  await reviewer.context().setOffline(false);
+  await reviewer.waitForFunction((v) => (window as unknown as { __viewer: V }).__viewer.baseVersion === v + 1, v0, { timeout: 30_000 }).catch(async (e) => {
+    throw new Error(`${(e as Error).message}; toasts: ${JSON.stringify(await reviewer.$$eval('.toast', (t) => t.map((x) => x.textContent)))}; state ${JSON.stringify(await viewerState(reviewer))}`);
+  });
+  await reviewer.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 10_000 });
+  assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().currentVersion, v0 + 1);
+});
