@@ -184,6 +184,7 @@ export function buildAtlasReport(input: AtlasReportInput): AtlasReport {
 }
 
 const num = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+const sig = (v: number) => (v === 0 ? '0' : Number.isFinite(v) ? String(Number(v.toPrecision(3))) : '–');
 const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '∞');
 
 /**
@@ -217,7 +218,7 @@ export function renderAtlasReportHtml(r: AtlasReport): string {
     const b = r.attention.bins;
     plots.push(lineChart([{ name: `mean real error per attention decile (Spearman ${num(r.attention.spearman, 2)})`, x: b.map((p) => p.attention), y: b.map((p) => p.error) }], { title: 'Attention vs actual error (case × organ)', xLabel: 'attention voxels', yLabel: 'pseudo-label error voxels' }));
   }
-  const pol = r.policies.map((p) => `<tr><td><b>${esc(p.policy)}</b></td><td>${esc(p.description)}</td><td>${p.reviewedCases}</td><td>${p.organsByHand}</td><td>${int(p.expertMinutes)}</td><td>${num(p.expertHours, 1)}</td><td>${num(p.workingYears, 3)}</td><td>${p.speedup === Infinity ? '∞' : `${num(p.speedup, 1)}×`}</td><td>${int(p.minutesSaved)}</td><td>${num(p.dice)}</td></tr>`).join('');
+  const pol = r.policies.map((p) => `<tr><td><b>${esc(p.policy)}</b></td><td>${esc(p.description)}</td><td>${p.reviewedCases}</td><td>${p.organsByHand}</td><td>${int(p.expertMinutes)}</td><td>${num(p.expertHours, 1)}</td><td>${sig(p.workingYears)}</td><td>${p.speedup === Infinity ? '∞' : `${num(p.speedup, 1)}×`}</td><td>${int(p.minutesSaved)}</td><td>${num(p.dice)}</td></tr>`).join('');
   const att = r.attention;
   const attTable = att
     ? `<h2>Attention vs real errors</h2><table><tr><th></th><th>sensitivity</th><th>precision</th></tr>
