@@ -27,7 +27,7 @@ export function registerModelInspect(program: Command): void {
   model
     .command('inspect')
     .description('print inputs, outputs, candidate CAM target tensors and the head after the chosen one')
-    .argument('<model>', 'an .onnx file')
+    .argument('<model>', 'an .onnx file, its model.json, or the folder holding them')
     .option('--target <tensor>', 'CAM target tensor (default: the last activation feeding the global pooling)')
     .option('--json', 'print JSON instead of text')
     .action(async (path: string, opts: { target?: string; json?: boolean }) => {

@@ -3,10 +3,12 @@
  * targets (with whether a head can be read after each) and the head after the chosen target.
  * @module
  */
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { compileHead } from '../core/explain/head.js';
 import { decodeOnnx, defaultTarget, extractHead, findTargetCandidates, graphSignature, type GraphSignature } from './onnx-graph.js';
+import { resolveModel } from './manifest.js';
 
 /** Report of {@link inspectModel}. */
 export interface ModelInspection {
@@ -24,7 +26,8 @@ export interface ModelInspection {
 
 /**
  * Inspect an ONNX classifier.
- * @param path - the `.onnx` file
+ * @param path - the `.onnx` file, its manifest (`.json`) or the folder holding `model.json`
+ *   (then the manifest's `cam.target` is the default target)
  * @param target - a target tensor to use instead of the default
  * @returns the report
  * @throws MedmaskError MODEL_INVALID / NOT_FOUND as for loading a model
@@ -33,10 +36,17 @@ export interface ModelInspection {
  */
 export async function inspectModel(path: string, target?: string): Promise<ModelInspection> {
   let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new MedmaskError('NOT_FOUND', `cannot read model ${path}: ${(e as Error).message}`, { cause: e });
+  if (path.toLowerCase().endsWith('.json') || (existsSync(path) && statSync(path).isDirectory())) {
+    const r = await resolveModel(path);
+    bytes = r.bytes;
+    target ??= r.manifest.cam?.target;
+    path = r.onnxPath;
+  } else {
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw new MedmaskError('NOT_FOUND', `cannot read model ${path}: ${(e as Error).message}`, { cause: e });
+    }
   }
   const model = decodeOnnx(bytes, path);
   const sig = graphSignature(model);

@@ -31,3 +31,25 @@ test('registerModelInspect adds `model inspect <model> [--target] [--json]`', ()
   assert.ok(inspect);
   assert.deepEqual(inspect.options.map((o) => o.long), ['--target', '--json']);
 });
+
+test('inspect by manifest or folder uses the manifest\'s cam.target', async () => {
+  const { mkdtempSync, copyFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const d = mkdtempSync(join(tmpdir(), 'medmask-inspect-'));
+  try {
+    copyFileSync(camModelPath('densenet'), join(d, 'model.onnx'));
+    writeFileSync(join(d, 'model.json'), JSON.stringify({
+      format: 'medmask-model/1', name: 'd', task: 'classify', model: 'model.onnx',
+      input: { height: 128, width: 96, channels: 3 }, classes: ['a', 'b', 'c', 'd'],
+      cam: { target: '/features/denseblock4/Concat_output_0' },
+    }));
+    for (const p of [d, join(d, 'model.json')]) {
+      const r = await inspectModel(p);
+      assert.equal(r.target, '/features/denseblock4/Concat_output_0');
+      assert.equal(r.path, join(d, 'model.onnx'));
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
