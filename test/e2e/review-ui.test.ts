@@ -60,16 +60,23 @@ async function pixelStats(l: Locator, file: string) {
 }
 
 async function openCase(page: Page, maskId: string): Promise<void> {
-  const before = await page.evaluate(() => (window as unknown as { __medmaskPerf?: { samples: Record<string, number[]> } }).__medmaskPerf?.samples.first_paint?.length ?? 0);
-  await page.evaluate((id) => (location.hash = `#/case/${id}`), maskId);
-  await page.waitForFunction((n) => ((window as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > n, before, { timeout: 30_000 });
+  type G = { __medmaskPerf?: { samples: Record<string, number[]> }; __viewer?: { maskId: string }; location: { hash: string } };
+  const here = await page.evaluate(() => (globalThis as unknown as G).location.hash);
+  if (here === `#/case/${maskId}`) {
+    // already there (e.g. "next case" after a review): wait until it is shown
+    await page.waitForFunction((id) => (globalThis as unknown as G).__viewer?.maskId === id, maskId, { timeout: 30_000 });
+    return;
+  }
+  const before = await page.evaluate(() => (globalThis as unknown as G).__medmaskPerf?.samples.first_paint?.length ?? 0);
+  await page.evaluate((id) => ((globalThis as unknown as G).location.hash = `#/case/${id}`), maskId);
+  await page.waitForFunction((n) => ((globalThis as unknown as G).__medmaskPerf?.samples.first_paint?.length ?? 0) > n, before, { timeout: 30_000 });
 }
 
 type V = { baseVersion: number; editsSize: number; axis: string; index: number; sliceToClient(x: number, y: number): { x: number; y: number } | null; brushRadius(): number };
 
 /** Drag the brush along slice points (few mouse positions: the path between them must be painted). */
 async function stroke(page: Page, pts: [number, number][]): Promise<void> {
-  const client = await page.evaluate((p) => p.map(([x, y]) => (window as unknown as { __viewer: V }).__viewer.sliceToClient(x, y)!), pts);
+  const client = await page.evaluate((p) => p.map(([x, y]) => (globalThis as unknown as { __viewer: V }).__viewer.sliceToClient(x, y)!), pts);
   await page.mouse.move(client[0]!.x, client[0]!.y);
   await page.mouse.down();
   for (const c of client.slice(1)) await page.mouse.move(c.x, c.y, { steps: 2 });
@@ -77,7 +84,7 @@ async function stroke(page: Page, pts: [number, number][]): Promise<void> {
 }
 
 const viewerState = (page: Page) => page.evaluate(() => {
-  const v = (window as unknown as { __viewer: V }).__viewer;
+  const v = (globalThis as unknown as { __viewer: V }).__viewer;
   return { baseVersion: v.baseVersion, editsSize: v.editsSize, axis: v.axis, index: v.index, radius: v.brushRadius() };
 });
 
@@ -116,8 +123,8 @@ test('log in, the queue is sorted by priority with counts, the top case opens an
   assert.match((await reviewer.textContent('#count-open'))!, /^3 open/);
   await reviewer.screenshot({ path: join(OUT, 'queue.png') });
   await reviewer.click('tr.case-row >> nth=0');
-  await reviewer.waitForFunction(() => ((window as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > 0, null, { timeout: 30_000 });
-  assert.equal(await reviewer.evaluate(() => (window as unknown as { __viewer: V & { maskId: string } }).__viewer.maskId), chest, 'the top case opened');
+  await reviewer.waitForFunction(() => ((globalThis as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > 0, null, { timeout: 30_000 });
+  assert.equal(await reviewer.evaluate(() => (globalThis as unknown as { __viewer: V & { maskId: string } }).__viewer.maskId), chest, 'the top case opened');
   const st = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-2d.png');
   assert.ok(st.lit > 0.3, `image covers the view (${st.lit})`);
   assert.ok(st.std > 25 && st.levels > 60, `a real image, not a flat fill (std ${st.std}, ${st.levels} grey levels)`);
@@ -143,7 +150,7 @@ test('paint a stroke and save: the new version changes only voxels under the str
   assert.ok(st.editsSize > 0, 'the stroke changed voxels');
   await reviewer.screenshot({ path: join(OUT, 'viewer-2d-stroke.png') });
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 2, null, { timeout: 15_000 });
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 2, null, { timeout: 15_000 });
   const m = (await s.as('viewer', { url: `/api/masks/${chest}` })).json();
   assert.equal(m.currentVersion, 2);
   assert.equal(m.versions[0].author, 'reviewer');
@@ -163,7 +170,7 @@ test('a stale save from a second browser gets the conflict dialog with both vers
   // the reviewer saves version 3 meanwhile
   await stroke(reviewer, [[40.5, 30.5], [80.5, 30.5]]);
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 3, null, { timeout: 15_000 });
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 3, null, { timeout: 15_000 });
   // the annotator, still on version 2, paints and saves
   const mine: [number, number][] = [[200.5, 40.5], [230.5, 60.5]];
   await stroke(other, mine);
@@ -178,7 +185,7 @@ test('a stale save from a second browser gets the conflict dialog with both vers
   await other.screenshot({ path: join(OUT, 'conflict-dialog.png') });
   assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().drafts, 1, 'the refused edit is kept as a draft');
   await other.click('#keep-mine');
-  await other.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
+  await other.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
   const d = changed(await maskData(2), await maskData(4));
   assert.ok(d.length > 0 && underStroke(d, mine, r), `version 4 is version 2 plus only the annotator's stroke: ${d.length} changed, outside: ${JSON.stringify(d.filter((q) => !underStroke([q], mine, r)).slice(0, 8))}, r=${r}`);
 });
@@ -192,7 +199,7 @@ test('the viewer role sees a read-only viewer and cannot save', async () => {
   await stroke(v, [[20.5, 20.5], [60.5, 60.5]]);
   assert.equal((await viewerState(v)).editsSize, 0, 'the mouse does not paint');
   const status = await v.evaluate(async (id) => {
-    const me = await (await fetch('/api/auth/me')).json();
+    const me = (await (await fetch('/api/auth/me')).json()) as { csrfToken: string };
     const r = await fetch(`/api/viewer/masks/${id}/edits`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrfToken }, body: JSON.stringify({ baseVersion: 4, planes: [{ z: 0, runs: [0, 5, 1] }] }) });
     return r.status;
   }, chest);
@@ -204,21 +211,21 @@ test('volume: axial, coronal and sagittal views with a CT window; flagged region
   const ax = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-axial.png');
   assert.ok(ax.std > 15 && ax.coloured > 0.01, `CT slice with organ labels (std ${ax.std}, coloured ${ax.coloured})`);
   await reviewer.keyboard.press('c');
-  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.axis === 'y');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'y');
   await reviewer.waitForTimeout(300);
   assert.match((await reviewer.textContent('.slice-label'))!, /coronal/);
   const cor = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-coronal.png');
   assert.ok(cor.std > 15, 'coronal drawn');
   await reviewer.keyboard.press('s');
-  await reviewer.waitForFunction(() => (window as unknown as { __viewer: V }).__viewer.axis === 'x');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'x');
   await reviewer.keyboard.press('a');
   await reviewer.keyboard.press('w'); // next window preset
   await reviewer.waitForSelector('.regions button');
   const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/z (\d+)/) ?? [])[1]);
   await reviewer.click('.regions button >> nth=1');
-  await reviewer.waitForFunction((z) => (window as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
+  await reviewer.waitForFunction((z) => (globalThis as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
   await reviewer.keyboard.press('ArrowDown');
-  await reviewer.waitForFunction((z) => (window as unknown as { __viewer: V }).__viewer.index === z + 1, target);
+  await reviewer.waitForFunction((z) => (globalThis as unknown as { __viewer: V }).__viewer.index === z + 1, target);
   await reviewer.screenshot({ path: join(OUT, 'viewer-ct.png') });
 });
 
@@ -228,7 +235,7 @@ test('reject needs a reason; the review records it with the time on case', async
   assert.match((await reviewer.textContent('.dialog .error-text'))!, /reason/);
   await reviewer.fill('#reject-reason', 'spleen and kidneys missing on the lower slices');
   await reviewer.click('#confirm-reject');
-  await reviewer.waitForFunction((id) => (window as unknown as { __viewer?: { maskId: string } }).__viewer?.maskId !== id, abdomen, { timeout: 15_000 });
+  await reviewer.waitForFunction((id) => (globalThis as unknown as { __viewer?: { maskId: string } }).__viewer?.maskId !== id, abdomen, { timeout: 15_000 });
   const m = (await s.as('viewer', { url: `/api/masks/${abdomen}` })).json();
   assert.equal(m.status, 'rejected');
   assert.equal(m.reviews[0].reason, 'spleen and kidneys missing on the lower slices');
@@ -248,16 +255,17 @@ test('a save while the server is unreachable keeps the stroke, shows the banner,
   assert.match((await reviewer.textContent('#banner'))!, /cannot be reached|offline/);
   assert.equal((await viewerState(reviewer)).editsSize, edits, 'nothing lost');
   const kept = await reviewer.evaluate(() => new Promise<number>((res) => {
-    const r = indexedDB.open('medmask-review');
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const r = (globalThis as any).indexedDB.open('medmask-review');
     r.onsuccess = () => {
       const q = r.result.transaction('pending').objectStore('pending').getAll();
-      q.onsuccess = () => res(q.result.length);
+      q.onsuccess = () => res(q.result.length as number);
     };
   }));
   assert.equal(kept, 1, 'the unsaved edits are in IndexedDB');
   await reviewer.screenshot({ path: join(OUT, 'offline-banner.png') });
   await reviewer.context().setOffline(false);
-  await reviewer.waitForFunction((v) => (window as unknown as { __viewer: V }).__viewer.baseVersion === v + 1, v0, { timeout: 30_000 }).catch(async (e) => {
+  await reviewer.waitForFunction((v) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === v + 1, v0, { timeout: 30_000 }).catch(async (e) => {
     throw new Error(`${(e as Error).message}; toasts: ${JSON.stringify(await reviewer.$$eval('.toast', (t) => t.map((x) => x.textContent)))}; state ${JSON.stringify(await viewerState(reviewer))}`);
   });
   await reviewer.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 10_000 });
