@@ -44,7 +44,7 @@ import type { EffortRates } from '../core/atlas/effort.js';
 import type { SourceName } from '../core/phantom/abdomen.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readVolume, writeVolume } from '../io/index.js';
-import { atlasAttention, atlasMerge, atlasRank, readAtlasDataset } from './atlas.js';
+import { atlasAttention, atlasMerge, atlasPredict, atlasRank, readAtlasDataset } from './atlas.js';
 import { buildAtlasReport, writeAtlasReport, type AtlasReport } from './atlas-report.js';
 import { writeAbdomenDataset } from './phantoms.js';
 
@@ -58,8 +58,13 @@ export interface CampaignOptions {
   size?: number;
   /** Sources, each with its own partial-label policy (default flare, lits, kits, msd_pancreas). */
   sources?: SourceName[];
-  /** Simulated models (default {@link DEFAULT_SIMULATED_MODELS}: three). */
+  /** Simulated models (default {@link DEFAULT_SIMULATED_MODELS}: three; [] for none). */
   models?: readonly SimulatedModel[];
+  /**
+   * Real segmenters (model folders with model.json, e.g. models/demo/demo-unet3d) run through
+   * `atlasPredict` — the sliding window — next to the simulated models (or instead: `models: []`).
+   */
+  segmenters?: string[];
   /** Share of each source's cases reviewed by the ranked policy (default 0.05, the paper's). */
   reviewFraction?: number;
   /** Budgets of the Dice-vs-fraction curve. */
@@ -184,7 +189,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   const minRegion = opts.minRegionVoxels ?? 8;
   const attentionOpts: AttentionOptions = { erosions: 1, dilations: 1, ...opts.attention };
   if (!Number.isInteger(n) || n < 2) throw new MedmaskError('USAGE', `campaign size n = ${n} must be a whole number ≥ 2`, { hint: 'e.g. --n 16' });
-  if (!models.length) throw new MedmaskError('USAGE', 'a campaign needs at least one simulated model', { hint: 'pass models or leave the option out for three' });
+  if (!models.length && !opts.segmenters?.length) throw new MedmaskError('USAGE', 'a campaign needs at least one model', { hint: 'pass simulated models, segmenters, or leave both out for three simulated models' });
   const names = new Set<string>();
   for (const m of models) {
     if (names.has(m.name) || !/^[A-Za-z0-9._-]+$/.test(m.name)) throw new MedmaskError('USAGE', `model name "${m.name}" is repeated or not a folder name`, { hint: 'use distinct names of letters, digits, . _ -' });
@@ -232,6 +237,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
     }
     progress?.('predict', ++done, atlas.cases.length);
   }
+  if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
   lap('predict');
 
   const summaries = await atlasAttention(data, work, { ...attentionOpts, onProgress: (d, t) => progress?.('attention', d, t) });
@@ -317,7 +323,8 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
     title: 'AbdomenAtlas simulated campaign',
     context: {
       'cases': n, 'seed': seed, 'phantom size': size, 'sources': sources.join(', '),
-      'models (simulated)': models.map((m) => `${m.name} (skill ${m.skill}, boundary ${m.boundary > 0 ? '+1' : m.boundary})`).join(', '),
+      'models (simulated)': models.map((m) => `${m.name} (skill ${m.skill}, boundary ${m.boundary > 0 ? '+1' : m.boundary})`).join(', ') || 'none',
+      ...(opts.segmenters?.length ? { 'segmenters (sliding window)': opts.segmenters.join(', ') } : {}),
       'attention opening': `${attentionOpts.erosions ?? 2} erosion(s), ${attentionOpts.dilations ?? 2} dilation(s)`,
       'annotator margin (voxels)': margin,
       'region size (voxels)': minRegion,

@@ -11,21 +11,28 @@
  * assembles and renders them. {@link buildAtlasReport} is pure; {@link writeAtlasReport} writes.
  * @module
  */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
+import { mergeLabels } from '../core/atlas/merge.js';
 import { esc, histogram, lineChart } from '../core/report/svg.js';
 import {
   binAttentionVsError, calendarSpeedup, effortRates, expectedRandomDice, meanDiceWith, policyEffort, reviewCurve, spearman,
   type AttentionErrorBin, type CaseOutcome, type EffortRates, type PolicyEffort, type ReviewCurvePoint,
 } from '../core/atlas/effort.js';
 import { rankCases, selectForReview } from '../core/atlas/ranking.js';
-import { detectionRates, type DetectionCounts, type DetectionRates } from '../core/atlas/attention-eval.js';
+import { addDetection, compareAttention, detectionRates, emptyDetection, organError, type DetectionCounts, type DetectionRates } from '../core/atlas/attention-eval.js';
 import { atomicWrite } from '../io/atomic.js';
+import { readVolume } from '../io/index.js';
+import { readAtlasDataset, type AtlasRankResult, type CaseAttention } from './atlas.js';
 
 /** A case in the report. */
 export interface ReportCase extends CaseOutcome {
   /** Reviewed in this campaign (by the ranked policy, or however it was chosen). */
   selected?: boolean;
+  /** Where ground truth exists: mean Dice of the final labels as merged (reviewed or not). */
+  finalDice?: number;
 }
 
 /** What the report is built from. */
@@ -98,6 +105,7 @@ export interface AtlasReport {
   campaignWeeks?: number;
 }
 
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const pct = (f: number) => `${+(f * 100).toFixed(1)}%`;
 
 /**
@@ -157,6 +165,8 @@ export function buildAtlasReport(input: AtlasReportInput): AtlasReport {
       speedup: main.speedup,
       ...(input.campaignWeeks !== undefined ? { calendarSpeedup: calendarSpeedup(byHand.expertMinutes, input.campaignWeeks, rates) } : {}),
       ...(withDice ? { diceBefore: meanDiceWith(cases, none), diceAfter: meanDiceWith(cases, selected) } : {}),
+      ...(!withDice && cases.every((c) => c.diceBefore !== undefined) ? { diceBefore: mean(cases.map((c) => c.diceBefore!)) } : {}),
+      ...(!withDice && cases.every((c) => c.finalDice !== undefined) ? { diceAfter: mean(cases.map((c) => c.finalDice!)) } : {}),
     },
     selected: [...selected].sort(),
     priorities: [...cases].sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : 1)).map((c) => ({
@@ -260,4 +270,112 @@ export async function writeAtlasReport(report: AtlasReport, dir: string): Promis
   await atomicWrite(json, JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1) + '\n');
   await atomicWrite(html, renderAtlasReportHtml(report));
   return { json, html };
+}
+
+/** Options for {@link atlasReportFromWork}. */
+export interface WorkReportOptions {
+  /** Merged labels folder (OUT of `atlas merge`): Dice of the final labels where truth exists. */
+  final?: string;
+  /** Ground-truth label maps `<case>.nii.gz` (default DATA/truthTr when it exists). */
+  truth?: string;
+  /** Review fraction the ranking used (default: ranking.json's, else 0.05). */
+  reviewFraction?: number;
+  rates?: Partial<EffortRates>;
+  campaignWeeks?: number;
+  /** Smallest component counted at region level (default 8). */
+  minRegionVoxels?: number;
+  title?: string;
+}
+
+/** Mean Dice over `labels`; organs absent from both maps count as 1. */
+function meanOrganDice(pred: ArrayLike<number>, truth: ArrayLike<number>, labels: readonly number[]): number {
+  if (!labels.length) return 1;
+  let s = 0;
+  for (const l of labels) {
+    let i = 0, a = 0, b = 0;
+    for (let v = 0; v < pred.length; v++) {
+      const p = pred[v] === l, t = truth[v] === l;
+      if (p) a++;
+      if (t) b++;
+      if (p && t) i++;
+    }
+    s += a + b ? (2 * i) / (a + b) : 1;
+  }
+  return s / labels.length;
+}
+
+/**
+ * The effort report of an atlas work folder after `atlas attention` and `atlas rank` (and
+ * `atlas merge`): priorities and the selection from WORK/ranking.json; where ground truth exists,
+ * Dice without review (original > pseudo), Dice of the merged labels, and attention against the
+ * pseudo-label's real errors. Dice after review is only known for reviewed cases here, so the
+ * ranked-vs-random curves need a simulated campaign (`runAtlasCampaign`).
+ * @param data - the data set folder
+ * @param work - the work folder
+ * @param opts - merged labels, truth folder, rates
+ * @returns the report (write it with {@link writeAtlasReport})
+ * @throws MedmaskError NOT_FOUND without ranking.json or attention summaries
+ * @example
+ * await writeAtlasReport(await atlasReportFromWork('data', 'work', { final: 'final' }), 'work/report');
+ */
+export async function atlasReportFromWork(data: string, work: string, opts: WorkReportOptions = {}): Promise<AtlasReport> {
+  const rankingPath = join(work, 'ranking.json');
+  if (!existsSync(rankingPath)) throw new MedmaskError('NOT_FOUND', `${rankingPath}: no ranking`, { hint: 'run medmask atlas attention and medmask atlas rank first' });
+  const ranking = JSON.parse(await readFile(rankingPath, 'utf8')) as AtlasRankResult;
+  const atlas = await readAtlasDataset(data);
+  const organs = atlas.organs;
+  const truthDir = opts.truth ?? (existsSync(join(data, 'truthTr')) ? join(data, 'truthTr') : undefined);
+  const byId = new Map(atlas.cases.map((c) => [c.id, c]));
+  const counts = emptyDetection();
+  const perOrgan: Record<string, DetectionCounts> = Object.fromEntries(organs.map((o) => [o.name, emptyDetection()]));
+  const pairs: { attention: number; error: number; case: string; organ: string }[] = [];
+  const cases: ReportCase[] = [];
+  let evaluated = 0;
+  for (const r of ranking.ranked) {
+    const c = byId.get(r.id);
+    const summaryPath = join(work, 'attention', `${r.id}.json`);
+    if (!c || !existsSync(summaryPath)) throw new MedmaskError('NOT_FOUND', `case ${r.id} of ${rankingPath} has no ${c ? 'attention summary' : 'entry in the data set'}`, { hint: 'rank again after attention, on the same data set' });
+    const summary = JSON.parse(await readFile(summaryPath, 'utf8')) as CaseAttention;
+    const labelled = summary.labelled;
+    const unlabelled = organs.filter((o) => !labelled.includes(o.name));
+    const rc: ReportCase = { id: r.id, source: r.source, priority: r.priority, organsToAnnotate: unlabelled.length, selected: r.selected };
+    const truthFile = truthDir ? join(truthDir, `${r.id}.nii.gz`) : undefined;
+    const pseudoFile = join(work, 'pseudo', `${r.id}.nii.gz`);
+    if (truthFile && existsSync(truthFile) && existsSync(pseudoFile)) {
+      const truth = await readVolume(truthFile);
+      const n = truth.data.length;
+      const pseudo = (await readVolume(pseudoFile)).data;
+      const partial = c.label ? (await readVolume(c.label)).data : new Uint8Array(n);
+      const all = organs.map((o) => o.value);
+      const before = mergeLabels({ original: { data: partial, organs: organs.filter((o) => labelled.includes(o.name)).map((o) => o.value) }, pseudo: { data: pseudo, organs: all } }, all, n).data;
+      const scored = unlabelled.map((o) => o.value);
+      rc.diceBefore = meanOrganDice(before, truth.data, scored);
+      let e = 0;
+      for (let v = 0; v < n; v++) if (before[v] !== truth.data[v]) e++;
+      rc.errorVoxels = e;
+      const finalFile = opts.final ? join(opts.final, 'labelsTr', `${r.id}.nii.gz`) : undefined;
+      if (finalFile && existsSync(finalFile)) rc.finalDice = meanOrganDice((await readVolume(finalFile)).data, truth.data, scored);
+      for (const o of organs) {
+        const heatFile = join(work, 'attention', r.id, `${o.name}.nii.gz`);
+        const a = existsSync(heatFile) ? (await readVolume(heatFile)).data : new Uint8Array(n);
+        const cmp = compareAttention(a, organError(pseudo, truth.data, o.value), truth.shape, opts.minRegionVoxels ?? 8);
+        addDetection(counts, cmp);
+        addDetection(perOrgan[o.name]!, cmp);
+        pairs.push({ attention: cmp.attentionVoxels, error: cmp.errorVoxels, case: r.id, organ: o.name });
+      }
+      evaluated++;
+    }
+    cases.push(rc);
+  }
+  const fraction = opts.reviewFraction ?? ranking.options?.fraction ?? 0.05;
+  return buildAtlasReport({
+    title: opts.title ?? 'AbdomenAtlas effort report',
+    context: { data, work, ...(opts.final ? { 'merged labels': opts.final } : {}), 'cases with ground truth': evaluated },
+    cases,
+    organs: organs.map((o) => o.name),
+    reviewFraction: fraction,
+    ...(opts.rates ? { rates: opts.rates } : {}),
+    ...(opts.campaignWeeks !== undefined ? { campaignWeeks: opts.campaignWeeks } : {}),
+    ...(evaluated ? { attention: { counts, perOrgan, pairs, minRegionVoxels: opts.minRegionVoxels ?? 8 } } : {}),
+  });
 }

@@ -13,6 +13,7 @@ import { isMedmaskError } from '../../src/core/errors.js';
 import { PHANTOM_SOURCES, ORGANS } from '../../src/core/phantom/abdomen.js';
 import { readVolume } from '../../src/io/index.js';
 import { runAtlasCampaign, type CampaignResult } from '../../src/pipeline/atlas-campaign.js';
+import { atlasReportFromWork } from '../../src/pipeline/atlas-report.js';
 
 const SOURCES = ['flare', 'lits', 'kits', 'msd_pancreas'] as const;
 
@@ -111,6 +112,18 @@ test('effort: review minutes, by-hand minutes and a self-contained HTML report',
   assert.deepEqual(json.policies.map((p) => p.policy), ['by-hand', 'no-review', 'review-all', 'ranked-5%', 'random-5%']);
 });
 
+test('the report of the work folder agrees with the campaign\'s own bookkeeping', async () => {
+  const w = await atlasReportFromWork(r.data, r.work, { final: r.final });
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.deepEqual(w.selected, r.report.selected);
+  assert.equal(w.headline.expertMinutes, r.report.headline.expertMinutes);
+  assert.ok(Math.abs(w.headline.diceBefore! - mean(r.cases.map((c) => c.diceBefore))) < 1e-12);
+  assert.ok(Math.abs(w.headline.diceAfter! - mean(r.cases.map((c) => c.finalDice))) < 1e-12);
+  assert.deepEqual(w.attention!.counts, r.attention.counts);
+  assert.equal(w.curve, undefined, 'no Dice after review for unreviewed cases: no curve');
+  await assert.rejects(atlasReportFromWork(r.data, join(r.dir, 'nowhere')), (e: unknown) => isMedmaskError(e) && e.code === 'NOT_FOUND' && /atlas rank/.test(e.hint ?? ''));
+});
+
 test('perfect models: no error, no attention, nothing to review', async () => {
   const d = await mkdtemp(join(tmpdir(), 'medmask-campaign-perfect-'));
   try {
@@ -131,6 +144,7 @@ test('perfect models: no error, no attention, nothing to review', async () => {
 test('campaign options are checked', async () => {
   await assert.rejects(runAtlasCampaign(join(tmpdir(), 'never'), { n: 1 }), (e: unknown) => isMedmaskError(e) && e.code === 'USAGE' && /n = 1/.test(e.message));
   await assert.rejects(runAtlasCampaign(join(tmpdir(), 'never'), { models: [{ name: 'x', skill: 1, boundary: 0 }, { name: 'x', skill: 1, boundary: 0 }] }), (e: unknown) => isMedmaskError(e) && /"x"/.test(e.message));
+  await assert.rejects(runAtlasCampaign(join(tmpdir(), 'never'), { models: [] }), (e: unknown) => isMedmaskError(e) && /at least one model/.test(e.message));
   assert.equal(existsSync(join(tmpdir(), 'never')), false, 'nothing written for bad options');
 });
 
