@@ -15,6 +15,7 @@ export { atomicWrite } from './atomic.js';
 export { itkImageReader, itkImageWriter } from './itk-image.js';
 export { dicomFileReader, dicomSeriesReader, listDicomSeries, loadDicom, type DicomLoadResult, type DicomSeriesInfo } from './dicom.js';
 export { deidentifyDataset, remapUid, type DeidentifyOptions, type DeidentifyResult } from './deidentify.js';
+export { encodeDicomSeg, writeDicomSeg, organTerm, ORGAN_TERMS, SEGMENTATION_SOP_CLASS, type DicomSegOptions, type WriteDicomSegOptions, type DicomSegResult, type SegmentInfo, type SegmentTerm, type SegmentProvenance } from './dicom-seg.js';
 export { niftiReader, niftiWriter, decodeNifti, encodeNifti, NIFTI_INTENT_LABEL, type DecodeNiftiOptions, type EncodeNiftiOptions } from './nifti.js';
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The AbdomenAtlas-8K workflow's maths (Qu et al., NeurIPS 2023): binary morphology, attention
  * maps, pseudo-labels, case ranking and review selection, label merging, and the pure parts of
- * sliding-window inference and resampling. Pure: no Node APIs.
+ * sliding-window inference and resampling, the effort report's numbers, attention against real
+ * error, and the seeded prediction simulator of the campaign. Pure: no Node APIs.
  * @module
  */
 export * from './morphology.js';
@@ -12,3 +13,6 @@ export * from './merge.js';
 export * from './resample.js';
 export * from './orientation.js';
 export * from './sliding-window.js';
+export * from './effort.js';
+export * from './attention-eval.js';
+export * from './simulate.js';
