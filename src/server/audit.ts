@@ -28,15 +28,19 @@ function target(req: FastifyRequest): string | null {
     .join(',');
 }
 
-/** Install the hook that logs every write. */
+/**
+ * Install the hook that logs every write. It runs before the answer is sent (onSend), so a client
+ * that got an answer can rely on the row being there, and a crash cannot leave a write unlogged.
+ */
 export function installAudit(app: FastifyInstance, db: Kysely<Database>): void {
-  app.addHook('onResponse', async (req, reply) => {
-    if (!WRITES.has(req.method)) return;
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (!WRITES.has(req.method)) return payload;
     const route = req.routeOptions.url ?? req.url.split('?')[0]!;
     try {
       await audit(db, { userId: req.user?.id ?? null, action: `${req.method} ${route}`, target: target(req), status: reply.statusCode, ip: req.ip, details: req.auditDetails });
     } catch (e) {
       req.log.error({ err: e }, 'audit log write failed');
     }
+    return payload;
   });
 }
