@@ -203,11 +203,69 @@ function asProbabilities(v: Volume, file: string): ProbabilityArray {
   return f;
 }
 
-/** The model folders under WORK/predictions and, for one case, how to read each organ. */
-async function casePredictions(work: string, image: Volume, c: AtlasCase, organs: { value: number; name: string }[]): Promise<CasePredictions[]> {
+async function readRenameJson(dir: string): Promise<Record<string, string> | undefined> {
+  const p = join(dir, 'rename.json');
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(await readFile(p, 'utf8')) as Record<string, string>;
+  } catch (e) {
+    throw new MedmaskError('DATASET_INVALID', `${p}: not valid JSON (${(e as Error).message})`, { cause: e, hint: 'write {"model organ name": "data set organ name", …}' });
+  }
+}
+
+/** Model folders under WORK/predictions (sorted). */
+function modelFolders(work: string): string[] {
   const root = join(work, 'predictions');
   const models = existsSync(root) ? readdirSync(root).filter((d) => statSync(join(root, d)).isDirectory()).sort() : [];
   if (!models.length) throw new MedmaskError('NOT_FOUND', `${root}: no model predictions`, { hint: 'run medmask atlas predict first, or put each model\'s predictions in a folder there' });
+  return models;
+}
+
+/**
+ * Check every model folder under WORK/predictions before any work: each case has a prediction
+ * (per-organ folder or label map), and per-organ files name organs of the data set (or are mapped
+ * by the folder's rename.json).
+ * @param work - the work folder
+ * @param atlas - the data set
+ * @throws MedmaskError NOT_FOUND listing every model and the cases it lacks; DATASET_INVALID naming
+ *   a prediction file whose organ the data set does not know
+ */
+export async function checkPredictionFolders(work: string, atlas: AtlasDataset): Promise<void> {
+  const root = join(work, 'predictions');
+  const known = new Set(atlas.organs.map((o) => o.name));
+  const gaps: string[] = [];
+  for (const m of modelFolders(work)) {
+    const dir = join(root, m);
+    const rename = await readRenameJson(dir);
+    const lacking = atlas.cases.filter((c) => !existsSync(join(dir, c.id)) && !existsSync(join(dir, `${c.id}.nii.gz`))).map((c) => c.id);
+    if (lacking.length) gaps.push(`${m}: no prediction for case ${lacking.slice(0, 8).join(', ')}${lacking.length > 8 ? ` and ${lacking.length - 8} more` : ''}`);
+    for (const c of atlas.cases) {
+      const caseDir = join(dir, c.id);
+      if (!existsSync(caseDir) || !statSync(caseDir).isDirectory()) continue;
+      for (const f of readdirSync(caseDir)) {
+        if (!f.endsWith('.nii.gz')) continue;
+        const organ = f.slice(0, -'.nii.gz'.length);
+        const name = rename?.[organ] ?? organ;
+        if (!known.has(name)) {
+          throw new MedmaskError('DATASET_INVALID', `${join(caseDir, f)}: model ${m} predicts organ "${organ}", which the data set does not name (${[...known].join(', ')})`, {
+            hint: `map the model's organ names in ${join(dir, 'rename.json')}, e.g. {"${organ}": "${[...known][0]}"}`,
+          });
+        }
+      }
+    }
+  }
+  if (gaps.length) {
+    throw new MedmaskError('NOT_FOUND', `${root}: prediction folders miss cases of the data set (${gaps.join('; ')})`, {
+      hint: 'run medmask atlas predict for those cases, add the missing files, or restrict the run with --cases',
+      details: { gaps },
+    });
+  }
+}
+
+/** The model folders under WORK/predictions and, for one case, how to read each organ. */
+async function casePredictions(work: string, image: Volume, c: AtlasCase, organs: { value: number; name: string }[]): Promise<CasePredictions[]> {
+  const root = join(work, 'predictions');
+  const models = modelFolders(work);
   const out: CasePredictions[] = [];
   for (const m of models) {
     const dir = join(root, m);
@@ -219,30 +277,54 @@ async function casePredictions(work: string, image: Volume, c: AtlasCase, organs
       }
     };
     if (existsSync(caseDir)) {
+      const rename = await readRenameJson(dir);
+      // Data set organ name → file stem in this model's folder.
+      const fileOf = new Map<string, string>();
+      for (const f of readdirSync(caseDir)) {
+        if (!f.endsWith('.nii.gz')) continue;
+        const stem = f.slice(0, -'.nii.gz'.length);
+        fileOf.set(rename?.[stem] ?? stem, stem);
+      }
       out.push({
         model: m,
         async organ(name) {
-          const f = join(caseDir, `${name}.nii.gz`);
-          if (!existsSync(f)) return undefined;
+          const stem = fileOf.get(name);
+          if (stem === undefined) return undefined;
+          const f = join(caseDir, `${stem}.nii.gz`);
           const v = await readVolume(f);
           check(v, f);
           return asProbabilities(v, f);
         },
       });
     } else if (existsSync(labelFile)) {
-      const names = (await readLabelsJson(dir)) ?? Object.fromEntries(organs.map((o) => [o.value, o.name]));
+      const mapped = await readLabelsJson(dir);
+      const names = mapped ?? Object.fromEntries(organs.map((o) => [o.value, o.name]));
       const known = new Set(organs.map((o) => o.name));
       const unknown = Object.values(names).filter((n) => n !== 'background' && !known.has(n));
       if (unknown.length) throw new MedmaskError('DATASET_INVALID', `${join(dir, 'labels.json')}: organ(s) ${unknown.join(', ')} are not in the data set`, { hint: 'map the model\'s label values to the data set\'s organ names' });
       let cached: Volume | undefined;
+      const load = async () => {
+        if (cached) return cached;
+        const v = await readVolume(labelFile);
+        check(v, labelFile);
+        // Without labels.json the values must be the data set's: another label list needs a mapping.
+        const allowed = new Set([0, ...Object.keys(names).map(Number)]);
+        const extra = new Set<number>();
+        for (let i = 0; i < v.data.length && extra.size < 6; i++) if (!allowed.has(v.data[i]!)) extra.add(v.data[i]!);
+        if (extra.size) {
+          throw new MedmaskError('DATASET_INVALID', `${labelFile}: model ${m}'s label map holds value(s) ${[...extra].join(', ')} that ${mapped ? `${join(dir, 'labels.json')} does not map` : 'the data set does not name'}`, {
+            hint: `write ${join(dir, 'labels.json')} mapping each of the model's values to an organ of the data set, e.g. {"${[...extra][0]}": "${organs[0]!.name}"}`,
+          });
+        }
+        cached = v;
+        return v;
+      };
       out.push({
         model: m,
         async organ(name) {
           const value = Object.entries(names).find(([, n]) => n === name)?.[0];
           if (value === undefined) return undefined;
-          cached ??= await readVolume(labelFile);
-          check(cached, labelFile);
-          const d = cached.data;
+          const d = (await load()).data;
           const p = new Uint8Array(d.length);
           const val = Number(value);
           for (let i = 0; i < d.length; i++) p[i] = d[i] === val ? 255 : 0;
@@ -279,15 +361,32 @@ export interface CaseAttention {
 
 const count = (a: Uint8Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
 
-/** Labelled organs of a case: from the data set's metadata, else the values in its label map. */
+/** Labelled organs of a case: from the data set's metadata, else the values in its label map (checked against the image grid and label values). */
 async function labelledOrgans(c: AtlasCase, organs: { value: number; name: string }[], image?: Volume): Promise<string[]> {
-  if (c.labelled) return c.labelled;
-  if (!c.label) return [];
+  if (!c.label) return c.labelled ?? [];
   const lab = await readVolume(c.label);
   if (image) checkLabelMap(image, lab, [0, ...organs.map((o) => o.value)], { image: c.image, label: c.label });
+  if (c.labelled) return c.labelled;
   const present = new Set<number>();
   for (let i = 0; i < lab.data.length; i++) present.add(lab.data[i]!);
   return organs.filter((o) => present.has(o.value)).map((o) => o.name);
+}
+
+/**
+ * Check a data set before a long run: every partial label map lies on its image's grid and holds
+ * only the data set's label values.
+ * @param atlas - from {@link readAtlasDataset}
+ * @param onProgress - per case
+ * @throws MedmaskError GEOMETRY_MISMATCH or DATASET_INVALID naming the file and the bad values
+ * @example
+ * await checkAtlasDataset(await readAtlasDataset('data/abdomen'));
+ */
+export async function checkAtlasDataset(atlas: AtlasDataset, onProgress?: AtlasProgress): Promise<void> {
+  let done = 0;
+  for (const c of atlas.cases) {
+    if (c.label) await labelledOrgans(c, atlas.organs, await readVolume(c.image));
+    onProgress?.(++done, atlas.cases.length, c.id);
+  }
 }
 
 /**
@@ -307,6 +406,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
   const exclude = new Set(opts.overlapExclude ?? []);
   const threshold = opts.threshold ?? 0.5;
   const options = { ...ATLAS_ATTENTION_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in ATLAS_ATTENTION_DEFAULTS)) } as Required<AttentionOptions>;
+  await checkPredictionFolders(work, atlas);
   const out: CaseAttention[] = [];
   let done = 0;
   for (const c of atlas.cases) {
