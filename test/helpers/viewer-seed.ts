@@ -19,7 +19,7 @@ export interface SeedCase {
   target: string;
   priority: number;
   decision?: string;
-  /** Overlays on the image grid (any numeric type; 0…max shown as 0…1). */
+  /** Overlays on the image grid (uint8 kept as 8-bit, 0…255 ≙ 0…1; other types as float32, 0…max shown as 0…1). */
   attention?: ArrayLike<number>;
   heatmap?: ArrayLike<number>;
 }
@@ -39,7 +39,8 @@ export async function seedCases(store: Store, blobs: BlobStore, cases: SeedCase[
     const { image } = await insertImage(db, blobs, { datasetId: ds, name: c.name, volume: c.volume, format: 'nifti', createdBy: null });
     const maskBlob = (await putVolume(blobs, labelVolume(image, c.labels), true)).hash;
     const geo = { spacing: c.volume.spacing, origin: c.volume.origin, direction: c.volume.direction };
-    const put = async (m?: ArrayLike<number>) => (m ? (await putVolume(blobs, createVolume(c.volume.shape, 'float32', { data: Float32Array.from(m), ...geo }))).hash : null);
+    // 8-bit maps stay 8-bit (as the atlas pipeline writes attention); others as float32
+    const put = async (m?: ArrayLike<number>) => (m ? (await putVolume(blobs, m instanceof Uint8Array ? createVolume(c.volume.shape, 'uint8', { data: m, ...geo }) : createVolume(c.volume.shape, 'float32', { data: Float32Array.from(m), ...geo }))).hash : null);
     const r = await recordPrediction(db, {
       jobId: job.id,
       imageId: image.id,

@@ -417,9 +417,9 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     el.cursor.style.transform = `translate(${e.clientX - b.left - d / 2}px, ${e.clientY - b.top - d / 2}px)`;
     el.cursor.classList.toggle('erase', tool === 'eraser');
   }
-  function paintTo(p: { x: number; y: number }): void {
+  /** Paint to `p`; `t0` is when the mouse event happened (the brush figure is event → pixels). */
+  function paintTo(p: { x: number; y: number }, t0 = performance.now()): void {
     if (!painting || !displayLabels || !displayed) return;
-    const t0 = performance.now();
     const dirty = editor.brush({ axis: displayed.axis, index: displayed.index, labels: displayLabels }, painting.last, p, radius(), tool === 'eraser' ? { value: 0, ...(keepOthers ? { onlyOver: label } : {}) } : { value: label, keepOthers });
     painting.last = p;
     if (dirty) view.recompose(dirty);
@@ -440,7 +440,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
       editor.begin(tool);
       painting = { last: p, pointer: e.pointerId };
       view.canvas.setPointerCapture(e.pointerId);
-      paintTo(p);
+      paintTo(p, e.timeStamp);
     } else if (tool === 'fill' || tool === 'fill-range') {
       void fillAt(p, tool === 'fill-range');
     }
@@ -456,7 +456,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     }
     if (!painting) return;
     const p = view.toSlice(e.clientX, e.clientY);
-    if (p) paintTo(p);
+    if (p) paintTo(p, e.timeStamp);
   });
   const endPointer = (e: PointerEvent) => {
     if (panning) {
@@ -482,11 +482,11 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
         settings.zoom = z.zoom;
         settings.pan = z.pan;
         view.draw();
-      } else if (is3d) void showSlice(axis, index[axis] + (e.deltaY > 0 ? 1 : -1));
+      } else if (is3d) void showSlice(axis, index[axis] + (e.deltaY > 0 ? 1 : -1), e.timeStamp);
     },
     { passive: false },
   );
-  el.slider.addEventListener('input', () => void showSlice(axis, Number(el.slider.value)));
+  el.slider.addEventListener('input', (e) => void showSlice(axis, Number(el.slider.value), e.timeStamp));
   let spaceDown = false;
   const onSpace = (e: KeyboardEvent) => {
     if (e.key === ' ' && (e.target as HTMLElement).tagName !== 'INPUT') {
@@ -675,8 +675,8 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
 
   // ── shortcuts ──
   const shortcuts: Shortcut[] = [
-    { keys: '↑ / ↓, wheel', what: 'previous / next slice', group: 'Navigate', match: (e) => e.key === 'ArrowUp' || e.key === 'ArrowDown', run: (e) => is3d && void showSlice(axis, index[axis] + (e.key === 'ArrowUp' ? -1 : 1)) },
-    { keys: 'PgUp / PgDn', what: '10 slices back / forward', group: 'Navigate', match: (e) => e.key === 'PageUp' || e.key === 'PageDown', run: (e) => is3d && void showSlice(axis, index[axis] + (e.key === 'PageUp' ? -10 : 10)) },
+    { keys: '↑ / ↓, wheel', what: 'previous / next slice', group: 'Navigate', match: (e) => e.key === 'ArrowUp' || e.key === 'ArrowDown', run: (e) => is3d && void showSlice(axis, index[axis] + (e.key === 'ArrowUp' ? -1 : 1), e.timeStamp) },
+    { keys: 'PgUp / PgDn', what: '10 slices back / forward', group: 'Navigate', match: (e) => e.key === 'PageUp' || e.key === 'PageDown', run: (e) => is3d && void showSlice(axis, index[axis] + (e.key === 'PageUp' ? -10 : 10), e.timeStamp) },
     { keys: 'Home / End', what: 'first / last slice', group: 'Navigate', match: (e) => e.key === 'Home' || e.key === 'End', run: (e) => is3d && void showSlice(axis, e.key === 'Home' ? 0 : depth() - 1) },
     { keys: 'A / C / S', what: 'axial / coronal / sagittal', group: 'Navigate', match: (e) => key.plain('a')(e) || key.plain('c')(e) || key.plain('s')(e), run: (e) => setAxis(({ a: 'z', c: 'y', s: 'x' } as const)[e.key.toLowerCase() as 'a' | 'c' | 's']) },
     { keys: 'N / P', what: 'next / previous flagged region', group: 'Navigate', match: (e) => key.plain('n')(e) || key.plain('p')(e), run: (e) => regions.length && jumpToRegion((regionCursor + (e.key.toLowerCase() === 'n' ? 1 : regions.length - 1)) % regions.length) },
@@ -732,7 +732,10 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     toast(`Restored ${restored.size.toLocaleString()} unsaved voxel edits from ${new Date(kept.savedAt).toLocaleString()} (made on version ${kept.baseVersion}). Save to keep them.`);
   }
   try {
-    const first = await cache.load(axis, index[axis], baseVersion);
+    cache.onOverlays = (s) => {
+      if (s === displayed) redraw();
+    };
+    const first = await cache.load(axis, index[axis], baseVersion, { overlaysLater: true });
     if (closed) return () => undefined;
     view.resize();
     present(first);

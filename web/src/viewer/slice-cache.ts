@@ -63,22 +63,36 @@ export class SliceCache {
     }
   }
 
-  /** The slice, from the cache or the server (one request per slice even when asked twice). */
-  load(axis: Axis, index: number, version: number): Promise<CachedSlice> {
+  /** Called when overlays fetched after a slice arrive (see `overlaysLater`). */
+  onOverlays: ((s: CachedSlice) => void) | null = null;
+
+  /**
+   * The slice, from the cache or the server (one request per slice even when asked twice).
+   * With `overlaysLater`, image and labels come first and the heat maps in a second request, so
+   * the first slice of a case is not held up by the server decoding overlay volumes.
+   */
+  load(axis: Axis, index: number, version: number, opts: { overlaysLater?: boolean } = {}): Promise<CachedSlice> {
     const hit = this.get(axis, index, version);
     if (hit) return Promise.resolve(hit);
     const k = key(axis, index, version);
     let p = this.inflight.get(k);
     if (!p) {
       this.fetched++;
+      const later = opts.overlaysLater ? this.layers.filter((l) => l !== 'image' && l !== 'labels') : [];
       p = this.api
-        .slice(this.maskId, axis, index, version, this.layers)
+        .slice(this.maskId, axis, index, version, later.length ? ['image', 'labels'] : this.layers)
         .then(({ header, layers }) => {
           const overlays: CachedSlice['overlays'] = {};
           for (const o of ['heatmap', 'uncertainty', 'attention'] as OverlayKind[]) if (layers[o]) overlays[o] = layers[o] as Uint8Array;
           const s: CachedSlice = { axis, index, version, width: header.tile.w, height: header.tile.h, image: layers.image!, labels: layers.labels as Uint8Array, overlays, bytes: 0 };
           s.bytes = s.image.byteLength + s.labels.byteLength + Object.values(overlays).reduce((a, o) => a + o.byteLength, 0);
           this.put(s);
+          if (later.length) {
+            void this.api.slice(this.maskId, axis, index, version, later).then(({ layers: more }) => {
+              for (const o of later as OverlayKind[]) if (more[o]) (s.overlays[o] = more[o] as Uint8Array), (s.bytes += more[o]!.byteLength);
+              this.onOverlays?.(s);
+            }, () => undefined);
+          }
           return s;
         })
         .finally(() => this.inflight.delete(k));

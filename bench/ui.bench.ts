@@ -1,0 +1,254 @@
+/**
+ * Review UI in headless Debian Chromium with software rendering (the harder case: no GPU), against
+ * a server started here on loopback with seeded cases: ten 512² chest phantoms and a
+ * 512×512×203 abdominal CT phantom with its 9-organ labels and an attention map.
+ *
+ * - first_paint_2d_ms: click a 2D case in the queue → first slice drawn (server cold for that image)
+ * - first_paint_ct_ms: the same for the CT (server cold: the volume is decoded on this first open)
+ * - slice_change_ms: ↓ key → next CT slice drawn, neighbours prefetched, 60 ms between keys
+ * - brush_ms: mouse move → brush pixels updated on the CT slice (event time stamp → after the blit)
+ * - save_ms: save of a one-slice edit of the CT (request → new version acknowledged)
+ * - js_heap_after_10_cases_mib: JS heap after opening ten cases one after another (after a GC)
+ *
+ * Each case starts its own server and browser (fresh caches); the in-page figures come from the
+ * UI's own timings (`window.__medmaskPerf`, the same ones the e2e tests read).
+ * @module
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { abdomenPhantom } from '../src/core/phantom/abdomen.js';
+import { createServer, createUser } from '../src/server/index.js';
+import { FsBlobStore, openStore } from '../src/store/index.js';
+import { InProcessQueue } from '../src/queue/index.js';
+import { abdomenCase, buildWebUi, chestCase, launchChromium, passwordOf } from '../test/helpers/ui.js';
+import { TEST_SCRYPT } from '../test/helpers/server.js';
+import { seedCases } from '../test/helpers/viewer-seed.js';
+import { defineBenchmark, type CaseResult } from './run.js';
+
+interface State {
+  dataDir: string;
+  figuresDir: string;
+  ct: { maskId: string; shape: number[] };
+  chest: string[];
+  size: number;
+}
+
+const DATA_VERSION = 3;
+
+async function seed(dir: string, size: number, nz: number | null): Promise<{ ct: State['ct']; chest: string[] }> {
+  const store = await openStore(join(dir, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  try {
+    await createUser({ store, settings: { scrypt: TEST_SCRYPT } as never }, { username: 'reviewer', password: passwordOf('reviewer'), role: 'reviewer' });
+    const chestCases = Array.from({ length: 10 }, (_, i) => chestCase(100 + i, size, 0.9 - i * 0.02));
+    const chest = await seedCases(store, blobs, chestCases, { project: 'bench', dataset: 'chest' });
+    // The CT: kits seed 2 at 512 in plane has 203 slices; every organ labelled (the 9-label overlay),
+    // attention where the source's partial labels miss organs.
+    const p = nz === null ? abdomenCase(2, size, 1) : (() => {
+      const ph = abdomenPhantom({ seed: 2, size, source: 'kits' });
+      const att = new Uint8Array(ph.truth.data.length);
+      for (let i = 0; i < att.length; i++) att[i] = ph.truth.data[i] !== ph.partial.data[i] ? 200 : 0;
+      return { name: `ct-${size}.nii.gz`, volume: ph.image, labels: ph.truth.data, target: 'organs', priority: 1, attention: att };
+    })();
+    const [ct] = await seedCases(store, blobs, [p], { project: 'bench', dataset: 'ct' });
+    return { ct: { maskId: ct!.maskId, shape: [...p.volume.shape] }, chest: chest.map((c) => c.maskId) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** A server on the seeded data folder, a browser, a logged-in page. */
+async function session<T>(state: State, fn: (page: Page, url: string) => Promise<T>): Promise<T> {
+  const tmp = mkdtempSync(join(tmpdir(), 'medmask-ui-bench-'));
+  const store = await openStore(join(state.dataDir, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(state.dataDir, 'blobs'), { fsync: false });
+  const queue = new InProcessQueue();
+  const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+    await page.goto(url);
+    await page.fill('#username', 'reviewer');
+    await page.fill('#password', passwordOf('reviewer'));
+    await page.click('#login');
+    await page.waitForSelector('tr.case-row');
+    return await fn(page, url);
+  } finally {
+    await browser.close();
+    await queue.close(1000);
+    await app.close();
+    await store.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+type Perf = { samples: Record<string, number[]> };
+const samplesOf = (page: Page, name: string) => page.evaluate((n) => [...((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples[n] ?? [])], name);
+
+async function openFromQueue(page: Page, maskId: string): Promise<number> {
+  await page.evaluate(() => ((globalThis as unknown as { location: { hash: string } }).location.hash = '#/queue'));
+  await page.waitForSelector(`tr.case-row[data-mask="${maskId}"]`);
+  const n = (await samplesOf(page, 'first_paint')).length;
+  await page.click(`tr.case-row[data-mask="${maskId}"]`);
+  await page.waitForFunction((k) => ((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples.first_paint?.length ?? 0) > k, n, { timeout: 60_000 });
+  return (await samplesOf(page, 'first_paint')).at(-1)!;
+}
+
+async function stroke(page: Page, from: [number, number], to: [number, number], moves: number): Promise<void> {
+  const [a, b] = await page.evaluate(([p, q]) => {
+    const v = (globalThis as unknown as { __viewer: { sliceToClient(x: number, y: number): { x: number; y: number } } }).__viewer;
+    return [v.sliceToClient(p![0]!, p![1]!), v.sliceToClient(q![0]!, q![1]!)];
+  }, [from, to]);
+  await page.mouse.move(a.x, a.y);
+  await page.mouse.down();
+  await page.mouse.move(b.x, b.y, { steps: moves });
+  await page.mouse.up();
+}
+
+function record(state: State, name: string, figures: Record<string, unknown>): void {
+  mkdirSync(state.figuresDir, { recursive: true });
+  writeFileSync(join(state.figuresDir, `${name}.json`), JSON.stringify(figures));
+}
+
+/** A case whose samples are measured in one session; each timed repetition returns the next sample. */
+function sampled(name: string, reps: number, measure: (s: State) => Promise<number[]>, baseline = false) {
+  let samples: number[] | null = null;
+  return {
+    name,
+    baseline,
+    repetitions: reps,
+    warmup: false,
+    async run(ctx: { state: State }) {
+      samples ??= await measure(ctx.state);
+      return { elapsedMs: samples.shift() ?? NaN };
+    },
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(0.95 * xs.length))] ?? NaN;
+
+export default defineBenchmark<State>({
+  description: 'review UI in headless Chromium, software rendering: first paint 2D 512² and CT 512×512×203 + 9 labels, slice change, brush, save, JS heap after 10 cases',
+  async setup(dir, quick) {
+    buildWebUi();
+    const size = quick ? 256 : 512;
+    const dataDir = join(dir, `server-v${DATA_VERSION}-${size}`);
+    const meta = join(dataDir, 'seeded.json');
+    if (!existsSync(meta)) {
+      rmSync(dataDir, { recursive: true, force: true });
+      mkdirSync(dataDir, { recursive: true });
+      const ids = await seed(dataDir, size, quick ? null : 203);
+      writeFileSync(meta, JSON.stringify(ids));
+    }
+    const ids = JSON.parse(readFileSync(meta, 'utf8')) as { ct: State['ct']; chest: string[] };
+    const figuresDir = join(dir, 'figures');
+    rmSync(figuresDir, { recursive: true, force: true });
+    return { dataDir, figuresDir, size, ...ids };
+  },
+  cases: [
+    sampled('first_paint_2d', 5, (s) =>
+      session(s, async (page) => {
+        const out: number[] = [];
+        for (const id of s.chest.slice(0, 5)) out.push(await openFromQueue(page, id));
+        record(s, 'first_paint_2d', { samples: out });
+        return out;
+      }), true),
+    sampled('first_paint_ct', 1, (s) =>
+      session(s, async (page) => {
+        const cold = await openFromQueue(page, s.ct.maskId);
+        const warm = await openFromQueue(page, s.ct.maskId);
+        record(s, 'first_paint_ct', { cold, warm, shape: s.ct.shape });
+        return [cold];
+      })),
+    sampled('slice_change', 30, (s) =>
+      session(s, async (page) => {
+        await openFromQueue(page, s.ct.maskId);
+        await page.waitForTimeout(1500); // neighbours prefetched
+        await page.evaluate(() => (globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples.slice_change?.splice(0));
+        for (let i = 0; i < 30; i++) {
+          await page.keyboard.press('ArrowDown');
+          await page.waitForTimeout(60);
+        }
+        await page.waitForTimeout(500);
+        const out = (await samplesOf(page, 'slice_change')).slice(-30);
+        record(s, 'slice_change', { samples: out });
+        return out;
+      })),
+    sampled('brush', 60, (s) =>
+      session(s, async (page) => {
+        await openFromQueue(page, s.ct.maskId);
+        await page.keyboard.press(']');
+        await page.keyboard.press(']');
+        await stroke(page, [150.5, 300.5], [350.5, 330.5], 60);
+        const out = (await samplesOf(page, 'brush')).slice(-60);
+        record(s, 'brush', { samples: out });
+        return out;
+      })),
+    sampled('save', 3, (s) =>
+      session(s, async (page) => {
+        await openFromQueue(page, s.ct.maskId);
+        const out: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          await page.keyboard.press('ArrowDown');
+          await page.waitForTimeout(200);
+          const v0 = await page.evaluate(() => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion);
+          await stroke(page, [200.5, 200.5 + 20 * i], [300.5, 220.5 + 20 * i], 8);
+          await page.click('#save');
+          await page.waitForFunction((v) => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion === v + 1, v0, { timeout: 60_000 });
+          out.push((await samplesOf(page, 'save')).at(-1)!);
+        }
+        record(s, 'save', { samples: out });
+        return out;
+      })),
+    sampled('open_10_cases', 1, (s) =>
+      session(s, async (page) => {
+        const t0 = performance.now();
+        for (const id of [s.ct.maskId, ...s.chest.slice(0, 9)]) await openFromQueue(page, id);
+        const total = performance.now() - t0;
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send('HeapProfiler.collectGarbage');
+        const heap = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number; backingStorageSize?: number };
+        // usedSize is the JS heap proper; typed-array contents (slices) live outside it, in backing stores
+        record(s, 'heap', { usedMiB: heap.usedSize / 2 ** 20, totalMiB: heap.totalSize / 2 ** 20, backingMiB: heap.backingStorageSize !== undefined ? heap.backingStorageSize / 2 ** 20 : null });
+        return [total];
+      })),
+  ],
+  summarize(_results: CaseResult[], state) {
+    const read = (n: string) => {
+      try {
+        return JSON.parse(readFileSync(join(state.figuresDir, `${n}.json`), 'utf8')) as Record<string, unknown>;
+      } catch {
+        return null;
+      }
+    };
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    const fp2 = read('first_paint_2d')?.samples as number[] | undefined;
+    const ct = read('first_paint_ct') as { cold: number; warm: number } | null;
+    const sc = read('slice_change')?.samples as number[] | undefined;
+    const br = read('brush')?.samples as number[] | undefined;
+    const sv = read('save')?.samples as number[] | undefined;
+    const heap = read('heap') as { usedMiB: number; backingMiB: number | null } | null;
+    return {
+      image_2d: `${state.size}×${state.size}`,
+      ct_shape: state.ct.shape.join('×'),
+      first_paint_2d_ms: fp2 ? r2(median(fp2)) : null,
+      first_paint_ct_ms: ct ? r2(ct.cold) : null,
+      first_paint_ct_reopen_ms: ct ? r2(ct.warm) : null,
+      slice_change_ms: sc ? r2(median(sc)) : null,
+      slice_change_p95_ms: sc ? r2(p95(sc)) : null,
+      brush_ms: br ? r2(median(br)) : null,
+      brush_p95_ms: br ? r2(p95(br)) : null,
+      save_ms: sv ? r2(median(sv)) : null,
+      js_heap_after_10_cases_mib: heap ? r2(heap.usedMiB) : null,
+      array_buffers_after_10_cases_mib: heap?.backingMiB != null ? r2(heap.backingMiB) : null,
+    };
+  },
+});
