@@ -129,6 +129,10 @@ test('constraints: restrict to the ROI, fill holes, remove small, area cap repor
   assert.throws(() => parseMaskPipeline({ fusion: 'intersect' }), /fusion: .*intersect.*did you mean "intersection"/);
   assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'remove-small' }] }), /constraints\[0\]\.minPixels/);
   assert.deepEqual(parseMaskPipeline({}), DEFAULT_MASK_PIPELINE);
+  const full = { fusion: 'mean', threshold: { method: 'percentile', p: 90 }, constraints: [{ op: 'restrict', to: 'roi' }, { op: 'refine', dilate: 2, core: 0.6 }, { op: 'open', iterations: 1 }, { op: 'remove-small', minPixels: 12 }, { op: 'fill-holes' }, { op: 'keep-largest', k: 2 }, { op: 'max-area', fraction: 0.3 }, { op: 'close' }] };
+  assert.deepEqual(parseMaskPipeline(full), full);
+  assert.deepEqual(parseMaskPipeline(DEFAULT_MASK_PIPELINE), DEFAULT_MASK_PIPELINE);
+  assert.throws(() => parseMaskPipeline({ threshold: { method: 'fixed', value: 0.5, vlaue: 1 } }), /threshold\.vlaue/);
 });
 
 test('refine: a coarse saliency blob snaps to the bright lesion inside it and drops a rib crossing the region', () => {

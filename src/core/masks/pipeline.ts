@@ -57,7 +57,9 @@ export const DEFAULT_MASK_PIPELINE: MaskPipeline = {
 
 const num = (minimum = 0, maximum?: number): Schema => ({ type: 'number', minimum, ...(maximum !== undefined ? { maximum } : {}) });
 const int = (minimum = 0): Schema => ({ type: 'integer', minimum });
-const op = (properties: Record<string, Schema>, required: string[] = []): ObjectSchema => ({ type: 'object', properties, required });
+const variant = (tag: string) => (properties: Record<string, Schema>, required: string[] = []): ObjectSchema => ({ type: 'object', properties: { [tag]: { type: 'string' }, ...properties }, required });
+const op = variant('op');
+const method = variant('method');
 
 /** The schema of a mask pipeline file (JSON, or YAML parsed to the same object). */
 export const MASK_PIPELINE_SCHEMA: ObjectSchema = {
@@ -68,9 +70,9 @@ export const MASK_PIPELINE_SCHEMA: ObjectSchema = {
       type: 'tagged',
       tag: 'method',
       variants: {
-        fixed: op({ value: num(0, 1) }, ['value']),
-        otsu: op({ bins: int(2) }),
-        percentile: op({ p: num(0, 100) }, ['p']),
+        fixed: method({ value: num(0, 1) }, ['value']),
+        otsu: method({ bins: int(2) }),
+        percentile: method({ p: num(0, 100) }, ['p']),
       },
     },
     constraints: {
