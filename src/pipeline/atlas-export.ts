@@ -24,7 +24,7 @@ import { atomicWrite } from '../io/atomic.js';
 import { checkLabelMap } from '../io/dataset.js';
 import { writeDicomSeg, type SegmentProvenance } from '../io/dicom-seg.js';
 import { readVolume, writeVolume } from '../io/index.js';
-import { readAtlasDataset, type AtlasProgress } from './atlas.js';
+import { readAtlasDataset, type AtlasDataset, type AtlasProgress } from './atlas.js';
 
 /** Export formats. */
 export const ATLAS_EXPORT_FORMATS = ['nifti', 'nnunet', 'msd', 'dicom-seg'] as const;
@@ -90,6 +90,23 @@ function dicomSourceOf(id: string, dataRoot: string, dir: string | undefined, fr
 }
 
 /**
+ * The formats an export writes: the ones asked for, else nifti, nnunet, msd — and dicom-seg when
+ * the cases have a DICOM source (`opts.dicom`, or `medmask.cases[].dicom` in dataset.json).
+ * @param atlas - the data set
+ * @param opts - `formats`, `dicom`
+ * @returns distinct formats
+ * @throws MedmaskError USAGE for an unknown format or an empty list
+ */
+export function exportFormatsFor(atlas: AtlasDataset, opts: Pick<AtlasExportOptions, 'formats' | 'dicom'>): AtlasExportFormat[] {
+  const jsonCases = (atlas.ds.json.medmask as { cases?: { dicom?: unknown }[] } | undefined)?.cases ?? [];
+  const hasDicom = !!opts.dicom || jsonCases.some((c) => typeof c.dicom === 'string');
+  const formats = [...new Set(opts.formats ?? (['nifti', 'nnunet', 'msd', ...(hasDicom ? ['dicom-seg' as const] : [])] as AtlasExportFormat[]))];
+  const bad = formats.filter((f) => !ATLAS_EXPORT_FORMATS.includes(f));
+  if (bad.length || !formats.length) throw new MedmaskError('USAGE', `export format(s) ${bad.join(', ') || '(none)'} unknown`, { hint: `choose from ${ATLAS_EXPORT_FORMATS.join(', ')}` });
+  return formats;
+}
+
+/**
  * Export merged atlas labels as NIfTI label maps, an nnU-Net v2 data set, an MSD data set and
  * DICOM SEG objects.
  * @param data - the data set the labels were made for (images, dataset.json)
@@ -111,10 +128,7 @@ export async function atlasExport(data: string, merged: string, out: string, opt
   if (!NAME_RE.test(name)) throw new MedmaskError('USAGE', `data set name "${name}" is not a folder-safe name`, { hint: 'letters, digits, _ and -, e.g. AbdomenAtlas' });
   const jsonCases = (atlas.ds.json.medmask as { cases?: { case: string; dicom?: string }[] } | undefined)?.cases ?? [];
   const dicomFromJson = new Map(jsonCases.filter((c) => typeof c.dicom === 'string').map((c) => [c.case, c.dicom!]));
-  const hasDicom = !!opts.dicom || dicomFromJson.size > 0;
-  const formats = [...new Set(opts.formats ?? (['nifti', 'nnunet', 'msd', ...(hasDicom ? ['dicom-seg' as const] : [])] as AtlasExportFormat[]))];
-  const bad = formats.filter((f) => !ATLAS_EXPORT_FORMATS.includes(f));
-  if (bad.length || !formats.length) throw new MedmaskError('USAGE', `export format(s) ${bad.join(', ') || '(none)'} unknown`, { hint: `choose from ${ATLAS_EXPORT_FORMATS.join(', ')}` });
+  const formats = exportFormatsFor(atlas, opts);
   if (opts.dicom && !(existsSync(opts.dicom) && statSync(opts.dicom).isDirectory())) throw new MedmaskError('NOT_FOUND', `${opts.dicom}: no such folder of DICOM series`, { hint: 'pass the folder holding one series per case, <case>/ or <case>.dcm' });
 
   // Everything is checked before anything is written.

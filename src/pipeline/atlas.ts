@@ -88,7 +88,8 @@ export async function readAtlasDataset(dir: string, only?: string[]): Promise<At
   };
 }
 
-function modelDirName(path: string): string {
+/** The folder name a model's predictions go to: the model folder's name (or the manifest's / .onnx's parent). */
+export function modelDirName(path: string): string {
   const b = basename(path.replace(/[\\/]+$/, ''));
   return b === 'model.json' || b.endsWith('.onnx') ? basename(join(path, '..')) : b.replace(/\.json$/, '');
 }
