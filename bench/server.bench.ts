@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { sql } from 'kysely';
 import { createVolume } from '../src/core/volume.js';
 import { mulberry32 } from '../src/core/random.js';
 import { ensureMask } from '../src/store/masks.js';
@@ -68,6 +69,8 @@ async function startServer(engine: 'sqlite' | 'postgres'): Promise<Env> {
     const { image } = await insertImage(store.db, blobs, { datasetId: ds, name: `img_${i}.png`, volume: createVolume([SIZE, SIZE, 1], 'uint8', { data }), format: 'image', createdBy: null });
     maskIds.push((await ensureMask(store.db, image.id, 'lesion', { priority: rnd(), decision: 'review' })).id);
   }
+  // Fresh tables have no planner statistics yet; analyse as autovacuum would on a live server.
+  await sql`analyze`.execute(store.db);
   await store.close();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'serve', '--data-dir', dir, '--db', db, '--port', '0', '--log-level', 'silent'], {
     cwd: ROOT,

@@ -16,7 +16,7 @@ export function registerServe(program: Command): void {
     .option('--queue <url>', '"inline" (default) or redis://host:6379 to hand jobs to `medmask worker` processes')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
     .option('--port <n>', 'TCP port (default 8080; 0 picks a free one)')
-    .option('--max-upload-mb <n>', 'largest upload per file in MiB (default 1024)')
+    .option('--max-upload-mb <n>', 'largest upload in MiB, all files of one request together (default 1024)')
     .option('--job-concurrency <n>', 'jobs run at once in this process (default 1)')
     .option('--handlers <modules>', 'extra job handler modules, comma-separated')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace, silent')

@@ -54,7 +54,7 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   queueName: { env: 'MEDMASK_QUEUE_NAME', kind: 'string', help: 'BullMQ queue name' },
   host: { env: 'MEDMASK_HOST', kind: 'string', help: 'address to listen on' },
   port: { env: 'MEDMASK_PORT', kind: 'int', min: 0, max: 65535, help: 'TCP port' },
-  maxUploadMb: { env: 'MEDMASK_MAX_UPLOAD_MB', kind: 'int', min: 1, max: 1_000_000, help: 'largest upload per file, MiB' },
+  maxUploadMb: { env: 'MEDMASK_MAX_UPLOAD_MB', kind: 'int', min: 1, max: 1_000_000, help: 'largest upload (all files of one request together), MiB' },
   secureCookies: { env: 'MEDMASK_SECURE_COOKIES', kind: 'bool', help: 'mark session cookies Secure (behind HTTPS)' },
   uidSalt: { env: 'MEDMASK_UID_SALT', kind: 'string', help: 'secret salt for DICOM UID remapping' },
   jobConcurrency: { env: 'MEDMASK_JOB_CONCURRENCY', kind: 'int', min: 1, max: 64, help: 'jobs run at once per process' },

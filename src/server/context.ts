@@ -25,7 +25,7 @@ export interface AuthUser {
 
 /** Server settings that routes read. */
 export interface ServerSettings {
-  /** Largest upload, bytes (per file and per request body). */
+  /** Largest upload, bytes (all files of one request together; also the body limit of binary saves). */
   maxUploadBytes: number;
   /** Session lifetime, ms. */
   sessionTtlMs: number;

@@ -38,7 +38,7 @@ export function toApiError(e: unknown, maxUploadBytes: number): { status: number
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
     case 'FST_FIELDS_LIMIT':
-      return { status: 413, body: { error: 'TOO_LARGE', message: `the request is too large (${fe.message}); the limit is ${mib} MiB per file`, hint: 'split the upload, or raise the server\'s --max-upload-mb' } };
+      return { status: 413, body: { error: 'TOO_LARGE', message: `the request is too large (${fe.message}); the limit is ${mib} MiB per upload`, hint: 'split the upload, or raise the server\'s --max-upload-mb' } };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, body: { error: 'USAGE', message: 'the body is empty but the content type says JSON', hint: 'send a JSON object' } };
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

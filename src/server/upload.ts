@@ -1,7 +1,7 @@
 /**
  * Uploads: multipart files are streamed to a fresh temporary folder under generated names
  * (`f00001.nii.gz` — a client's file name is only ever stored as text, never used as a path),
- * with a size limit per file; then each is read with medmask's reader registry (DICOM is
+ * with a size limit on the whole request; then each is read with medmask's reader registry (DICOM is
  * de-identified on import by the DICOM reader: PS3.15 basic profile, UIDs remapped with the
  * installation's salt) and stored as a .nii.gz blob. The temporary folder is always removed.
  * @module
@@ -65,6 +65,7 @@ export async function receiveMultipart(req: FastifyRequest, ctx: ServerContext, 
   const dir = await mkdtemp(join(ctx.settings.tmpDir, `upload-${process.pid}-`));
   const files: UploadedFile[] = [];
   const fields: Record<string, string> = {};
+  let total = 0;
   try {
     // preservePath: see the client's name as sent, so a name with folders is refused, not silently cut.
     const parts = req.parts({ preservePath: true, limits: { fileSize: ctx.settings.maxUploadBytes, files: opts.maxFiles ?? 5000, fields: 50, fieldSize: 1 << 20, parts: (opts.maxFiles ?? 5000) + 50 } });
@@ -79,6 +80,8 @@ export async function receiveMultipart(req: FastifyRequest, ctx: ServerContext, 
         const { bytesRead } = await fh.read(head, 0, 1024, 0);
         const size = (await fh.stat()).size;
         await fh.close();
+        total += size;
+        if (total > ctx.settings.maxUploadBytes) throw new MedmaskError('TOO_LARGE', `the files of this upload add up to more than ${(ctx.settings.maxUploadBytes / 2 ** 20).toFixed(0)} MiB`, { hint: 'send them in several requests, or raise the server\'s --max-upload-mb' });
         files.push({ name, path, size, isDicom: size > 0 && probeDicom(head.subarray(0, bytesRead), name) === true });
       } else {
         fields[part.fieldname] = String(part.value);

@@ -221,9 +221,23 @@ function initial(dialect: Dialect): Migration {
   };
 }
 
+/** The review queue's order (priority descending, id) as an index, so a page is an index walk. */
+const queueOrderIndex: Migration = {
+  async up(db: Db) {
+    await db.schema.dropIndex('masks_queue').ifExists().execute();
+    await db.schema.createIndex('masks_queue_order').on('masks').columns(['status', 'priority desc', 'id']).execute();
+    await db.schema.createIndex('masks_image').on('masks').column('image_id').execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropIndex('masks_image').ifExists().execute();
+    await db.schema.dropIndex('masks_queue_order').ifExists().execute();
+    await db.schema.createIndex('masks_queue').on('masks').columns(['status', 'priority']).execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect) };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex };
 }
 
 /**

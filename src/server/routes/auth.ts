@@ -63,6 +63,7 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const secret = randomSecret();
       const csrfToken = randomSecret(24);
       const now = Date.now();
+      await db.deleteFrom('sessions').where('expires_at', '<', new Date(now).toISOString()).execute();
       await db.insertInto('sessions').values({ id: secretHash(secret), user_id: u.id, csrf_token: csrfToken, created_at: new Date(now).toISOString(), expires_at: new Date(now + ctx.settings.sessionTtlMs).toISOString() }).execute();
       req.user = { id: u.id, username: u.username, role: u.role, via: 'session', csrfToken };
       void reply.setCookie(SESSION_COOKIE, secret, { httpOnly: true, sameSite: 'strict', secure: ctx.settings.secureCookies, path: '/', maxAge: Math.floor(ctx.settings.sessionTtlMs / 1000) });

@@ -156,7 +156,8 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
         if (taken.length) throw new MedmaskError('CONFLICT', `the data set already has image(s) named ${taken.map((t) => `"${t.name}"`).join(', ')}`, { hint: 'rename the file(s) or send a "name" field' });
         const out: Record<string, unknown>[] = [];
         for (const v of vols) {
-          const { image } = await insertImage(db, ctx.blobs, { datasetId: d.id, name: v.name, volume: v.volume, format: v.format, createdBy: userOf(req).id });
+          const { image, created } = await insertImage(db, ctx.blobs, { datasetId: d.id, name: v.name, volume: v.volume, format: v.format, createdBy: userOf(req).id });
+          if (!created) throw new MedmaskError('CONFLICT', `the data set already has an image named "${v.name}" (uploaded at the same time)`, { hint: 'rename the file or send a "name" field' });
           out.push(imageView(image));
         }
         req.auditDetails = { images: out.map((o) => o.id), names };

@@ -115,9 +115,11 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req) => {
       const q = req.query;
       const me = userOf(req).id;
-      let base = db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').innerJoin('datasets', 'datasets.id', 'images.dataset_id');
-      if (q.project) base = base.where('datasets.project_id', '=', q.project);
-      if (q.dataset) base = base.where('images.dataset_id', '=', q.dataset);
+      // Filters on masks alone (data set and project through sub-queries), so the count needs no
+      // join and the page can walk the (status, priority desc, id) index and join 50 rows only.
+      let base = db.selectFrom('masks');
+      if (q.dataset) base = base.where('masks.image_id', 'in', db.selectFrom('images').select('images.id').where('images.dataset_id', '=', q.dataset));
+      if (q.project) base = base.where('masks.image_id', 'in', db.selectFrom('images').innerJoin('datasets', 'datasets.id', 'images.dataset_id').select('images.id').where('datasets.project_id', '=', q.project));
       if (q.status !== 'all') base = base.where('masks.status', '=', q.status as MaskRow['status']);
       if (q.decision) base = base.where('masks.decision', '=', q.decision);
       if (q.target) base = base.where('masks.target', '=', q.target);
@@ -126,6 +128,8 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const [total, rows] = await Promise.all([
         base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
         base
+          .innerJoin('images', 'images.id', 'masks.image_id')
+          .innerJoin('datasets', 'datasets.id', 'images.dataset_id')
           .leftJoin('users', 'users.id', 'masks.claimed_by')
           .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
           .orderBy('masks.priority', 'desc')
