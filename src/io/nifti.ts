@@ -522,7 +522,9 @@ export function encodeNifti(vol: Volume, opts: EncodeNiftiOptions = {}): Uint8Ar
   let type = voxelTypeOf(data);
   if (opts.labelMap) {
     const [lo, hi] = valueRange(data);
-    if (lo < 0 || hi > 65535 || !data.every((x) => Number.isInteger(x))) {
+    // integer typed arrays hold whole numbers by construction (the check costs ~0.4 s on a 512×512×200 mask)
+    const whole = data instanceof Uint8Array || data instanceof Uint16Array || data instanceof Int8Array || data instanceof Int16Array || data instanceof Int32Array || data instanceof Uint32Array || data.every((x) => Number.isInteger(x));
+    if (lo < 0 || hi > 65535 || !whole) {
       throw new MedmaskError('USAGE', `a label map needs integer labels 0…65535; the data are ${type} in [${lo}, ${hi}]`, { hint: 'round or threshold the data first, or write it without --label-map' });
     }
     const want: VoxelType = hi <= 255 ? 'uint8' : 'uint16';
