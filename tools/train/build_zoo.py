@@ -217,7 +217,7 @@ Rebuild all of them with `/usr/bin/python3 tools/train/build_zoo.py` (see `tools
 the last full rebuild took {timings['total_s'] / 60:.1f} min on 2 CPU cores. Total size {total / 1e6:.1f} MB.
 
 ## 2D classifiers — chest phantoms, lesion presence (healthy / abnormal)
-Input 3 x 128 x 128 (grey copied to RGB), softmax; Dropout before the final Linear (head MC dropout);
+Input 3 x 256 x 256 (grey copied to RGB; the phantoms' native size), softmax; Dropout before the final Linear (head MC dropout);
 CAM target = the last 4-D activation before global pooling (the runtime's default).
 
 | model | family | parameters | size | held-out accuracy | CAM grid |
