@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import { createVolume, voxelToRas, type Volume } from '../../src/core/volume.js';
-import { ABDOMEN_LABELS, ORGANS, organLabel } from '../../src/core/phantom/abdomen.js';
+import { ABDOMEN_LABELS, ORGANS, organLabel, type OrganName } from '../../src/core/phantom/abdomen.js';
 import { loadDicom } from '../../src/io/dicom-series.js';
 import { decodeNpy } from '../../src/io/npy.js';
 import { readVolume, writeVolume } from '../../src/io/index.js';
@@ -90,7 +90,7 @@ test('atlas run (CLI): a whole round, then a second round with revised labels an
       const partial = await readVolume(join(data, 'labelsTr', `${c.case}.nii.gz`));
       const merged = await readVolume(join(out, 'labelsTr', `${c.case}.nii.gz`));
       for (const o of c.labelled) {
-        const l = organLabel(o);
+        const l = organLabel(o as OrganName);
         for (let v = 0; v < partial.data.length; v++) if (partial.data[v] === l) assert.equal(merged.data[v], l, `${c.case} ${o} voxel ${v}`);
       }
       const nifti = await readVolume(join(out, 'export', 'nifti', `${c.case}.nii.gz`));
@@ -249,7 +249,7 @@ test('atlas export: DICOM SEG of a data set converted from a DICOM series refere
   }
 });
 
-const ABDOMEN_LABELS_BY_NAME = new Map(Object.entries(ABDOMEN_LABELS).map(([k, v]) => [v, Number(k)]));
+const ABDOMEN_LABELS_BY_NAME = new Map<string, number>(Object.entries(ABDOMEN_LABELS).map(([k, v]) => [v, Number(k)]));
 
 test('atlas bad input: label map off the image grid, unknown label values, other organ lists without a mapping, prediction folders missing cases', async () => {
   const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-bad-'));
