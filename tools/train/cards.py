@@ -7,12 +7,12 @@ from train3d import ORGANS, PATCH, SPACING, WINDOW
 
 ARCH_2D = {
     'resnet': 'torchvision.models.resnet.ResNet with BasicBlock, one block per stage, widths 16-32-64-128, '
-              'no stem max-pool, layer4 at stride 1 (total stride 8); Dropout before the final Linear',
-    'densenet': 'torchvision.models.DenseNet, growth rate 16, two dense blocks (4 and 6 layers), 32 initial features, '
-                'bottleneck 2 x growth (total stride 8); Dropout before the final Linear',
+              'layer4 at stride 1 (total stride 16); Dropout before the final Linear',
+    'densenet': 'torchvision.models.DenseNet, growth rate 16, three dense blocks (2, 4 and 6 layers), 32 initial features, '
+                'bottleneck 2 x growth (total stride 16); Dropout before the final Linear',
     'efficientnet': 'torchvision.models.efficientnet.EfficientNet (MBConv + squeeze-excitation, SiLU) with a reduced '
-                    'inverted-residual config: 5 stages of one block, widths 16-24-40-64-96, head conv 256 channels '
-                    '(total stride 8); its classifier Dropout before the final Linear',
+                    'inverted-residual config: 5 stages of one block, widths 16-24-40-64-96, strides 2-2-2-1-1, head conv '
+                    '256 channels (total stride 16); its classifier Dropout before the final Linear',
 }
 ARCH_3D = {
     'unet': '3D U-Net (Cicek et al. 2016): two conv-BN-ReLU per level, max-pool down, transposed conv up, concatenated skips',
@@ -20,6 +20,10 @@ ARCH_3D = {
     'segresnet': 'SegResNet-like (Myronenko 2018): pre-activation residual blocks, asymmetric encoder (1-2-2-3 blocks), '
                  'light decoder, 1x1x1 conv + trilinear upsampling, additive skips',
 }
+
+
+TASK_NOTE = ('\n- **Task:** lesion presence: `abnormal` = any nodule, consolidation or cavity (the `abnormal` column of '
+             'the phantoms\' labels.csv); `medmask train-head` can fit a lesion-class head on these features.')
 
 
 def classifier_manifest(name, r, target):
@@ -86,7 +90,7 @@ def write_classifier_card(out_dir, name, r, data, check, inspect):
 {card['summary']}
 
 - **Architecture:** {ARCH_2D[r['family']]}. {r['parameters']:,} parameters, input 3 x {r['size']} x {r['size']} (grey copied to 3 channels).
-- **Output:** `logits`, softmax over {', '.join(r['classes'])}.
+- **Output:** `logits`, softmax over {', '.join(r['classes'])}.{TASK_NOTE if r['task'] == 'presence' else ''}
 - **CAM target** (the runtime's default, checked with `medmask model inspect`): `{inspect['target']}`; head after it: {' -> '.join(n['op'] for n in inspect['head'])}.
 - **Head MC dropout:** rate {r['dropout']} (the Dropout before the final Linear).
 
@@ -96,7 +100,7 @@ def write_classifier_card(out_dir, name, r, data, check, inspect):
 ## Training
 Seed {r['seed']}, {r['epochs']} epochs (kept the epoch with the best validation accuracy: {r['best_epoch']}), batch {r['batch']},
 AdamW (lr {r['lr']}, one-cycle, weight decay 1e-4), class-weighted cross-entropy with label smoothing 0.05,
-{r['n_train']} training / {r['n_val']} validation images; {r['train_seconds']} s on {card['environment']['threads']} CPU threads.
+{r['n_train']} training / {r['n_val']} validation images; {r['train_seconds']} s on {card['environment']['threads']} CPU thread(s).
 Augmentation: {card['training']['augmentation']}.
 
 ## Held-out metrics ({h['n']} images, seed {data['heldout']['seed']})
@@ -137,8 +141,10 @@ def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=
         'architecture': {'family': r['family'], 'description': ARCH_3D[r['family']], 'parameters': r['parameters'],
                          'options': r['model_kw'], 'patch_xyz': list(PATCH), 'spacing_mm_xyz': list(SPACING)},
         'data': data,
-        'training': {k: r[k] for k in ('seed', 'steps', 'batch', 'lr', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'history')}
-        | {'optimizer': 'AdamW (weight decay 1e-4), one-cycle learning rate', 'loss': 'cross-entropy + soft Dice (9 organs)',
+        'training': {k: r[k] for k in ('seed', 'steps', 'batch', 'lr', 'augmentation', 'train_seconds', 'n_train', 'patches_seen',
+                                       'train_patch', 'class_weights', 'history')}
+        | {'optimizer': 'AdamW (weight decay 1e-4), one-cycle learning rate',
+           'loss': 'class-weighted cross-entropy (1 / sqrt(voxel frequency)) + soft Dice (9 organs)',
            'sampling': 'random patches, 2/3 centred (+- patch/4) on a voxel of a randomly chosen organ present in the case'},
         'imperfection': imperfection,
         'metrics': {'heldout': r['heldout'],
@@ -171,8 +177,9 @@ def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=
 {_data_md(data)}
 
 ## Training
-Seed {r['seed']}, {r['steps']} steps of {r['batch']} patches ({r['patches_seen']} patches) from {r['n_train']} cases, AdamW (lr {r['lr']},
-one-cycle), cross-entropy + soft Dice, augmentation: {r['augmentation']}; {r['train_seconds']} s on {card['environment']['threads']} CPU threads.
+Seed {r['seed']}, {r['steps']} steps of {r['batch']} training patches of {r['train_patch']} (x y z; {r['patches_seen']} patches) from {r['n_train']} cases,
+AdamW (lr {r['lr']}, one-cycle), class-weighted cross-entropy + soft Dice, augmentation: {r['augmentation']};
+{r['train_seconds']} s on {card['environment']['threads']} CPU thread(s).
 
 ## Held-out metrics ({h['n']} cases, seed {data['heldout']['seed']})
 **Mean organ Dice: {h['mean_dice']:.3f}** ({card['metrics']['evaluation']}).
