@@ -229,6 +229,28 @@ test('volume: axial, coronal and sagittal views with a CT window; flagged region
   await reviewer.screenshot({ path: join(OUT, 'viewer-ct.png') });
 });
 
+test('the 3D view is off under a software WebGL renderer, and works when forced on', async () => {
+  const gpu = await reviewer.evaluate(() => (globalThis as unknown as { __viewer: { gpu: { hardware: boolean; renderer: string; offer3d: boolean } } }).__viewer.gpu);
+  assert.equal(gpu.hardware, false, `software rendering here (${gpu.renderer})`);
+  assert.equal(await reviewer.locator('.btn-3d').count(), 0, 'no 3D button');
+  // forced on (localStorage), a fresh page offers it; NiiVue then draws through SwiftShader
+  const p = await newPage();
+  await login(p, s.url, 'reviewer');
+  await p.evaluate(() => (globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }).localStorage.setItem('medmask-3d', 'on'));
+  await p.reload();
+  await p.waitForSelector('tr.case-row');
+  await openCase(p, abdomen);
+  await p.click('.btn-3d');
+  await p.waitForFunction(() => /Version \d|could not start/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('.view3d p')?.textContent ?? ''), null, { timeout: 120_000 });
+  const status = (await p.textContent('.view3d p'))!;
+  assert.match(status, /^Version 1/, status);
+  await p.waitForTimeout(1500);
+  const st = await pixelStats(p.locator('#nv-canvas'), 'viewer-3d-niivue.png');
+  assert.ok(st.lit > 0.02 && st.std > 5, `NiiVue drew the volume (lit ${st.lit}, std ${st.std})`);
+  await p.keyboard.press('Escape');
+  await p.context().close();
+});
+
 test('reject needs a reason; the review records it with the time on case', async () => {
   await reviewer.click('#reject');
   await reviewer.click('#confirm-reject');

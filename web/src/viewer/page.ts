@@ -17,6 +17,7 @@ import { perf } from '../perf.js';
 import { SliceCache, type CachedSlice } from './slice-cache.js';
 import { SliceView, type ViewSettings } from './slice-view.js';
 import { installShortcuts, key, showHelp, type Shortcut } from './shortcuts.js';
+import { gpuInfo } from './gpu.js';
 
 /** What the page needs from the app. */
 export interface ViewerNav {
@@ -157,6 +158,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     el.title, el.version, el.status,
     h('span', { class: 'sep' }),
     is3d ? h('span', { class: 'group' }, [...el.axisButtons.values()]) : null,
+    is3d && gpuInfo().offer3d ? h('button', { class: 'btn-3d', title: `3D / multiplanar view with NiiVue (WebGL2: ${gpuInfo().renderer})`, onclick: () => void import('./view3d.js').then((m) => m.open3d({ imageId: info.imageId, maskId, version: baseVersion, window: settings.window, legend, unsaved: editor.edits.size })) }, '3D') : null,
     h('label', { class: 'group' }, 'Window ', el.windowSel),
     h('span', { class: 'sep' }),
     canEdit ? h('span', { class: 'group tools' }, [...el.toolButtons.values()], h('label', { class: 'small' }, 'size ', el.size, el.sizeLabel), is3d ? h('label', { class: 'small' }, '±', el.range) : null, h('label', { class: 'small', title: 'do not paint over other labels' }, check(keepOthers, (v) => (keepOthers = v), 'keep-others'), 'keep others'), el.undo, el.redo) : h('span', { class: 'readonly' }, `Read-only (${api.user?.role ?? 'no'} role)`),
@@ -783,6 +785,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     sliceToClient: (x: number, y: number) => view.toClient(x, y),
     clientToSlice: (x: number, y: number) => view.toSlice(x, y),
     brushRadius: () => radius(),
+    gpu: gpuInfo(),
     showSlice: (a: Axis, i: number) => showSlice(a, i),
   };
 
