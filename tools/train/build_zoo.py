@@ -26,7 +26,8 @@ from multiprocessing import get_context
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cards import classifier_manifest, segmenter_manifest, write_classifier_card, write_segmenter_card  # noqa: E402
+from cam_eval import cam_quality  # noqa: E402
+from cards import add_cam_metrics, classifier_manifest, segmenter_manifest, write_classifier_card, write_segmenter_card  # noqa: E402
 from common import ROOT, log, make_phantoms, rel, run_medmask, write_json  # noqa: E402
 from train2d import train_classifier  # noqa: E402
 from train3d import ORGANS, train_segmenter  # noqa: E402
@@ -185,8 +186,11 @@ def main():
             if len(check['targetDims']) != 4:
                 raise RuntimeError(f'{name}: CAM target {check["target"]} is not 4-D: {check["targetDims"]}')
             card = write_classifier_card(out_dir, name, r, cdata, check, inspections[name])
+            cam = cam_quality(out_dir, data['heldout']['dir'], os.path.join(a.work, name, 'cam-eval'))
+            add_cam_metrics(out_dir, cam)
             summary[name] = {'task': 'classify', 'family': r['family'], 'heldout_accuracy': r['heldout']['accuracy'],
-                             'parameters': r['parameters'], 'bytes': card['export']['bytes'], 'cam_target_dims': check['targetDims'][1:]}
+                             'parameters': r['parameters'], 'bytes': card['export']['bytes'], 'cam_target_dims': check['targetDims'][1:],
+                             'cam_pointing_game': cam['pointing_game']}
         else:
             card = write_segmenter_card(out_dir, name, r, cdata, check, spec['imperfection'], agree.get(name))
             summary[name] = {'task': 'segment', 'family': r['family'], 'heldout_mean_dice': r['heldout']['mean_dice'],

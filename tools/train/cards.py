@@ -1,4 +1,5 @@
 """Manifests (model.json, format medmask-model/1) and model cards (card.md + card.json)."""
+import json
 import os
 
 from common import OPSET, environment, sha256, write_json
@@ -196,3 +197,23 @@ Rebuild: `/usr/bin/python3 tools/train/build_zoo.py` (see tools/train/README.md)
     with open(os.path.join(out_dir, 'card.md'), 'w') as f:
         f.write(md)
     return card
+
+
+def add_cam_metrics(out_dir, cam):
+    """Add the CAM localisation figures (cam_eval.py) to a classifier's card.json and card.md."""
+    path = os.path.join(out_dir, 'card.json')
+    with open(path) as f:
+        card = json.load(f)
+    card['metrics']['cam_localisation'] = cam
+    write_json(path, card)
+    md_path = os.path.join(out_dir, 'card.md')
+    with open(md_path) as f:
+        md = f.read()
+    section = (f"\n## CAM localisation ({cam['n']} held-out abnormal images)\n"
+               f"XGrad-CAM for `abnormal` through `medmask explain` vs the true lesion masks (tools/train/cam_eval.py): "
+               f"pointing game {cam['pointing_game']:.2f}, Dice of the top-k pixels with k = the true lesion area "
+               f"{cam['dice_at_true_area']:.2f}, Dice after Otsu inside the lungs {cam['dice_otsu_in_lungs']:.2f}.\n")
+    head, sep, tail = md.partition('\n## Export')
+    md = head.split('\n## CAM localisation')[0].rstrip('\n') + '\n' + section + sep + tail
+    with open(md_path, 'w') as f:
+        f.write(md)

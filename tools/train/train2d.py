@@ -113,7 +113,7 @@ def auroc(score, positive):
 
 
 def train_classifier(family, data, heldout, out_dir, work, task='presence', seed=0, epochs=8, batch=32, lr=3e-3,
-                     dropout=0.3, size=256, threads=2):
+                     dropout=0.3, size=256, threads=2, stride=16):
     """Train, pick the epoch with the best validation accuracy, evaluate on the held-out set,
     export ONNX and a torch reference. Returns a summary dict for the card."""
     set_threads(threads)
@@ -126,7 +126,7 @@ def train_classifier(family, data, heldout, out_dir, work, task='presence', seed
     ytr, yva, yte = targets(rtr, task), targets(rva, task), targets(rte, task)
     log(f'[{family}] train {len(ytr)}, val {len(yva)}, held-out {len(yte)} ({time.time() - t0:.1f} s to read)')
 
-    model = build_classifier(family, len(classes), dropout)
+    model = build_classifier(family, len(classes), dropout, stride)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(ytr) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -179,7 +179,7 @@ def train_classifier(family, data, heldout, out_dir, work, task='presence', seed
     write_reference(model, example, os.path.join(work, 'reference.bin'))
     return {
         'task': task, 'classes': classes, 'family': family, 'size': size, 'dropout': dropout,
-        'parameters': count_parameters(model), 'epochs': epochs, 'best_epoch': best[2], 'batch': batch, 'lr': lr,
+        'parameters': count_parameters(model), 'stride': stride, 'epochs': epochs, 'best_epoch': best[2], 'batch': batch, 'lr': lr,
         'seed': seed, 'train_seconds': round(train_s, 1), 'history': history,
         'n_train': int(len(ytr)), 'n_val': int(len(yva)), 'val_accuracy': round(best[0], 4), 'heldout': metrics,
     }
@@ -196,8 +196,9 @@ def main():
     ap.add_argument('--epochs', type=int, default=8)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--stride', type=int, default=16, choices=[8, 16])
     a = ap.parse_args()
-    r = train_classifier(a.family, a.data, a.heldout, a.out, a.work or a.out, a.task, a.seed, a.epochs, threads=a.threads)
+    r = train_classifier(a.family, a.data, a.heldout, a.out, a.work or a.out, a.task, a.seed, a.epochs, threads=a.threads, stride=a.stride)
     print(r['heldout'])
 
 
