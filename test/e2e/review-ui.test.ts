@@ -229,6 +229,48 @@ test('volume: axial, coronal and sagittal views with a CT window; flagged region
   await reviewer.screenshot({ path: join(OUT, 'viewer-ct.png') });
 });
 
+test('volume: a fill through ±5 slices changes exactly the connected organ region; undo and redo', async () => {
+  const st = await viewerState(reviewer);
+  assert.equal(st.axis, 'z');
+  // find a liver voxel (label 5) on this slice through the viewer API
+  const res = await s.as('viewer', { url: `/api/viewer/masks/${abdomen}/label-planes?axis=z&from=${st.index}&to=${st.index}` });
+  const plane = new Uint8Array(res.rawPayload);
+  const w = Number(res.headers['x-width']);
+  const p = plane.indexOf(5);
+  assert.ok(p >= 0, 'the slice shows liver');
+  await reviewer.click('.legend-item[data-label="9"]'); // pancreas
+  await reviewer.keyboard.press('g');
+  const c = await reviewer.evaluate(([x, y]) => (globalThis as unknown as { __viewer: V }).__viewer.sliceToClient(x!, y!)!, [(p % w) + 0.5, Math.floor(p / w) + 0.5]);
+  await reviewer.mouse.click(c.x, c.y);
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.editsSize > 0, null, { timeout: 15_000 });
+  // independent reference: the 6-connected liver region around the click within slices ±5
+  const [z0, z1] = [Math.max(0, st.index - 5), st.index + 5];
+  const slab = new Uint8Array((await s.as('viewer', { url: `/api/viewer/masks/${abdomen}/label-planes?axis=z&from=${z0}&to=${z1}` })).rawPayload);
+  const h = plane.length / w, n = w * h;
+  const seen = new Uint8Array(slab.length);
+  const queue = [(st.index - z0) * n + p];
+  seen[queue[0]!] = 1;
+  for (let q = 0; q < queue.length; q++) {
+    const v = queue[q]!, x = v % w, y = Math.floor(v / w) % h, z = Math.floor(v / n);
+    for (const [dx, dy, dz] of [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]) {
+      const X = x + dx!, Y = y + dy!, Z = z + dz!;
+      if (X < 0 || Y < 0 || Z < 0 || X >= w || Y >= h || Z > z1 - z0) continue;
+      const u = X + w * Y + n * Z;
+      if (!seen[u] && slab[u] === 5) (seen[u] = 1), queue.push(u);
+    }
+  }
+  assert.equal((await viewerState(reviewer)).editsSize, queue.length, 'the fill changed exactly the connected organ region in the slice range');
+  const slices = Number(/in (\d+) slice/.exec((await reviewer.textContent('.edits-status'))!)![1]);
+  assert.ok(slices > 1 && slices <= 11, `${slices} slices`);
+  await reviewer.screenshot({ path: join(OUT, 'viewer-ct-fill.png') });
+  await reviewer.keyboard.press('Control+z');
+  assert.equal((await viewerState(reviewer)).editsSize, 0, 'undone');
+  await reviewer.keyboard.press('Control+Shift+z');
+  assert.equal((await viewerState(reviewer)).editsSize, queue.length, 'redone');
+  await reviewer.keyboard.press('Control+z');
+  await reviewer.keyboard.press('b');
+});
+
 test('the 3D view is off under a software WebGL renderer, and works when forced on', async () => {
   const gpu = await reviewer.evaluate(() => (globalThis as unknown as { __viewer: { gpu: { hardware: boolean; renderer: string; offer3d: boolean } } }).__viewer.gpu);
   assert.equal(gpu.hardware, false, `software rendering here (${gpu.renderer})`);
