@@ -7,6 +7,7 @@ import { atlasExport, ATLAS_EXPORT_FORMATS, type AtlasExportFormat, type AtlasEx
 import { atlasReportFromWork, writeAtlasReport, type AtlasReport } from '../pipeline/atlas-report.js';
 import { runAtlasCampaign } from '../pipeline/atlas-campaign.js';
 import { atlasRun } from '../pipeline/atlas-run.js';
+import { atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
 import { startProgress } from './output.js';
 import { numberOption } from './phantoms.js';
 import { readFileSync } from 'node:fs';
@@ -190,7 +191,7 @@ function headlineText(r: AtlasReport['headline'], selected: number): string {
   return `${r.policy}: ${selected} case(s), ${fmt(r.expertMinutes)} expert min against ${fmt(r.byHandMinutes)} by hand (${x(r.speedup)} less, ${fmt(r.minutesSaved)} min saved)${dice}`;
 }
 
-/** Register `medmask atlas predict|attention|rank|merge|export|report|run|campaign` (AbdomenAtlas-8K, Qu et al. 2023). */
+/** Register `medmask atlas predict|attention|rank|merge|export|report|run|campaign|finetune-hook` (AbdomenAtlas-8K, Qu et al. 2023). */
 export function registerAtlas(program: Command): void {
   const atlas = program.command('atlas').description('3D multi-organ annotation as AbdomenAtlas-8K: ensemble predictions, attention maps, case ranking, label merging, exports, effort report');
 
@@ -404,6 +405,48 @@ export function registerAtlas(program: Command): void {
         ...curve.map((p) => `    ${String(+(p.fraction * 100).toFixed(1)).padStart(5)} %  ${p.ranked.toFixed(4)} | ${p.random.toFixed(4)}`),
         `  ${headlineText(r.report.headline, r.report.selected.length)}`,
         `  → ${r.reportFiles.html}`,
+      ].join('\n'));
+    });
+
+  atlas
+    .command('finetune-hook')
+    .description('export the merged labels (original > revised > pseudo) in the layout tools/train/train3d.py reads, with a held-out split and the manifest of the model to come; prints the exact trainer command and the next round\'s command (trains nothing)')
+    .requiredOption('--data <dir>', 'the data set')
+    .requiredOption('--merged <dir>', 'output folder of atlas merge / atlas run (labelsTr/, provenance.json)')
+    .requiredOption('--out <dir>', 'hook folder (train/, heldout/, <model>-ft/, finetune.json)')
+    .option('--model <path>', 'the model to fine-tune: its manifest is reused, its card.json gives the recipe')
+    .option('--family <name>', 'unet, resunet or segresnet when no model card says (default unet)')
+    .option('--only-revised', 'train on the cases with a revised organ only (default: every merged case)')
+    .option('--heldout <dir>', 'an existing held-out set (imagesTr/, truthTr/); default a seeded share of the cases')
+    .option('--heldout-fraction <0..1>', 'share of the cases held out (default 0.2, at least one)')
+    .option('--steps <n>', 'training steps (default: the card\'s, else 500)')
+    .option('--threads <n>', 'trainer threads (default 2)')
+    .option('--python <path>', 'Python with torch (default /usr/bin/python3, Debian\'s python3-torch)')
+    .option('--cases <ids>', 'comma-separated case ids')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', '\nExample:\n  medmask atlas finetune-hook --data data/abdomen --merged round-1 --out finetune --model models/demo/demo-unet3d\n  # then run the printed trainer command (minutes to hours on CPU), then the printed atlas run')
+    .action(async (o: { data: string; merged: string; out: string; model?: string; family?: string; onlyRevised?: boolean; heldout?: string; heldoutFraction?: string; steps?: string; threads?: string; python?: string; cases?: string; json?: boolean }) => {
+      const cases = list(o.cases);
+      const r = await atlasFinetuneHook(o.data, o.merged, o.out, {
+        ...(o.model ? { model: o.model } : {}),
+        ...(o.family ? { family: choice('--family', o.family, ['unet', 'resunet', 'segresnet'] as const, 'unet') } : {}),
+        only: o.onlyRevised ? 'revised' : 'all',
+        ...(o.heldout ? { heldout: o.heldout } : {}),
+        ...(o.heldoutFraction !== undefined ? { heldoutFraction: numberOption('--heldout-fraction', o.heldoutFraction, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)') } : {}),
+        ...(o.steps !== undefined ? { steps: numberOption('--steps', o.steps, 500, (v) => Number.isInteger(v) && v >= 1, 'a whole number ≥ 1') } : {}),
+        ...(o.threads !== undefined ? { threads: numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads') } : {}),
+        ...(o.python ? { python: o.python } : {}),
+        ...(cases ? { cases } : {}),
+      });
+      print(o.json, r, [
+        `fine-tune set: ${r.cases.train.length} training case(s) → ${r.train}; held out: ${r.cases.heldout.length ? r.cases.heldout.join(', ') : r.heldout}`,
+        `manifest of the model to come: ${join(r.modelDir, 'model.json')}`,
+        ...r.notes.map((n) => `note: ${n}`),
+        '',
+        'train (PyTorch, tools/train/README.md):',
+        `  ${r.command}`,
+        'then re-predict in a new round:',
+        `  ${r.next}`,
       ].join('\n'));
     });
 }
