@@ -4,7 +4,9 @@
  * attention, ranking, a simulated annotator, merging and the effort report. Timed once (the work
  * is seconds to minutes, not micro-seconds); the campaign's figures — attention sensitivity /
  * precision, Dice vs fraction reviewed for ranked and random selection, expert minutes saved — go
- * to the summary. `--quick`: 16 phantoms at 48².
+ * to the summary. `--quick`: 16 phantoms at 48². A second case runs the same campaign with the three
+ * real demo 3D models (models/demo, sliding window) instead of the simulated ones: 24 phantoms at
+ * 64² (`--quick`: 8 at 48²); its figures carry the prefix `models_`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +19,51 @@ interface State {
   n: number;
   size: number;
   figures: string;
+  quick: boolean;
 }
+
+const MODELS = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => new URL(`../models/demo/${m}`, import.meta.url).pathname);
+
+/** The campaign's figures, flat, for the summary. */
+function campaignFigures(r: Awaited<ReturnType<typeof runAtlasCampaign>>): Record<string, number | string | null> {
+  const at = (f: number) => r.report.curve!.find((p) => p.fraction === f)!;
+  const figures: Record<string, number | string | null> = {
+    cases: r.cases.length,
+    voxel_sensitivity: r.attention.voxelSensitivity,
+    voxel_precision: r.attention.voxelPrecision,
+    region_sensitivity: r.attention.regionSensitivity,
+    region_precision: r.attention.regionPrecision,
+    attention_error_spearman: r.report.attention?.spearman ?? null,
+    dice_no_review: at(0).ranked,
+    dice_review_all: at(1).ranked,
+    reviewed_cases_5pct: r.report.headline.expertMinutes / r.report.rates.minutesPerReviewedCase,
+    dice_after_5pct_campaign: r.report.headline.diceAfter ?? null,
+  };
+  for (const f of [0.05, 0.1, 0.2, 0.3, 0.5]) {
+    const p = at(f);
+    const k = `${Math.round(f * 100)}pct`;
+    figures[`dice_ranked_${k}`] = p.ranked;
+    figures[`dice_random_${k}`] = p.random;
+    figures[`dice_oracle_${k}`] = p.oracle ?? null;
+    figures[`ranked_beats_random_share_${k}`] = p.rankedBeatsRandom;
+    figures[`error_share_ranked_${k}`] = p.errorShareRanked ?? null;
+    figures[`error_share_random_${k}`] = p.errorShareRandom ?? null;
+  }
+  figures.expert_minutes_5pct = r.report.headline.expertMinutes;
+  figures.expert_minutes_by_hand = r.report.headline.byHandMinutes;
+  figures.expert_minutes_saved = r.report.headline.minutesSaved;
+  figures.expert_time_speedup = r.report.headline.speedup;
+  for (const [stage, s] of Object.entries(r.seconds)) figures[`seconds_${stage}`] = s;
+  figures.report = r.reportFiles.html;
+  return figures;
+}
+
+const FRACTIONS = [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1];
 
 export default defineBenchmark<State>({
   description: 'simulated AbdomenAtlas campaign: 40 phantoms (64²) from 4 partial-label sources, 3 simulated models → attention → ranking → simulated review → merge → effort report',
   async setup(dir, quick) {
-    return { dir: join(dir, quick ? 'quick' : 'full'), n: quick ? 16 : 40, size: quick ? 48 : 64, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
+    return { dir: join(dir, quick ? 'quick' : 'full'), n: quick ? 16 : 40, size: quick ? 48 : 64, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json'), quick };
   },
   cases: [
     {
@@ -32,45 +73,32 @@ export default defineBenchmark<State>({
       warmup: false,
       async run({ state }) {
         const t0 = performance.now();
-        const r = await runAtlasCampaign(state.dir, { n: state.n, size: state.size, seed: 1, fractions: [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1] });
+        const r = await runAtlasCampaign(state.dir, { n: state.n, size: state.size, seed: 1, fractions: FRACTIONS });
         const elapsedMs = performance.now() - t0;
-        const at = (f: number) => r.report.curve!.find((p) => p.fraction === f)!;
-        const figures: Record<string, number | string | null> = {
-          cases: r.cases.length,
-          voxel_sensitivity: r.attention.voxelSensitivity,
-          voxel_precision: r.attention.voxelPrecision,
-          region_sensitivity: r.attention.regionSensitivity,
-          region_precision: r.attention.regionPrecision,
-          attention_error_spearman: r.report.attention?.spearman ?? null,
-          dice_no_review: at(0).ranked,
-          dice_review_all: at(1).ranked,
-          reviewed_cases_5pct: r.report.headline.expertMinutes / r.report.rates.minutesPerReviewedCase,
-          dice_after_5pct_campaign: r.report.headline.diceAfter ?? null,
-        };
-        for (const f of [0.05, 0.1, 0.2, 0.3, 0.5]) {
-          const p = at(f);
-          const k = `${Math.round(f * 100)}pct`;
-          figures[`dice_ranked_${k}`] = p.ranked;
-          figures[`dice_random_${k}`] = p.random;
-          figures[`dice_oracle_${k}`] = p.oracle ?? null;
-          figures[`ranked_beats_random_share_${k}`] = p.rankedBeatsRandom;
-          figures[`error_share_ranked_${k}`] = p.errorShareRanked ?? null;
-          figures[`error_share_random_${k}`] = p.errorShareRandom ?? null;
-        }
-        figures.expert_minutes_5pct = r.report.headline.expertMinutes;
-        figures.expert_minutes_by_hand = r.report.headline.byHandMinutes;
-        figures.expert_minutes_saved = r.report.headline.minutesSaved;
-        figures.expert_time_speedup = r.report.headline.speedup;
-        for (const [stage, s] of Object.entries(r.seconds)) figures[`seconds_${stage}`] = s;
-        figures.report = r.reportFiles.html;
-        await atomicWrite(state.figures, JSON.stringify(figures, null, 1) + '\n');
+        await atomicWrite(state.figures, JSON.stringify(campaignFigures(r), null, 1) + '\n');
+        return { elapsedMs };
+      },
+    },
+    {
+      name: 'campaign with the demo 3D models',
+      repetitions: 1,
+      warmup: false,
+      skip: () => (MODELS.every((m) => existsSync(join(m, 'model.json'))) ? undefined : 'models/demo lacks the 3D models'),
+      async run({ state }) {
+        const t0 = performance.now();
+        const r = await runAtlasCampaign(`${state.dir}-models`, { n: state.quick ? 8 : 24, size: state.quick ? 48 : 64, seed: 1, segmenters: MODELS, models: [], fractions: FRACTIONS });
+        const elapsedMs = performance.now() - t0;
+        await atomicWrite(state.figures.replace(/\.json$/, '-models.json'), JSON.stringify(campaignFigures(r), null, 1) + '\n');
         return { elapsedMs };
       },
     },
   ],
   summarize(_results, state) {
-    if (!existsSync(state.figures)) return {};
-    const f = JSON.parse(readFileSync(state.figures, 'utf8')) as Record<string, number | string | null>;
-    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toPrecision(4)) : v]));
+    const read = (p: string, prefix: string) => {
+      if (!existsSync(p)) return {};
+      const f = JSON.parse(readFileSync(p, 'utf8')) as Record<string, number | string | null>;
+      return Object.fromEntries(Object.entries(f).map(([k, v]) => [prefix + k, typeof v === 'number' ? Number(v.toPrecision(4)) : v]));
+    };
+    return { ...read(state.figures, ''), ...read(state.figures.replace(/\.json$/, '-models.json'), 'models_') };
   },
 });
