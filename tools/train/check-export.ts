@@ -1,7 +1,7 @@
 /**
  * Export check for the trainer (run by build_zoo.py, not on the product's run path):
  *   node --import tsx tools/train/check-export.ts MODEL_DIR:REFERENCE.bin ...
- * For each model folder, runs model.onnx in onnxruntime-node on the input torch saw
+ * For each model folder, validates model.json with medmask's manifest reader, runs model.onnx in onnxruntime-node on the input torch saw
  * (REFERENCE.bin: float32 LE input then torch's logits; REFERENCE.bin.json: their shapes) and
  * prints one JSON object: per folder, the largest |ort - torch| and, for classifiers, the CAM target
  * the runtime picks by default and the head it reads after it (through ClassifierSession, as
@@ -10,6 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { readManifest } from '../../src/runtime/manifest.js';
+import { Segmenter } from '../../src/runtime/segment.js';
 import { ClassifierSession } from '../../src/runtime/session.js';
 
 interface Result {
@@ -31,7 +33,8 @@ function readFloats(path: string): Float32Array {
 }
 
 async function check(dir: string, ref: string): Promise<Result> {
-  const manifest = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { task: string; model: string };
+  // The manifest through medmask's own validator (throws with the field path when it is wrong).
+  const manifest = await readManifest(join(dir, 'model.json'));
   const shapes = JSON.parse(readFileSync(`${ref}.json`, 'utf8')) as { input: number[]; logits: number[] };
   const all = readFloats(ref);
   const nIn = shapes.input.reduce((a, b) => a * b, 1);
@@ -51,6 +54,8 @@ async function check(dir: string, ref: string): Promise<Result> {
     res.head = s.headDescription.nodes.map((n) => n.op);
     await s.release();
   } else {
+    // Loads as `medmask atlas predict` does (manifest checks, input/output names), then a plain run.
+    await (await Segmenter.load(dir, { threads: 2 })).release();
     const s = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1 });
     const out = await s.run({ input: new ort.Tensor('float32', input, shapes.input) });
     const t = out.logits!;
