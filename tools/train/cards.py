@@ -33,6 +33,7 @@ def classifier_manifest(name, r, target):
         'name': name,
         'task': 'classify',
         'model': 'model.onnx',
+        'card': 'card.md',
         'input': {'name': 'input', 'layout': 'NCHW', 'height': r['size'], 'width': r['size'], 'channels': 3},
         'preprocess': {
             'resize': 'stretch',
@@ -52,6 +53,7 @@ def segmenter_manifest(name):
         'name': name,
         'task': 'segment',
         'model': 'model.onnx',
+        'card': 'card.md',
         'input': {'name': 'input', 'layout': 'NCDHW', 'patch': list(PATCH), 'channels': 1},
         'spacing': list(SPACING),
         'preprocess': {'intensity': {'mode': 'ct-window', 'center': WINDOW['center'], 'width': WINDOW['width']}},
