@@ -254,6 +254,15 @@ export function apiSuite(label: string, database: () => Promise<{ url?: string; 
     }
     const pngs = await untar((await s.as('viewer', { url: `/api/datasets/${job.result.datasetId}/export?format=png` })).rawPayload);
     assert.equal([...pngs.keys()].filter((k) => k.endsWith('.png')).length, 12);
+    const segs = await untar((await s.as('viewer', { url: `/api/datasets/${job.result.datasetId}/export?format=dicom-seg` })).rawPayload);
+    const segFiles = [...segs.keys()].filter((k) => k.endsWith('.seg.dcm'));
+    const lesionCases = manifest.entries.filter((e) => chestPhantom({ seed: new Rng(11).fork(`case-${Number(/img_(\d+)/.exec(e.image)![1])}`).seed, size: 64 }).mask.some((v) => v)).length;
+    assert.equal(segFiles.length, lesionCases, 'one SEG per non-empty mask');
+    for (const f of segFiles) {
+      const b = segs.get(f)!;
+      assert.equal(b.subarray(128, 132).toString('latin1'), 'DICM');
+      assert.ok(b.includes(Buffer.from('1.2.840.10008.5.1.4.1.1.66.4')), `${f} is a Segmentation object`);
+    }
   });
 
   test(`${label}: job types — unknown is a 400 listing the known ones, annotate says it has not landed`, async () => {

@@ -1,5 +1,6 @@
 /**
- * Export a data set as a streamed .tar.gz: NIfTI (images/ + masks/), PNG (2D only), or the
+ * Export a data set as a streamed .tar.gz: NIfTI (images/ + masks/), PNG (2D only), DICOM SEG
+ * masks beside NIfTI images (src/io/dicom-seg.ts; empty masks are listed, not written), or the
  * nnU-Net v2 layout (imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz, dataset.json). Masks are
  * each case's current version (or only accepted ones); `export.json` records which version of
  * which mask, by whom, went into each file. Entries are written one at a time, so memory stays at
@@ -13,6 +14,7 @@ import tar from 'tar-stream';
 import { MedmaskError } from '../../core/errors.js';
 import { ABDOMEN_LABELS } from '../../core/phantom/abdomen.js';
 import { createVolume, type Vec3 } from '../../core/volume.js';
+import { encodeDicomSeg } from '../../io/dicom-seg.js';
 import { encodePng } from '../../io/image2d.js';
 import { getVolume } from '../../store/volumes.js';
 import type { ServerContext } from '../context.js';
@@ -25,16 +27,16 @@ function stem(name: string): string {
 /** Register the export route. */
 export function exportRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const db = ctx.store.db;
-  app.get<{ Params: { id: string }; Querystring: { format: 'nifti' | 'png' | 'nnunet'; target?: string; masks: 'current' | 'accepted' } }>(
+  app.get<{ Params: { id: string }; Querystring: { format: 'nifti' | 'png' | 'nnunet' | 'dicom-seg'; target?: string; masks: 'current' | 'accepted' } }>(
     '/api/datasets/:id/export',
     {
       config: { permission: 'read' },
       schema: {
         tags: ['export'],
-        summary: 'Export images and masks as a streamed .tar.gz (NIfTI, PNG for 2D, or the nnU-Net v2 layout)',
+        summary: 'Export images and masks as a streamed .tar.gz (NIfTI, PNG for 2D, the nnU-Net v2 layout, or DICOM SEG masks beside NIfTI images)',
         security: secured,
         params: idParams,
-        querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'png', 'nnunet'], default: 'nifti' }, target: { type: 'string', maxLength: 100 }, masks: { type: 'string', enum: ['current', 'accepted'], default: 'current' } } },
+        querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'png', 'nnunet', 'dicom-seg'], default: 'nifti' }, target: { type: 'string', maxLength: 100 }, masks: { type: 'string', enum: ['current', 'accepted'], default: 'current' } } },
       },
     },
     async (req, reply) => {
@@ -91,6 +93,24 @@ export function exportRoutes(app: FastifyInstance, ctx: ServerContext): void {
             for (const m of ms) {
               await add(`masks/${base}__${stem(m.target)}.nii.gz`, await ctx.blobs.get(m.blob));
               (entry.masks as unknown[]).push({ target: m.target, maskId: m.id, version: m.current_version, status: m.status, origin: m.origin, author: m.username });
+            }
+          } else if (format === 'dicom-seg') {
+            await add(`images/${base}.nii.gz`, await ctx.blobs.get(img.blob));
+            entry.masks = [];
+            for (const m of ms) {
+              const mv = await getVolume(ctx.blobs, m.blob);
+              const present = [...new Set(mv.data)].filter((v) => v > 0).sort((a, b) => a - b);
+              const info: Record<string, unknown> = { target: m.target, maskId: m.id, version: m.current_version, status: m.status, origin: m.origin, author: m.username };
+              if (!present.length) {
+                info.skipped = 'empty mask: a DICOM SEG needs at least one segment';
+              } else {
+                const names = Object.fromEntries(present.map((v) => [v, m.target === 'organs' ? (ABDOMEN_LABELS[v as keyof typeof ABDOMEN_LABELS] ?? `label ${v}`) : present.length === 1 ? m.target : `${m.target} ${v}`]));
+                const prov = m.origin === 'human' ? 'revised' : m.origin === 'model' ? 'pseudo' : 'none';
+                const seg = encodeDicomSeg(createVolume(mv.shape, 'uint8', { data: Uint8Array.from(mv.data), spacing: mv.spacing, origin: mv.origin, direction: mv.direction }), { labels: names, provenance: Object.fromEntries(present.map((v) => [v, prov])), contentDescription: `${m.target} v${m.current_version}` });
+                await add(`masks/${base}__${stem(m.target)}.seg.dcm`, seg.bytes);
+                info.segments = seg.segments.map((x) => x.name);
+              }
+              (entry.masks as unknown[]).push(info);
             }
           } else {
             const v = await getVolume(ctx.blobs, img.blob);
