@@ -41,6 +41,12 @@ export interface ResampleOptions {
   out?: SampleArray;
   /** Tolerance for "same direction" (default 1e-4). */
   tolerance?: number;
+  /**
+   * Interpolate only the destination box whose taps reach the source's non-zero voxels and fill
+   * the rest with 0 (default true; the values are identical, it is faster for sparse data such as
+   * an organ's probabilities). `false` always runs the passes over the whole grid.
+   */
+  sparse?: boolean;
 }
 
 /**
@@ -184,15 +190,104 @@ export function resampleToGrid(data: SampleArray, src: Grid, dst: Grid, opts: Re
   const tx = taps(src.shape[0], dst.shape[0], a[0], b[0], nearest);
   const ty = taps(src.shape[1], dst.shape[1], a[1], b[1], nearest);
   const tz = taps(src.shape[2], dst.shape[2], a[2], b[2], nearest);
+  // Sparse data (an organ's probabilities): voxels whose taps all read zeros are exactly zero, so
+  // only the destination box whose taps reach the source's non-zero box is interpolated — with the
+  // same taps and the same passes, hence the same values — and the rest is filled with zeros.
+  if (opts.sparse !== false) {
+    const box = nonzeroBox(data, src.shape);
+    if (!box) {
+      out.fill(0);
+      return out;
+    }
+    const crop = box.lo.map((lo, ax) => cropAxis([tx, ty, tz][ax]!, lo, box.hi[ax]!));
+    const cropSrc = crop.map((c) => c.src[1] - c.src[0] + 1) as Vec3;
+    const cropDst = crop.map((c) => c.dst[1] - c.dst[0] + 1) as Vec3;
+    const covered = (cropDst[0] * cropDst[1] * cropDst[2]) / nDst;
+    if (covered < 0.6) {
+      const sub = extractBox(data, src.shape, crop.map((c) => c.src[0]) as Vec3, cropSrc);
+      const part = interpolate(sub, cropSrc, cropDst, [crop[0]!.taps, crop[1]!.taps, crop[2]!.taps], nearest, new (out.constructor as new (n: number) => SampleArray)(cropDst[0] * cropDst[1] * cropDst[2]));
+      out.fill(0);
+      pasteBox(part, cropDst, out, dst.shape, crop.map((c) => c.dst[0]) as Vec3);
+      return out;
+    }
+  }
+  return interpolate(data, src.shape, dst.shape, [tx, ty, tz], nearest, out);
+}
+
+/** The three separable passes into `out` (shapes: source, destination). */
+function interpolate(data: ArrayLike<number>, srcShape: Vec3, dstShape: Vec3, t: [Taps, Taps, Taps], nearest: boolean, out: SampleArray): SampleArray {
   // Nearest on an integer output: copy values exactly through a float64 intermediate.
   const Inter = nearest && !(out instanceof Float32Array) ? Float64Array : Float32Array;
-  let shape: Vec3 = [...src.shape];
-  const t1 = new Inter(dst.shape[0] * shape[1] * shape[2]);
-  shape = pass(data, shape, 0, tx, t1, null);
-  const t2 = new Inter(shape[0] * dst.shape[1] * shape[2]);
-  shape = pass(t1, shape, 1, ty, t2, null);
+  let shape: Vec3 = [...srcShape];
+  const t1 = new Inter(dstShape[0] * shape[1] * shape[2]);
+  shape = pass(data, shape, 0, t[0], t1, null);
+  const t2 = new Inter(shape[0] * dstShape[1] * shape[2]);
+  shape = pass(t1, shape, 1, t[1], t2, null);
   // uint8 output: a clamped view rounds (half to even) and clamps in the typed-array store itself.
-  if (out instanceof Uint8Array) pass(t2, shape, 2, tz, new Uint8ClampedArray(out.buffer, out.byteOffset, out.length), null);
-  else pass(t2, shape, 2, tz, out, rounder(out));
+  if (out instanceof Uint8Array) pass(t2, shape, 2, t[2], new Uint8ClampedArray(out.buffer, out.byteOffset, out.length), null);
+  else pass(t2, shape, 2, t[2], out, rounder(out));
   return out;
+}
+
+/** Bounding box (inclusive) of the non-zero voxels, or null when every voxel is 0. */
+function nonzeroBox(data: ArrayLike<number>, shape: Vec3): { lo: Vec3; hi: Vec3 } | null {
+  const [nx, ny, nz] = shape;
+  const lo: Vec3 = [nx, ny, nz], hi: Vec3 = [-1, -1, -1];
+  for (let z = 0, v = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
+    let first = -1, last = -1;
+    for (let x = 0; x < nx; x++, v++) {
+      if (data[v] !== 0) {
+        if (first < 0) first = x;
+        last = x;
+      }
+    }
+    if (first < 0) continue;
+    if (first < lo[0]) lo[0] = first;
+    if (last > hi[0]) hi[0] = last;
+    if (y < lo[1]) lo[1] = y;
+    if (y > hi[1]) hi[1] = y;
+    if (z < lo[2]) lo[2] = z;
+    if (z > hi[2]) hi[2] = z;
+  }
+  return hi[0] < 0 ? null : { lo, hi };
+}
+
+/**
+ * Along one axis: the destination indices whose taps reach source [lo, hi] (contiguous: taps grow
+ * with the index), the source span those taps read, and the taps relative to that span.
+ */
+function cropAxis(t: Taps, lo: number, hi: number): { dst: [number, number]; src: [number, number]; taps: Taps } {
+  const n = t.i0.length;
+  let d0 = 0;
+  while (d0 < n && t.i1[d0]! < lo) d0++;
+  let d1 = n - 1;
+  while (d1 >= 0 && t.i0[d1]! > hi) d1--;
+  if (d1 < d0) d1 = d0 = Math.min(d0, n - 1); // no destination voxel reads the box: keep one (it reads zeros)
+  const s0 = t.i0[d0]!, s1 = t.i1[d1]!;
+  const m = d1 - d0 + 1;
+  const i0 = new Int32Array(m), i1 = new Int32Array(m), w1 = new Float32Array(m);
+  for (let i = 0; i < m; i++) {
+    i0[i] = t.i0[d0 + i]! - s0;
+    i1[i] = t.i1[d0 + i]! - s0;
+    w1[i] = t.w1[d0 + i]!;
+  }
+  return { dst: [d0, d1], src: [s0, Math.max(s1, t.i0[d1]!)], taps: { i0, i1, w1 } };
+}
+
+function extractBox(data: ArrayLike<number>, shape: Vec3, start: Vec3, size: Vec3): Float32Array | Float64Array {
+  const out = new Float64Array(size[0] * size[1] * size[2]);
+  const [nx, ny] = shape;
+  for (let z = 0, o = 0; z < size[2]; z++) for (let y = 0; y < size[1]; y++) {
+    const base = start[0] + nx * (start[1] + y + ny * (start[2] + z));
+    for (let x = 0; x < size[0]; x++, o++) out[o] = data[base + x]!;
+  }
+  return out;
+}
+
+function pasteBox(part: ArrayLike<number>, size: Vec3, out: SampleArray, shape: Vec3, start: Vec3): void {
+  const [nx, ny] = shape;
+  for (let z = 0, o = 0; z < size[2]; z++) for (let y = 0; y < size[1]; y++) {
+    const base = start[0] + nx * (start[1] + y + ny * (start[2] + z));
+    for (let x = 0; x < size[0]; x++, o++) out[base + x] = part[o]!;
+  }
 }
