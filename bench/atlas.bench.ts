@@ -115,22 +115,23 @@ export default defineBenchmark<State>({
         return { elapsedMs: performance.now() - t0 };
       },
     },
-    ...['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => ({
-      name: `sliding window ${m}`,
+    ...NAMES.flatMap((m) => [false, true].map((crop) => ({
+      name: `sliding window ${m}${crop ? ', cropped to the body' : ''}`,
       repetitions: 2,
       skip: (s: State) => (s.models.includes(m) ? undefined : `models/demo/${m} is not there`),
       async run({ state }: { state: State }) {
         const ct = await readVolume(state.ct);
         const seg = await Segmenter.load(join(MODELS, m), { threads: 2 });
         const t0 = performance.now();
-        const pred = await seg.predict(ct, { batch: 2 });
+        const pred = await seg.predict(ct, { batch: 2, crop });
         const labels = pred.labelMap();
         const ms = performance.now() - t0;
         await seg.release();
-        writeFileSync(join(state.dir, `labels-${m}-medmask.npy`), encodeNpy(labels, [ct.shape[2], ct.shape[1], ct.shape[0]]));
+        writeFileSync(join(state.dir, `labels-${m}-medmask${crop ? '-crop' : ''}.npy`), encodeNpy(labels, [ct.shape[2], ct.shape[1], ct.shape[0]]));
+        writeFileSync(join(state.dir, `windows-${m}${crop ? '-crop' : ''}.json`), JSON.stringify(pred.windows));
         return { elapsedMs: ms };
       },
-    })),
+    }))),
     ...NAMES.map((m) => ({
       name: `torch sliding window ${m}`,
       repetitions: 1,
@@ -187,7 +188,16 @@ export default defineBenchmark<State>({
       const a = join(state.dir, `labels-${m}-medmask.npy`), b = join(state.dir, `labels-${m}-torch.npy`);
       out[`${m}_dice_vs_torch`] = r && t && existsSync(a) && existsSync(b) ? +meanDice(decodeNpy(new Uint8Array(readFileSync(a))).data, decodeNpy(new Uint8Array(readFileSync(b))).data).toFixed(4) : null;
       const tj = join(state.dir, `torch-${m}.json`);
-      out[`${m}_torch_windows`] = t && existsSync(tj) ? (JSON.parse(readFileSync(tj, 'utf8')) as { windows: number }).windows : null;
+      const tr = t && existsSync(tj) ? (JSON.parse(readFileSync(tj, 'utf8')) as { windows: number; peak_rss_mb?: number }) : undefined;
+      out[`${m}_torch_windows`] = tr?.windows ?? null;
+      out[`${m}_torch_peak_rss_mb`] = tr?.peak_rss_mb ?? null;
+      const wj = join(state.dir, `windows-${m}.json`);
+      out[`${m}_windows_run`] = r && existsSync(wj) ? (JSON.parse(readFileSync(wj, 'utf8')) as { run: number }).run : null;
+      const c = get(`sliding window ${m}, cropped to the body`);
+      const ac = join(state.dir, `labels-${m}-medmask-crop.npy`);
+      out[`${m}_crop_seconds`] = c ? +(c.medianMs / 1000).toFixed(2) : null;
+      out[`${m}_crop_speedup_vs_torch`] = c && t ? +(t.medianMs / c.medianMs).toFixed(2) : null;
+      out[`${m}_crop_dice_vs_torch`] = c && t && existsSync(ac) && existsSync(b) ? +meanDice(decodeNpy(new Uint8Array(readFileSync(ac))).data, decodeNpy(new Uint8Array(readFileSync(b))).data).toFixed(4) : null;
     }
     const a = get('attention 9 organs × 3 models + priority');
     out.attention_seconds_per_case = a ? +(a.medianMs / 1000).toFixed(2) : null;

@@ -15,6 +15,7 @@ prints one JSON line: seconds, windows, shape
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -106,7 +107,8 @@ def main():
     back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(('L', 'P', 'S')), nib.orientations.io_orientation(img.affine))
     labels = nib.orientations.apply_orientation(labels.transpose(2, 1, 0), back).transpose(2, 1, 0)
     np.save(out_path, np.ascontiguousarray(labels))
-    print(json.dumps({'seconds': seconds, 'windows': int(np.prod(starts)), 'shape': list(labels.shape)}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({'seconds': seconds, 'windows': int(np.prod(starts)), 'shape': list(labels.shape), 'peak_rss_mb': round(peak)}))
 
 
 if __name__ == '__main__':

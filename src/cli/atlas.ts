@@ -45,7 +45,7 @@ function lazyBar(label: string, json?: boolean) {
   };
 }
 
-interface PredictFlags { overlap?: string; batch?: string; threads?: string; device?: string; float32?: boolean; skip?: boolean; tissue?: string; rename?: string }
+interface PredictFlags { overlap?: string; batch?: string; threads?: string; device?: string; float32?: boolean; skip?: boolean; crop?: boolean; tissue?: string; rename?: string }
 interface AttentionFlags { stdThreshold?: string; entropyThreshold?: string; erosions?: string; dilations?: string; overlapExclude?: string; threshold?: string }
 interface RankFlags { fraction?: string; organs?: string; measure?: string; normalise?: string; acrossSources?: boolean; includeZero?: boolean }
 interface ExportFlags { format?: string; dicom?: string; uidSalt?: string; datasetId?: string; datasetName?: string }
@@ -59,6 +59,7 @@ function addPredictFlags(c: Command): Command {
     .option('--device <cpu|cuda>', 'where inference runs', 'cpu')
     .option('--float32', 'keep float32 probabilities (default uint8, p·255)')
     .option('--no-skip', 'run every window, also those with no tissue')
+    .option('--crop', 'lay the window grid over the body\'s bounding box (fewer windows; moves them, so results differ more from a plain sliding window)')
     .option('--tissue <value>', 'tissue is image value above this, for cropping and skipping (default -500, HU)')
     .option('--rename <file>', 'JSON mapping model organ names to the data set\'s');
 }
@@ -76,6 +77,7 @@ function predictOptions(o: PredictFlags): Omit<AtlasPredictOptions, 'onProgress'
     ...(rename ? { rename } : {}),
     precision: o.float32 ? 'float32' : 'uint8',
     skipEmpty: o.skip !== false,
+    ...(o.crop ? { crop: true } : {}),
     tissueHu,
     load: { device, ...(threads ? { threads } : {}) },
   };

@@ -47,8 +47,16 @@ export interface PredictOptions {
   batch?: number;
   /** Window grid rule (default `nnunet`). */
   rule?: WindowGridRule;
-  /** Crop to the body and skip windows with no tissue (default true). */
+  /** Skip windows with no tissue (default true); see `crop`. */
   skipEmpty?: boolean;
+  /**
+   * With `skipEmpty`: lay the window grid over the body's bounding box instead of the whole volume
+   * (default false: the grid of the whole volume — the windows a plain sliding window runs — with
+   * those holding no tissue skipped). Cropping saves the windows that only partly hold the body,
+   * but moves the windows: small networks are not shift-invariant (pooling), and on the bench CT the
+   * label maps then differ from a plain torch sliding window by up to 2.4 % Dice (0.3 % without).
+   */
+  crop?: boolean;
   /** Tissue is image value > this (default −500, HU). */
   tissueHu?: number;
   /** Store blended probabilities as `uint8` (default, value / 255) or `float32`. */
@@ -248,7 +256,7 @@ export class Segmenter {
     const timings: PredictTimings = { preprocess: 0, inference: 0, blend: 0 };
     const plan = skip && !region
       ? { windows: [] as Vec3[], total: planWindows(grid.shape, patch, { overlap, ...(opts.rule ? { rule: opts.rule } : {}) }).total, skipped: 0 }
-      : planWindows(grid.shape, patch, { overlap, ...(opts.rule ? { rule: opts.rule } : {}), ...(region ? { region } : {}), ...(tissue ? { tissue } : {}) });
+      : planWindows(grid.shape, patch, { overlap, ...(opts.rule ? { rule: opts.rule } : {}), ...(region && opts.crop ? { region } : {}), ...(tissue ? { tissue } : {}) });
     const skipped = plan.total - plan.windows.length;
     const blender = new SlabBlender(grid.shape, patch, C, gaussianImportance(patch, opts.sigmaScale ?? 0.125), empty, (z, slice) => {
       for (let c = 0; c < C; c++) {

@@ -55,8 +55,8 @@ test('sparse resampling equals the full passes and the per-voxel reference', () 
     const f32 = new Float32Array(n), u8 = new Uint8Array(n);
     for (let k = lo[2]; k <= hi[2]; k++) for (let j = lo[1]; j <= hi[1]; j++) for (let i = lo[0]; i <= hi[0]; i++) {
       const v = i + 23 * (j + 19 * k);
-      f32[v] = rng.next() * 0.999 + 0.001;
-      u8[v] = 1 + Math.floor(rng.next() * 255);
+      f32[v] = rng.uniform(0.001, 1);
+      u8[v] = 1 + Math.floor(rng.uniform(0, 255));
     }
     for (const [tname, dst] of targets) {
       const nd = dst.shape[0] * dst.shape[1] * dst.shape[2];
