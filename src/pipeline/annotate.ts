@@ -324,6 +324,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   let stdMap: Float32Array | undefined;
   let failures: string[] = [];
   let thresholds: number[] = [];
+  let trace: { step: string; pixels: number }[] = [];
   let maskScore = 0;
   let mapStd = 0;
   if (!isNormal && maps.length) {
@@ -332,6 +333,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     fused = res.fused;
     failures = res.failures;
     thresholds = res.thresholds;
+    trace = res.trace;
     // Mask-level uncertainty: how much the agreeing models' own binary masks differ.
     if (maps.length > 1) {
       const bins = maps.map((m, i) => {
@@ -400,6 +402,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     maskPixels: countOn(mask),
     thresholds,
     failures,
+    ...(trace.length ? { maskTrace: trace } : {}),
   };
   const rgb = displayRgb(vol);
   if (fused) {

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { MedmaskError } from '../core/errors.js';
+import { CHEST_PHANTOM_PIPELINE } from '../core/masks/pipeline.js';
 import { annotate, collectItems, type AnnotateItem, type AnnotateSummary } from './annotate.js';
 import { loadEnsemble, releaseEnsemble } from './ensemble.js';
 import { evaluateRun, type Evaluation } from './evaluate.js';
@@ -97,6 +98,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     items: [...test, ...oodItems],
     out: run,
     oodDir,
+    pipeline: CHEST_PHANTOM_PIPELINE,
     seed,
     fresh: true,
     source: { images: chestDir, labels },

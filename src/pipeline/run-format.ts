@@ -72,6 +72,8 @@ export interface ImageResult {
   uncertaintyMap?: string;
   thresholds?: number[];
   failures?: string[];
+  /** Mask pixels after fusion and after each constraint step. */
+  maskTrace?: { step: string; pixels: number }[];
   /** Milliseconds per stage. */
   timings?: Record<string, number>;
 }
