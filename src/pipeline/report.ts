@@ -43,9 +43,10 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
   const n = opts.thumbnails ?? 8;
   const byPriority = [...ok].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
   const groups: [string, ImageResult[]][] = [
-    ['Most uncertain (top of the review queue)', byPriority.slice(0, n)],
-    ['Most confident', byPriority.slice(-n).reverse()],
-  ];
+    ['Top of the review queue (most uncertain)', byPriority.filter((r) => r.decision === 'review').slice(0, n)],
+    ['Most confident accepted', byPriority.filter((r) => r.decision === 'accept').slice(-n).reverse()],
+    ['Out of distribution', byPriority.filter((r) => r.decision === 'ood').slice(0, n)],
+  ].filter(([, list]) => (list as ImageResult[]).length) as [string, ImageResult[]][];
   const card = async (r: ImageResult) => {
     const e = diceOf.get(r.image);
     const imgs = await Promise.all([thumb(join(root, r.image)), thumb(join(run, r.mask ?? '')), r.heatmap ? thumb(join(run, r.heatmap)) : Promise.resolve('')]);
