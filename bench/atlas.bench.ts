@@ -1,6 +1,6 @@
 /**
  * The atlas workflow on one CT-sized abdominal phantom (512 × 512 in plane, ≈ 0.7 mm pixels,
- * ≈ 1 mm slices: about 512 × 512 × 230): resampling to a model's spacing (the baseline), the
+ * 2.7 mm slices: 512 × 512 × 90): resampling to a model's spacing (the baseline), the
  * sliding-window inference of each 3D demo model in models/demo/ (to its label map on the original
  * grid), and the attention maps of 9 organs × 3 models plus the case priority on the original grid.
  * Where Debian's python3-torch is installed, the same networks (their ONNX graphs executed op by op
@@ -88,7 +88,7 @@ const MODELS = new URL('../models/demo/', import.meta.url).pathname;
 const segmenters = (): string[] => (existsSync(MODELS) ? readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'model.json')) && /3d/.test(d)).sort() : []);
 
 export default defineBenchmark<State>({
-  description: 'atlas: resample, sliding-window inference per demo 3D model, attention (9 organs × 3 models) + priority, on a 512² × ~230 abdominal CT phantom',
+  description: 'atlas: resample, sliding-window inference per demo 3D model, attention (9 organs × 3 models) + priority, on a 512 × 512 × 90 abdominal CT phantom (0.7 × 0.7 × 2.7 mm)',
   repetitions: 3,
   async setup(dir, quick) {
     const size = quick ? 256 : 512;
