@@ -140,8 +140,13 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
       }
     } catch (e) {
-      out.destroy();
       stream.destroy();
+      // Wait until the write stream has really closed: its file is opened asynchronously, so
+      // removing it before then races the open and leaves the temporary file behind.
+      if (!out.closed) await new Promise<void>((r) => {
+        out.once('close', () => r());
+        out.destroy();
+      });
       await rm(tmp, { force: true });
       throw e;
     }
