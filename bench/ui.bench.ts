@@ -10,11 +10,11 @@
  * - save_ms: save of a one-slice edit of the CT (request → new version acknowledged)
  * - js_heap_after_10_cases_mib: JS heap after opening ten cases one after another (after a GC)
  *
- * Each case starts its own server and browser (fresh caches); the in-page figures come from the
- * UI's own timings (`window.__medmaskPerf`, the same ones the e2e tests read).
+ * Each case starts its own server (on a fresh copy of the seeded data) and browser (fresh caches);
+ * the in-page figures come from the UI's own timings (`window.__medmaskPerf`, the same ones the e2e tests read).
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ interface State {
   size: number;
 }
 
-const DATA_VERSION = 3;
+const DATA_VERSION = 4;
 
 async function seed(dir: string, size: number, nz: number | null): Promise<{ ct: State['ct']; chest: string[] }> {
   const store = await openStore(join(dir, 'medmask.sqlite'));
@@ -63,8 +63,11 @@ async function seed(dir: string, size: number, nz: number | null): Promise<{ ct:
 /** A server on the seeded data folder, a browser, a logged-in page. */
 async function session<T>(state: State, fn: (page: Page, url: string) => Promise<T>): Promise<T> {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-ui-bench-'));
-  const store = await openStore(join(state.dataDir, 'medmask.sqlite'));
-  const blobs = new FsBlobStore(join(state.dataDir, 'blobs'), { fsync: false });
+  // every case starts from the seeded data as made (saves of an earlier case or run are not seen)
+  const data = join(tmp, 'data');
+  cpSync(state.dataDir, data, { recursive: true });
+  const store = await openStore(join(data, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(data, 'blobs'), { fsync: false });
   const queue = new InProcessQueue();
   const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -200,6 +203,7 @@ export default defineBenchmark<State>({
           await page.keyboard.press('ArrowDown');
           await page.waitForTimeout(200);
           const v0 = await page.evaluate(() => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion);
+          await page.keyboard.press(String(9 - i)); // a label not painted there yet
           await stroke(page, [200.5, 200.5 + 20 * i], [300.5, 220.5 + 20 * i], 8);
           await page.click('#save');
           await page.waitForFunction((v) => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion === v + 1, v0, { timeout: 60_000 });

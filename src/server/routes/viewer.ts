@@ -18,13 +18,14 @@ import { MedmaskError } from '../../core/errors.js';
 import type { Volume, VoxelArray } from '../../core/volume.js';
 import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
-import { flaggedRegions } from '../../core/viewer/regions.js';
+import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
+import { regionsOffThread } from '../regions-pool.js';
 import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
@@ -392,7 +393,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const thr = Math.max(1, Math.round(req.query.threshold * 255));
       const key = `${blob}:${thr}:${req.query.minVoxels}:${req.query.max}`;
       let regions = regionsCache.get(key);
-      if (!regions) regions = regionsCache.set(key, flaggedRegions(await overlayU8(ctx, blob), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
+      if (!regions) regions = regionsCache.set(key, await regionsOffThread(await overlayU8(ctx, blob), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
       void img;
       return { kind, threshold: req.query.threshold, regions: regions.map((r) => ({ ...r, peak: r.peak / 255, mean: r.mean / 255 })) };
     },

@@ -503,8 +503,19 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   // the canvas box also changes size without a window resize (toolbar wrapping, side panel)
   const resizeObserver = new ResizeObserver(() => view.resize() && view.draw());
   resizeObserver.observe(canvasBox);
-  const onVisibility = () => timer.setVisible(document.visibilityState === 'visible');
+  const onVisibility = () => {
+    timer.setVisible(document.visibilityState === 'visible');
+    if (document.visibilityState === 'hidden' && editor.edits.size) void persist();
+  };
   document.addEventListener('visibilitychange', onVisibility);
+  // closing the tab with unsaved edits: keep them (IndexedDB) and let the browser ask
+  const onBeforeUnload = (e: BeforeUnloadEvent) => {
+    if (editor.inStep) afterStep(null);
+    if (!editor.edits.size) return;
+    void persist();
+    e.preventDefault();
+  };
+  window.addEventListener('beforeunload', onBeforeUnload);
 
   // ── regions ──
   function jumpToRegion(i: number): void {
@@ -800,6 +811,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     document.removeEventListener('keyup', onSpace);
     document.removeEventListener('keydown', onKeyActivity);
     document.removeEventListener('visibilitychange', onVisibility);
+    window.removeEventListener('beforeunload', onBeforeUnload);
     window.removeEventListener('resize', onResize);
     resizeObserver.disconnect();
     if (editor.edits.size) void persist();
