@@ -9,6 +9,7 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { annotate, collectItems } from '../src/pipeline/annotate.js';
+import { CHEST_PHANTOM_PIPELINE } from '../src/core/masks/pipeline.js';
 import { loadEnsemble, releaseEnsemble, runModel } from '../src/pipeline/ensemble.js';
 import { writeChestDataset } from '../src/pipeline/phantoms.js';
 import { readVolume } from '../src/io/index.js';
@@ -26,12 +27,12 @@ interface State {
 const ROOT = new URL('..', import.meta.url).pathname;
 
 async function items(s: State) {
-  return collectItems(s.data, { labels: join(s.data, 'labels.csv'), roiColumn: 'lungs' });
+  return collectItems(s.data, { labels: join(s.data, 'labels.csv'), roiColumn: 'lungs', ...(s.zoo ? { labelColumn: 'presence' } : {}) });
 }
 
 async function runAnnotate(s: State, mc: number): Promise<number> {
   const out = join(s.work, `run-mc${mc}`);
-  const r = await annotate({ models: s.models, items: await items(s), out, mcSamples: mc, fresh: true });
+  const r = await annotate({ models: s.models, items: await items(s), out, mcSamples: mc, fresh: true, pipeline: CHEST_PHANTOM_PIPELINE });
   if (mc) {
     const total = Object.values(r.stageSeconds).reduce((a, b) => a + b, 0);
     const shares = Object.fromEntries(Object.entries(r.stageSeconds).map(([k, v]) => [k, +(v / total).toFixed(3)]));
@@ -46,7 +47,7 @@ export default defineBenchmark<State>({
   repetitions: 3,
   setup: async (dir, quick) => {
     const n = quick ? 12 : 40;
-    const data = join(dir, `chest-${n}`);
+    const data = join(dir, `chest-v2-${n}`);
     if (!existsSync(join(data, 'labels.csv'))) await writeChestDataset(data, { n, seed: 4242, size: 256, oodFraction: 0 });
     let models = DEMO_CLASSIFIERS.map((m) => join(ROOT, m));
     const zoo = models.every((m) => existsSync(join(m, 'model.json')));
