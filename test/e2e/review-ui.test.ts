@@ -190,6 +190,39 @@ test('a stale save from a second browser gets the conflict dialog with both vers
   assert.ok(d.length > 0 && underStroke(d, mine, r), `version 4 is version 2 plus only the annotator's stroke: ${d.length} changed, outside: ${JSON.stringify(d.filter((q) => !underStroke([q], mine, r)).slice(0, 8))}, r=${r}`);
 });
 
+test('after a conflict, "re-apply my strokes on theirs" keeps the stroke on the newer version and saves it', async () => {
+  // the reviewer is still on version 3; version 4 is the annotator's
+  assert.equal((await viewerState(reviewer)).baseVersion, 3);
+  const path: [number, number][] = [[20.5, 120.5], [60.5, 140.5]];
+  await stroke(reviewer, path);
+  const r = (await viewerState(reviewer)).radius;
+  await reviewer.click('#save');
+  await reviewer.waitForSelector('#reapply', { timeout: 15_000 });
+  await reviewer.click('#reapply');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
+  assert.ok((await viewerState(reviewer)).editsSize > 0, 'the stroke is still there, now on version 4');
+  await reviewer.click('#save');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 5, null, { timeout: 15_000 });
+  const d = changed(await maskData(4), await maskData(5));
+  assert.ok(d.length > 0 && underStroke(d, path, r), 'version 5 is version 4 plus the re-applied stroke');
+});
+
+test('unsaved edits survive leaving the case and are restored when it is opened again', async () => {
+  await stroke(reviewer, [[180.5, 150.5], [200.5, 160.5]]);
+  const n = (await viewerState(reviewer)).editsSize;
+  assert.ok(n > 0);
+  await reviewer.waitForTimeout(500); // kept after each step (debounced)
+  await reviewer.keyboard.press('Escape');
+  await reviewer.waitForSelector('tr.case-row');
+  assert.ok((await reviewer.locator('tr.case-row .badge.warn').count()) >= 1, 'the queue marks the case');
+  await openCase(reviewer, chest);
+  assert.equal((await viewerState(reviewer)).editsSize, n, 'restored');
+  assert.match((await reviewer.textContent('.toasts'))!, /Restored/);
+  await reviewer.keyboard.press('Control+z'); // nothing to undo after a restore: the edits stay
+  await reviewer.click('#save');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 6, null, { timeout: 15_000 });
+});
+
 test('the viewer role sees a read-only viewer and cannot save', async () => {
   const v = await newPage();
   await login(v, s.url, 'viewer');
