@@ -2,6 +2,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVolume } from '../../src/core/volume.js';
 import { extractViewSlice, parseSlice, windowValue, type ViewAxis } from '../../src/core/viewer/index.js';
+import { putVolume } from '../../src/store/volumes.js';
+import { readAxialPlanes } from '../../src/server/slice-stream.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { seedCases } from '../helpers/viewer-seed.js';
 
@@ -155,4 +157,20 @@ test('web UI: / is public HTML, assets cannot escape their folder, the viewer ro
   const doc = (await s.as('viewer', { url: '/docs/json' })).json() as { paths: Record<string, unknown> };
   for (const p of ['/api/viewer/masks/{id}/slice', '/api/viewer/masks/{id}/edits', '/api/viewer/masks/{id}/regions']) assert.ok(doc.paths[p], p);
   assert.ok(!doc.paths['/'], 'the UI is not an API route');
+});
+
+test('streamed axial planes of stored .nii.gz blobs equal the decoded volume; other layouts are left to the decoder', async () => {
+  const { hash } = await putVolume(s.blobs, createVolume(SHAPE, 'int16', { data: ct }));
+  const gz = await s.blobs.get(hash);
+  const r = await readAxialPlanes(gz, [0, 3, 5]);
+  assert.ok(r);
+  assert.deepEqual(r.shape, SHAPE);
+  assert.equal(r.type, 'int16');
+  for (const k of [0, 3, 5]) assert.deepEqual([...r.planes.get(k)!], [...extractViewSlice(ct, SHAPE, 'z', k)], `plane ${k}`);
+  const lab = await readAxialPlanes(await s.blobs.get((await putVolume(s.blobs, createVolume(SHAPE, 'uint8', { data: labels }), true)).hash), [2]);
+  assert.deepEqual([...lab!.planes.get(2)!], [...extractViewSlice(labels, SHAPE, 'z', 2)]);
+  const rgb = await putVolume(s.blobs, createVolume([4, 3, 1], 'uint8', { data: new Uint8Array(36), components: 3 }));
+  assert.equal(await readAxialPlanes(await s.blobs.get(rgb.hash), [0]), null, 'RGB: decode it whole');
+  assert.equal(await readAxialPlanes(gz, [6]), null, 'a plane past the end');
+  assert.equal(await readAxialPlanes(gz.subarray(0, 200), [5]), null, 'truncated');
 });

@@ -26,6 +26,7 @@ import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { regionsOffThread } from '../regions-pool.js';
+import { readAxialPlanes } from '../slice-stream.js';
 import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
@@ -73,10 +74,13 @@ const labelsCache = new Lru<number[]>(64);
 const overlayCache = new Lru<Promise<Uint8Array>>(6);
 const regionsCache = new Lru<ReturnType<typeof flaggedRegions>>(32);
 
-function imageStats(hash: string, v: Volume) {
+/**
+ * Display range, window and CT-ness of an image, from its voxels (or, for a volume not decoded
+ * yet, from its middle axial plane): cached per blob so every request of a case agrees.
+ */
+function imageStats(hash: string, d: VoxelArray, nz: number) {
   const hit = statsCache.get(hash);
   if (hit) return hit;
-  const d = v.data;
   let lo = Infinity, hi = -Infinity;
   const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
   for (let i = 0; i < d.length; i += step) {
@@ -84,9 +88,41 @@ function imageStats(hash: string, v: Volume) {
     if (x < lo) lo = x;
     if (x > hi) hi = x;
   }
-  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && v.shape[2] > 1;
+  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
   const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
   return statsCache.set(hash, { range: [lo, hi], window, ct });
+}
+
+// Volumes whose full decode has finished (the store caches them); until then axial planes are
+// streamed out of the .nii.gz (slice-stream.ts) so the first slice does not wait for the decode.
+const decoded = new Set<string>();
+const planeCache = new Lru<Promise<VoxelArray | null>>(64);
+
+function volumeOf(ctx: ServerContext, hash: string): Promise<Volume> {
+  return getVolume(ctx.blobs, hash).then((v) => {
+    decoded.add(hash);
+    if (decoded.size > 256) decoded.delete(decoded.values().next().value!);
+    return v;
+  });
+}
+
+/** Axial plane k of a stored single-component volume: from the decoded volume, or streamed. */
+async function axialPlane(ctx: ServerContext, hash: string, k: number): Promise<VoxelArray> {
+  if (decoded.has(hash)) {
+    const v = await volumeOf(ctx, hash);
+    if (v.components === 1) return extractSlice(v, 'z', k).data;
+  }
+  const key = `${hash}:${k}`;
+  let p = planeCache.get(key);
+  if (!p) {
+    p = ctx.blobs.get(hash).then((gz) => readAxialPlanes(gz, [k])).then((r) => r?.planes.get(k) ?? null, () => null);
+    planeCache.set(key, p);
+    // the whole volume next (neighbours, other axes), once this plane is out
+    void p.then(() => volumeOf(ctx, hash).catch(() => undefined));
+  }
+  const plane = await p;
+  if (plane) return plane;
+  return extractSlice(await volumeOf(ctx, hash), 'z', k).data;
 }
 
 function labelValues(hash: string, data: Uint8Array): number[] {
@@ -103,7 +139,7 @@ function labelValues(hash: string, data: Uint8Array): number[] {
 function overlayU8(ctx: ServerContext, hash: string): Promise<Uint8Array> {
   const hit = overlayCache.get(hash);
   if (hit) return hit;
-  const p = getVolume(ctx.blobs, hash).then((v) => {
+  const p = volumeOf(ctx, hash).then((v) => {
     const d = v.data;
     let mx = 0;
     for (let i = 0; i < d.length; i++) if (d[i]! > mx) mx = d[i]!;
@@ -130,7 +166,7 @@ async function versionRow(ctx: ServerContext, mask: MaskRow, version: number) {
 async function versionLabels(ctx: ServerContext, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
   if (version === 0) return null;
   const v = await versionRow(ctx, mask, version);
-  const vol = await getVolume(ctx.blobs, v.blob);
+  const vol = await volumeOf(ctx, v.blob);
   return { data: vol.data as Uint8Array, hash: v.blob };
 }
 
@@ -221,13 +257,18 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req) => {
       const { mask, img, shape } = await load(req.params.id);
       const pred = await predictionOf(ctx, mask);
-      // Decode image, labels and overlays together: the first slice request then finds them cached.
-      const [vol, labels] = await Promise.all([getVolume(ctx.blobs, img.blob), versionLabels(ctx, mask, mask.current_version)]);
+      // The image's middle axial plane (streamed when the volume is not decoded yet: it is the
+      // first slice the viewer asks for) and the labels, together; overlays after them.
+      const fresh = !decoded.has(img.blob) && img.components === 1;
+      const [sample, labels] = await Promise.all([
+        fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
+        versionLabels(ctx, mask, mask.current_version),
+      ]);
       for (const k of OVERLAY_KINDS) {
         const b = overlayBlob(pred, k);
         if (b) void overlayU8(ctx, b);
       }
-      const stats = imageStats(img.blob, vol);
+      const stats = imageStats(img.blob, sample, shape[2]);
       const versions = await db
         .selectFrom('mask_versions')
         .leftJoin('users', 'users.id', 'mask_versions.author_id')
@@ -307,11 +348,11 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       let window: [number, number] | undefined;
       for (const name of names) {
         if (name === 'image') {
-          const vol = await getVolume(ctx.blobs, img.blob);
-          const s = extractSlice(vol, q.axis, q.index);
-          let data = crop(toGrey(s), width, tile);
+          let data: VoxelArray;
+          if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, q.index), width, tile);
+          else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, q.index)), width, tile);
           if (q.image === 'u8') {
-            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : imageStats(img.blob, vol).window;
+            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (statsCache.get(img.blob) ?? imageStats(img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
             const g = new Uint8Array(data.length);
             windowToGrey(data as never, g, window);
             data = g;
