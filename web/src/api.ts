@@ -243,8 +243,11 @@ export class Api {
   caseInfo(maskId: string): Promise<CaseInfo> {
     return this.request('GET', `/api/viewer/masks/${encodeURIComponent(maskId)}`);
   }
-  async slice(maskId: string, axis: Axis, index: number, version: number, layers: string[], signal?: AbortSignal): Promise<SliceData> {
-    const q = new URLSearchParams({ axis, index: String(index), version: String(version), layers: layers.join(',') });
+  /** One slice; `index` / `version` null: the middle slice / the current version. */
+  async slice(maskId: string, axis: Axis, index: number | null, version: number | null, layers: string[], signal?: AbortSignal): Promise<SliceData> {
+    const q = new URLSearchParams({ axis, layers: layers.join(',') });
+    if (index !== null) q.set('index', String(index));
+    if (version !== null) q.set('version', String(version));
     const buf = await this.request<ArrayBuffer>('GET', `/api/viewer/masks/${encodeURIComponent(maskId)}/slice?${q}`, undefined, { raw: true, signal });
     return parseSlice(buf);
   }

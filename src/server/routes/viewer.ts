@@ -304,7 +304,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; index: number; version?: number; layers: string; image: 'raw' | 'u8'; low?: number; high?: number; x?: number; y?: number; w?: number; h?: number } }>(
+  app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; index?: number; version?: number; layers: string; image: 'raw' | 'u8'; low?: number; high?: number; x?: number; y?: number; w?: number; h?: number } }>(
     '/api/viewer/masks/:id/slice',
     {
       config: { permission: 'read' },
@@ -315,10 +315,9 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         params: idParams,
         querystring: {
           type: 'object',
-          required: ['index'],
           properties: {
             axis: axisParam,
-            index: { type: 'integer', minimum: 0 },
+            index: { type: 'integer', minimum: 0, description: 'slice index (default: the middle one)' },
             version: versionParam,
             layers: { type: 'string', maxLength: 100, default: 'image,labels', pattern: '^(image|labels|heatmap|uncertainty|attention)(,(image|labels|heatmap|uncertainty|attention))*$', description: 'comma-separated: image, labels, heatmap, uncertainty, attention' },
             image: { type: 'string', enum: ['raw', 'u8'], default: 'raw', description: 'raw: the stored voxel type; u8: windowed to [low, high] (default the case\'s window)' },
@@ -336,7 +335,8 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const q = req.query;
       const { mask, img, shape } = await load(req.params.id);
       const depth = sliceDepth(shape, q.axis);
-      if (q.index >= depth) throw new MedmaskError('USAGE', `slice index ${q.index} is outside 0…${depth - 1} along ${q.axis}`);
+      const index = q.index ?? Math.floor(depth / 2);
+      if (index >= depth) throw new MedmaskError('USAGE', `slice index ${index} is outside 0…${depth - 1} along ${q.axis}`);
       const [width, height] = sliceDims(shape, q.axis);
       const tile = { x: q.x ?? 0, y: q.y ?? 0, w: q.w ?? width - (q.x ?? 0), h: q.h ?? height - (q.y ?? 0) };
       if (tile.x + tile.w > width || tile.y + tile.h > height) throw new MedmaskError('USAGE', `tile ${tile.x},${tile.y} ${tile.w}×${tile.h} does not fit the ${width}×${height} slice`);
@@ -349,8 +349,8 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       for (const name of names) {
         if (name === 'image') {
           let data: VoxelArray;
-          if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, q.index), width, tile);
-          else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, q.index)), width, tile);
+          if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
+          else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
           if (q.image === 'u8') {
             window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (statsCache.get(img.blob) ?? imageStats(img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
             const g = new Uint8Array(data.length);
@@ -360,18 +360,18 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
           out.push({ name, data });
         } else if (name === 'labels') {
           const lab = await versionLabels(ctx, mask, version);
-          const data = lab ? crop(extractSlice(labelVolume(img, lab.data), q.axis, q.index).data, width, tile) : new Uint8Array(tile.w * tile.h);
+          const data = lab ? crop(extractSlice(labelVolume(img, lab.data), q.axis, index).data, width, tile) : new Uint8Array(tile.w * tile.h);
           out.push({ name, data });
         } else {
           pred ??= await predictionOf(ctx, mask);
           const b = overlayBlob(pred, name as OverlayKind);
           if (!b) continue; // absent overlays are simply left out (the header lists what is there)
           const u8 = await overlayU8(ctx, b);
-          out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, q.index).data, width, tile) });
+          out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, index).data, width, tile) });
         }
       }
       void reply.type('application/x-medmask-slice').header('cache-control', 'private, no-cache');
-      return reply.send(packSlice({ axis: q.axis, index: q.index, depth, width, height, tile, version, ...(window ? { window } : {}) }, out));
+      return reply.send(packSlice({ axis: q.axis, index, depth, width, height, tile, version, ...(window ? { window } : {}) }, out));
     },
   );
 

@@ -7,7 +7,7 @@
  * save-and-next, time on case, and unsaved edits kept in the browser and retried.
  */
 import {
-  ActiveTimer, CT_PRESETS, MaskEditor, LabelEdits, changeRectInView, flipRows, labelLut, legendFor, pixelAspect, presetWindow, viewDims, voxelToView, windowLevel, zoomAbout,
+  ActiveTimer, CT_PRESETS, MaskEditor, changeRectInView, flipRows, labelLut, legendFor, pixelAspect, presetWindow, viewDims, voxelToView, windowLevel, zoomAbout,
   type LegendEntry, type Rect, type ViewAxis,
 } from '../../../src/core/viewer/index.js';
 import { ApiError, describeError, type Api, type Axis, type CaseInfo, type ConflictDetails, type OverlayKind, type Region } from '../api.js';
@@ -49,6 +49,10 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   mount(root, h('div', { class: 'viewer' }, h('header', { class: 'vbar' }, h('button', { onclick: () => nav.toQueue() }, '← Queue'), h('span', { class: 'muted' }, 'Opening case…')), stage));
 
   let info: CaseInfo;
+  // the case and its middle axial slice together (the server streams that slice out of the file
+  // while it reads the case); a failure of the slice alone is retried through the cache below
+  const early = api.slice(maskId, 'z', null, null, ['image', 'labels']);
+  early.catch(() => undefined);
   try {
     info = await api.caseInfo(maskId);
   } catch (e) {
@@ -736,19 +740,25 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   renderEdits();
   renderVersions();
   renderRegions();
+  cache.onOverlays = (s) => {
+    if (s === displayed) redraw();
+  };
+  // the first slice and the edits kept in this browser, together (the slice is almost always of
+  // the current version; kept edits made on an older one load that version's slice instead)
+  const firstLoad = early.then(
+    (d) => (d.header.version === baseVersion && d.header.index === index[axis] ? cache.adopt(d) : cache.load(axis, index[axis], baseVersion, { overlaysLater: true })),
+    () => cache.load(axis, index[axis], baseVersion, { overlaysLater: true }),
+  );
+  firstLoad.catch(() => undefined);
   const kept = await getPending(maskId).catch(() => null);
   if (kept && canEdit) {
-    const restored = LabelEdits.fromSnapshot(kept.snapshot);
-    for (const p of restored.snapshot().planes) for (let t = 0; t < p.idx.length; t++) editor.edits.set(p.z * shape[0] * shape[1] + p.idx[t]!, p.value[t]!, p.base[t]!);
+    for (const p of kept.snapshot.planes) for (let t = 0; t < p.idx.length; t++) editor.edits.set(p.z * shape[0] * shape[1] + p.idx[t]!, p.value[t]!, p.base[t]!);
     baseVersion = kept.baseVersion;
     renderEdits();
-    toast(`Restored ${restored.size.toLocaleString()} unsaved voxel edits from ${new Date(kept.savedAt).toLocaleString()} (made on version ${kept.baseVersion}). Save to keep them.`);
+    toast(`Restored ${editor.edits.size.toLocaleString()} unsaved voxel edits from ${new Date(kept.savedAt).toLocaleString()} (made on version ${kept.baseVersion}). Save to keep them.`);
   }
   try {
-    cache.onOverlays = (s) => {
-      if (s === displayed) redraw();
-    };
-    const first = await cache.load(axis, index[axis], baseVersion, { overlaysLater: true });
+    const first = baseVersion === info.currentVersion ? await firstLoad : await cache.load(axis, index[axis], baseVersion, { overlaysLater: true });
     if (closed) return () => undefined;
     view.resize();
     present(first);

@@ -3,7 +3,7 @@
  * overlays), kept in a byte-bounded LRU, with the neighbours of the slice on screen prefetched so
  * stepping through a volume does not wait on the network.
  */
-import type { Api, Axis, OverlayKind } from '../api.js';
+import type { Api, Axis, OverlayKind, SliceData } from '../api.js';
 import type { LayerArray } from '../../../src/core/viewer/index.js';
 
 /** One slice as the viewer uses it. */
@@ -99,6 +99,27 @@ export class SliceCache {
       this.inflight.set(k, p);
     }
     return p;
+  }
+
+  /**
+   * Take a slice fetched before the cache existed (the first slice, requested together with the
+   * case); overlays missing from it are fetched now.
+   */
+  adopt(d: SliceData): CachedSlice {
+    const { header, layers } = d;
+    const overlays: CachedSlice['overlays'] = {};
+    for (const o of ['heatmap', 'uncertainty', 'attention'] as OverlayKind[]) if (layers[o]) overlays[o] = layers[o] as Uint8Array;
+    const s: CachedSlice = { axis: header.axis, index: header.index, version: header.version, width: header.tile.w, height: header.tile.h, image: layers.image!, labels: layers.labels as Uint8Array, overlays, bytes: 0 };
+    s.bytes = s.image.byteLength + s.labels.byteLength + Object.values(overlays).reduce((a, o) => a + o.byteLength, 0);
+    this.put(s);
+    const later = this.layers.filter((l) => l !== 'image' && l !== 'labels' && !layers[l]);
+    if (later.length) {
+      void this.api.slice(this.maskId, s.axis, s.index, s.version, later).then(({ layers: more }) => {
+        for (const o of later as OverlayKind[]) if (more[o]) (s.overlays[o] = more[o] as Uint8Array), (s.bytes += more[o]!.byteLength);
+        this.onOverlays?.(s);
+      }, () => undefined);
+    }
+    return s;
   }
 
   /** Prefetch slices around `index` (nearest first); replaces earlier prefetch wishes. */
