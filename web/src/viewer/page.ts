@@ -59,7 +59,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     mount(stage, h('div', { class: 'error-box' }, h('p', {}, describeError(e)), h('button', { onclick: () => nav.toQueue() }, 'Back to the queue')));
     return () => undefined;
   }
-  const canEdit = api.can('edit') && info.status !== undefined;
+  const canEdit = api.can('edit');
   const canReview = api.can('review');
   const shape = info.shape;
   const is3d = shape[2] > 1;
