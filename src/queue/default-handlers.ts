@@ -3,6 +3,7 @@
  * @module
  */
 import { JobHandlerRegistry } from './handlers.js';
+import { annotateHandler } from './handlers/annotate.js';
 import { phantomsHandler } from './handlers/phantoms.js';
 
 /**
@@ -15,6 +16,7 @@ import { phantomsHandler } from './handlers/phantoms.js';
 export function createDefaultHandlers(): JobHandlerRegistry {
   const reg = new JobHandlerRegistry();
   reg.register('phantoms', phantomsHandler);
+  reg.register('annotate', annotateHandler);
   // ── Pipeline handlers ──────────────────────────────────────────────────────────────────────
   // `annotate` (issue 6, src/pipeline/annotate.ts) and `atlas` (the 3D workflow) register here,
   // one line each, e.g. reg.register('annotate', annotateHandler). Write their results with the

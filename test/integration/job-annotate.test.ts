@@ -1,0 +1,129 @@
+/**
+ * The `annotate` job on the server: phantoms → annotate with the three demo models → one
+ * prediction per image, decisions, a review queue by priority, and no duplicates on a
+ * re-submission or a retried run.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { annotateHandler } from '../../src/queue/handlers/annotate.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+let s: TestServer;
+before(async () => {
+  s = await startTestServer();
+});
+after(async () => {
+  await s?.close();
+});
+
+async function waitJob(id: string): Promise<{ status: string; result: Record<string, unknown>; error?: unknown }> {
+  for (let i = 0; i < 1200; i++) {
+    const j = (await s.as('viewer', { url: `/api/jobs/${id}` })).json() as { status: string; result: Record<string, unknown>; error?: unknown };
+    if (j.status === 'done' || j.status === 'failed' || j.status === 'cancelled') return j;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`job ${id} did not finish`);
+}
+
+const MODELS = ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet'];
+const LABEL_MAP = { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' };
+
+test('annotate job: bad input is a 400 naming the field', async () => {
+  const cases: [unknown, RegExp][] = [
+    [{}, /datasetId/],
+    [{ datasetId: 'x', models: [] }, /models must be a list/],
+    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" does not exist/],
+    [{ datasetId: 'x', models: MODELS, mcSamples: -1 }, /mcSamples/],
+    [{ datasetId: 'x', models: MODELS, labelKind: 'mask' }, /labelKind/],
+    [{ datasetId: 'x', models: MODELS, pipeline: { fusion: 'bogus' } }, /pipeline/],
+    [{ datasetId: 'x', models: MODELS, colour: 1 }, /unknown field\(s\) colour/],
+  ];
+  for (const [input, re] of cases) {
+    const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
+    assert.equal(r.statusCode, 400, `${JSON.stringify(input)}: ${r.body}`);
+    assert.match(r.json().message, re);
+  }
+});
+
+test('annotate job: phantoms → annotate with the demo ensemble, idempotent', async () => {
+  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input: { kind: '2d', n: 8, seed: 3, size: 64, project: 'ann', dataset: 'ann', reviewCases: false } } });
+  assert.equal(ph.statusCode, 202, ph.body);
+  const pj = await waitJob(ph.json().job.id);
+  assert.equal(pj.status, 'done', JSON.stringify(pj.error));
+  const datasetId = pj.result.datasetId as string;
+
+  const input = { datasetId, models: MODELS, labelMap: LABEL_MAP, mcSamples: 4, seed: 1 };
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
+  assert.equal(r.statusCode, 202, r.body);
+  const jobId = r.json().job.id as string;
+  const job = await waitJob(jobId);
+  assert.equal(job.status, 'done', JSON.stringify(job.error));
+  assert.equal(job.result.predictions, 8);
+  assert.deepEqual(job.result.errors, []);
+
+  const db = s.store.db;
+  const preds = await db.selectFrom('predictions').innerJoin('images', 'images.id', 'predictions.image_id').selectAll('predictions').where('images.dataset_id', '=', datasetId).execute();
+  assert.equal(preds.length, 8, 'one prediction per image');
+  assert.equal(new Set(preds.map((p) => p.image_id)).size, 8);
+  for (const p of preds) {
+    assert.ok(['accept', 'review', 'ood'].includes(p.decision), p.decision);
+    const probs = JSON.parse(p.probabilities) as Record<string, number>;
+    assert.deepEqual(Object.keys(probs).sort(), ['abnormal', 'healthy']);
+    assert.ok(Math.abs(probs.abnormal! + probs.healthy! - 1) < 1e-3);
+    assert.equal(typeof p.uncertainty, 'number');
+    assert.ok(Number.isFinite(p.priority));
+  }
+  const masks = await db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').select(['masks.id', 'masks.priority', 'masks.decision']).where('images.dataset_id', '=', datasetId).execute();
+  assert.equal(masks.length, 8, 'one review case per image');
+  const versions = await db.selectFrom('mask_versions').select(['mask_id', 'blob']).where('job_id', '=', jobId).execute();
+  assert.equal(versions.length, 8, 'one candidate mask version per image');
+  // Heat maps exist for the images with a non-normal target that the models agree on.
+  const maskData = await s.as('viewer', { url: `/api/masks/${versions[0]!.mask_id}/versions/1/data` });
+  assert.equal(maskData.statusCode, 200);
+
+  const q = (await s.as('viewer', { url: `/api/review/queue?dataset=${datasetId}&limit=100` })).json() as { total: number; items: { priority: number }[] };
+  assert.equal(q.total, 8);
+  const pr = q.items.map((i) => i.priority);
+  assert.deepEqual(pr, [...pr].sort((a, b) => b - a), 'queue sorted by priority');
+
+  // Same input → the same job.
+  const again = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input } } });
+  assert.equal(again.statusCode, 202);
+  assert.equal(again.json().created, false);
+  assert.equal(again.json().job.id, jobId);
+
+  // A retried delivery of the same job writes no duplicate rows.
+  const work = mkdtempSync(join(tmpdir(), 'medmask-annotate-retry-'));
+  try {
+    await annotateHandler.run({
+      jobId,
+      type: 'annotate',
+      input: annotateHandler.validate(input),
+      attempt: 2,
+      store: s.store,
+      blobs: s.blobs,
+      workDir: work,
+      userId: null,
+      progress: async () => {},
+      signal: new AbortController().signal,
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  assert.equal((await db.selectFrom('predictions').select('id').where('job_id', '=', jobId).execute()).length, 8);
+  assert.equal((await db.selectFrom('mask_versions').select('id').where('job_id', '=', jobId).execute()).length, 8);
+  assert.equal((await db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').select('masks.id').where('images.dataset_id', '=', datasetId).execute()).length, 8);
+});
+
+test('annotate job: stored labels that are not model classes fail with a hint about labelMap', async () => {
+  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input: { kind: '2d', n: 4, seed: 5, size: 48, project: 'ann', dataset: 'ann-bad', reviewCases: false } } });
+  const pj = await waitJob(ph.json().job.id);
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { datasetId: pj.result.datasetId, models: MODELS.slice(0, 1), mcSamples: 0 } } });
+  assert.equal(r.statusCode, 202, r.body);
+  const job = await waitJob(r.json().job.id);
+  assert.equal(job.status, 'failed');
+  assert.match(JSON.stringify(job.error), /labelMap/);
+});
