@@ -18,9 +18,8 @@ export function createDefaultHandlers(): JobHandlerRegistry {
   reg.register('phantoms', phantomsHandler);
   reg.register('annotate', annotateHandler);
   // ── Pipeline handlers ──────────────────────────────────────────────────────────────────────
-  // `annotate` (issue 6, src/pipeline/annotate.ts) and `atlas` (the 3D workflow) register here,
-  // one line each, e.g. reg.register('annotate', annotateHandler). Write their results with the
-  // store's recordPrediction() so retried jobs stay idempotent. Until then PLANNED_JOB_TYPES in
-  // handlers.ts makes a request for them a clear 400.
+  // `annotate` is registered above; `atlas` (the 3D workflow) registers here, one line, e.g.
+  // reg.register('atlas', atlasHandler). Write results with the store's recordPrediction() so
+  // retried jobs stay idempotent. Until then PLANNED_JOB_TYPES in handlers.ts makes it a clear 400.
   return reg;
 }

@@ -80,7 +80,10 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.equal(masks.length, 8, 'one review case per image');
   const versions = await db.selectFrom('mask_versions').select(['mask_id', 'blob']).where('job_id', '=', jobId).execute();
   assert.equal(versions.length, 8, 'one candidate mask version per image');
-  // Heat maps exist for the images with a non-normal target that the models agree on.
+  // Heat maps (and MC uncertainty maps) exist for images with a non-normal target the models agree on.
+  const withMaps = preds.filter((p) => p.heatmap_blob);
+  assert.ok(withMaps.length >= 1, 'some predictions carry a heat map');
+  for (const p of withMaps) assert.ok((await s.blobs.get(p.heatmap_blob!)).subarray(1, 4).toString('latin1') === 'PNG', 'heat maps are PNGs');
   const maskData = await s.as('viewer', { url: `/api/masks/${versions[0]!.mask_id}/versions/1/data` });
   assert.equal(maskData.statusCode, 200);
 
