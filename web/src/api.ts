@@ -3,7 +3,7 @@
  * errors turned into sentences a reviewer can act on, and reachability tracking (a failed fetch
  * marks the server unreachable; /health is polled until it answers again).
  */
-import { parseSlice, type LayerArray, type PlaneRuns, type SliceHeader } from '../../src/core/viewer/index.js';
+import { parseSlice, type FlaggedRegion, type LayerArray, type PlaneRuns, type SliceHeader } from '../../src/core/viewer/index.js';
 
 export type Role = 'admin' | 'reviewer' | 'annotator' | 'viewer';
 
@@ -66,16 +66,8 @@ export interface CaseInfo {
 export type OverlayKind = 'heatmap' | 'uncertainty' | 'attention';
 export type Axis = 'x' | 'y' | 'z';
 
-export interface Region {
-  rank: number;
-  voxels: number;
-  min: [number, number, number];
-  max: [number, number, number];
-  centroid: [number, number, number];
-  peakAt: [number, number, number];
-  peak: number;
-  mean: number;
-}
+/** A flagged region as the server lists it (the core type). */
+export type Region = FlaggedRegion;
 
 export interface SliceData {
   header: SliceHeader;
