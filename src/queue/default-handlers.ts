@@ -5,6 +5,7 @@
 import { JobHandlerRegistry } from './handlers.js';
 import { annotateHandler } from './handlers/annotate.js';
 import { phantomsHandler } from './handlers/phantoms.js';
+import { atlasHandler } from './handlers/atlas.js';
 
 /**
  * The built-in job handlers.
@@ -17,9 +18,6 @@ export function createDefaultHandlers(): JobHandlerRegistry {
   const reg = new JobHandlerRegistry();
   reg.register('phantoms', phantomsHandler);
   reg.register('annotate', annotateHandler);
-  // ── Pipeline handlers ──────────────────────────────────────────────────────────────────────
-  // `annotate` is registered above; `atlas` (the 3D workflow) registers here, one line, e.g.
-  // reg.register('atlas', atlasHandler). Write results with the store's recordPrediction() so
-  // retried jobs stay idempotent. Until then PLANNED_JOB_TYPES in handlers.ts makes it a clear 400.
+  reg.register('atlas', atlasHandler);
   return reg;
 }

@@ -42,7 +42,6 @@ export interface JobHandler {
 
 /** Job types that exist in the design but whose pipelines have not landed yet. */
 export const PLANNED_JOB_TYPES: Readonly<Record<string, string>> = {
-  atlas: 'the 3D workflow (AbdomenAtlas-style pseudo-labels and attention)',
 };
 
 /**

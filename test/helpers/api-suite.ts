@@ -265,13 +265,13 @@ export function apiSuite(label: string, database: () => Promise<{ url?: string; 
     }
   });
 
-  test(`${label}: job types — unknown is a 400 listing the known ones, atlas says it has not landed, annotate input is checked at submit time`, async () => {
+  test(`${label}: job types — unknown is a 400 listing the known ones, annotate and atlas inputs are checked at submit time`, async () => {
     const u = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'nope', input: {} } });
     assert.equal(u.statusCode, 400);
     assert.match(u.json().hint, /phantoms/);
     const at = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: {} } });
     assert.equal(at.statusCode, 400);
-    assert.match(at.json().message, /not available in this version/);
+    assert.match(at.json().message, /atlas job: datasetId/);
     const a = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: {} } });
     assert.equal(a.statusCode, 400);
     assert.match(a.json().message, /datasetId/);
