@@ -6,7 +6,7 @@
  * @module
  */
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import { explainActivation } from '../core/explain/explain.js';
@@ -177,7 +177,10 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
       if (!o) note(`${m.name}: no OOD statistics (${m.name}.ood.json); run medmask fit-ood for open-set detection — only MI and energy are reported`);
       oods.push(o);
     }
-    for (const d of ['masks', 'heatmaps', 'uncertainty']) await mkdir(join(opts.out, d), { recursive: true });
+    for (const d of ['masks', 'heatmaps', 'uncertainty']) {
+      if (opts.fresh) await rm(join(opts.out, d), { recursive: true, force: true }); // no stale files of an earlier run
+      await mkdir(join(opts.out, d), { recursive: true });
+    }
     const resultsPath = join(opts.out, 'results.jsonl');
     const previous = new Map<string, ImageResult>();
     if (!opts.fresh && existsSync(resultsPath)) for (const r of await readResults(opts.out)) if (r.status === 'ok') previous.set(r.image, r);
@@ -287,6 +290,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   const isNormal = c.normal.has(target);
   const verdicts: ModelVerdict[] = [];
   const maps: { map: Float32Array; std?: Float32Array; confidence: number }[] = [];
+  const othersMaps: typeof maps = [];
   const meanProbs = new Float64Array(K);
   const ood: { mahalanobis?: number; energy: number; mi: number; margin?: number }[] = [];
   for (const [k, m] of models.entries()) {
@@ -304,13 +308,17 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     verdicts.push({ model: m.name, predicted: classes[pred]!, probability: probs[pred]!, targetProbability: probs[ti]!, agrees: pred === ti, mi });
     const o = oods[k];
     ood.push(o ? scoreOod(o, p, c.T > 0 ? mi : passMi(m, p, 20, c.seed)) : { energy: -Math.log(Array.from(p.logits).reduce((s, v) => s + Math.exp(v), 0)), mi });
-    if (pred === ti && !isNormal) {
+    if (!isNormal) {
       const cm = e.maps[0]!;
       const img = mapToImage(cm.normalized, e.width, e.height, p.pre.geometry).image;
       const std = cm.std ? mapToImage(cm.std, e.width, e.height, p.pre.geometry).image : undefined;
-      maps.push({ map: img, ...(std ? { std } : {}), confidence: probs[ti]! });
+      (pred === ti ? maps : othersMaps).push({ map: img, ...(std ? { std } : {}), confidence: probs[ti]! });
     }
   }
+  // When no model agrees with the label, the candidate still comes from every model's map for the
+  // labelled class (the expert said it is there); the disagreement sends the image to review.
+  const noneAgree = !isNormal && !maps.length && othersMaps.length > 0;
+  if (noneAgree) maps.push(...othersMaps);
   lap('cam_mc');
   const reasons: string[] = [];
   const predicted = classes[Array.from(meanProbs).indexOf(Math.max(...meanProbs))]!;
@@ -356,7 +364,8 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
       }
       mapStd = n ? sum / n : 0;
     }
-  } else if (!isNormal) reasons.push(`no model agrees with "${target}" (${disagree.join('; ')})`);
+  }
+  if (noneAgree) reasons.push(`no model agrees with "${target}" (${disagree.join('; ')}); the mask fuses every model's map for "${target}"`);
   lap('fusion');
   // Decision.
   const margins = ood.map((o) => o.margin).filter((x): x is number => x !== undefined);
@@ -366,7 +375,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     decision = 'ood';
     reasons.push(`unlike the training data (OOD score ${oodScore.toFixed(2)} above the fit threshold)`);
   } else {
-    if (disagree.length && maps.length) reasons.push(`models disagree: ${disagree.join('; ')}`);
+    if (disagree.length && !noneAgree) reasons.push(`models disagree: ${disagree.join('; ')}`);
     if (item.label && item.label !== predicted) reasons.push(`the ensemble says ${predicted}, the label ${item.label}`);
     if (Hn > c.th.entropy) reasons.push(`uncertain prediction (entropy ${(Hn * 100).toFixed(0)} % of the maximum)`);
     if (miMean > c.th.mi) reasons.push(`models unsure under MC Dropout (MI ${miMean.toFixed(3)} nats)`);

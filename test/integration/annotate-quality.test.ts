@@ -44,7 +44,7 @@ test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.6, review ranks
     const e = await evaluateRun(run, data, { labelColumn: 'presence' });
     t.diagnostic(`mean Dice ${e.segmentation.meanDice.toFixed(3)} over ${e.segmentation.lesionImages} lesion images; accuracy ${e.classification.accuracy.toFixed(3)}; OOD AUROC ${e.ood.auroc.toFixed(3)}; AURC ${e.riskCoverage.aurc.toFixed(3)} vs random ${e.riskCoverage.randomAurc.toFixed(3)}; decisions ${JSON.stringify(e.decisions)}`);
     assert.ok(e.segmentation.lesionImages >= 8, 'enough lesion images to judge');
-    // Issue 6 asks for ≥ 0.7. Measured: 0.672 over all 180 lesion images of this seed's 300 (0.695 on
+    // Issue 6 asks for ≥ 0.7. Measured: 0.681 over all 180 lesion images of this seed's 300 (0.695 on
     // the tuning seed's 176); this test split holds ~28, so its figure is noisier. The assertion is a
     // regression guard below the measured level, not the goal.
     assert.ok(e.segmentation.meanDice >= 0.6, `mean Dice ${e.segmentation.meanDice}`);
