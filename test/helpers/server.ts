@@ -122,3 +122,20 @@ export async function waitFor<T>(f: () => Promise<T | undefined | null | false>,
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A finished job as the API returns it. */
+export interface FinishedJob {
+  status: string;
+  result: Record<string, unknown>;
+  error?: unknown;
+}
+
+/** Poll GET /api/jobs/:id until the job is done, failed or cancelled (about 2 minutes at most). */
+export async function waitJob(s: TestServer, id: string): Promise<FinishedJob> {
+  for (let i = 0; i < 2400; i++) {
+    const j = (await s.as('viewer', { url: `/api/jobs/${id}` })).json() as FinishedJob;
+    if (j.status === 'done' || j.status === 'failed' || j.status === 'cancelled') return j;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`job ${id} did not finish`);
+}

@@ -9,24 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { annotateHandler } from '../../src/queue/handlers/annotate.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
+const waitJob = (id: string) => waitJobOn(s, id);
 before(async () => {
   s = await startTestServer();
 });
 after(async () => {
   await s?.close();
 });
-
-async function waitJob(id: string): Promise<{ status: string; result: Record<string, unknown>; error?: unknown }> {
-  for (let i = 0; i < 1200; i++) {
-    const j = (await s.as('viewer', { url: `/api/jobs/${id}` })).json() as { status: string; result: Record<string, unknown>; error?: unknown };
-    if (j.status === 'done' || j.status === 'failed' || j.status === 'cancelled') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`job ${id} did not finish`);
-}
 
 const MODELS = ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet'];
 const LABEL_MAP = { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' };

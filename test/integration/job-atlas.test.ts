@@ -6,24 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { getVolume } from '../../src/store/volumes.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
+const waitJob = (id: string) => waitJobOn(s, id);
 before(async () => {
   s = await startTestServer();
 });
 after(async () => {
   await s?.close();
 });
-
-async function waitJob(id: string): Promise<{ status: string; result: Record<string, unknown>; error?: unknown }> {
-  for (let i = 0; i < 2400; i++) {
-    const j = (await s.as('viewer', { url: `/api/jobs/${id}` })).json() as { status: string; result: Record<string, unknown>; error?: unknown };
-    if (j.status === 'done' || j.status === 'failed' || j.status === 'cancelled') return j;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`job ${id} did not finish`);
-}
 
 const MODELS = ['models/demo/demo-unet3d', 'models/demo/demo-resunet3d'];
 
