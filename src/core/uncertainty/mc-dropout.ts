@@ -95,6 +95,14 @@ export interface McStatistics {
  * mcStatistics([[0.9, 0.1], [0.1, 0.9]]).mutualInformation; // ln 2 − H(0.9, 0.1) ≈ 0.368
  */
 export function mcStatistics(probabilities: readonly ArrayLike<number>[]): McStatistics {
+  return summarizeSamples(probabilities, entropy);
+}
+
+/**
+ * The statistics both MC flavours share, given how the entropy of one probability vector is
+ * measured (categorical for softmax outputs, a sum of Bernoulli entropies for multi-label ones).
+ */
+function summarizeSamples(probabilities: readonly ArrayLike<number>[], entropyOf: (p: ArrayLike<number>) => number): McStatistics {
   const T = probabilities.length;
   if (T === 0) throw new MedmaskError('USAGE', 'Monte Carlo statistics need at least one sample');
   const K = probabilities[0]!.length;
@@ -107,13 +115,13 @@ export function mcStatistics(probabilities: readonly ArrayLike<number>[]): McSta
       mean[k] += p[k]! / T;
       sq[k] += (p[k]! * p[k]!) / T;
     }
-    eh += entropy(p) / T;
+    eh += entropyOf(p) / T;
   }
-  const h = entropy(mean);
+  const h = entropyOf(mean);
   return {
     samples: T,
     meanProbability: mean,
-    probabilityStd: sq.map((s, k) => Math.sqrt(Math.max(0, s - mean[k]! * mean[k]!))),
+    probabilityStd: sq.map((v, k) => Math.sqrt(Math.max(0, v - mean[k]! * mean[k]!))),
     predicted: argmax(mean),
     predictiveEntropy: h,
     expectedEntropy: eh,
@@ -157,31 +165,11 @@ function binaryEntropy(p: number): number {
  * mcStatisticsMultiLabel([[0.9], [0.1]]).mutualInformation; // ln 2 − H(0.9)
  */
 export function mcStatisticsMultiLabel(probabilities: readonly ArrayLike<number>[]): McStatistics {
-  const T = probabilities.length;
-  if (T === 0) throw new MedmaskError('USAGE', 'Monte Carlo statistics need at least one sample');
-  const K = probabilities[0]!.length;
-  const mean = new Float64Array(K);
-  const sq = new Float64Array(K);
-  let eh = 0;
-  for (const p of probabilities) {
-    if (p.length !== K) throw new MedmaskError('USAGE', `samples have ${p.length} and ${K} classes`);
-    for (let k = 0; k < K; k++) {
-      mean[k] += p[k]! / T;
-      sq[k] += (p[k]! * p[k]!) / T;
-      eh += binaryEntropy(p[k]!) / T;
-    }
-  }
-  let h = 0;
-  for (let k = 0; k < K; k++) h += binaryEntropy(mean[k]!);
-  return {
-    samples: T,
-    meanProbability: mean,
-    probabilityStd: sq.map((v, k) => Math.sqrt(Math.max(0, v - mean[k]! * mean[k]!))),
-    predicted: argmax(mean),
-    predictiveEntropy: h,
-    expectedEntropy: eh,
-    mutualInformation: Math.max(0, h - eh),
-  };
+  return summarizeSamples(probabilities, (p) => {
+    let h = 0;
+    for (let k = 0; k < p.length; k++) h += binaryEntropy(p[k]!);
+    return h;
+  });
 }
 
 /**
