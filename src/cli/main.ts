@@ -19,15 +19,14 @@ import { registerAtlas } from './atlas.js';
 import { registerServe } from './serve.js';
 import { registerWorker } from './worker.js';
 import { reportError } from './output.js';
-import { readFileSync } from 'node:fs';
+import { MEDMASK_VERSION } from '../version.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** Build the program (exported for tests, which run it in-process). */
 export function buildProgram(): Command {
   const program = new Command('medmask')
     .description('medmask: pixel- and voxel-level medical image annotations from cheap labels')
-    .version(pkg.version)
+    .version(MEDMASK_VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInfo(program);

@@ -32,7 +32,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { MEDMASK_VERSION } from '../version.js';
 import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import { MedmaskError } from '../core/errors.js';
 import { voxelCount, type Vec3, type Volume } from '../core/volume.js';
@@ -48,13 +48,7 @@ const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 /** medmask's implementation class UID (PS3.7 D.3.3.2): a fixed 2.25 UID derived from its name. */
 const IMPLEMENTATION_CLASS_UID = remapUid('medmask', 'implementation-class');
 
-const VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0';
-  } catch {
-    return '0';
-  }
-})();
+const VERSION = MEDMASK_VERSION;
 
 /** A coded concept (PS3.3 Code Sequence Macro). */
 export interface Code {

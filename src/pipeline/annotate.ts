@@ -5,7 +5,7 @@
  * layout is in `run-format.ts`. Resumable: images already in results.jsonl are skipped.
  * @module
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -22,6 +22,7 @@ import { atomicWrite } from '../io/atomic.js';
 import { readLabelsCsv } from '../io/dataset.js';
 import { readVolume, writeVolume } from '../io/index.js';
 import type { Device } from '../runtime/session.js';
+import { MEDMASK_VERSION } from '../version.js';
 import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel, type ModelPass } from './ensemble.js';
 import { readResults } from './evaluate.js';
 import { loadOod, passMi, scoreOod, type LoadedOod } from './ood.js';
@@ -121,7 +122,6 @@ export async function collectItems(images: string, opts: { labels?: string; labe
       else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push({ path: p, rel: relative(root, p) });
     }
   };
-  const { statSync } = await import('node:fs');
   if (statSync(root).isDirectory()) await walk(root);
   else out.push({ path: root, rel: basename(root) });
   if (!out.length) throw new MedmaskError('NOT_FOUND', `${images}: no images found`, { hint: `medmask reads ${[...IMAGE_EXT].join(' ')}` });
@@ -186,7 +186,7 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
     if (!opts.fresh && existsSync(resultsPath)) for (const r of await readResults(opts.out)) if (r.status === 'ok') previous.set(r.image, r);
     if (previous.size) note(`resuming: ${previous.size} image(s) already done in ${opts.out}`);
     const runInfo: RunInfo = {
-      medmask: (await import('../../package.json', { with: { type: 'json' } })).default.version,
+      medmask: MEDMASK_VERSION,
       started: new Date().toISOString(),
       seed,
       images: opts.source?.images ?? '',

@@ -5,7 +5,7 @@
  * case and close it.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { MEDMASK_VERSION } from '../version.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -35,7 +35,6 @@ import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
 import { viewerRoutes } from './routes/viewer.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** Default settings (see {@link ServerSettings}). */
 export const DEFAULT_SETTINGS: ServerSettings = {
@@ -90,7 +89,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'medmask API', version: pkg.version, description: 'Images, labels, models, jobs, versioned masks and review. Log in with POST /api/auth/login (cookie + X-CSRF-Token on writes) or send "Authorization: Bearer <API token>". Permissions per role: docs/server.md.' },
+      info: { title: 'medmask API', version: MEDMASK_VERSION, description: 'Images, labels, models, jobs, versioned masks and review. Log in with POST /api/auth/login (cookie + X-CSRF-Token on writes) or send "Authorization: Bearer <API token>". Permissions per role: docs/server.md.' },
       components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, bearer: { type: 'http', scheme: 'bearer' } } },
       tags: ['auth', 'users', 'data', 'images', 'labels', 'models', 'jobs', 'review', 'masks', 'export', 'admin', 'health'].map((name) => ({ name })),
     },
