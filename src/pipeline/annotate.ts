@@ -17,6 +17,7 @@ import { buildMask, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../core/mas
 import { dice } from '../core/metrics/segmentation.js';
 import { mapToImage } from '../core/preprocess.js';
 import { entropy } from '../core/uncertainty/mc-dropout.js';
+import { energy } from '../core/uncertainty/ood.js';
 import { createVolume, type Volume } from '../core/volume.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readLabelsCsv } from '../io/dataset.js';
@@ -307,7 +308,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     const mi = e.mc?.mutualInformation ?? 0;
     verdicts.push({ model: m.name, predicted: classes[pred]!, probability: probs[pred]!, targetProbability: probs[ti]!, agrees: pred === ti, mi });
     const o = oods[k];
-    ood.push(o ? scoreOod(o, p, c.T > 0 ? mi : passMi(m, p, 20, c.seed)) : { energy: -Math.log(Array.from(p.logits).reduce((s, v) => s + Math.exp(v), 0)), mi });
+    ood.push(o ? scoreOod(o, p, c.T > 0 ? mi : passMi(m, p, 20, c.seed)) : { energy: energy(p.logits), mi });
     if (!isNormal) {
       const cm = e.maps[0]!;
       const img = mapToImage(cm.normalized, e.width, e.height, p.pre.geometry).image;

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { defaultProbabilityMode } from '../core/explain/explain.js';
-import { forwardHead, type HeadTensor } from '../core/explain/head.js';
+import type { HeadTensor } from '../core/explain/head.js';
 import { MedmaskError } from '../core/errors.js';
 import { preprocessImage, type PreprocessResult } from '../core/preprocess.js';
 import { toProbabilities, type ProbabilityMode } from '../core/uncertainty/mc-dropout.js';
@@ -109,7 +109,8 @@ export async function runModel(m: EnsembleModel, vol: Volume): Promise<ModelPass
   const r = await m.session.run(pre.data, pre.dims);
   const [, C = 1, h = 1, w = 1] = r.activationDims;
   const activation: HeadTensor = { shape: [1, C, h, w], data: Float64Array.from(r.activation) };
-  const logits = forwardHead(m.session.head, activation).output.data;
+  // onnxruntime already evaluated the head: its logits are the deterministic output.
+  const logits = Float64Array.from(r.logits);
   const pooled = new Float64Array(C);
   const hw = h * w;
   for (let c = 0; c < C; c++) {
