@@ -5,8 +5,7 @@ import { MedmaskError } from '../core/errors.js';
 import { parseMaskPipeline, type MaskPipeline } from '../core/masks/pipeline.js';
 import { annotate, collectItems } from '../pipeline/annotate.js';
 import { writeReport } from '../pipeline/report.js';
-import { numberOption } from './phantoms.js';
-import { startProgress } from './output.js';
+import { numberOption, startProgress } from './output.js';
 
 /** Read a mask pipeline file (JSON or YAML). */
 export async function readPipelineFile(path: string): Promise<MaskPipeline> {

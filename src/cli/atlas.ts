@@ -8,8 +8,7 @@ import { atlasReportFromWork, writeAtlasReport, type AtlasReport } from '../pipe
 import { runAtlasCampaign } from '../pipeline/atlas-campaign.js';
 import { atlasRun } from '../pipeline/atlas-run.js';
 import { atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
-import { startProgress } from './output.js';
-import { numberOption } from './phantoms.js';
+import { numberOption, startProgress } from './output.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -4,8 +4,7 @@ import { collectItems } from '../pipeline/annotate.js';
 import { loadEnsemble, releaseEnsemble } from '../pipeline/ensemble.js';
 import { fitOod } from '../pipeline/ood.js';
 import { modelList } from './annotate.js';
-import { numberOption } from './phantoms.js';
-import { startProgress } from './output.js';
+import { numberOption, startProgress } from './output.js';
 
 /** Register `medmask fit-ood`. */
 export function registerFitOod(program: Command): void {

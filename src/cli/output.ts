@@ -4,7 +4,7 @@
  * @module
  */
 import cliProgress from 'cli-progress';
-import { ERRORS, isMedmaskError } from '../core/errors.js';
+import { ERRORS, isMedmaskError, MedmaskError } from '../core/errors.js';
 
 /** Print an error the way users should see it and return the exit code. */
 export function reportError(e: unknown, io: { err: (s: string) => void } = { err: (s) => process.stderr.write(s + '\n') }): number {
@@ -61,4 +61,12 @@ export function startProgress(label: string, total: number, opts: { quiet?: bool
 /** Format a number list for humans: "0.7 × 0.7 × 2.5". */
 export function fmtVec(v: readonly number[], digits = 4): string {
   return v.map((x) => String(Number(x.toFixed(digits)))).join(' × ');
+}
+
+/** Parse a numeric option, naming it in the error. */
+export function numberOption(name: string, value: string | undefined, fallback: number, check: (v: number) => boolean, expect: string): number {
+  if (value === undefined) return fallback;
+  const v = Number(value);
+  if (!Number.isFinite(v) || !check(v)) throw new MedmaskError('USAGE', `${name} ${JSON.stringify(value)} is not ${expect}`, { hint: `pass ${name} <${expect}>` });
+  return v;
 }

@@ -2,15 +2,7 @@ import type { Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { SOURCE_NAMES, type SourceName } from '../core/phantom/abdomen.js';
 import { writeAbdomenDataset, writeChestDataset, type WrittenDataset } from '../pipeline/phantoms.js';
-import { startProgress } from './output.js';
-
-/** Parse a numeric option, naming it in the error. */
-export function numberOption(name: string, value: string | undefined, fallback: number, check: (v: number) => boolean, expect: string): number {
-  if (value === undefined) return fallback;
-  const v = Number(value);
-  if (!Number.isFinite(v) || !check(v)) throw new MedmaskError('USAGE', `${name} ${JSON.stringify(value)} is not ${expect}`, { hint: `pass ${name} <${expect}>` });
-  return v;
-}
+import { numberOption, startProgress } from './output.js';
 
 const isInt = (lo: number, hi: number) => (v: number) => Number.isInteger(v) && v >= lo && v <= hi;
 
