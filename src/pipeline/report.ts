@@ -79,7 +79,7 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
   }
   const rows = ok.map((r) => {
     const e = diceOf.get(r.image);
-    return `<tr class="${r.decision}"><td>${esc(r.image)}</td><td>${esc(r.label ?? '')}</td><td>${esc(r.predicted ?? '')}</td><td>${r.decision}</td><td>${num(r.priority, 3)}</td><td>${num(r.uncertainty?.entropy)}</td><td>${num(r.uncertainty?.mi)}</td><td>${num(r.uncertainty?.maskScore)}</td><td>${num(r.ood?.score, 2)}</td><td>${r.maskPixels ?? ''}</td><td>${num(e?.dice)}</td><td>${esc((r.reasons ?? []).join('; '))}</td></tr>`;
+    return `<tr class="${r.decision}"><td>${esc(r.image)}</td><td>${esc(r.label ?? '')}</td><td>${esc(r.predicted ?? '')}</td><td>${r.decision}</td><td>${num(r.priority, 3)}</td><td>${num(r.uncertainty?.entropy)}</td><td>${num(r.uncertainty?.mi)}</td><td>${num(r.uncertainty?.maskScore)}</td><td>${num(r.uncertainty?.outside)}</td><td>${num(r.ood?.score, 2)}</td><td>${r.maskPixels ?? ''}</td><td>${num(e?.dice)}</td><td>${esc((r.reasons ?? []).join('; '))}</td></tr>`;
   });
   const errRows = results.filter((r) => r.status !== 'ok').map((r) => `<li><b>${esc(r.image)}</b>: ${esc(r.error ?? '')}</li>`);
   const metrics = ev
@@ -95,7 +95,7 @@ th{cursor:pointer;background:#f6f6f6}.kv th{cursor:default}.grid{display:flex;fl
 <h1>medmask annotate report</h1><p>${esc(run)} · started ${esc(info.started)} · ${info.models.map((m) => `<code>${esc(m.name)}</code> (${m.sha256.slice(0, 12)})`).join(', ')} · seed ${info.seed}</p>
 <p><b>${results.length}</b> images: <b class="accept">${counts.accept}</b> accepted, <b>${counts.review}</b> to review, <b>${counts.ood}</b> out of distribution, ${counts.error} failed${info.stageSeconds ? ` · ${Object.entries(info.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}` : ''}</p>
 ${metrics}<div class="plots">${plots.join('')}</div>${gallery.join('')}
-<h2>All images</h2><table id="t"><thead><tr><th>image</th><th>label</th><th>predicted</th><th>decision</th><th>priority</th><th>entropy</th><th>MI</th><th>mask score</th><th>OOD</th><th>mask px</th><th>Dice</th><th>reasons</th></tr></thead><tbody>${rows.join('')}</tbody></table>
+<h2>All images</h2><table id="t"><thead><tr><th>image</th><th>label</th><th>predicted</th><th>decision</th><th>priority</th><th>entropy</th><th>MI</th><th>mask score</th><th>outside</th><th>OOD</th><th>mask px</th><th>Dice</th><th>reasons</th></tr></thead><tbody>${rows.join('')}</tbody></table>
 ${errRows.length ? `<h2>Failed images</h2><ul>${errRows.join('')}</ul>` : ''}
 <script>document.querySelectorAll('#t th').forEach((th,i)=>th.onclick=()=>{const tb=th.closest('table').tBodies[0];const rs=[...tb.rows];const dir=th.dataset.dir=th.dataset.dir==='1'?'-1':'1';
 rs.sort((a,b)=>{const x=a.cells[i].textContent,y=b.cells[i].textContent;const nx=parseFloat(x),ny=parseFloat(y);return (isNaN(nx)||isNaN(ny)?x.localeCompare(y):nx-ny)*dir;});rs.forEach(r=>tb.appendChild(r));});</script>

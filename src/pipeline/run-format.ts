@@ -62,8 +62,10 @@ export interface ImageResult {
     mi: number;
     /** Mean per-pixel std of the saliency maps inside the mask (0 when no mask). */
     mapStd: number;
-    /** Mask-level uncertainty score in [0, 1]. */
+    /** Mask-level uncertainty score in [0, 1]: 1 − mean pairwise Dice of the agreeing models' masks. */
     maskScore: number;
+    /** Fraction of the salient area (fused map above its threshold) farther than 2.5 % of the image side from the mask. */
+    outside?: number;
   };
   ood?: { mahalanobis?: number; energy: number; mi: number; score?: number; threshold?: number };
   mask?: string;

@@ -1,7 +1,8 @@
 /**
  * Quality of the weak masks on phantoms with the bundled demo zoo and image-level labels only,
- * with seeds different from the demo's and from the seed the chest pipeline was tuned on (5555): mean Dice on lesion images, review routing that ranks
- * errors (risk–coverage below random), open-set detection of the OOD family.
+ * with seeds different from the demo's and from the seed the chest pipeline was tuned on (5555):
+ * mean Dice on lesion images, review routing that ranks errors (risk–coverage below random),
+ * open-set detection of the OOD family.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,7 @@ import { CHEST_PHANTOM_PIPELINE } from '../../src/core/masks/pipeline.js';
 
 const models = DEMO_CLASSIFIERS.map((m) => join(ROOT, m));
 
-test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.6, review ranks errors, OOD AUROC ≥ 0.9', async (t) => {
+test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.7, review ranks errors, OOD AUROC ≥ 0.9', async (t) => {
   assert.ok(models.every((m) => existsSync(join(m, 'model.json'))), `the demo zoo must be committed (${models.join(', ')}); rebuild it with /usr/bin/python3 tools/train/build_zoo.py`);
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-quality-'));
   try {
@@ -42,15 +43,26 @@ test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.6, review ranks
     const run = join(tmp, 'run');
     await annotate({ models, items: [...test, ...ood], out: run, oodDir: join(tmp, 'ood'), pipeline: CHEST_PHANTOM_PIPELINE, mcSamples: 10, seed: 5, fresh: true });
     const e = await evaluateRun(run, data, { labelColumn: 'presence' });
-    t.diagnostic(`mean Dice ${e.segmentation.meanDice.toFixed(3)} over ${e.segmentation.lesionImages} lesion images; accuracy ${e.classification.accuracy.toFixed(3)}; OOD AUROC ${e.ood.auroc.toFixed(3)}; AURC ${e.riskCoverage.aurc.toFixed(3)} vs random ${e.riskCoverage.randomAurc.toFixed(3)}; decisions ${JSON.stringify(e.decisions)}`);
-    assert.ok(e.segmentation.lesionImages >= 8, 'enough lesion images to judge');
-    // Issue 6 asks for ≥ 0.7. Measured: 0.681 over all 180 lesion images of this seed's 300 (0.695 on
-    // the tuning seed's 176); this test split holds ~28, so its figure is noisier. The assertion is a
-    // regression guard below the measured level, not the goal.
-    assert.ok(e.segmentation.meanDice >= 0.6, `mean Dice ${e.segmentation.meanDice}`);
-    assert.ok(e.riskCoverage.aurc < e.riskCoverage.randomAurc, `AURC ${e.riskCoverage.aurc} vs random ${e.riskCoverage.randomAurc}`);
+    t.diagnostic(`test split: mean Dice ${e.segmentation.meanDice.toFixed(3)} over ${e.segmentation.lesionImages} lesion images; accuracy ${e.classification.accuracy.toFixed(3)}; OOD AUROC ${e.ood.auroc.toFixed(3)}; decisions ${JSON.stringify(e.decisions)}`);
     assert.ok(e.ood.auroc >= 0.9, `OOD AUROC ${e.ood.auroc}`);
     assert.ok(e.classification.accuracy >= 0.85, `accuracy ${e.classification.accuracy}`);
+    // Masks and review ranking over a second unseen set large enough to judge a ranking (the test
+    // split above holds ~28 lesion images; an area under the risk–coverage curve over so few moves
+    // by more than the gap between a good ranking and a random one).
+    const unseen = join(tmp, 'unseen');
+    await writeChestDataset(unseen, { n: 200, seed: 880012, size: 256, oodFraction: 0 });
+    const all = await collectItems(unseen, { labels: join(unseen, 'labels.csv'), labelColumn: 'presence', roiColumn: 'lungs' });
+    const run2 = join(tmp, 'run-unseen');
+    await annotate({ models, items: all, out: run2, oodDir: join(tmp, 'ood'), pipeline: CHEST_PHANTOM_PIPELINE, mcSamples: 10, seed: 5, fresh: true });
+    const u = await evaluateRun(run2, unseen, { labelColumn: 'presence' });
+    t.diagnostic(`unseen set: mean Dice ${u.segmentation.meanDice.toFixed(3)} over ${u.segmentation.lesionImages} lesion images (accepted ${u.segmentation.meanDiceByDecision.accept?.meanDice.toFixed(3)}, review ${u.segmentation.meanDiceByDecision.review?.meanDice.toFixed(3)}); AURC ${u.riskCoverage.aurc.toFixed(3)} vs random ${u.riskCoverage.randomAurc.toFixed(3)}; decisions ${JSON.stringify(u.decisions)}`);
+    assert.ok(u.segmentation.lesionImages >= 80, 'enough lesion images to judge');
+    // Issue 6 asks for ≥ 0.7 (aim 0.8). Measured with CHEST_PHANTOM_PIPELINE (no MC): 0.807 over
+    // the 180 lesion images of seed 880011's 300, 0.812 over 181 of seed 424242 (0.818 on the
+    // tuning seed 5555's 176).
+    assert.ok(u.segmentation.meanDice >= 0.7, `mean Dice ${u.segmentation.meanDice}`);
+    assert.ok(e.segmentation.meanDice >= 0.7, `test split mean Dice ${e.segmentation.meanDice}`);
+    assert.ok(u.riskCoverage.aurc < u.riskCoverage.randomAurc, `AURC ${u.riskCoverage.aurc} vs random ${u.riskCoverage.randomAurc}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

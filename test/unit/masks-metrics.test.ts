@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connectedComponents, fillHoles, keepLargestComponents, morph, otsuThreshold, percentile, removeSmallComponents, binarize, type Shape3 } from '../../src/core/masks/binary.js';
-import { buildMask, parseMaskPipeline, DEFAULT_MASK_PIPELINE } from '../../src/core/masks/pipeline.js';
+import { buildMask, outsideFraction, parseMaskPipeline, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../../src/core/masks/pipeline.js';
 import { dice, hd95, iou, squaredDistanceTo } from '../../src/core/metrics/segmentation.js';
 import { auroc, ece, fprAtTpr, riskCoverage, rocCurve } from '../../src/core/metrics/classification.js';
 import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis } from '../../src/core/uncertainty/ood.js';
@@ -155,4 +155,89 @@ test('refine: a coarse saliency blob snaps to the bright lesion inside it and dr
   for (let x = 0; x < n; x++) assert.equal(res.mask[20 * n + x], 0, 'the rib is not part of the lesion');
   const skipped = buildMask([{ map: fused, confidence: 1 }], grid, { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'refine' }] });
   assert.deepEqual(skipped.notes, ['refine: skipped, no image intensities given']);
+});
+
+/** A noisy lung (58 ± 4 grey levels) with horizontal rib bands 6 px thick every 16 rows. */
+function noisyLung(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed), image = new Float32Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) image[y * n + x] = 58 + rng.normal(0, 4) + (y % 16 < 6 ? 40 : 0);
+  return image;
+}
+const refineOnly = (refine: Record<string, unknown>, after: MaskPipeline['constraints'] = []): MaskPipeline =>
+  parseMaskPipeline({ fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'refine', ...refine }, ...after] });
+
+test('refine minContrast: a region that is nearly all background is not split inside its own noise', () => {
+  const n = 96, grid: Shape3 = [n, n, 1];
+  const rng = new Rng(11);
+  const image = new Float32Array(n * n), fused = new Float32Array(n * n), truth = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const i = y * n + x;
+    image[i] = 58 + 6 * Math.sin(x / 5) * Math.cos(y / 7) + rng.normal(0, 3); // lung texture and noise
+    if ((x - 44) ** 2 + (y - 50) ** 2 <= 9) {
+      image[i] += 30; // a small nodule, 29 px, in a salient blob of ~2500 px
+      truth[i] = 1;
+    }
+    fused[i] = Math.exp(-((x - 48) ** 2 + (y - 46) ** 2) / (2 * 24 ** 2));
+  }
+  const otsuOnly = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ dilate: 0, core: 0 }), { image });
+  const robust = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ dilate: 0, core: 0, minContrast: 3 }), { image });
+  assert.ok(dice(otsuOnly.mask, truth) < 0.3, `Otsu alone splits the noise (Dice ${dice(otsuOnly.mask, truth)})`);
+  assert.ok(dice(robust.mask, truth) > 0.9, `with minContrast the nodule alone (Dice ${dice(robust.mask, truth)})`);
+});
+
+test('refine bridge: a cavity whose top and bottom walls the rib suppression flattened is closed and filled, ribs stay out', () => {
+  const n = 96, grid: Shape3 = [n, n, 1];
+  const image = noisyLung(n, 5), fused = new Float32Array(n * n), truth = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const i = y * n + x, d = Math.hypot(x - 48, y - 56);
+    if (d <= 12) {
+      image[i] = d < 7 ? 40 : 58 + 45; // dark air-filled centre, wall 5 px thick
+      truth[i] = 1;
+    }
+    fused[i] = Math.exp(-((x - 50) ** 2 + (y - 54) ** 2) / (2 * 10 ** 2));
+  }
+  const steps: MaskPipeline['constraints'] = [{ op: 'fill-holes' }];
+  const base = { dilate: 4, core: 0.6, suppress: 4, suppressShape: 'vertical', polarity: 'bright', minContrast: 2 };
+  const open = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly(base, steps), { image });
+  const bridged = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ ...base, bridge: 7 }, steps), { image });
+  // Without the bridge the vertical opening leaves two side arcs: the lumen cannot be filled.
+  assert.ok(dice(open.mask, truth) < 0.75, `side arcs only (Dice ${dice(open.mask, truth)})`);
+  assert.ok(dice(bridged.mask, truth) > 0.85, `the whole cavity (Dice ${dice(bridged.mask, truth)})`);
+  let ribOutside = 0;
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) if (bridged.mask[y * n + x] && Math.hypot(x - 48, y - 56) > 12 + 7) ribOutside++;
+  assert.equal(ribOutside, 0, 'rib pixels beyond the bridge radius are not restored');
+});
+
+test('refine polarity: a dark lesion is picked when the side is fixed to dark', () => {
+  const n = 64, grid: Shape3 = [n, n, 1];
+  const rng = new Rng(3);
+  const image = new Float32Array(n * n), fused = new Float32Array(n * n), truth = new Uint8Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const i = y * n + x;
+    image[i] = 150 + rng.normal(0, 3);
+    if ((x - 30) ** 2 + (y - 32) ** 2 <= 49) {
+      image[i] = 90 + rng.normal(0, 3);
+      truth[i] = 1;
+    }
+    fused[i] = Math.exp(-((x - 32) ** 2 + (y - 32) ** 2) / (2 * 12 ** 2));
+  }
+  const dark = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ dilate: 2, polarity: 'dark', minContrast: 3 }), { image });
+  const bright = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ dilate: 2, polarity: 'bright', minContrast: 3 }), { image });
+  assert.ok(dice(dark.mask, truth) > 0.9, `dark Dice ${dice(dark.mask, truth)}`);
+  const auto = buildMask([{ map: fused, confidence: 1 }], grid, refineOnly({ dilate: 2, minContrast: 3 }), { image });
+  assert.ok(dice(auto.mask, truth) > 0.9, `auto: the side with more saliency (Dice ${dice(auto.mask, truth)})`);
+  assert.ok(dice(bright.mask, truth) < 0.5, `bright does not find it (Dice ${dice(bright.mask, truth)})`);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'refine', polarity: 'brite' }] }), /constraints\[0\]\.polarity: "brite" is not one of auto, bright, dark/);
+});
+
+test('outside: the fraction of the salient area farther than reach from the mask', () => {
+  assert.equal(outsideFraction(Uint8Array.of(1, 1, 0, 0, 1), Uint8Array.of(1, 0, 0, 0, 0), [5, 1, 1], 1), 1 / 3);
+  assert.equal(outsideFraction(new Uint8Array(5), Uint8Array.of(1, 0, 0, 0, 0), [5, 1, 1], 1), 0);
+  assert.equal(outsideFraction(Uint8Array.of(0, 1, 1), new Uint8Array(3), [3, 1, 1], 4), 1, 'an empty mask explains nothing');
+  // Two equal salient blobs, the constraints keep one (keep-largest breaks the tie): half is outside.
+  const n = 64, grid: Shape3 = [n, n, 1];
+  const map = new Float32Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) if ((y >= 10 && y < 20 && ((x >= 8 && x < 18) || (x >= 40 && x < 50)))) map[y * n + x] = 1;
+  const res = buildMask([{ map, confidence: 1 }], grid, { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'keep-largest', k: 1 }] }, { reach: 3 });
+  assert.equal(res.outside, 0.5);
 });
