@@ -93,6 +93,7 @@ export interface AnnotateSummary {
   stageSeconds: Record<string, number>;
 }
 
+const RASTER_EXT = /\.(png|jpe?g|tiff?)$/i;
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.nii', '.gz', '.nrrd', '.mha']);
 
 /**
@@ -395,8 +396,11 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   // mask ranked them best (0.13).
   const priority = Hn + Math.min(1, miMean / Math.log(Math.max(2, K))) + (1 - agreeFrac) + outside + (failures.length ? 0.5 : 0) + (oodScore !== undefined ? Math.max(0, oodScore) : 0);
   // Outputs.
-  const maskRel = `masks/${stem}.png`;
-  await writeVolume(createVolume([w, h, 1], 'uint8', { data: mask.map((v) => (v ? 255 : 0)), spacing: vol.spacing, origin: vol.origin, direction: vol.direction }), join(c.out, maskRel));
+  // A raster image gets a 0/255 PNG mask; a NIfTI, NRRD, MetaImage or DICOM image a 0/1 NIfTI
+  // label map on the image's own grid (spacing, origin, direction), which viewers overlay in place.
+  const raster = RASTER_EXT.test(item.rel);
+  const maskRel = `masks/${stem}${raster ? '.png' : '.nii.gz'}`;
+  await writeVolume(createVolume([w, h, 1], 'uint8', { data: raster ? mask.map((v) => (v ? 255 : 0)) : mask, spacing: vol.spacing, origin: vol.origin, direction: vol.direction }), join(c.out, maskRel));
   const out: ImageResult = {
     image: item.rel,
     stem,

@@ -12,13 +12,29 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { esc, histogram, lineChart, reliabilityDiagram } from '../core/report/svg.js';
 import { atomicWrite } from '../io/atomic.js';
+import { readVolume } from '../io/index.js';
 import type { Evaluation } from './evaluate.js';
 import { readResults } from './evaluate.js';
 import type { ImageResult, RunInfo } from './run-format.js';
 
 async function thumb(path: string, size = 112): Promise<string> {
   if (!existsSync(path)) return '';
-  const buf = await sharp(path).resize(size, size, { fit: 'inside' }).png().toBuffer();
+  let img: ReturnType<typeof sharp>;
+  if (/\.(png|jpe?g|tiff?)$/i.test(path)) img = sharp(path);
+  else {
+    // NIfTI / NRRD / MetaImage / DICOM: the (first) slice, min–max scaled to 8 bits.
+    const v = await readVolume(path);
+    const [w, h] = v.shape, comps = v.components, grey = new Uint8Array(w * h);
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < w * h; i++) {
+      const x = v.data[i * comps]!;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    for (let i = 0; i < w * h; i++) grey[i] = hi > lo ? Math.round((255 * (v.data[i * comps]! - lo)) / (hi - lo)) : 0;
+    img = sharp(grey, { raw: { width: w, height: h, channels: 1 } });
+  }
+  const buf = await img.resize(size, size, { fit: 'inside' }).png().toBuffer();
   return `data:image/png;base64,${buf.toString('base64')}`;
 }
 

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { annotate, collectItems } from '../../src/pipeline/annotate.js';
 import { writeChestDataset } from '../../src/pipeline/phantoms.js';
-import { readVolume } from '../../src/io/index.js';
+import { readVolume, writeVolume } from '../../src/io/index.js';
+import { createVolume } from '../../src/core/volume.js';
+import { writeReport } from '../../src/pipeline/report.js';
 import type { ImageResult } from '../../src/pipeline/run-format.js';
 import { cli, ROOT } from '../helpers/cli.js';
 
@@ -122,6 +124,42 @@ test('fit-ood → annotate → evaluate through the CLI: OOD statistics used, ev
     assert.match(html, /<svg/);
     assert.doesNotMatch(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, ''), /https?:\/\//, 'no network references');
     assert.match(html, /data:image\/png;base64,/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('annotate on NIfTI images: the mask is a 0/1 NIfTI label map on the image grid, and the report still shows thumbnails', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medmask-annnii-'));
+  try {
+    const data = join(tmp, 'data');
+    await writeChestDataset(data, { n: 4, seed: 21, size: 96, oodFraction: 0 });
+    const items = await collectItems(data, { labels: join(data, 'labels.csv'), roiColumn: 'lungs' });
+    const spacing: [number, number, number] = [0.7, 0.7, 1], origin: [number, number, number] = [-30, 12, 4];
+    for (const it of items) {
+      const v = await readVolume(it.path);
+      const nii = it.path.replace(/\.png$/, '.nii.gz');
+      await writeVolume(createVolume(v.shape, 'int16', { data: Int16Array.from(v.data as ArrayLike<number>, (x) => x * 4 - 200), spacing, origin }), nii);
+      it.path = nii;
+      it.rel = it.rel.replace(/\.png$/, '.nii.gz');
+    }
+    const run = join(tmp, 'run');
+    const s = await annotate({ models: [packModel(tmp, 'resnet')], items, out: run, mcSamples: 0, seed: 1 });
+    assert.equal(s.done, 4);
+    for (const r of readLines(run)) {
+      assert.match(r.mask!, /^masks\/images__img_\d+\.nii\.gz$/);
+      const m = await readVolume(join(run, r.mask!));
+      assert.deepEqual([...m.spacing].map((x) => +x.toFixed(4)), spacing);
+      assert.deepEqual([...m.origin].map((x) => +x.toFixed(4)), origin);
+      let on = 0;
+      for (const x of m.data) {
+        assert.ok(x === 0 || x === 1, `label values 0/1, got ${x}`);
+        on += x;
+      }
+      assert.equal(on, r.maskPixels);
+    }
+    const html = readFileSync(await writeReport(run, { imagesRoot: data }), 'utf8');
+    assert.ok((html.match(/data:image\/png;base64,/g) ?? []).length >= 8, 'image and mask thumbnails of NIfTI inputs');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
