@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { MedmaskError } from '../core/errors.js';
 import { parseMaskPipeline, type MaskPipeline } from '../core/masks/pipeline.js';
-import { annotate, collectItems } from '../pipeline/annotate.js';
+import { annotate, collectItems, DEFAULT_THRESHOLDS, type DecisionThresholds } from '../pipeline/annotate.js';
 import { writeReport } from '../pipeline/report.js';
 import { numberOption, startProgress } from './output.js';
 
@@ -24,6 +24,29 @@ export async function readPipelineFile(path: string): Promise<MaskPipeline> {
   return parseMaskPipeline(raw, path);
 }
 
+const REVIEW_KEYS: Record<string, keyof DecisionThresholds> = { entropy: 'entropy', mi: 'mi', 'mask-score': 'maskScore', outside: 'outside' };
+
+/**
+ * The decision thresholds of --review, e.g. `entropy=0.7,outside=0.9` (unnamed ones keep their
+ * defaults).
+ * @throws MedmaskError USAGE naming the bad entry
+ */
+export function reviewThresholds(v: string): Partial<DecisionThresholds> {
+  const out: Partial<DecisionThresholds> = {};
+  const keys = Object.keys(REVIEW_KEYS).join(', ');
+  for (const part of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [k = '', val, extra] = part.split('=').map((x) => x.trim());
+    const key = REVIEW_KEYS[k];
+    if (!key) throw new MedmaskError('USAGE', `--review: unknown threshold "${k}"`, { hint: `use ${keys}, e.g. --review entropy=0.7,outside=0.9` });
+    const x = Number(val);
+    if (val === undefined || val === '' || extra !== undefined || !Number.isFinite(x) || x < 0) {
+      throw new MedmaskError('USAGE', `--review: ${k} needs a number ≥ 0, got "${val ?? ''}"`, { hint: `e.g. --review ${k}=${DEFAULT_THRESHOLDS[key]}` });
+    }
+    out[key] = x;
+  }
+  return out;
+}
+
 /** The model list of --models (comma-separated, or repeated). */
 export function modelList(v: string | string[]): string[] {
   return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
@@ -31,7 +54,7 @@ export function modelList(v: string | string[]): string[] {
 
 interface Opts {
   models: string[]; images: string; labels?: string; labelColumn?: string; split?: string; roiColumn?: string; out: string; pipeline?: string;
-  mc?: string; seed?: string; ood?: string; device?: 'cpu' | 'cuda'; threads?: string; fresh?: boolean; report?: boolean; json?: boolean;
+  mc?: string; seed?: string; ood?: string; review?: string; device?: 'cpu' | 'cuda'; threads?: string; fresh?: boolean; report?: boolean; json?: boolean;
 }
 
 /** Register `medmask annotate`. */
@@ -50,6 +73,7 @@ export function registerAnnotate(program: Command): void {
     .option('--mc <T>', 'head Monte Carlo Dropout samples (0 = off)', '20')
     .option('--seed <int>', 'seed for MC Dropout', '0')
     .option('--ood <dir>', 'folder with <model>.ood.json from medmask fit-ood (default: beside each model)')
+    .option('--review <thresholds>', `when an image goes to review, e.g. entropy=0.7,outside=0.9 (defaults: entropy=${DEFAULT_THRESHOLDS.entropy} of ln K, mi=${DEFAULT_THRESHOLDS.mi} nats, mask-score=${DEFAULT_THRESHOLDS.maskScore}, outside=${DEFAULT_THRESHOLDS.outside})`)
     .option('--device <cpu|cuda>', 'execution provider', 'cpu')
     .option('--threads <n>', 'onnxruntime threads per session')
     .option('--fresh', 'start again instead of resuming')
@@ -59,13 +83,14 @@ export function registerAnnotate(program: Command): void {
     .action(async (o: Opts) => {
       const mc = numberOption('--mc', o.mc, 20, (v) => Number.isInteger(v) && v >= 0 && v <= 1000, 'a whole number from 0 to 1000');
       const seed = numberOption('--seed', o.seed, 0, Number.isInteger, 'an integer');
+      const thresholds = o.review !== undefined ? reviewThresholds(o.review) : undefined;
       const pipeline = o.pipeline ? await readPipelineFile(o.pipeline) : undefined;
       const items = await collectItems(o.images, { ...(o.labels ? { labels: o.labels } : {}), ...(o.labelColumn ? { labelColumn: o.labelColumn } : {}), ...(o.split ? { split: o.split } : {}), ...(o.roiColumn ? { roiColumn: o.roiColumn } : {}) });
       const bar = startProgress('annotate', items.length, { quiet: !!o.json });
       const notes: string[] = [];
       const s = await annotate({
         models: modelList(o.models), items, out: o.out, mcSamples: mc, seed,
-        ...(pipeline ? { pipeline } : {}), ...(o.ood ? { oodDir: o.ood } : {}), ...(o.device ? { device: o.device } : {}),
+        ...(pipeline ? { pipeline } : {}), ...(thresholds ? { thresholds } : {}), ...(o.ood ? { oodDir: o.ood } : {}), ...(o.device ? { device: o.device } : {}),
         ...(o.threads ? { threads: numberOption('--threads', o.threads, 1, (v) => Number.isInteger(v) && v > 0, 'a positive whole number') } : {}),
         ...(o.fresh ? { fresh: true } : {}),
         source: { images: o.images, ...(o.labels ? { labels: o.labels } : {}) },

@@ -95,7 +95,22 @@ test('annotate bad input: labels the models do not have, models with different c
     const r3 = cli('annotate', '--models', a, '--images', data, '--pipeline', join(tmp, 'p.yaml'), '--out', join(tmp, 'r3'));
     assert.equal(r3.code, 2);
     assert.match(r3.err, /p\.yaml: constraints\[0\]\.op.*did you mean "fill-holes"/);
-    for (const r of [r1, r2, r3]) assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    const r4 = cli('annotate', '--models', a, '--images', data, '--review', 'entropy=high', '--out', join(tmp, 'r4'));
+    assert.equal(r4.code, 2);
+    assert.match(r4.err, /--review: entropy needs a number ≥ 0, got "high"/);
+    const r5 = cli('annotate', '--models', a, '--images', data, '--review', 'entrpy=0.5', '--out', join(tmp, 'r5'));
+    assert.equal(r5.code, 2);
+    assert.match(r5.err, /--review: unknown threshold "entrpy"[\s\S]*entropy, mi, mask-score, outside/);
+    for (const r of [r1, r2, r3, r4, r5]) assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    // Entropy 0: every image is uncertain enough for review; the others keep their defaults.
+    const r6 = cli('annotate', '--models', a, '--images', data, '--review', 'entropy=0', '--mc', '0', '--no-report', '--out', join(tmp, 'r6'));
+    assert.equal(r6.code, 0, r6.err);
+    for (const l of readLines(join(tmp, 'r6'))) {
+      assert.equal(l.decision, 'review', l.image);
+      assert.ok(l.reasons!.some((x) => /uncertain prediction/.test(x)), l.reasons!.join('; '));
+    }
+    const opts = (JSON.parse(readFileSync(join(tmp, 'r6', 'run.json'), 'utf8')) as { options: { thresholds: Record<string, number> } }).options;
+    assert.deepEqual(opts.thresholds, { entropy: 0, mi: 0.05, maskScore: 0.5, outside: 0.85 });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
