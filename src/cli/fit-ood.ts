@@ -16,7 +16,7 @@ export function registerFitOod(program: Command): void {
     .requiredOption('--labels <csv>', 'labels CSV of the training images (class names of the models)')
     .option('--label-column <col>', 'CSV column holding the label')
     .option('--split <name>', 'only rows of this split (e.g. train)')
-    .option('--calibration-split <name>', 'calibrate the threshold on these CSV rows (images the classifiers were not trained on, e.g. val); default: the fit images, out of fold')
+    .option('--calibration-split <name>', 'calibrate the threshold, and fit each model\'s temperature (confidence calibration), on these labelled CSV rows (images the classifiers were not trained on, e.g. val); default: the fit images, out of fold, and no temperature')
     .option('--fpr <fraction>', 'false-positive rate allowed on the fit images', '0.05')
     .option('--mc <T>', 'MC Dropout samples for the MI score', '20')
     .requiredOption('--out <dir>', 'folder for <model>.ood.json (give it to annotate with --ood)')

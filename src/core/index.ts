@@ -23,4 +23,5 @@ export * from './masks/pipeline.js';
 export * from './metrics/segmentation.js';
 export { ece, rocCurve, fprAtTpr, riskCoverage, type RiskCoverage } from './metrics/classification.js';
 export * from './uncertainty/ood.js';
+export * from './uncertainty/calibration.js';
 export * from './atlas/index.js';

@@ -13,6 +13,7 @@ import { explainActivation } from '../core/explain/explain.js';
 import { displayRgb, overlayHeatmap } from '../core/explain/overlay.js';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { countOn, binarize } from '../core/masks/binary.js';
+import { temperatureScale } from '../core/uncertainty/calibration.js';
 import { buildMask, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../core/masks/pipeline.js';
 import { dice } from '../core/metrics/segmentation.js';
 import { mapToImage } from '../core/preprocess.js';
@@ -195,7 +196,10 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
       seed,
       images: opts.source?.images ?? '',
       ...(opts.source?.labels ? { labels: opts.source.labels } : {}),
-      models: models.map((m) => ({ name: m.name, path: m.path, sha256: m.sha256, classes: m.manifest.classes, target: m.session.target })),
+      models: models.map((m, k) => {
+        const t = oods[k]?.stats.temperature?.temperature;
+        return { name: m.name, path: m.path, sha256: m.sha256, classes: m.manifest.classes, target: m.session.target, ...(t !== undefined ? { temperature: t } : {}) };
+      }),
       options: { mcSamples: T, thresholds: th, normalClasses: [...normal], oodDir: opts.oodDir ?? null, node: process.version },
     };
     await atomicWrite(join(opts.out, 'pipeline.json'), JSON.stringify(pipeline, null, 1) + '\n');
@@ -305,7 +309,10 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
       probability: m.probability,
       ...(c.T > 0 ? { mc: { samples: c.T, rate: m.mcRate, seed: c.seed, pixelStd: !isNormal } } : {}),
     });
-    const probs = e.mc ? e.mc.meanProbability : e.probabilities;
+    // Calibrated confidence when fit-ood fitted a temperature (argmax unchanged; MI stays the head's).
+    const raw = e.mc ? e.mc.meanProbability : e.probabilities;
+    const temperature = oods[k]?.stats.temperature?.temperature;
+    const probs = temperature !== undefined ? Array.from(temperatureScale(raw, temperature)) : Array.from(raw);
     for (let j = 0; j < K; j++) meanProbs[j]! += probs[j]! / models.length;
     const pred = probs.indexOf(Math.max(...probs));
     const mi = e.mc?.mutualInformation ?? 0;

@@ -2,7 +2,8 @@
  * `medmask fit-ood`: fit the open-set statistics of each model on in-distribution training images
  * — class-conditional means and a shared covariance of the pooled target features (Mahalanobis),
  * plus the spread of the energy and MC mutual-information scores — and choose the threshold of the
- * combined score at a target false-positive rate. Written as `<out>/<model>.ood.json`; `annotate`
+ * combined score at a target false-positive rate; with labelled calibration images, also the
+ * model's temperature (confidence calibration). Written as `<out>/<model>.ood.json`; `annotate`
  * reads it (and refuses statistics fitted on a different model file).
  * @module
  */
@@ -11,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { explainActivation } from '../core/explain/explain.js';
 import { MedmaskError } from '../core/errors.js';
+import { fitTemperature, type TemperatureFit } from '../core/uncertainty/calibration.js';
 import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis, type MahalanobisModel, type OodCombiner } from '../core/uncertainty/ood.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readVolume } from '../io/index.js';
@@ -25,6 +27,11 @@ export interface OodStats {
   mahalanobis: Omit<MahalanobisModel, 'cholesky'> & { cholesky: number[] };
   combiner: OodCombiner;
   fit: { images: number; calibrationImages: number; mcSamples: number; seed: number; targetFpr: number };
+  /**
+   * Temperature scaling of the model's probabilities, fitted on the labelled calibration images
+   * (absent without them, or for multi-label models); annotate applies it.
+   */
+  temperature?: TemperatureFit;
 }
 
 /** OOD scores of one image under one model. */
@@ -48,6 +55,7 @@ export function passMi(m: EnsembleModel, pass: ModelPass, samples: number, seed:
 
 /** Per model, per image: pooled features, energy and MI. */
 interface Scored {
+  probs: Float64Array[][];
   feats: Float64Array[][];
   en: number[][];
   mi: number[][];
@@ -62,12 +70,13 @@ async function scoreImages(
   seed: number,
   onImage: () => void,
 ): Promise<Scored> {
-  const s: Scored = { feats: models.map(() => []), en: models.map(() => []), mi: models.map(() => []), labels: [] };
+  const s: Scored = { probs: models.map(() => []), feats: models.map(() => []), en: models.map(() => []), mi: models.map(() => []), labels: [] };
   for (const [i, img] of images.entries()) {
     const vol = await readVolume(img.path);
     for (const [k, m] of models.entries()) {
       const pass = await runModel(m, vol);
       s.feats[k]!.push(pass.pooled);
+      s.probs[k]!.push(pass.probabilities);
       s.en[k]!.push(energy(pass.logits));
       s.mi[k]!.push(passMi(m, pass, samples, seed + i));
     }
@@ -106,7 +115,7 @@ function outOfFoldDistances(feats: readonly Float64Array[], labels: readonly num
 export async function fitOod(
   models: readonly EnsembleModel[],
   images: readonly { path: string; label: string }[],
-  opts: { out: string; calibration?: readonly { path: string }[]; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
+  opts: { out: string; calibration?: readonly { path: string; label?: string }[]; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
 ): Promise<Record<string, string>> {
   if (images.length < 10) throw new MedmaskError('USAGE', `${images.length} image(s) are too few to fit OOD statistics`, { hint: 'use at least 10 training images (a few hundred is typical)' });
   const classes = models[0]!.manifest.classes;
@@ -123,6 +132,9 @@ export async function fitOod(
     const maha = fitMahalanobis(fit.feats[k]!, fit.labels);
     const d = cal ? cal.feats[k]!.map((f) => mahalanobis(maha, f)) : outOfFoldDistances(fit.feats[k]!, fit.labels);
     const combiner = fitOodCombiner({ mahalanobis: d, energy: (cal ?? fit).en[k]!, mi: (cal ?? fit).mi[k]! }, fpr);
+    // Confidence is calibrated on images the model was not trained on, and only when they are all
+    // labelled with its classes; sigmoid (multi-label) outputs are left alone.
+    const temperature = cal && m.probability !== 'sigmoid' && cal.labels.every((l) => l >= 0) ? fitTemperature(cal.probs[k]!, cal.labels) : undefined;
     const stats: OodStats = {
       format: 'medmask-ood/1',
       model: { name: m.name, sha256: m.sha256, target: m.session.target },
@@ -130,6 +142,7 @@ export async function fitOod(
       mahalanobis: { dim: maha.dim, means: maha.means, shrinkage: maha.shrinkage, cholesky: Array.from(maha.cholesky) },
       combiner,
       fit: { images: images.length, calibrationImages: cal ? opts.calibration!.length : 0, mcSamples: samples, seed, targetFpr: fpr },
+      ...(temperature ? { temperature } : {}),
     };
     const path = join(opts.out, `${m.name}.ood.json`);
     await atomicWrite(path, JSON.stringify(stats) + '\n');

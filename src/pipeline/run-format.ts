@@ -88,7 +88,7 @@ export interface RunInfo {
   seed: number;
   images: string;
   labels?: string;
-  models: { name: string; path: string; sha256: string; classes: string[]; target: string }[];
+  models: { name: string; path: string; sha256: string; classes: string[]; target: string; temperature?: number }[];
   options: Record<string, unknown>;
   counts?: Record<string, number>;
   /** Total seconds per stage over the run. */

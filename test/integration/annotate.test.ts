@@ -120,20 +120,24 @@ test('fit-ood → annotate → evaluate through the CLI: OOD statistics used, ev
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-annev-'));
   try {
     const data = join(tmp, 'data');
-    await writeChestDataset(data, { n: 12, seed: 9, size: 64, oodFraction: 0.25 });
+    await writeChestDataset(data, { n: 20, seed: 9, size: 64, oodFraction: 0.25 });
     const a = packModel(tmp, 'resnet');
-    const fit = cli('fit-ood', '--models', a, '--images', data, '--labels', join(data, 'labels.csv'), '--mc', '4', '--out', join(tmp, 'ood'));
+    const fit = cli('fit-ood', '--models', a, '--images', data, '--labels', join(data, 'labels.csv'), '--split', 'train', '--calibration-split', 'val', '--mc', '4', '--out', join(tmp, 'ood'));
     assert.equal(fit.code, 0, fit.err);
-    assert.ok(existsSync(join(tmp, 'ood', 'resnet.ood.json')));
+    const stats = JSON.parse(readFileSync(join(tmp, 'ood', 'resnet.ood.json'), 'utf8')) as { fit: { calibrationImages: number }; temperature?: { temperature: number; nllBefore: number; nllAfter: number; images: number } };
+    assert.ok(stats.temperature && stats.temperature.images === stats.fit.calibrationImages && stats.fit.calibrationImages > 0, 'a temperature fitted on the labelled calibration images');
+    assert.ok(stats.temperature.nllAfter <= stats.temperature.nllBefore + 1e-12, 'calibration does not raise the NLL it minimises');
     const run = join(tmp, 'run');
     const an = cli('annotate', '--models', a, '--images', data, '--labels', join(data, 'labels.csv'), '--roi-column', 'lungs', '--ood', join(tmp, 'ood'), '--mc', '4', '--out', run, '--json');
     assert.equal(an.code, 0, an.err);
     const lines = readLines(run);
     assert.ok(lines.every((l) => typeof l.ood?.score === 'number'), 'OOD score present with fitted statistics');
+    const info = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { models: { temperature?: number }[] };
+    assert.equal(info.models[0]!.temperature, stats.temperature.temperature, 'annotate applies and records the temperature');
     const ev = cli('evaluate', '--run', run, '--truth', data, '--json');
     assert.equal(ev.code, 0, ev.err);
     const e = JSON.parse(ev.out) as { matched: number; segmentation: { lesionImages: number; meanDice: number } };
-    assert.equal(e.matched, 12);
+    assert.equal(e.matched, 20);
     assert.ok(e.segmentation.lesionImages > 0 && e.segmentation.meanDice >= 0 && e.segmentation.meanDice <= 1);
     const html = readFileSync(join(run, 'report.html'), 'utf8');
     assert.match(html, /<svg/);
