@@ -87,14 +87,30 @@ export async function ensureMask(db: Kysely<Database> | Transaction<Database>, i
 
 /**
  * Add a version made by a job, once: if this job already added a version to this mask (a retried
- * or redelivered job), that version is returned and nothing is written. Concurrent human saves are
- * not overwritten: the model version goes on top of whatever is current.
+ * or redelivered job), that version is returned and nothing is written. A job never supersedes a
+ * person: when the case was accepted or rejected, or its current version was saved by a person,
+ * the job's candidate is kept as a draft of that version (once per job and candidate) and `null`
+ * is returned, so re-running a model after review changes nothing a reviewer sees as current.
+ * @returns the new (or earlier) version number, or null when the candidate was kept as a draft
  */
-export async function addJobVersion(db: Kysely<Database>, maskId: string, jobId: string, blob: string, origin: MaskOrigin = 'model', note?: string): Promise<number> {
+export async function addJobVersion(db: Kysely<Database>, maskId: string, jobId: string, blob: string, origin: MaskOrigin = 'model', note?: string): Promise<number | null> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const existing = await db.selectFrom('mask_versions').select('version').where('mask_id', '=', maskId).where('job_id', '=', jobId).executeTakeFirst();
     if (existing) return existing.version;
-    const m = await db.selectFrom('masks').select('current_version').where('id', '=', maskId).executeTakeFirstOrThrow();
+    const m = await db.selectFrom('masks').select(['current_version', 'status']).where('id', '=', maskId).executeTakeFirstOrThrow();
+    const cur = m.current_version > 0 ? await db.selectFrom('mask_versions').select('origin').where('mask_id', '=', maskId).where('version', '=', m.current_version).executeTakeFirst() : undefined;
+    if (m.status !== 'open' || cur?.origin === 'human') {
+      const why = m.status !== 'open' ? `the case was ${m.status}` : `version ${m.current_version} was saved by a person`;
+      const draftNote = `candidate of job ${jobId} (${origin}) kept as a draft: ${why}${note ? `; ${note}` : ''}`;
+      const dup = await db.selectFrom('mask_drafts').select('id').where('mask_id', '=', maskId).where('note', '=', draftNote).where('blob', '=', blob).executeTakeFirst();
+      if (!dup) {
+        await db
+          .insertInto('mask_drafts')
+          .values({ id: newId(), mask_id: maskId, base_version: m.current_version, current_version: m.current_version, blob, author_id: null, note: draftNote, created_at: nowIso() })
+          .execute();
+      }
+      return null;
+    }
     try {
       const r = await db.transaction().execute(async (trx) => {
         const upd = await trx.updateTable('masks').set({ current_version: m.current_version + 1, updated_at: nowIso() }).where('id', '=', maskId).where('current_version', '=', m.current_version).executeTakeFirst();

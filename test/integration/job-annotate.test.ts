@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { annotateHandler } from '../../src/queue/handlers/annotate.js';
+import { saveMaskVersion } from '../../src/store/index.js';
 import { startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
@@ -111,6 +112,26 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.equal((await db.selectFrom('predictions').select('id').where('job_id', '=', jobId).execute()).length, 8);
   assert.equal((await db.selectFrom('mask_versions').select('id').where('job_id', '=', jobId).execute()).length, 8);
   assert.equal((await db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').select('masks.id').where('images.dataset_id', '=', datasetId).execute()).length, 8);
+
+  // A model never supersedes a person: after one case is edited and another accepted, a new run
+  // makes its candidates current only on the untouched cases and keeps the other two as drafts.
+  assert.equal(job.result.keptAsDrafts, 0);
+  const [edited, accepted] = [versions[0]!.mask_id, versions[1]!.mask_id];
+  const human = await saveMaskVersion(db, { maskId: edited, baseVersion: 1, blob: versions[1]!.blob, authorId: null, origin: 'human', note: 'expert edit' });
+  assert.ok(human.ok);
+  await db.updateTable('masks').set({ status: 'accepted' }).where('id', '=', accepted).execute();
+  const r2 = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input, seed: 2 } } });
+  const job2 = await waitJob(r2.json().job.id as string);
+  assert.equal(job2.status, 'done', JSON.stringify(job2.error));
+  assert.equal(job2.result.keptAsDrafts, 2);
+  const cur = await db.selectFrom('masks').select(['id', 'current_version']).where('id', 'in', [edited, accepted]).execute();
+  assert.deepEqual(Object.fromEntries(cur.map((c) => [c.id, c.current_version])), { [edited]: 2, [accepted]: 1 }, 'the reviewed cases keep their versions');
+  const drafts = await db.selectFrom('mask_drafts').select(['mask_id', 'note']).where('mask_id', 'in', [edited, accepted]).execute();
+  assert.equal(drafts.length, 2);
+  assert.match(drafts.find((d) => d.mask_id === edited)!.note!, /version 2 was saved by a person/);
+  assert.match(drafts.find((d) => d.mask_id === accepted)!.note!, /the case was accepted/);
+  const moved = await db.selectFrom('mask_versions').select('mask_id').where('job_id', '=', job2.id as string).execute();
+  assert.equal(moved.length, 6, 'the six untouched cases got the new candidate');
 });
 
 test('annotate job: stored labels that are not model classes fail with a hint about labelMap', async () => {

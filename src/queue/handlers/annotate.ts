@@ -141,6 +141,7 @@ async function run(ctx: JobContext): Promise<unknown> {
   const results = await readResults(out);
   const ok = results.filter((r) => r.status === 'ok');
   let recorded = 0;
+  let keptAsDrafts = 0;
   const errors: { image: string; error: string }[] = [];
   for (const r of results) {
     if (r.status !== 'ok') errors.push({ image: byRel.get(r.image)?.name ?? r.image, error: r.error ?? 'failed' });
@@ -153,7 +154,7 @@ async function run(ctx: JobContext): Promise<unknown> {
     const { hash: maskBlob } = await putVolume(ctx.blobs, labelVolume(image, Uint8Array.from(m.data as ArrayLike<number>, (v) => (v ? 1 : 0))), true);
     const heatmapBlob = r.heatmap ? (await ctx.blobs.put(await readFile(join(out, r.heatmap)))).hash : null;
     const uncertaintyBlob = r.uncertaintyMap ? (await ctx.blobs.put(await readFile(join(out, r.uncertaintyMap)))).hash : null;
-    await recordPrediction(db, {
+    const rec = await recordPrediction(db, {
       jobId: ctx.jobId,
       imageId: image.id,
       target,
@@ -167,9 +168,11 @@ async function run(ctx: JobContext): Promise<unknown> {
       maskBlob,
     });
     recorded++;
+    if (maskBlob && rec.version === null) keptAsDrafts++;
     await ctx.progress(0.85 + (0.15 * (i + 1)) / ok.length, `recorded ${i + 1}/${ok.length}`);
   }
-  return { datasetId: input.datasetId, target, images: images.length, predictions: recorded, errors, decisions: summary.decisions, seconds: summary.seconds };
+  // keptAsDrafts: candidates not made current because a person already reviewed or edited the case.
+  return { datasetId: input.datasetId, target, images: images.length, predictions: recorded, keptAsDrafts, errors, decisions: summary.decisions, seconds: summary.seconds };
 }
 
 /**

@@ -101,13 +101,14 @@ async function run(ctx: JobContext): Promise<unknown> {
   });
   const ranking = JSON.parse(await readFile(join(work, 'ranking.json'), 'utf8')) as { ranked: { id: string; priority: number; selected: boolean; organs: string[] }[] };
   let recorded = 0;
+  let keptAsDrafts = 0;
   for (const c of ranking.ranked) {
     const imageId = caseOf.get(c.id);
     if (!imageId) continue;
     const merged = join(out, 'labelsTr', `${c.id}.nii.gz`);
     const maskBlob = existsSync(merged) ? (await ctx.blobs.put(await readFile(merged))).hash : undefined;
     const attentionBlob = await maxHeat(ctx, join(work, 'attention', c.id));
-    await recordPrediction(db, {
+    const rec = await recordPrediction(db, {
       jobId: ctx.jobId,
       imageId,
       target,
@@ -118,8 +119,10 @@ async function run(ctx: JobContext): Promise<unknown> {
       ...(attentionBlob ? { attentionBlob } : {}),
     });
     recorded++;
+    if (maskBlob && rec.version === null) keptAsDrafts++;
   }
-  return { datasetId: input.datasetId, cases: r.cases, selected: r.rank.selected.length, perSource: r.rank.perSource, recorded, headline: r.report.headline };
+  // keptAsDrafts: merged label maps not made current because a person already reviewed or edited the case.
+  return { datasetId: input.datasetId, cases: r.cases, selected: r.rank.selected.length, perSource: r.rank.perSource, recorded, keptAsDrafts, headline: r.report.headline };
 }
 
 /** The per-organ attention heat maps of a case (uint8, heat × 255) folded into one by maximum, as a blob. */
