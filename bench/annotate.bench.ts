@@ -3,10 +3,9 @@
  * bare backbone passes (read + preprocess + onnxruntime, the floor) against the full pipeline
  * without MC and with head MC T = 20 (XGrad-CAM of the agreeing models, fusion, constraints,
  * uncertainty, OOD, writing masks / heat maps / results). Images/s = images ÷ median time. The
- * share of time per stage of the last MC run goes to bench/out/annotate-stages.json. Falls back
- * to the small torchvision fixtures (random weights) when models/demo is not there.
+ * share of time per stage of the last MC run goes to bench/out/annotate-stages.json.
  */
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { annotate, collectItems } from '../src/pipeline/annotate.js';
 import { CHEST_PHANTOM_PIPELINE } from '../src/core/masks/pipeline.js';
@@ -21,13 +20,12 @@ interface State {
   models: string[];
   images: number;
   work: string;
-  zoo: boolean;
 }
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
 async function items(s: State) {
-  return collectItems(s.data, { labels: join(s.data, 'labels.csv'), roiColumn: 'lungs', ...(s.zoo ? { labelColumn: 'presence' } : {}) });
+  return collectItems(s.data, { labels: join(s.data, 'labels.csv'), roiColumn: 'lungs', labelColumn: 'presence' });
 }
 
 async function runAnnotate(s: State, mc: number): Promise<number> {
@@ -37,7 +35,7 @@ async function runAnnotate(s: State, mc: number): Promise<number> {
     const total = Object.values(r.stageSeconds).reduce((a, b) => a + b, 0);
     const shares = Object.fromEntries(Object.entries(r.stageSeconds).map(([k, v]) => [k, +(v / total).toFixed(3)]));
     mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench/out/annotate-stages.json'), JSON.stringify({ images: s.images, mcSamples: mc, zoo: s.zoo, seconds: r.stageSeconds, shares, imagesPerSecond: r.imagesPerSecond }, null, 1) + '\n');
+    writeFileSync(join(ROOT, 'bench/out/annotate-stages.json'), JSON.stringify({ images: s.images, mcSamples: mc, seconds: r.stageSeconds, shares, imagesPerSecond: r.imagesPerSecond }, null, 1) + '\n');
   }
   return r.done;
 }
@@ -49,18 +47,10 @@ export default defineBenchmark<State>({
     const n = quick ? 12 : 40;
     const data = join(dir, `chest-v2-${n}`);
     if (!existsSync(join(data, 'labels.csv'))) await writeChestDataset(data, { n, seed: 4242, size: 256, oodFraction: 0 });
-    let models = DEMO_CLASSIFIERS.map((m) => join(ROOT, m));
-    const zoo = models.every((m) => existsSync(join(m, 'model.json')));
-    if (!zoo) {
-      models = ['resnet', 'densenet', 'efficientnet'].map((name) => {
-        const d = join(dir, 'fixture-models', name);
-        mkdirSync(d, { recursive: true });
-        copyFileSync(join(ROOT, 'test/fixtures/cam', `${name}.onnx`), join(d, 'model.onnx'));
-        writeFileSync(join(d, 'model.json'), JSON.stringify({ format: 'medmask-model/1', name, task: 'classify', model: 'model.onnx', input: { height: 128, width: 96, channels: 3 }, preprocess: { channels: 'grey-to-rgb' }, classes: ['healthy', 'nodule', 'consolidation', 'cavity'], mc: { dropout: 0.3 } }));
-        return d;
-      });
-    }
-    return { data, models, images: n, work: join(dir, 'work'), zoo };
+    const models = DEMO_CLASSIFIERS.map((m) => join(ROOT, m));
+    const missing = models.filter((m) => !existsSync(join(m, 'model.json')));
+    if (missing.length) throw new Error(`the demo zoo is missing (${missing.join(', ')}); it is committed under models/demo — rebuild it with /usr/bin/python3 tools/train/build_zoo.py`);
+    return { data, models, images: n, work: join(dir, 'work') };
   },
   cases: [
     {

@@ -121,7 +121,8 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.ok(human.ok);
   await db.updateTable('masks').set({ status: 'accepted' }).where('id', '=', accepted).execute();
   const r2 = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input, seed: 2 } } });
-  const job2 = await waitJob(r2.json().job.id as string);
+  const job2Id = r2.json().job.id as string;
+  const job2 = await waitJob(job2Id);
   assert.equal(job2.status, 'done', JSON.stringify(job2.error));
   assert.equal(job2.result.keptAsDrafts, 2);
   const cur = await db.selectFrom('masks').select(['id', 'current_version']).where('id', 'in', [edited, accepted]).execute();
@@ -130,7 +131,7 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.equal(drafts.length, 2);
   assert.match(drafts.find((d) => d.mask_id === edited)!.note!, /version 2 was saved by a person/);
   assert.match(drafts.find((d) => d.mask_id === accepted)!.note!, /the case was accepted/);
-  const moved = await db.selectFrom('mask_versions').select('mask_id').where('job_id', '=', job2.id as string).execute();
+  const moved = await db.selectFrom('mask_versions').select('mask_id').where('job_id', '=', job2Id).execute();
   assert.equal(moved.length, 6, 'the six untouched cases got the new candidate');
 });
 
