@@ -64,6 +64,8 @@ export interface CreateServerOptions {
   jobConcurrency?: number;
   /** fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
+  /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed (default: none). */
+  trustProxy?: string[];
 }
 
 /**
@@ -79,6 +81,8 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: o.handlers ?? createDefaultHandlers(), settings };
   const app = Fastify({
     logger: o.logger ?? false,
+    // Behind reverse proxies: req.ip is the client named in X-Forwarded-For, only when it comes from these.
+    ...(o.trustProxy?.length ? { trustProxy: o.trustProxy } : {}),
     bodyLimit: 2 * 2 ** 20,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });

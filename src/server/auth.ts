@@ -7,6 +7,8 @@
  * @module
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
 import { MedmaskError } from '../core/errors.js';
 import { nowIso } from '../store/util.js';
 import type { ServerContext, AuthUser } from './context.js';
@@ -94,44 +96,41 @@ export function userOf(req: FastifyRequest): AuthUser {
 }
 
 /**
- * Failed-login counter: at most `max` failures per key within `windowMs`.
+ * Failed-login limit: at most `max` failed logins per client address, and per user name since its
+ * last successful login, within `windowMs`. The failures are counted in the audit log (every login
+ * attempt leaves a row before its answer is sent), so every server process sharing the database
+ * enforces the same limit — a cluster behind a load balancer gives an attacker no extra tries.
  * @example
- * const rl = new LoginLimiter(10, 15 * 60_000);
- * rl.check(['ip:1.2.3.4', 'user:alice']); rl.fail([...]);
+ * const rl = new LoginLimiter(db, 10, 15 * 60_000);
+ * await rl.check('1.2.3.4', 'alice'); // throws RATE_LIMITED with retryAfterSeconds
  */
 export class LoginLimiter {
-  private readonly failures = new Map<string, number[]>();
   constructor(
+    private readonly db: Kysely<Database>,
     private readonly max: number,
     private readonly windowMs: number,
   ) {}
 
-  private recent(key: string, now: number): number[] {
-    const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    if (list.length) this.failures.set(key, list);
-    else this.failures.delete(key);
-    return list;
-  }
-
-  /** Throws RATE_LIMITED when any key has used up its attempts. */
-  check(keys: string[]): void {
+  /** Throws RATE_LIMITED when the address or the user name has used up its attempts. */
+  async check(ip: string, username: string): Promise<void> {
     const now = Date.now();
-    for (const k of keys) {
-      const list = this.recent(k, now);
-      if (list.length >= this.max) {
-        const retry = Math.ceil((this.windowMs - (now - list[0]!)) / 1000);
+    const since = new Date(now - this.windowMs).toISOString();
+    const logins = () => this.db.selectFrom('audit_log').where('action', '=', LOGIN_ACTION).where('at', '>=', since);
+    const who = JSON.stringify({ username });
+    const lastOk = await logins().select((eb) => eb.fn.max('at').as('at')).where('status', '=', 200).where('details', '=', who).executeTakeFirst();
+    const userSince = lastOk?.at && lastOk.at > since ? lastOk.at : since;
+    for (const failures of [
+      logins().where('status', '=', 401).where('ip', '=', ip),
+      logins().where('status', '=', 401).where('details', '=', who).where('at', '>', userSince),
+    ]) {
+      const r = await failures.select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('at').as('first')]).executeTakeFirst();
+      if (Number(r?.n ?? 0) >= this.max && r?.first) {
+        const retry = Math.max(1, Math.ceil((Date.parse(r.first) + this.windowMs - now) / 1000));
         throw new MedmaskError('RATE_LIMITED', `too many failed logins; try again in ${retry} s`, { details: { retryAfterSeconds: retry } });
       }
     }
   }
-
-  fail(keys: string[]): void {
-    const now = Date.now();
-    for (const k of keys) this.failures.set(k, [...this.recent(k, now), now]);
-    if (this.failures.size > 100_000) this.failures.clear();
-  }
-
-  reset(keys: string[]): void {
-    for (const k of keys) this.failures.delete(k);
-  }
 }
+
+/** The audit log's action for a login attempt. */
+const LOGIN_ACTION = 'POST /api/auth/login';

@@ -24,6 +24,8 @@ export interface ServiceConfig {
   port: number;
   maxUploadMb: number;
   secureCookies: boolean;
+  /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client (default none). */
+  trustProxy: string[];
   /** Salt for DICOM UID remapping (default: made once and kept in <dataDir>/uid-salt). */
   uidSalt: string;
   jobConcurrency: number;
@@ -56,6 +58,7 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   port: { env: 'MEDMASK_PORT', kind: 'int', min: 0, max: 65535, help: 'TCP port' },
   maxUploadMb: { env: 'MEDMASK_MAX_UPLOAD_MB', kind: 'int', min: 1, max: 1_000_000, help: 'largest upload (all files of one request together), MiB' },
   secureCookies: { env: 'MEDMASK_SECURE_COOKIES', kind: 'bool', help: 'mark session cookies Secure (behind HTTPS)' },
+  trustProxy: { env: 'MEDMASK_TRUST_PROXY', kind: 'list', help: 'reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client — for the per-address login limit and the audit log' },
   uidSalt: { env: 'MEDMASK_UID_SALT', kind: 'string', help: 'secret salt for DICOM UID remapping' },
   jobConcurrency: { env: 'MEDMASK_JOB_CONCURRENCY', kind: 'int', min: 1, max: 64, help: 'jobs run at once per process' },
   lockMs: { env: 'MEDMASK_LOCK_MS', kind: 'int', min: 500, max: 3_600_000, help: 'BullMQ job lock, ms (a dead worker\'s job is taken over after this)' },
@@ -135,6 +138,7 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     port: (out.port as number | undefined) ?? 8080,
     maxUploadMb: (out.maxUploadMb as number | undefined) ?? 1024,
     secureCookies: (out.secureCookies as boolean | undefined) ?? false,
+    trustProxy: (out.trustProxy as string[] | undefined) ?? [],
     uidSalt: (out.uidSalt as string | undefined) ?? '',
     jobConcurrency: (out.jobConcurrency as number | undefined) ?? 1,
     lockMs: (out.lockMs as number | undefined) ?? 30_000,

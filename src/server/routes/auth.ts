@@ -34,7 +34,7 @@ export async function createUser(ctx: Pick<ServerContext, 'store' | 'settings'>,
 /** Register the account routes. */
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const db = ctx.store.db;
-  const limiter = new LoginLimiter(ctx.settings.loginMaxAttempts, ctx.settings.loginWindowMs);
+  const limiter = new LoginLimiter(db, ctx.settings.loginMaxAttempts, ctx.settings.loginWindowMs);
 
   app.post<{ Body: { username: string; password: string } }>(
     '/api/auth/login',
@@ -50,16 +50,14 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req, reply) => {
       const { username, password } = req.body;
       req.auditDetails = { username };
-      const keys = [`ip:${req.ip}`, `user:${username.toLowerCase()}`];
-      limiter.check(keys);
+      await limiter.check(req.ip, username);
       const u = await db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
       dummyHash ??= hashPassword('not a password', ctx.settings.scrypt);
       const ok = u ? await verifyPassword(password, u.password_hash) : (await verifyPassword(password, await dummyHash), false);
       if (!u || !ok || u.disabled) {
-        limiter.fail(keys);
+        // The audit log records this failure (status 401) before the answer goes out; the limiter counts those rows.
         throw new MedmaskError('UNAUTHENTICATED', 'wrong user name or password (or the account is disabled)');
       }
-      limiter.reset([keys[1]!]);
       const secret = randomSecret();
       const csrfToken = randomSecret(24);
       const now = Date.now();
