@@ -368,3 +368,74 @@ test('a save while the server is unreachable keeps the stroke, shows the banner,
   await reviewer.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 10_000 });
   assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().currentVersion, v0 + 1);
 });
+
+test('a draft listed under Drafts loads into the editor as undoable edits, and Save makes it the new version voxel for voxel; the viewer role cannot load it', async () => {
+  const third = s.cases[2]!.maskId;
+  assert.equal((await s.as('viewer', { url: `/api/masks/${third}` })).json().currentVersion, 1);
+  const v1 = await maskData(1, third);
+  // version 2 by the annotator, then a stale save on version 1 (another rectangle, part of the
+  // candidate erased): refused with 409 and kept as a draft
+  const v2 = v1.slice();
+  for (let y = 200; y < 230; y++) for (let x = 200; x < 240; x++) v2[x + SIZE * y] = 1;
+  const put = (labels: Uint8Array, note: string) => s.as('annotator', { method: 'POST', url: `/api/masks/${third}/versions`, payload: { baseVersion: 1, labels: Buffer.from(labels).toString('base64'), note } });
+  assert.equal((await put(v2, 'rectangle bottom right')).statusCode, 201);
+  const want = v1.slice();
+  for (let y = 20; y < 50; y++) for (let x = 30; x < 90; x++) want[x + SIZE * y] = 1;
+  let erased = 0;
+  for (let i = 0; i < want.length && erased < 200; i++) if (want[i] && Math.floor(i / SIZE) >= 50) (want[i] = 0), erased++;
+  const stale = await put(want, 'draft from the e2e test');
+  assert.equal(stale.statusCode, 409, stale.body.slice(0, 200));
+  const draftId = stale.json().details.draftId as string;
+  const raw = await s.as('viewer', { url: `/api/masks/${third}/drafts/${draftId}/data?format=raw` });
+  assert.deepEqual(new Uint8Array(raw.rawPayload), want, 'the draft holds the refused labels');
+  assert.match(String((await s.as('viewer', { url: `/api/masks/${third}/drafts/${draftId}/data` })).headers['content-type']), /gzip/, 'the default answer is still .nii.gz');
+  const expectedEdits = want.reduce((n, x, i) => n + (x !== v2[i] ? 1 : 0), 0);
+  assert.ok(expectedEdits > 1000);
+
+  const p = await newPage();
+  await login(p, s.url, 'reviewer');
+  await openCase(p, third);
+  await p.waitForSelector('#drafts li', { timeout: 15_000 });
+  assert.equal(await p.locator('#drafts li').count(), 1);
+  const item = (await p.textContent('#drafts li'))!;
+  assert.match(item, /annotator · .* · on v1 \(v2 was current\)/, item);
+  assert.match(item, /draft from the e2e test/);
+  assert.equal((await viewerState(p)).baseVersion, 2);
+  // by keyboard: focus the button and press Enter
+  const load = p.getByRole('button', { name: /^Load into editor/ });
+  await load.focus();
+  await p.keyboard.press('Enter');
+  await p.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.editsSize > 0, null, { timeout: 15_000 });
+  assert.equal((await viewerState(p)).editsSize, expectedEdits, 'every voxel where the draft differs from version 2 is an unsaved edit');
+  assert.match((await p.textContent('.edits-status'))!, /1 undo step/);
+  await p.screenshot({ path: join(OUT, 'draft-loaded.png') });
+  await p.keyboard.press('Control+z');
+  assert.equal((await viewerState(p)).editsSize, 0, 'undone');
+  await p.keyboard.press('Control+Shift+z');
+  assert.equal((await viewerState(p)).editsSize, expectedEdits, 'redone');
+  await p.click('#save');
+  await p.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 3, null, { timeout: 15_000 });
+  const m = (await s.as('viewer', { url: `/api/masks/${third}` })).json();
+  assert.equal(m.currentVersion, 3);
+  assert.equal(m.versions[0].author, 'reviewer');
+  assert.equal(m.versions[0].origin, 'human');
+  assert.equal(m.versions[0].parentVersion, 2, 'saved on top of the version that was current');
+  const v3 = await maskData(3, third);
+  assert.equal(changed(v3, want).length, 0, 'version 3 equals the draft voxel for voxel');
+  assert.deepEqual(v3, want);
+
+  // the viewer role: the drafts are listed, but there is nothing to load them with; a case with
+  // no drafts has no Drafts section
+  const v = await newPage();
+  await login(v, s.url, 'viewer');
+  let listed = v.waitForResponse((r) => r.url().endsWith(`/api/masks/${abdomen}/drafts`));
+  await openCase(v, abdomen);
+  await listed;
+  assert.equal(await v.locator('.drafts-section').isHidden(), true, 'no drafts: no section');
+  listed = v.waitForResponse((r) => r.url().endsWith(`/api/masks/${third}/drafts`));
+  await openCase(v, third);
+  await listed;
+  await v.waitForSelector('#drafts li');
+  assert.equal(await v.locator('.drafts-section').isVisible(), true);
+  assert.equal(await v.getByRole('button', { name: /Load into editor/ }).count(), 0, 'no "Load into editor" for the viewer role');
+});

@@ -74,6 +74,20 @@ export interface SliceData {
   layers: Record<string, LayerArray>;
 }
 
+/** An edit the server kept instead of making it current (a stale save, or a model job's candidate after a person's work). */
+export interface Draft {
+  id: string;
+  /** The version it was made on. */
+  baseVersion: number;
+  /** The version that was current when it was kept. */
+  currentVersionAtSave: number;
+  /** Who made it; null for a model job. */
+  author: string | null;
+  note: string | null;
+  hash: string;
+  createdAt: string;
+}
+
 export interface ConflictDetails {
   currentVersion: number;
   draftId: string;
@@ -249,6 +263,13 @@ export class Api {
   }
   regions(maskId: string, threshold = 0.5): Promise<{ kind: OverlayKind | null; regions: Region[] }> {
     return this.request('GET', `/api/viewer/masks/${encodeURIComponent(maskId)}/regions?threshold=${threshold}`);
+  }
+  async drafts(maskId: string): Promise<Draft[]> {
+    return (await this.request<{ drafts: Draft[] }>('GET', `/api/masks/${encodeURIComponent(maskId)}/drafts`)).drafts;
+  }
+  /** A draft's labels: raw uint8, x fastest (the whole volume). */
+  async draftLabels(maskId: string, draftId: string): Promise<Uint8Array> {
+    return new Uint8Array(await this.request<ArrayBuffer>('GET', `/api/masks/${encodeURIComponent(maskId)}/drafts/${encodeURIComponent(draftId)}/data?format=raw`, undefined, { raw: true }));
   }
   saveEdits(maskId: string, body: { baseVersion: number; onto?: number; planes: PlaneRuns[]; note?: string }): Promise<{ maskId: string; version: number; changed: number }> {
     return this.request('POST', `/api/viewer/masks/${encodeURIComponent(maskId)}/edits`, body);

@@ -312,12 +312,16 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const rows = await db.selectFrom('mask_drafts').leftJoin('users', 'users.id', 'mask_drafts.author_id').select(['mask_drafts.id', 'mask_drafts.base_version', 'mask_drafts.current_version', 'mask_drafts.note', 'mask_drafts.created_at', 'mask_drafts.blob', 'users.username']).where('mask_id', '=', m.id).orderBy('mask_drafts.created_at').execute();
     return { drafts: rows.map((d) => ({ id: d.id, baseVersion: d.base_version, currentVersionAtSave: d.current_version, author: d.username, note: d.note, hash: d.blob, createdAt: d.created_at })) };
   });
-  app.get<{ Params: { id: string; draftId: string } }>(
+  app.get<{ Params: { id: string; draftId: string }; Querystring: { format: 'nifti' | 'raw' } }>(
     '/api/masks/:id/drafts/:draftId/data',
-    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A draft as .nii.gz', security: secured, params: { type: 'object', required: ['id', 'draftId'], properties: { id: idParams.properties.id, draftId: idParams.properties.id } } } },
+    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A draft: .nii.gz label map, or raw uint8 voxels (x fastest)', security: secured, params: { type: 'object', required: ['id', 'draftId'], properties: { id: idParams.properties.id, draftId: idParams.properties.id } }, querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'raw'], default: 'nifti' } } } } },
     async (req, reply) => {
       const d = await db.selectFrom('mask_drafts').select('blob').where('id', '=', req.params.draftId).where('mask_id', '=', req.params.id).executeTakeFirst();
       if (!d) throw new MedmaskError('NOT_FOUND', `draft ${req.params.draftId} of mask ${req.params.id} does not exist`);
+      if (req.query.format === 'raw') {
+        const data = (await getVolume(ctx.blobs, d.blob)).data;
+        return reply.type('application/octet-stream').send(rawBytes(data instanceof Uint8Array ? data : Uint8Array.from(data)));
+      }
       return reply.type('application/gzip').send(await ctx.blobs.stream(d.blob));
     },
   );

@@ -4,13 +4,14 @@
  * editing tools (brush and eraser along the mouse path, flood fill in a slice or through a slice
  * range, hole filling, label picker, undo / redo), saves of compact per-slice diffs carrying the
  * version being edited (a 409 opens the comparison dialog), accept / reject with a reason,
- * save-and-next, time on case, and unsaved edits kept in the browser and retried.
+ * save-and-next, time on case, unsaved edits kept in the browser and retried, and the case's
+ * drafts (refused stale saves, model candidates kept after a person's work) loadable as edits.
  */
 import {
-  ActiveTimer, CT_PRESETS, MaskEditor, changeRectInView, flipRows, labelLut, legendFor, pixelAspect, presetWindow, viewDims, voxelToView, windowLevel, zoomAbout,
+  ActiveTimer, CT_PRESETS, ChangeBuilder, MaskEditor, changeRectInView, flipRows, labelLut, legendFor, pixelAspect, presetWindow, viewDims, voxelToView, windowLevel, zoomAbout,
   type LegendEntry, type Rect, type ViewAxis,
 } from '../../../src/core/viewer/index.js';
-import { ApiError, describeError, type Api, type Axis, type CaseInfo, type ConflictDetails, type OverlayKind, type Region } from '../api.js';
+import { ApiError, describeError, type Api, type Axis, type CaseInfo, type ConflictDetails, type Draft, type OverlayKind, type Region } from '../api.js';
 import { deletePending, getPending, putPending } from '../pending.js';
 import { ago, dialog, duration, h, mount, toast } from '../ui.js';
 import { perf } from '../perf.js';
@@ -78,6 +79,8 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   let axis: ViewAxis = 'z';
   const index: Record<ViewAxis, number> = { x: Math.floor(shape[0] / 2), y: Math.floor(shape[1] / 2), z: Math.floor(shape[2] / 2) };
   let regions: Region[] = [];
+  let drafts: Draft[] = [];
+  let loadingDraft = false;
   let regionCursor = -1;
   let displayed: CachedSlice | null = null;
   let displayLabels: Uint8Array | null = null;
@@ -116,6 +119,8 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     regions: h('ol', { class: 'regions' }),
     legend: h('div', { class: 'legend' }),
     versions: h('ol', { class: 'versions' }),
+    drafts: h('ol', { class: 'versions drafts', id: 'drafts' }),
+    draftsSection: h('section', { class: 'drafts-section', hidden: true }),
     undo: h('button', { title: 'Undo (Ctrl+Z)', onclick: () => undo() }, '↶ Undo') as HTMLButtonElement,
     redo: h('button', { title: 'Redo (Ctrl+Shift+Z)', onclick: () => redo() }, '↷ Redo') as HTMLButtonElement,
     save: h('button', { class: 'primary', id: 'save', title: 'Save (Ctrl+S)', onclick: () => void save() }, 'Save') as HTMLButtonElement,
@@ -178,7 +183,9 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     h('section', {}, h('h3', {}, 'Flagged regions'), el.regions),
     h('section', {}, h('h3', {}, 'Unsaved edits'), el.edits, el.time),
     h('section', {}, h('h3', {}, 'Versions'), el.versions),
+    el.draftsSection,
   );
+  mount(el.draftsSection, h('h3', {}, 'Drafts'), el.drafts);
   mount(root, h('div', { class: 'viewer' }, toolbar, h('div', { class: 'viewer-main' }, h('div', { class: 'stage' }, canvasBox, h('div', { class: 'slice-bar' }, is3d ? el.slider : null, el.sliceLabel), loading), side)));
 
   function row(name: string, ...c: (Node | null)[]) {
@@ -226,6 +233,26 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   }
   function renderVersions(): void {
     mount(el.versions, info.versions.map((v) => h('li', { class: v.version === baseVersion ? 'current' : '' }, `v${v.version} · ${v.origin}${v.author ? ` · ${v.author}` : ''} · ${ago(v.createdAt)}`)));
+  }
+  function renderDrafts(): void {
+    el.draftsSection.hidden = drafts.length === 0;
+    // newest first, like the versions
+    mount(el.drafts, [...drafts].reverse().map((d) => {
+      const who = d.author ?? 'model job';
+      const on = `on v${d.baseVersion}${d.currentVersionAtSave !== d.baseVersion ? ` (v${d.currentVersionAtSave} was current)` : ''}`;
+      return h('li', { class: 'draft', 'data-draft': d.id },
+        h('div', {}, `${who} · ${ago(d.createdAt)} · ${on}`),
+        d.note ? h('div', { class: 'draft-note' }, d.note) : null,
+        canEdit ? h('button', { class: 'load-draft', 'data-draft': d.id, title: `Replace the labels in the editor with this draft, as unsaved edits on v${baseVersion}`, 'aria-label': `Load into editor: draft by ${who} ${on}`, disabled: loadingDraft, onclick: () => void loadDraft(d) }, 'Load into editor') : null);
+    }));
+  }
+  async function refreshDrafts(): Promise<void> {
+    try {
+      drafts = await api.drafts(maskId);
+    } catch {
+      return; // the list is an extra: the case works without it
+    }
+    if (!closed) renderDrafts();
   }
   function renderRegions(): void {
     if (!regions.length) return mount(el.regions, h('li', { class: 'muted' }, overlayKinds.length ? 'No flagged regions above the threshold.' : 'No attention map for this case.'));
@@ -582,6 +609,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
       if (e instanceof ApiError && e.code === 'CONFLICT' && e.details) {
         saving = false;
         renderEdits();
+        void refreshDrafts();
         return conflict(e.details as unknown as ConflictDetails);
       }
       await persist();
@@ -648,6 +676,62 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
       return false;
     }
     return false;
+  }
+
+  /**
+   * Put a draft's labels into the editor: every voxel where the draft differs from what is shown
+   * (the version being edited plus unsaved edits) becomes an unsaved edit, in one undoable step;
+   * Save then makes a new version on top of the version being edited.
+   */
+  async function loadDraft(d: Draft): Promise<void> {
+    if (!canEdit || saving || loadingDraft) return;
+    if (editor.inStep) afterStep(null);
+    if (editor.edits.size) {
+      const ok = await dialog<boolean>('Load the draft into the editor?', `Your ${editor.edits.size.toLocaleString()} unsaved voxel edits will be replaced by the draft's labels (Undo brings them back).`, [
+        { label: 'Load the draft', value: () => true, primary: true, id: 'confirm-load-draft' },
+        { label: 'Cancel', value: () => false },
+      ]);
+      if (!ok || closed) return;
+    }
+    loadingDraft = true;
+    renderDrafts();
+    el.sliceLoading.hidden = false;
+    const onto = baseVersion;
+    try {
+      const [draft, base] = await Promise.all([api.draftLabels(maskId, d.id), api.labelPlanes(maskId, 'z', 0, shape[2] - 1, onto)]);
+      if (closed) return;
+      if (onto !== baseVersion || saving) throw new Error('the case changed while the draft was loading; try again');
+      if (draft.length !== base.length) throw new Error(`the draft holds ${draft.length.toLocaleString()} voxels, the case ${base.length.toLocaleString()}`);
+      if (editor.inStep) afterStep(null);
+      const step = new ChangeBuilder(`load draft ${d.id}`);
+      const edited = editor.edits.size > 0;
+      for (let i = 0; i < draft.length; i++) {
+        const shown = edited ? (editor.edits.get(i) ?? base[i]!) : base[i]!;
+        const v = draft[i]!;
+        if (v === shown) continue;
+        step.record(i, shown, v);
+        editor.edits.set(i, v, shown);
+      }
+      const c = step.build();
+      if (!c) {
+        toast('The draft holds the same labels as the editor: nothing to load.');
+        return;
+      }
+      editor.history.push(c);
+      if (displayed && displayLabels) {
+        displayLabels.set(labelsFor(displayed));
+        view.recompose(null);
+      }
+      renderEdits();
+      schedulePersist();
+      toast(`Draft loaded: ${c.voxels.length.toLocaleString()} voxels differ from what was shown. Check, then save (Undo reverts).`, 'ok');
+    } catch (e) {
+      toast(`The draft could not be loaded: ${describeError(e)}`, 'error');
+    } finally {
+      loadingDraft = false;
+      el.sliceLoading.hidden = true;
+      renderDrafts();
+    }
   }
 
   async function saveAndNext(): Promise<void> {
@@ -740,6 +824,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   renderEdits();
   renderVersions();
   renderRegions();
+  void refreshDrafts();
   cache.onOverlays = (s) => {
     if (s === displayed) redraw();
   };
