@@ -4,17 +4,24 @@
  * with a size limit on the whole request; then each is read with medmask's reader registry (DICOM is
  * de-identified on import by the DICOM reader: PS3.15 basic profile, UIDs remapped with the
  * installation's salt) and stored as a .nii.gz blob. The temporary folder is always removed.
+ * A DICOM upload also keeps the series' de-identified headers (no pixel data, remapped UIDs) as one
+ * gzip-compressed JSON blob, named by `meta.dicomHeaders` on the image: what a DICOM SEG export
+ * references (study, frame of reference, series, instances).
  * @module
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
+import type { NaturalizedDataset } from 'dcmjs';
 import type { FastifyRequest } from 'fastify';
 import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import type { Volume } from '../core/volume.js';
 import { probeDicom } from '../io/dicom-parse.js';
-import { readVolume } from '../io/index.js';
+import { loadDicom, readVolume } from '../io/index.js';
+import type { BlobStore } from '../store/blob-store.js';
 import type { ServerContext } from './context.js';
 
 /** A file received from a client. */
@@ -113,7 +120,8 @@ export interface ReadUpload {
 
 /**
  * Read uploaded files into volumes: all DICOM files together as one series (a folder), every other
- * file as its own image.
+ * file as its own image. The DICOM volume's `meta.dicomHeaders` names the blob of its de-identified
+ * headers ({@link putDicomHeaders}, written here).
  * @param fields - `seriesUid` picks one of several DICOM series; `name` names a single result
  */
 export async function readUploads(up: { files: UploadedFile[]; fields: Record<string, string>; dir: string }, ctx: ServerContext): Promise<ReadUpload[]> {
@@ -135,11 +143,15 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
     await mkdir(series);
     for (const f of dicom) await rename(f.path, join(series, f.path.split('/').pop()!));
     let volume: Volume;
+    let headers: NaturalizedDataset[];
     try {
-      volume = await readVolume(series, { uidSalt: ctx.settings.uidSalt, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) });
+      ({ volume, headers } = await loadDicom(series, { uidSalt: ctx.settings.uidSalt, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) }));
     } catch (e) {
       throw renamed(e, series, dicom.length === 1 ? dicom[0]!.name : `the ${dicom.length} DICOM files`);
     }
+    // De-identified by loadDicom (PS3.15 basic profile, UIDs remapped, pixel data removed): kept so
+    // that a DICOM SEG export can reference the series. Stored before the image row names it.
+    if (headers.length) volume.meta.dicomHeaders = (await putDicomHeaders(ctx.blobs, headers)).hash;
     const uid = String(volume.meta.seriesInstanceUid ?? '');
     const name = dicom.length === 1 ? dicom[0]!.name : `dicom-series-${uid.slice(-16) || 'unknown'}`;
     out.push({ name, format: 'dicom', volume });
@@ -149,4 +161,45 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
     out[0]!.name = checkFileName(up.fields.name);
   }
   return out;
+}
+
+const gzip = promisify(gzipCb);
+const gunzip = promisify(gunzipCb);
+
+/** Leave binary values (ArrayBuffer, typed arrays) out of the JSON: nothing that references a series needs them. */
+function jsonSafe(_key: string, value: unknown): unknown {
+  return value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? undefined : value;
+}
+
+/**
+ * Store a series' de-identified DICOM headers (as {@link loadDicom} returns them, in slice order)
+ * as one gzip-compressed JSON blob: an array of naturalized datasets. Binary values are left out.
+ * @returns the blob (its hash goes into the image's `meta.dicomHeaders`)
+ * @example
+ * const { volume, headers } = await loadDicom('ct/', { uidSalt });
+ * volume.meta.dicomHeaders = (await putDicomHeaders(blobs, headers)).hash;
+ */
+export async function putDicomHeaders(blobs: BlobStore, headers: readonly NaturalizedDataset[]): Promise<{ hash: string; size: number }> {
+  return blobs.put(await gzip(Buffer.from(JSON.stringify(headers, jsonSafe)), { level: 6 }));
+}
+
+/**
+ * Read the headers {@link putDicomHeaders} stored.
+ * @throws MedmaskError CORRUPT_FILE when the blob is not such a list
+ * @example
+ * const headers = await getDicomHeaders(blobs, String(meta.dicomHeaders));
+ */
+export async function getDicomHeaders(blobs: BlobStore, hash: string): Promise<NaturalizedDataset[]> {
+  const bytes = await blobs.get(hash);
+  const text = (bytes[0] === 0x1f && bytes[1] === 0x8b ? await gunzip(bytes) : bytes).toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new MedmaskError('CORRUPT_FILE', `DICOM header blob ${hash.slice(0, 12)} is not JSON`, { cause: e, hint: 'run GET /api/admin/integrity; upload the series again' });
+  }
+  if (!Array.isArray(parsed) || !parsed.every((h) => h && typeof h === 'object' && !Array.isArray(h))) {
+    throw new MedmaskError('CORRUPT_FILE', `DICOM header blob ${hash.slice(0, 12)} is not a list of DICOM headers`, { hint: 'upload the series again' });
+  }
+  return parsed as NaturalizedDataset[];
 }

@@ -48,6 +48,8 @@ export interface TestServerOptions {
   handlers?: JobHandlerRegistry;
   maxUploadBytes?: number;
   loginMaxAttempts?: number;
+  /** Salt for DICOM UID remapping (default "test-salt"). */
+  uidSalt?: string;
 }
 
 /** Build a server with one user per role. */
@@ -64,7 +66,7 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     queue,
     handlers,
     workDir: join(dir, 'work'),
-    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: 'test-salt' },
+    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt' },
   });
   const users = {} as Record<Role, TestUser>;
   for (const role of ROLES) {

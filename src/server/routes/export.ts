@@ -1,6 +1,7 @@
 /**
  * Export a data set as a streamed .tar.gz: NIfTI (images/ + masks/), PNG (2D only), DICOM SEG
- * masks beside NIfTI images (src/io/dicom-seg.ts; empty masks are listed, not written), or the
+ * masks beside NIfTI images (src/io/dicom-seg.ts; empty masks are listed, not written; a SEG
+ * references its source series when the image was uploaded as DICOM), or the
  * nnU-Net v2 layout (imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz, dataset.json). Masks are
  * each case's current version (or only accepted ones); `export.json` records which version of
  * which mask, by whom, went into each file. Entries are written one at a time, so memory stays at
@@ -11,14 +12,20 @@ import { PassThrough } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import tar from 'tar-stream';
-import { MedmaskError } from '../../core/errors.js';
+import { MedmaskError, isMedmaskError } from '../../core/errors.js';
 import { ABDOMEN_LABELS } from '../../core/phantom/abdomen.js';
 import { createVolume, type Vec3 } from '../../core/volume.js';
-import { encodeDicomSeg } from '../../io/dicom-seg.js';
+import { encodeDicomSeg, type DicomSegOptions } from '../../io/dicom-seg.js';
 import { encodePng } from '../../io/image2d.js';
 import { getVolume } from '../../store/volumes.js';
 import type { ServerContext } from '../context.js';
+import { getDicomHeaders } from '../upload.js';
 import { idParams, secured } from './schemas.js';
+
+/** An error as one line for the manifest: its code and message. */
+function reason(e: unknown): string {
+  return isMedmaskError(e) ? `${e.code}: ${e.message}` : (e as Error)?.message ?? String(e);
+}
 
 function stem(name: string): string {
   return name.replace(/\.(nii\.gz|nii|png|jpe?g|tiff?|dcm|dicom|nrrd|mha)$/i, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'image';
@@ -97,6 +104,17 @@ export function exportRoutes(app: FastifyInstance, ctx: ServerContext): void {
           } else if (format === 'dicom-seg') {
             await add(`images/${base}.nii.gz`, await ctx.blobs.get(img.blob));
             entry.masks = [];
+            // The de-identified headers kept at upload (DICOM only): the SEG references that series.
+            const headersHash = (JSON.parse(img.meta || '{}') as { dicomHeaders?: unknown }).dicomHeaders;
+            let source: Awaited<ReturnType<typeof getDicomHeaders>> | undefined;
+            let sourceError: string | undefined;
+            if (typeof headersHash === 'string' && ms.length) {
+              try {
+                source = await getDicomHeaders(ctx.blobs, headersHash);
+              } catch (e) {
+                sourceError = `the stored DICOM headers cannot be read: ${reason(e)}`;
+              }
+            }
             for (const m of ms) {
               const mv = await getVolume(ctx.blobs, m.blob);
               const present = [...new Set(mv.data)].filter((v) => v > 0).sort((a, b) => a - b);
@@ -106,7 +124,21 @@ export function exportRoutes(app: FastifyInstance, ctx: ServerContext): void {
               } else {
                 const names = Object.fromEntries(present.map((v) => [v, m.target === 'organs' ? (ABDOMEN_LABELS[v as keyof typeof ABDOMEN_LABELS] ?? `label ${v}`) : present.length === 1 ? m.target : `${m.target} ${v}`]));
                 const prov = m.origin === 'human' ? 'revised' : m.origin === 'model' ? 'pseudo' : 'none';
-                const seg = encodeDicomSeg(createVolume(mv.shape, 'uint8', { data: Uint8Array.from(mv.data), spacing: mv.spacing, origin: mv.origin, direction: mv.direction }), { labels: names, provenance: Object.fromEntries(present.map((v) => [v, prov])), contentDescription: `${m.target} v${m.current_version}` });
+                const labels = createVolume(mv.shape, 'uint8', { data: Uint8Array.from(mv.data), spacing: mv.spacing, origin: mv.origin, direction: mv.direction });
+                const opts: DicomSegOptions = { labels: names, provenance: Object.fromEntries(present.map((v) => [v, prov])), contentDescription: `${m.target} v${m.current_version}` };
+                let seg: ReturnType<typeof encodeDicomSeg> | undefined;
+                if (source) {
+                  try {
+                    seg = encodeDicomSeg(labels, { ...opts, sourceHeaders: source });
+                    info.source = { seriesInstanceUid: String(source[0]?.SeriesInstanceUID ?? ''), instances: source.length };
+                  } catch (e) {
+                    // Written without the reference, and the manifest says why.
+                    info.sourceError = reason(e);
+                  }
+                } else if (sourceError) {
+                  info.sourceError = sourceError;
+                }
+                seg ??= encodeDicomSeg(labels, opts);
                 await add(`masks/${base}__${stem(m.target)}.seg.dcm`, seg.bytes);
                 info.segments = seg.segments.map((x) => x.name);
               }
