@@ -27,6 +27,16 @@ export async function referencedBlobs(db: Kysely<Database>): Promise<Set<string>
   const out = new Set<string>();
   const add = (rows: { b: string | null }[]) => rows.forEach((r) => r.b && out.add(r.b));
   add(await db.selectFrom('images').select('blob as b').execute());
+  // The de-identified DICOM headers of an image uploaded as DICOM (for DICOM SEG references).
+  for (const r of await db.selectFrom('images').select('meta').where('format', '=', 'dicom').execute()) {
+    let h: unknown;
+    try {
+      h = (JSON.parse(r.meta ?? '{}') as { dicomHeaders?: unknown }).dicomHeaders;
+    } catch {
+      continue; // meta is written by insertImage as JSON; a hand-edited row is the integrity report's business elsewhere
+    }
+    if (typeof h === 'string' && h) out.add(h);
+  }
   add(await db.selectFrom('labels').select('blob as b').execute());
   add(await db.selectFrom('models').select('blob as b').execute());
   add(await db.selectFrom('mask_versions').select('blob as b').execute());

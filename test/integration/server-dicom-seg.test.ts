@@ -22,6 +22,7 @@ import { makeDataset, untar } from '../helpers/api-suite.js';
 import { ROOT } from '../helpers/cli.js';
 import { SEG_FIXTURE } from '../helpers/dicom-seg-fixture.js';
 import { multipartBody, startTestServer, type TestServer } from '../helpers/server.js';
+import { referencedBlobs } from '../../src/store/integrity.js';
 
 const FIX = join(ROOT, 'test/fixtures/dicom-seg');
 interface Expected {
@@ -185,6 +186,7 @@ test('DICOM series upload → dicom-seg export references the de-identified seri
   const meta = (await s.as('viewer', { url: `/api/images/${img.id}` })).json().meta as Record<string, unknown>;
   assert.equal(meta.seriesInstanceUid, expected.series_instance_uid_remapped);
   assert.equal(typeof meta.dicomHeaders, 'string');
+  assert.ok((await referencedBlobs(s.store.db)).has(meta.dicomHeaders as string), 'the integrity check (and any clean-up) knows the headers blob is in use');
 
   // The stored headers: de-identified, no pixel data, nothing identifying added.
   const stored = gunzipSync(await s.blobs.get(meta.dicomHeaders as string)).toString('utf8');
