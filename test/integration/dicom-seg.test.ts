@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
+import { loadSegExpected, segFrames, seqOf } from '../helpers/seg-frames.js';
 import { createVolume, voxelToWorld, type Volume } from '../../src/core/volume.js';
 import { abdomenPhantom, ABDOMEN_LABELS } from '../../src/core/phantom/abdomen.js';
 import { isMedmaskError } from '../../src/core/errors.js';
@@ -21,25 +22,7 @@ import { encodeDicomSeg, organTerm, rgbToDicomLab, writeDicomSeg, ORGAN_TERMS } 
 import { SEG_FIXTURE } from '../helpers/dicom-seg-fixture.js';
 
 const FIX = new URL('../fixtures/dicom-seg/', import.meta.url).pathname;
-interface Expected {
-  salt: string;
-  secrets: Record<string, string>;
-  original_uids: string[];
-  shape: [number, number, number];
-  image_orientation_patient: number[];
-  pixel_spacing: number[];
-  slice_positions: number[][];
-  source_sop_instance_uids_remapped: string[];
-  study_instance_uid_remapped: string;
-  series_instance_uid_remapped: string;
-  frame_of_reference_uid_remapped: string;
-  number_of_frames: number;
-  segments: { number: number; value: number; name: string; label: string; algorithm_type: string; algorithm_name: string | null; category: string[]; type: string[] }[];
-  snomed: Record<string, [string, string, string]>;
-  frames: { segment: number; slice: number; position: number[]; referenced_sop_instance_uid: string; dimension_index_values: number[]; pixels: number }[];
-  dciodvfy: Record<string, string[]>;
-}
-const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as Expected;
+const expected = loadSegExpected();
 
 /** A SEG as dicom-parser reads it. */
 interface DecodedSeg {
@@ -60,21 +43,8 @@ interface DecodedSeg {
 const numbers = (s: string | undefined) => (s ?? '').split('\\').map(Number);
 
 function decodeSeg(bytes: Uint8Array): DecodedSeg {
-  const d = dicomParser.parseDicom(bytes);
-  const rows = d.uint16('x00280010')!, cols = d.uint16('x00280011')!;
-  const nFrames = Number(d.string('x00280008'));
-  const px = d.elements.x7fe00010!;
-  const plane = rows * cols;
-  const frames: Uint8Array[] = [];
-  for (let f = 0; f < nFrames; f++) {
-    const out = new Uint8Array(plane);
-    for (let p = 0; p < plane; p++) {
-      const bit = f * plane + p;
-      out[p] = (bytes[px.dataOffset + (bit >> 3)]! >> (bit & 7)) & 1;
-    }
-    frames.push(out);
-  }
-  const seq = (ds: dicomParser.DataSet, tag: string) => (ds.elements[tag]?.items ?? []).map((i) => i.dataSet!);
+  const { d, rows, cols, frames } = segFrames(bytes);
+  const seq = seqOf;
   const perFrame = seq(d, 'x52009230').map((fg) => {
     const src = seq(fg, 'x00089124')[0];
     const ref = src ? seq(src, 'x00082112')[0]?.string('x00081155') : undefined;

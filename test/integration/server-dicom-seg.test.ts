@@ -15,6 +15,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import dicomParser from 'dicom-parser';
+import { loadSegExpected, segFrames, seqOf } from '../helpers/seg-frames.js';
 import { createVolume, type Mat3, type Vec3 } from '../../src/core/volume.js';
 import { encodeNifti } from '../../src/io/nifti.js';
 import { decodeNpy } from '../../src/io/npy.js';
@@ -25,21 +26,7 @@ import { multipartBody, startTestServer, type TestServer } from '../helpers/serv
 import { referencedBlobs } from '../../src/store/integrity.js';
 
 const FIX = join(ROOT, 'test/fixtures/dicom-seg');
-interface Expected {
-  salt: string;
-  secrets: Record<string, string>;
-  original_uids: string[];
-  shape: [number, number, number];
-  image_orientation_patient: number[];
-  pixel_spacing: number[];
-  slice_positions: number[][];
-  source_sop_instance_uids_remapped: string[];
-  study_instance_uid_remapped: string;
-  series_instance_uid_remapped: string;
-  frame_of_reference_uid_remapped: string;
-  segments: { value: number; name: string; label: string }[];
-}
-const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as Expected;
+const expected = loadSegExpected();
 /** The label map saved as the mask version (organ values, x fastest). */
 const truth = Uint8Array.from(decodeNpy(new Uint8Array(readFileSync(join(FIX, 'labels.npy')))).data);
 const seriesFiles = readdirSync(join(FIX, 'series')).sort().map((name) => ({ name, data: readFileSync(join(FIX, 'series', name)) }));
@@ -64,22 +51,8 @@ const numbers = (s: string | undefined) => (s ?? '').split('\\').map(Number);
 function decodeSeg(bytes: Buffer): DecodedSeg {
   const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   assert.equal(bytes.subarray(128, 132).toString('latin1'), 'DICM');
-  const d = dicomParser.parseDicom(u8);
-  assert.equal(d.string('x00080016'), '1.2.840.10008.5.1.4.1.1.66.4', 'a Segmentation object');
-  const rows = d.uint16('x00280010')!, cols = d.uint16('x00280011')!;
-  const nFrames = Number(d.string('x00280008'));
-  const px = d.elements.x7fe00010!;
-  const plane = rows * cols;
-  const frames: Uint8Array[] = [];
-  for (let f = 0; f < nFrames; f++) {
-    const out = new Uint8Array(plane);
-    for (let p = 0; p < plane; p++) {
-      const bit = f * plane + p;
-      out[p] = (u8[px.dataOffset + (bit >> 3)]! >> (bit & 7)) & 1;
-    }
-    frames.push(out);
-  }
-  const seq = (ds: dicomParser.DataSet, tag: string) => (ds.elements[tag]?.items ?? []).map((i) => i.dataSet!);
+  const { d, rows, cols, frames } = segFrames(u8);
+  const seq = seqOf;
   const perFrame = seq(d, 'x52009230').map((fg) => ({
     segment: seq(fg, 'x0062000a')[0]!.uint16('x0062000b')!,
     position: numbers(seq(fg, 'x00209113')[0]!.string('x00200032')),

@@ -6,22 +6,33 @@ import { join } from 'node:path';
 import { createServer } from '../../src/server/index.js';
 import { FsBlobStore, openStore } from '../../src/store/index.js';
 import { InProcessQueue, createDefaultHandlers } from '../../src/queue/index.js';
-import { startTestServer } from '../helpers/server.js';
+import { startTestServer, TEST_SCRYPT, type TestServer } from '../helpers/server.js';
 import { loadConfig } from '../../src/server/config.js';
 
-test('failed logins counted on one server process are refused by another sharing the database; the user counter resets on success', async () => {
-  const a = await startTestServer({ loginMaxAttempts: 3 });
-  // A second process: its own app, queue and store connection on the same SQLite file.
+/** Another server process on the test server's database: its own app, queue and store connection. */
+async function secondProcess(a: TestServer, loginMaxAttempts: number, trustProxy?: string[]) {
   const store = await openStore(join(a.dir, 'medmask.sqlite'));
   const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
-  const b = await createServer({
+  const app = await createServer({
     store,
     blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
     queue,
     handlers: createDefaultHandlers(),
-    workDir: join(a.dir, 'work-b'),
-    settings: { tmpDir: join(a.dir, 'tmp-b'), scrypt: { N: 1024, r: 8, p: 1 }, loginMaxAttempts: 3, uidSalt: 'test-salt' },
+    workDir: join(a.dir, 'work-2'),
+    settings: { tmpDir: join(a.dir, 'tmp-2'), scrypt: TEST_SCRYPT, loginMaxAttempts, uidSalt: 'test-salt' },
+    ...(trustProxy ? { trustProxy } : {}),
   });
+  const close = async () => {
+    await queue.close(1000);
+    await app.close();
+    await store.close();
+  };
+  return { app, store, close };
+}
+
+test('failed logins counted on one server process are refused by another sharing the database; the user counter resets on success', async () => {
+  const a = await startTestServer({ loginMaxAttempts: 3 });
+  const { app: b, close } = await secondProcess(a, 3);
   try {
     const login = (app: typeof b, username: string, password: string, ip: string) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, remoteAddress: ip });
     const right = a.users.viewer.password;
@@ -44,26 +55,14 @@ test('failed logins counted on one server process are refused by another sharing
     assert.equal((await login(b, 'annotator', a.users.annotator.password, '10.9.9.9')).statusCode, 429, 'the address used up its attempts');
     assert.equal((await login(b, 'annotator', a.users.annotator.password, '10.9.9.8')).statusCode, 200);
   } finally {
-    await queue.close(1000);
-    await b.close();
-    await store.close();
+    await close();
     await a.close();
   }
 });
 
 test('behind a trusted reverse proxy the client address comes from X-Forwarded-For; the setting is validated as a list', async () => {
   const a = await startTestServer({ loginMaxAttempts: 2 });
-  const store = await openStore(join(a.dir, 'medmask.sqlite'));
-  const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
-  const app = await createServer({
-    store,
-    blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
-    queue,
-    handlers: createDefaultHandlers(),
-    workDir: join(a.dir, 'work-p'),
-    settings: { tmpDir: join(a.dir, 'tmp-p'), scrypt: { N: 1024, r: 8, p: 1 }, loginMaxAttempts: 2, uidSalt: 'test-salt' },
-    trustProxy: ['127.0.0.1'],
-  });
+  const { app, store, close } = await secondProcess(a, 2, ['127.0.0.1']);
   try {
     const via = (client: string, username: string) => app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: 'wrong-password-x' }, headers: { 'x-forwarded-for': client } });
     assert.equal((await via('203.0.113.5', 'ghost-1')).statusCode, 401);
@@ -73,9 +72,7 @@ test('behind a trusted reverse proxy the client address comes from X-Forwarded-F
     const rows = await store.db.selectFrom('audit_log').select('ip').where('action', '=', 'POST /api/auth/login').where('status', '=', 401).execute();
     assert.ok(rows.some((r) => r.ip === '203.0.113.6'), 'the audit log names the client, not the proxy');
   } finally {
-    await queue.close(1000);
-    await app.close();
-    await store.close();
+    await close();
     await a.close();
   }
   assert.deepEqual(loadConfig({ trustProxy: '10.0.0.0/8, 127.0.0.1' }, {}).trustProxy, ['10.0.0.0/8', '127.0.0.1']);
