@@ -17,6 +17,7 @@ import {
   countOn,
   morph,
   otsuThreshold,
+  percentile,
   fillHoles,
   keepLargestComponents,
   openClose,
@@ -212,8 +213,8 @@ export function refineByIntensity(mask: Uint8Array, fused: ArrayLike<number>, im
   const bright = polarity === 'auto' ? hiMap / hiN >= loMap / loN : polarity === 'bright';
   let t = otsu;
   if (opts.minContrast) {
-    const med = median(vals);
-    const sd = 1.4826 * median(vals.map((v) => Math.abs(v - med)));
+    const med = percentile(vals, 50);
+    const sd = 1.4826 * percentile(vals.map((v) => Math.abs(v - med)), 50);
     t = bright ? Math.max(t, med + opts.minContrast * sd) : Math.min(t, med - opts.minContrast * sd);
   }
   const lesionSide = (v: number) => (bright ? v > t : v <= t);
@@ -234,11 +235,6 @@ export function refineByIntensity(mask: Uint8Array, fused: ArrayLike<number>, im
     for (let i = 0; i < out.length; i++) if (near[i] && (!roi || roi[i]) && lesionSide(image[i]!)) out[i] = 1;
   }
   return out;
-}
-
-function median(values: number[]): number {
-  const s = Float64Array.from(values).sort();
-  return s[s.length >> 1]!;
 }
 
 /**
