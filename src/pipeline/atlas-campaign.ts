@@ -33,6 +33,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
+import { meanLabelDice } from '../core/metrics/segmentation.js';
 import { Rng } from '../core/random.js';
 import { createVolume, type Volume } from '../core/volume.js';
 import type { AttentionOptions } from '../core/atlas/attention.js';
@@ -120,21 +121,6 @@ export interface CampaignResult {
   reportFiles: { json: string; html: string };
   attention: DetectionRates & { counts: DetectionCounts };
   seconds: Record<string, number>;
-}
-
-/** Mean Dice over `labels` of `pred` against `truth`; organs absent from both count as 1. */
-function meanDice(pred: ArrayLike<number>, truth: ArrayLike<number>, labels: readonly number[]): number {
-  if (!labels.length) return 1;
-  const inter = new Float64Array(256), np = new Float64Array(256), nt = new Float64Array(256);
-  for (let v = 0; v < pred.length; v++) {
-    const p = pred[v]!, t = truth[v]!;
-    np[p]!++;
-    nt[t]!++;
-    if (p === t) inter[p]!++;
-  }
-  let s = 0;
-  for (const l of labels) s += np[l]! + nt[l]! === 0 ? 1 : (2 * inter[l]!) / (np[l]! + nt[l]!);
-  return s / labels.length;
 }
 
 function errorVoxels(pred: ArrayLike<number>, truth: ArrayLike<number>): number {
@@ -299,8 +285,8 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       priority: priorityOf.get(c.id) ?? 0,
       selected: selected.has(c.id),
       revisedOrgans: toRevise.map((v) => organName[v]!),
-      diceBefore: meanDice(before, truth.data, scored),
-      diceAfter: meanDice(after, truth.data, scored),
+      diceBefore: meanLabelDice(before, truth.data, scored),
+      diceAfter: meanLabelDice(after, truth.data, scored),
       errorVoxels: errorVoxels(before, truth.data),
       errorVoxelsAfter: errorVoxels(after, truth.data),
     });
@@ -315,7 +301,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
     const truth = await readVolume(truthPath(o.id));
     const merged: Volume = await readVolume(join(final, 'labelsTr', `${o.id}.nii.gz`));
     const scored = organs.filter((x) => !o.labelled.includes(x.name)).map((x) => x.value);
-    cases.push({ ...o, finalDice: meanDice(merged.data, truth.data, scored) });
+    cases.push({ ...o, finalDice: meanLabelDice(merged.data, truth.data, scored) });
   }
   lap('merge');
 

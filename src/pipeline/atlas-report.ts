@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
+import { meanLabelDice } from '../core/metrics/segmentation.js';
 import { mergeLabels } from '../core/atlas/merge.js';
 import { esc, histogram, lineChart } from '../core/report/svg.js';
 import {
@@ -287,23 +288,6 @@ export interface WorkReportOptions {
   title?: string;
 }
 
-/** Mean Dice over `labels`; organs absent from both maps count as 1. */
-function meanOrganDice(pred: ArrayLike<number>, truth: ArrayLike<number>, labels: readonly number[]): number {
-  if (!labels.length) return 1;
-  let s = 0;
-  for (const l of labels) {
-    let i = 0, a = 0, b = 0;
-    for (let v = 0; v < pred.length; v++) {
-      const p = pred[v] === l, t = truth[v] === l;
-      if (p) a++;
-      if (t) b++;
-      if (p && t) i++;
-    }
-    s += a + b ? (2 * i) / (a + b) : 1;
-  }
-  return s / labels.length;
-}
-
 /**
  * The effort report of an atlas work folder after `atlas attention` and `atlas rank` (and
  * `atlas merge`): priorities and the selection from WORK/ranking.json; where ground truth exists,
@@ -349,12 +333,12 @@ export async function atlasReportFromWork(data: string, work: string, opts: Work
       const all = organs.map((o) => o.value);
       const before = mergeLabels({ original: { data: partial, organs: organs.filter((o) => labelled.includes(o.name)).map((o) => o.value) }, pseudo: { data: pseudo, organs: all } }, all, n).data;
       const scored = unlabelled.map((o) => o.value);
-      rc.diceBefore = meanOrganDice(before, truth.data, scored);
+      rc.diceBefore = meanLabelDice(before, truth.data, scored);
       let e = 0;
       for (let v = 0; v < n; v++) if (before[v] !== truth.data[v]) e++;
       rc.errorVoxels = e;
       const finalFile = opts.final ? join(opts.final, 'labelsTr', `${r.id}.nii.gz`) : undefined;
-      if (finalFile && existsSync(finalFile)) rc.finalDice = meanOrganDice((await readVolume(finalFile)).data, truth.data, scored);
+      if (finalFile && existsSync(finalFile)) rc.finalDice = meanLabelDice((await readVolume(finalFile)).data, truth.data, scored);
       for (const o of organs) {
         const heatFile = join(work, 'attention', r.id, `${o.name}.nii.gz`);
         const a = existsSync(heatFile) ? (await readVolume(heatFile)).data : new Uint8Array(n);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connectedComponents, fillHoles, keepLargestComponents, morph, otsuThreshold, percentile, removeSmallComponents, binarize, type Shape3 } from '../../src/core/masks/binary.js';
 import { buildMask, outsideFraction, parseMaskPipeline, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../../src/core/masks/pipeline.js';
-import { dice, hd95, iou, squaredDistanceTo } from '../../src/core/metrics/segmentation.js';
+import { dice, hd95, iou, meanLabelDice, squaredDistanceTo } from '../../src/core/metrics/segmentation.js';
 import { auroc, ece, fprAtTpr, riskCoverage, rocCurve } from '../../src/core/metrics/classification.js';
 import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis } from '../../src/core/uncertainty/ood.js';
 import { Rng } from '../../src/core/random.js';
@@ -240,4 +240,17 @@ test('outside: the fraction of the salient area farther than reach from the mask
   for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) if ((y >= 10 && y < 20 && ((x >= 8 && x < 18) || (x >= 40 && x < 50)))) map[y * n + x] = 1;
   const res = buildMask([{ map, confidence: 1 }], grid, { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'keep-largest', k: 1 }] }, { reach: 3 });
   assert.equal(res.outside, 0.5);
+});
+
+test('meanLabelDice: per-label Dice of label maps averaged, absent labels count as 1, equals dice() of each label\'s binary masks', () => {
+  const pred = [1, 1, 2, 0, 3, 3], truth = [1, 2, 2, 0, 0, 3];
+  // label 1: |P|=2 |T|=1 ∩=1 → 2/3; label 2: |P|=1 |T|=2 ∩=1 → 2/3; label 3: |P|=2 |T|=1 ∩=1 → 2/3; label 7: absent → 1
+  assert.ok(Math.abs(meanLabelDice(pred, truth, [1, 2, 3, 7]) - (3 * (2 / 3) + 1) / 4) < 1e-12);
+  const rng = new Rng(8);
+  const a = Array.from({ length: 500 }, () => rng.int(0, 5)), b = a.map((v) => (rng.random() < 0.3 ? rng.int(0, 5) : v));
+  const labels = [1, 2, 3, 4, 5];
+  const perLabel = labels.map((l) => dice(a.map((v) => +(v === l)), b.map((v) => +(v === l))));
+  assert.ok(Math.abs(meanLabelDice(a, b, labels) - perLabel.reduce((x, y) => x + y, 0) / labels.length) < 1e-12);
+  assert.equal(meanLabelDice(a, b, []), 1);
+  assert.throws(() => meanLabelDice([1], [1, 2], [1]), /label maps differ in size: 1 vs 2 voxels/);
 });

@@ -24,6 +24,27 @@ export function iou(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return na + nb === 0 ? 1 : inter / (na + nb - inter);
 }
 
+/**
+ * Mean Dice over `labels` of two label maps, in one pass; a label absent from both counts as 1.
+ * @example
+ * meanLabelDice([1, 1, 2, 0], [1, 2, 2, 0], [1, 2]); // (2/3 + 2/3) / 2
+ */
+export function meanLabelDice(pred: ArrayLike<number>, truth: ArrayLike<number>, labels: readonly number[]): number {
+  if (pred.length !== truth.length) throw new MedmaskError('USAGE', `label maps differ in size: ${pred.length} vs ${truth.length} voxels`, { hint: 'compare label maps on the same grid' });
+  if (!labels.length) return 1;
+  const n = Math.max(...labels) + 1;
+  const inter = new Float64Array(n), np = new Float64Array(n), nt = new Float64Array(n);
+  for (let v = 0; v < pred.length; v++) {
+    const p = pred[v]!, t = truth[v]!;
+    if (p < n) np[p]!++;
+    if (t < n) nt[t]!++;
+    if (p === t && p < n) inter[p]!++;
+  }
+  let s = 0;
+  for (const l of labels) s += np[l]! + nt[l]! === 0 ? 1 : (2 * inter[l]!) / (np[l]! + nt[l]!);
+  return s / labels.length;
+}
+
 function overlap(a: ArrayLike<number>, b: ArrayLike<number>): { inter: number; na: number; nb: number } {
   if (a.length !== b.length) throw new MedmaskError('USAGE', `masks differ in size: ${a.length} vs ${b.length} voxels`, { hint: 'compare masks on the same grid' });
   let inter = 0, na = 0, nb = 0;
