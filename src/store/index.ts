@@ -6,7 +6,7 @@ export { openStore, isPostgresUrl, maskUrl, type Store, type OpenStoreOptions } 
 export { migrateToLatest, migrationList, ping, type Dialect } from './migrations.js';
 export { FsBlobStore, checkHash, sha256, type BlobStore, type BlobRef, type FsBlobStoreOptions, type PutStreamOptions } from './blob-store.js';
 export { createJob, getJob, claimJob, setJobProgress, completeJob, failJob, unfinishedJobs, jobView, jobInputHash, type JobRow, type JobView } from './jobs.js';
-export { saveMaskVersion, ensureMask, addJobVersion, recordPrediction, getMask, type SaveMaskInput, type SaveMaskResult, type PredictionInput, type MaskRow, type MaskVersionRow } from './masks.js';
+export { saveMaskVersion, staleSaveError, ensureMask, addJobVersion, recordPrediction, getMask, type SaveMaskInput, type SaveMaskResult, type PredictionInput, type MaskRow, type MaskVersionRow } from './masks.js';
 export { verifyStore, referencedBlobs, type IntegrityReport } from './integrity.js';
 export { newId, nowIso, canonicalJson, parseJson } from './util.js';
 export * from './schema.js';

@@ -185,6 +185,25 @@ export async function recordPrediction(db: Kysely<Database>, p: PredictionInput)
   return { predictionId: pred.id, maskId: mask.id, version };
 }
 
+/**
+ * The CONFLICT error of a refused (stale) save, with who made the current version and when, and
+ * the draft the refused edit was kept as.
+ * @param hint - what the caller can do next (the two save routes offer different ways)
+ */
+export async function staleSaveError(db: Kysely<Database>, maskId: string, staleVersion: number, refused: { currentVersion: number; draftId: string }, hint: string): Promise<MedmaskError> {
+  const cur = await db
+    .selectFrom('mask_versions')
+    .leftJoin('users', 'users.id', 'mask_versions.author_id')
+    .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'users.username'])
+    .where('mask_id', '=', maskId)
+    .where('version', '=', refused.currentVersion)
+    .executeTakeFirst();
+  return new MedmaskError('CONFLICT', `version ${staleVersion} of mask ${maskId} is stale: the current version is ${refused.currentVersion}; your edit is kept as draft ${refused.draftId}`, {
+    hint,
+    details: { currentVersion: refused.currentVersion, draftId: refused.draftId, current: cur ? { version: cur.version, origin: cur.origin, author: cur.username, createdAt: cur.created_at } : null },
+  });
+}
+
 /** A mask by id, or NOT_FOUND. */
 export async function getMask(db: Kysely<Database>, id: string): Promise<MaskRow> {
   const m = await db.selectFrom('masks').selectAll().where('id', '=', id).executeTakeFirst();

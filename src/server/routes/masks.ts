@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import { checkLabelMap } from '../../io/dataset.js';
 import { decodeNifti, encodeNifti } from '../../io/nifti.js';
-import { getMask, saveMaskVersion, ensureMask, type MaskRow } from '../../store/masks.js';
+import { getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
 import { newId, nowIso, parseJson } from '../../store/util.js';
 import type { ImageRow } from '../../store/volumes.js';
@@ -69,17 +69,7 @@ async function save(ctx: ServerContext, mask: MaskRow, img: ImageRow, data: Uint
   const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
   const r = await saveMaskVersion(ctx.store.db, { maskId: mask.id, baseVersion, blob: hash, authorId: userId, origin: 'human', note });
   if (!r.ok) {
-    const cur = await ctx.store.db
-      .selectFrom('mask_versions')
-      .leftJoin('users', 'users.id', 'mask_versions.author_id')
-      .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'users.username'])
-      .where('mask_id', '=', mask.id)
-      .where('version', '=', r.currentVersion)
-      .executeTakeFirst();
-    throw new MedmaskError('CONFLICT', `version ${baseVersion} of mask ${mask.id} is stale: the current version is ${r.currentVersion}; your edit is kept as draft ${r.draftId}`, {
-      hint: 'load the current version, merge or redo your edit, and save with baseVersion set to it (your draft: GET /api/masks/:id/drafts)',
-      details: { currentVersion: r.currentVersion, draftId: r.draftId, current: cur ? { version: cur.version, origin: cur.origin, author: cur.username, createdAt: cur.created_at } : null },
-    });
+    throw await staleSaveError(ctx.store.db, mask.id, baseVersion, r, 'load the current version, merge or redo your edit, and save with baseVersion set to it (your draft: GET /api/masks/:id/drafts)');
   }
   return { maskId: mask.id, version: r.version, versionId: r.versionId, hash };
 }

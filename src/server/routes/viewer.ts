@@ -20,7 +20,7 @@ import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
-import { getMask, saveMaskVersion, type MaskRow } from '../../store/masks.js';
+import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
@@ -493,18 +493,8 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
       if (!r.ok) {
-        const cur = await db
-          .selectFrom('mask_versions')
-          .leftJoin('users', 'users.id', 'mask_versions.author_id')
-          .select(['mask_versions.version', 'mask_versions.origin', 'mask_versions.created_at', 'users.username'])
-          .where('mask_id', '=', mask.id)
-          .where('version', '=', r.currentVersion)
-          .executeTakeFirst();
         req.auditDetails = { conflict: true, baseVersion: b.baseVersion, onto, currentVersion: r.currentVersion, draftId: r.draftId };
-        throw new MedmaskError('CONFLICT', `version ${onto} of mask ${mask.id} is stale: the current version is ${r.currentVersion}; your edit is kept as draft ${r.draftId}`, {
-          hint: 'look at the current version; keep yours (save again with onto set to it), take theirs, or re-apply your edits on it',
-          details: { currentVersion: r.currentVersion, draftId: r.draftId, current: cur ? { version: cur.version, origin: cur.origin, author: cur.username, createdAt: cur.created_at } : null },
-        });
+        throw await staleSaveError(db, mask.id, onto, r, 'look at the current version; keep yours (save again with onto set to it), take theirs, or re-apply your edits on it');
       }
       req.auditDetails = { version: r.version, baseVersion: b.baseVersion, onto, planes: b.planes.length, voxels: b.planes.reduce((s, p) => s + runsVoxels(p.runs), 0), changed };
       return reply.code(201).send({ maskId: mask.id, version: r.version, versionId: r.versionId, changed });
