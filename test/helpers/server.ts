@@ -141,3 +141,12 @@ export async function waitJob(s: TestServer, id: string): Promise<FinishedJob> {
   }
   throw new Error(`job ${id} did not finish`);
 }
+
+/** Run a `phantoms` job (the reviewer submits it) and return the data set it wrote; fails the test if the job fails. */
+export async function phantomsDataset(s: TestServer, input: Record<string, unknown>): Promise<string> {
+  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input } });
+  if (ph.statusCode !== 202) throw new Error(`phantoms job refused: ${ph.statusCode} ${ph.body}`);
+  const pj = await waitJob(s, (ph.json() as { job: { id: string } }).job.id);
+  if (pj.status !== 'done') throw new Error(`phantoms job ${pj.status}: ${JSON.stringify(pj.error)}`);
+  return pj.result.datasetId as string;
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { annotateHandler } from '../../src/queue/handlers/annotate.js';
 import { saveMaskVersion } from '../../src/store/index.js';
-import { startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
+import { phantomsDataset, startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 const waitJob = (id: string) => waitJobOn(s, id);
@@ -42,11 +42,7 @@ test('annotate job: bad input is a 400 naming the field', async () => {
 });
 
 test('annotate job: phantoms → annotate with the demo ensemble, idempotent', async () => {
-  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input: { kind: '2d', n: 8, seed: 3, size: 64, project: 'ann', dataset: 'ann', reviewCases: false } } });
-  assert.equal(ph.statusCode, 202, ph.body);
-  const pj = await waitJob(ph.json().job.id);
-  assert.equal(pj.status, 'done', JSON.stringify(pj.error));
-  const datasetId = pj.result.datasetId as string;
+  const datasetId = await phantomsDataset(s, { kind: '2d', n: 8, seed: 3, size: 64, project: 'ann', dataset: 'ann', reviewCases: false });
 
   const input = { datasetId, models: MODELS, labelMap: LABEL_MAP, mcSamples: 4, seed: 1 };
   const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
@@ -136,9 +132,8 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
 });
 
 test('annotate job: stored labels that are not model classes fail with a hint about labelMap', async () => {
-  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input: { kind: '2d', n: 4, seed: 5, size: 48, project: 'ann', dataset: 'ann-bad', reviewCases: false } } });
-  const pj = await waitJob(ph.json().job.id);
-  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { datasetId: pj.result.datasetId, models: MODELS.slice(0, 1), mcSamples: 0 } } });
+  const datasetId = await phantomsDataset(s, { kind: '2d', n: 4, seed: 5, size: 48, project: 'ann', dataset: 'ann-bad', reviewCases: false });
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { datasetId, models: MODELS.slice(0, 1), mcSamples: 0 } } });
   assert.equal(r.statusCode, 202, r.body);
   const job = await waitJob(r.json().job.id);
   assert.equal(job.status, 'failed');

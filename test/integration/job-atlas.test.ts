@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { getVolume } from '../../src/store/volumes.js';
-import { startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
+import { phantomsDataset, startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
 const waitJob = (id: string) => waitJobOn(s, id);
@@ -32,11 +32,7 @@ test('atlas job: bad input is a 400 naming the field', async () => {
 });
 
 test('atlas job: phantoms 3d → a round with two demo segmenters → merged labels, selected cases to review', async () => {
-  const ph = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'phantoms', input: { kind: '3d', n: 4, seed: 5, size: 96, project: 'atl', dataset: 'atl', reviewCases: false } } });
-  assert.equal(ph.statusCode, 202, ph.body);
-  const pj = await waitJob(ph.json().job.id);
-  assert.equal(pj.status, 'done', JSON.stringify(pj.error));
-  const datasetId = pj.result.datasetId as string;
+  const datasetId = await phantomsDataset(s, { kind: '3d', n: 4, seed: 5, size: 96, project: 'atl', dataset: 'atl', reviewCases: false });
   const input = { datasetId, models: MODELS, fraction: 0.5 };
   const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input } });
   assert.equal(r.statusCode, 202, r.body);
