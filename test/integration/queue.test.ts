@@ -11,7 +11,7 @@ import { createVolume } from '../../src/core/volume.js';
 import { BullmqQueue, InProcessQueue, JobHandlerRegistry, createJobProcessor, type JobQueue } from '../../src/queue/index.js';
 import { FsBlobStore, createJob, getJob, openStore, type Store } from '../../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
-import { ROOT } from '../helpers/cli.js';
+import { ROOT, watchLines } from '../helpers/cli.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
 import { startPostgres, startRedis, type Service } from '../helpers/services.js';
 import register from '../helpers/test-handlers.js';
@@ -111,27 +111,13 @@ test('bullmq through the API: idempotent by input hash, progress reported, dupli
   }
 });
 
-function startWorkerProcess(queueName: string): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
+function startWorkerProcess(queueName: string): { child: ChildProcess; lines: string[]; ready: Promise<boolean> } {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', pg.url, '--blobs', join(dir, 'blobs'), '--queue', redis.url, '--lock-ms', '1500', '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w-${Date.now()}`)], {
     cwd: ROOT,
     env: { ...process.env, MEDMASK_QUEUE_NAME: queueName },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  let buf = '';
-  const ready = new Promise<void>((res, rej) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      for (const l of parts) {
-        lines.push(l);
-        if (l.includes(' ready: ')) res();
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
-    child.once('exit', (code) => rej(new Error(`worker exited (${code}) before it was ready: ${lines.join('\n')}`)));
-  });
+  const { lines, found: ready } = watchLines(child, (l) => (l.includes(' ready: ') ? true : undefined), 'worker');
   return { child, lines, ready };
 }
 

@@ -12,7 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import { createVolume } from '../../src/core/volume.js';
 import { mulberry32 } from '../../src/core/random.js';
 import { decodeNifti, encodeNifti } from '../../src/io/nifti.js';
-import { ROOT } from '../helpers/cli.js';
+import { ROOT, watchLines } from '../helpers/cli.js';
 
 const PASSWORD = 'fault-test-password-1';
 
@@ -22,22 +22,7 @@ function serve(dataDir: string): { child: ChildProcess; url: Promise<string>; li
     env: { ...process.env, MEDMASK_ADMIN_PASSWORD: PASSWORD, MEDMASK_SHUTDOWN_GRACE_MS: '2000' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const url = new Promise<string>((res, rej) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      for (const l of parts) {
-        lines.push(l);
-        const m = /listening on (http:\/\/\S+)/.exec(l);
-        if (m) res(m[1]!);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
-    child.once('exit', (c) => rej(new Error(`serve exited (${c}): ${lines.join('\n')}`)));
-  });
+  const { lines, found: url } = watchLines(child, (l) => /listening on (http:\/\/\S+)/.exec(l)?.[1], 'serve');
   return { child, url, lines };
 }
 
