@@ -19,21 +19,11 @@ import { join } from 'node:path';
 import { ORGANS } from '../../src/core/phantom/abdomen.js';
 import { readVolume } from '../../src/io/index.js';
 import { runAtlasCampaign } from '../../src/pipeline/atlas-campaign.js';
+import { organDice } from '../helpers/organ-dice.js';
 
 const DIR = process.env.MEDMASK_ATLAS_MODELS ?? new URL('../../models/demo/', import.meta.url).pathname;
 const MODELS = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(DIR, m));
 const present = MODELS.every((m) => existsSync(join(m, 'model.json')) && existsSync(join(m, 'model.onnx')));
-
-function organDice(pred: ArrayLike<number>, truth: ArrayLike<number>, l: number): number {
-  let i = 0, a = 0, b = 0;
-  for (let v = 0; v < pred.length; v++) {
-    const p = pred[v] === l, t = truth[v] === l;
-    if (p) a++;
-    if (t) b++;
-    if (p && t) i++;
-  }
-  return a + b ? (2 * i) / (a + b) : 1;
-}
 
 test('campaign with the real demo 3D models: review raises Dice, ranked review beats random at the same budget', { skip: present ? false : 'models/demo lacks the 3D models' }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'medmask-campaign-models-'));

@@ -14,20 +14,9 @@ import { PHANTOM_SOURCES, ORGANS } from '../../src/core/phantom/abdomen.js';
 import { readVolume } from '../../src/io/index.js';
 import { runAtlasCampaign, type CampaignResult } from '../../src/pipeline/atlas-campaign.js';
 import { atlasReportFromWork } from '../../src/pipeline/atlas-report.js';
+import { organDice } from '../helpers/organ-dice.js';
 
 const SOURCES = ['flare', 'lits', 'kits', 'msd_pancreas'] as const;
-
-/** Dice of one organ, computed here from the files (independent of the campaign's bookkeeping). */
-function organDice(pred: ArrayLike<number>, truth: ArrayLike<number>, l: number): number {
-  let i = 0, a = 0, b = 0;
-  for (let v = 0; v < pred.length; v++) {
-    const p = pred[v] === l, t = truth[v] === l;
-    if (p) a++;
-    if (t) b++;
-    if (p && t) i++;
-  }
-  return a + b ? (2 * i) / (a + b) : 1;
-}
 
 let dir: string;
 let r: CampaignResult;
