@@ -6,8 +6,11 @@ function print(r: ModelInspection, out: (l: string) => void): void {
   out(`  opset       ${r.opset.join(', ')}`);
   for (const i of r.inputs) out(`  input       ${i.name} [${i.dims.join(', ')}]`);
   for (const o of r.outputs) out(`  output      ${o.name} [${o.dims.join(', ')}]`);
-  out('  CAM target candidates (tensor feeding a global pooling):');
-  for (const c of r.candidates) out(`    ${c.tensor === r.target ? '*' : ' '} ${c.tensor}  (${c.producer} → ${c.pooling})${c.head === 'ok' ? '' : `\n        no head: ${c.head}`}`);
+  out('  CAM target candidates (* = chosen; tensors feeding a global pooling, and before their activations):');
+  for (const c of r.candidates) {
+    const via = c.activations.length ? ` → ${c.activations.join(' → ')}` : '';
+    out(`    ${c.tensor === r.target ? '*' : ' '} ${c.tensor}  (${c.producer}${via} → ${c.pooling})${c.head === 'ok' ? '' : `\n        no head: ${c.head}`}`);
+  }
   out(`  target      ${r.target}`);
   out('  head:');
   for (const n of r.head) {
@@ -28,7 +31,7 @@ export function registerModelInspect(program: Command): void {
     .command('inspect')
     .description('print inputs, outputs, candidate CAM target tensors and the head after the chosen one')
     .argument('<model>', 'an .onnx file, its model.json, or the folder holding them')
-    .option('--target <tensor>', 'CAM target tensor (default: the last activation feeding the global pooling)')
+    .option('--target <tensor>', 'CAM target tensor (default: the tensor feeding the global pooling, after its activation)')
     .option('--json', 'print JSON instead of text')
     .action(async (path: string, opts: { target?: string; json?: boolean }) => {
       const r = await inspectModel(path, opts.target);

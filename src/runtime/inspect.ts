@@ -16,8 +16,12 @@ export interface ModelInspection {
   opset: number[];
   inputs: GraphSignature['inputs'];
   outputs: GraphSignature['outputs'];
-  /** Candidate targets, graph order; `head` is the reason when no usable head follows. */
-  candidates: { tensor: string; producer: string; pooling: string; head: 'ok' | string }[];
+  /**
+   * Candidate targets: the chosen target first, then the others from the pooling nearest the
+   * logits back; `activations` are the pointwise ops between a pre-activation candidate and the
+   * pooling (empty for the tensor the pooling reads); `head` is the reason when no usable head follows.
+   */
+  candidates: { tensor: string; producer: string; pooling: string; activations: string[]; head: 'ok' | string }[];
   /** The chosen target (the given one, else the default). */
   target: string;
   /** Head after the chosen target: ops in order, with constant shapes. */
@@ -50,16 +54,22 @@ export async function inspectModel(path: string, target?: string): Promise<Model
   }
   const model = decodeOnnx(bytes, path);
   const sig = graphSignature(model);
-  const candidates = findTargetCandidates(model).map((c) => {
+  const chosen = target ?? defaultTarget(model);
+  const found = findTargetCandidates(model);
+  const pools = [...new Set(found.map((c) => c.pooling.name))];
+  const ordered = found
+    .map((c, i) => ({ c, key: (pools.length - pools.indexOf(c.pooling.name)) * found.length + i }))
+    .sort((a, b) => (a.c.tensor === chosen ? -1 : b.c.tensor === chosen ? 1 : a.key - b.key))
+    .map((x) => x.c);
+  const candidates = ordered.map((c) => {
     let head = 'ok';
     try {
       compileHead(extractHead(model, c.tensor));
     } catch (e) {
       head = isMedmaskError(e) ? e.message : String(e);
     }
-    return { tensor: c.tensor, producer: `${c.producer.op} ${c.producer.name}`, pooling: `${c.pooling.op} ${c.pooling.name}`, head };
+    return { tensor: c.tensor, producer: `${c.producer.op} ${c.producer.name}`, pooling: `${c.pooling.op} ${c.pooling.name}`, activations: c.activations, head };
   });
-  const chosen = target ?? defaultTarget(model);
   const desc = extractHead(model, chosen);
   compileHead(desc);
   return {

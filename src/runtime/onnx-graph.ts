@@ -156,12 +156,6 @@ function indexGraph(model: OnnxModel): GraphIndex {
   return { nodes, producer, consumers, initializers, inputs, outputs: (g.output ?? []).map((o) => o.name ?? '') };
 }
 
-/** Module scope of a node name as torch.onnx writes it ("/layer4/layer4.0/relu/Relu" → 2 levels). */
-function scopeDepth(name: string): number | undefined {
-  if (!name.startsWith('/')) return undefined;
-  return name.split('/').length - 2;
-}
-
 const ACTIVATIONS = new Set(['Relu', 'LeakyRelu', 'Clip', 'Elu', 'Selu', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'Softplus']);
 const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'ReduceMax']);
 
@@ -173,8 +167,13 @@ export interface TargetCandidate {
   producer: { op: string; name: string };
   /** The pooling node it (or the activation after it) feeds. */
   pooling: { op: string; name: string };
-  /** The tensor feeding the pooling node (differs from `tensor` when a functional activation sits between). */
+  /** The tensor feeding the pooling node (differs from `tensor` for a pre-activation candidate). */
   pooledInput: string;
+  /**
+   * Pointwise activations between `tensor` and the pooling, in graph order: empty for the tensor
+   * that feeds the pooling directly, e.g. `['Relu']` for DenseNet's norm5 output.
+   */
+  activations: string[];
 }
 
 function isSpatialPool(ix: GraphIndex, node: NodeProto): boolean {
@@ -192,47 +191,49 @@ function isSpatialPool(ix: GraphIndex, node: NodeProto): boolean {
 }
 
 /**
- * Candidate CAM targets: every tensor that feeds a global spatial pooling (GlobalAveragePool,
- * GlobalMaxPool, ReduceMean/ReduceMax over axes 2, 3), in graph order. As pytorch-grad-cam hooks
- * the output of the backbone's last *module* (ResNet `layer4[-1]`, DenseNet `features[-1]` =
- * norm5, EfficientNet `features[-1]`), a functional activation applied in the model's own
- * `forward` (a top-level node such as DenseNet's `/Relu`) is stepped over: the target is its input.
+ * Candidate CAM targets, in graph order of their pooling nodes: every tensor that feeds a global
+ * spatial pooling (GlobalAveragePool, GlobalMaxPool, ReduceMean/ReduceMax over axes 2, 3) — the
+ * activation exactly as the classifier pools it — followed by the tensors before the pointwise
+ * activations that produce it (pre-activation candidates: DenseNet's norm5 BatchNormalization
+ * output before the functional ReLU of its `forward`, a ResNet block's Add before its ReLU).
  * @param model - a decoded model
- * @returns the candidates, last one last
+ * @returns the candidates; the default target ({@link defaultTarget}) is a pooling's first one
  * @example
  * findTargetCandidates(model).map((c) => c.tensor);
  */
 export function findTargetCandidates(model: OnnxModel): TargetCandidate[] {
   const ix = indexGraph(model);
   const out: TargetCandidate[] = [];
+  const seen = new Set<string>();
   for (const node of ix.nodes) {
     if (!isSpatialPool(ix, node)) continue;
     const pooledInput = node.input[0]!;
+    const pooling = { op: node.opType, name: node.name };
     let tensor = pooledInput;
-    let p = ix.producer.get(tensor);
-    while (p !== undefined) {
-      const prod = ix.nodes[p]!;
-      const depth = scopeDepth(prod.name);
-      if (!(ACTIVATIONS.has(prod.opType) && depth === 0)) break;
-      const before = ix.producer.get(prod.input[0]!);
-      if (before === undefined || scopeDepth(ix.nodes[before]!.name) === 0) break; // keep when nothing scoped precedes
-      tensor = prod.input[0]!;
-      p = before;
+    const activations: string[] = [];
+    for (let depth = 0; depth < 8; depth++) {
+      const p = ix.producer.get(tensor);
+      const prod = p === undefined ? undefined : ix.nodes[p];
+      if (!seen.has(tensor)) {
+        seen.add(tensor);
+        out.push({ tensor, producer: { op: prod?.opType ?? 'graph input', name: prod?.name ?? tensor }, pooling, pooledInput, activations: [...activations] });
+      }
+      // step back over a pointwise activation: its input is a pre-activation candidate
+      if (!prod || !ACTIVATIONS.has(prod.opType) || !prod.input[0] || !ix.producer.has(prod.input[0])) break;
+      activations.unshift(prod.opType);
+      tensor = prod.input[0];
     }
-    const prodNode = p === undefined ? undefined : ix.nodes[p];
-    out.push({
-      tensor,
-      producer: { op: prodNode?.opType ?? 'graph input', name: prodNode?.name ?? tensor },
-      pooling: { op: node.opType, name: node.name },
-      pooledInput,
-    });
   }
   return out;
 }
 
 /**
- * The default CAM target: the last candidate from {@link findTargetCandidates} whose pooling
- * reaches the logits.
+ * The default CAM target: the tensor that feeds the last global pooling that reaches the logits,
+ * i.e. the activation exactly as the classifier sees it (DenseNet: the output of the ReLU after
+ * norm5 — what pytorch-grad-cam records at `features[-1]` on the CPU, where the in-place ReLU of
+ * torchvision's `forward` overwrites the hooked tensor; ResNet: `layer4[-1]`'s output;
+ * EfficientNet: `features[-1]`'s output). Pre-activation tensors stay available as
+ * {@link findTargetCandidates} (manifest `cam.target`, `--target`).
  * @param model - a decoded model
  * @param output - the logits output name (default: the graph's first output)
  * @returns the tensor name
@@ -243,7 +244,7 @@ export function findTargetCandidates(model: OnnxModel): TargetCandidate[] {
 export function defaultTarget(model: OnnxModel, output?: string): string {
   const ix = indexGraph(model);
   const out = output ?? ix.outputs[0]!;
-  const cands = findTargetCandidates(model);
+  const cands = findTargetCandidates(model).filter((c) => c.activations.length === 0);
   for (let i = cands.length - 1; i >= 0; i--) {
     if (reaches(ix, cands[i]!.tensor, out)) return cands[i]!.tensor;
   }

@@ -26,7 +26,16 @@ const ONNX_TENSOR: Record<string, Record<string, string>> = {
     'features[-1][1]': '/features/features.8/features.8.0/Conv_output_0',
   },
 };
-const DEFAULT_TARGET: Record<string, string> = { resnet: 'layer4[-1]', densenet: 'features[-1]', efficientnet: 'features[-1]' };
+/**
+ * The default target of each model and the torch reference of its activation: the hooked module's
+ * output; for DenseNet the tensor the pooling reads, i.e. norm5's output through the ReLU of
+ * torchvision's `forward` (the fixture holds norm5's pre-ReLU output, cloned in the hook).
+ */
+const DEFAULT_TARGET: Record<string, { tensor: string; ref: string; relu?: boolean }> = {
+  resnet: { tensor: ONNX_TENSOR.resnet!['layer4[-1]']!, ref: 'layer4[-1]' },
+  densenet: { tensor: '/Relu_output_0', ref: 'features[-1]', relu: true },
+  efficientnet: { tensor: ONNX_TENSOR.efficientnet!['features[-1]']!, ref: 'features[-1]' },
+};
 
 const index = camIndex();
 const input = (i: number): { data: Float32Array; dims: number[] } => {
@@ -42,19 +51,21 @@ for (const model of Object.keys(ONNX_TENSOR)) {
     });
     after(async () => session.release());
 
-    test('the default target is the tensor of pytorch-grad-cam\'s target layer', () => {
-      assert.equal(session.target, ONNX_TENSOR[model]![DEFAULT_TARGET[model]!]);
+    test('the default target is the tensor that feeds the global pooling', () => {
+      assert.equal(session.target, DEFAULT_TARGET[model]!.tensor);
     });
 
     test('onnxruntime logits and target activation match torch (float64) to 1e-4 relative', async () => {
       for (const i of [0, 1]) {
         const x = input(i);
         const r = await session.run(x.data, x.dims);
-        const key = `${model}/${DEFAULT_TARGET[model]}/input${i}`;
+        const { ref, relu } = DEFAULT_TARGET[model]!;
+        const key = `${model}/${ref}/input${i}`;
         const act = camTensor(`${key}/activation`);
         assert.deepEqual(r.activationDims, [1, ...act.shape]);
         assert.ok(relErr(r.logits, camTensor(`${key}/logits`).data) < 1e-4);
-        assert.ok(relErr(r.activation, act.data) < 1e-4);
+        const expected = relu ? act.data.map((v) => Math.max(v, 0)) : act.data;
+        assert.ok(relErr(r.activation, expected) < 1e-4);
       }
     });
 

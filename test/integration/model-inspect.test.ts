@@ -6,18 +6,36 @@ import { isMedmaskError } from '../../src/core/errors.js';
 import { inspectModel } from '../../src/runtime/inspect.js';
 import { camModelPath } from '../helpers/cam-fixtures.js';
 
-test('inspect reports the DenseNet head after norm5 (functional ReLU stepped over, as pytorch-grad-cam)', async () => {
+test('inspect chooses the DenseNet tensor that feeds the global pooling (after the ReLU of forward) and lists it first', async () => {
   const r = await inspectModel(camModelPath('densenet'));
-  assert.equal(r.target, '/features/norm5/BatchNormalization_output_0');
-  assert.deepEqual(r.head.map((n) => n.op), ['Relu', 'GlobalAveragePool', 'Flatten', 'Gemm']);
+  assert.equal(r.target, '/Relu_output_0');
+  assert.deepEqual(r.head.map((n) => n.op), ['GlobalAveragePool', 'Flatten', 'Gemm']);
   assert.deepEqual(r.inputs[0]!.dims, ['batch', 3, 128, 96]);
   assert.deepEqual(Object.values(r.head.at(-1)!.constants), [[4, 32], [4]]);
+  assert.deepEqual(r.candidates.map((c) => [c.tensor, c.activations, c.head]), [
+    ['/Relu_output_0', [], 'ok'],
+    // the pre-activation norm5 output stays a candidate, with the ReLU in its head
+    ['/features/norm5/BatchNormalization_output_0', ['Relu'], 'ok'],
+  ]);
+  const pre = await inspectModel(camModelPath('densenet'), '/features/norm5/BatchNormalization_output_0');
+  assert.deepEqual(pre.head.map((n) => n.op), ['Relu', 'GlobalAveragePool', 'Flatten', 'Gemm']);
+  assert.equal(pre.candidates[0]!.tensor, '/features/norm5/BatchNormalization_output_0');
 });
 
-test('inspect lists EfficientNet squeeze-excitation poolings as candidates without a usable head', async () => {
+test('inspect on ResNet: the block output first, its pre-ReLU Add as a candidate', async () => {
+  const r = await inspectModel(camModelPath('resnet'));
+  assert.deepEqual(r.candidates.map((c) => [c.tensor, c.activations.join()]), [
+    ['/layer4/layer4.0/relu_2/Relu_output_0', ''],
+    ['/layer4/layer4.0/Add_output_0', 'Relu'],
+  ]);
+});
+
+test('inspect lists EfficientNet squeeze-excitation poolings as candidates without a usable head, after the chosen one', async () => {
   const r = await inspectModel(camModelPath('efficientnet'));
-  assert.equal(r.candidates.at(-1)!.head, 'ok');
-  assert.ok(r.candidates.slice(0, -1).every((c) => c.head !== 'ok'));
+  assert.equal(r.candidates[0]!.tensor, r.target);
+  assert.equal(r.candidates[0]!.head, 'ok');
+  assert.ok(r.candidates.length > 2);
+  assert.ok(r.candidates.slice(1).every((c) => c.head !== 'ok'));
 });
 
 test('inspect on a missing file is NOT_FOUND', async () => {

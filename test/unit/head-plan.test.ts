@@ -55,12 +55,15 @@ function agree(head: CompiledHead, C: number, h: number, w: number, N: number, m
 const C = 12, H = 3, W = 4, N = 5;
 const gemm = (transB: boolean) => ({ W: { dims: transB ? [N, C] : [C, N], data: randn(N * C) }, b: { dims: [N], data: randn(N) } });
 
-test('torchvision heads from the fixture graphs: ResNet (GAP → Gemm), DenseNet (BN → ReLU → GAP → Gemm), EfficientNet', () => {
+test('torchvision heads from the fixture graphs: ResNet (GAP → Gemm), DenseNet (GAP → Gemm; at norm5 BN → ReLU → GAP → Gemm), EfficientNet', () => {
   for (const [m, C2, h, w] of [['resnet', 512, 4, 3], ['densenet', 32, 4, 3], ['efficientnet', 320, 4, 3]] as const) {
     const model = decodeOnnx(readFileSync(camModelPath(m)));
     const head = compileHead(extractHead(model, defaultTarget(model)));
-    agree(head, C2, h, w, 4, m === 'densenet' ? ['xgradcam', 'gradcam', 'gradcampp'] : ['xgradcam', 'gradcam', 'gradcampp', 'cam'], m);
+    agree(head, C2, h, w, 4, ['xgradcam', 'gradcam', 'gradcampp', 'cam'], m);
   }
+  const dense = decodeOnnx(readFileSync(camModelPath('densenet')));
+  const norm5 = compileHead(extractHead(dense, '/features/norm5/BatchNormalization_output_0'));
+  agree(norm5, 32, 4, 3, 4, ['xgradcam', 'gradcam', 'gradcampp'], 'densenet norm5');
 });
 
 test('pointwise ops before the pooling: BatchNorm, Sigmoid, per-channel Add/Sub/Mul/Div; ReduceMean keepdims 0 → MatMul → Add', () => {
