@@ -1,8 +1,10 @@
 /**
  * Loader for the torch-autograd reference fixtures written by tools/fixtures/make_cam_fixtures.py
- * (test/fixtures/cam: ONNX models, tensors.bin float32 little-endian, index.json).
+ * (test/fixtures/cam: ONNX models, tensors.bin float32 little-endian, index.json) and by
+ * tools/fixtures/make_densenet121_cam_fixture.py (test/fixtures/cam/densenet121, gzipped).
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 
 const DIR = new URL('../fixtures/cam/', import.meta.url);
 
@@ -89,4 +91,34 @@ export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number 
     sbb += y * y;
   }
   return sab / Math.sqrt(saa * sbb);
+}
+
+/** The DenseNet-121 reference (tools/fixtures/make_densenet121_cam_fixture.py, pytorch-grad-cam's hooks). */
+export interface Densenet121Fixture {
+  index: { inputShape: number[]; numClasses: number; cases: { class: number; key: string }[] };
+  /** One reference tensor by name. */
+  tensor(name: string): { shape: number[]; data: Float32Array };
+  /** The fixture folder (model.json, input.png). */
+  dir: string;
+  /** The gunzipped ONNX model. */
+  onnx(): Uint8Array;
+}
+
+/** Load test/fixtures/cam/densenet121 (gzipped tensors and model). */
+export function densenet121Fixture(): Densenet121Fixture {
+  const dir = new URL('densenet121/', DIR);
+  const raw = JSON.parse(readFileSync(new URL('index.json', dir), 'utf8')) as Densenet121Fixture['index'] & { tensors: CamIndex['tensors'] };
+  const buf = gunzipSync(readFileSync(new URL('tensors.bin.gz', dir)));
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const all = Float32Array.from({ length: buf.byteLength / 4 }, (_, i) => dv.getFloat32(i * 4, true));
+  return {
+    index: raw,
+    dir: dir.pathname,
+    tensor(name) {
+      const t = raw.tensors[name];
+      if (!t) throw new Error(`no fixture tensor "${name}"`);
+      return { shape: t.shape, data: all.subarray(t.offset, t.offset + t.shape.reduce((a, b) => a * b, 1)) };
+    },
+    onnx: () => gunzipSync(readFileSync(new URL('model.onnx.gz', dir))),
+  };
 }
