@@ -8,7 +8,7 @@
  * - the ranked selection (top priority per source, read from ranking.json) gains more Dice than the
  *   exact expectation of a random selection of as many cases per source;
  * - the merged labels keep every original label.
- * Skipped while the models are not there.
+ * A missing model fails the test.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +25,8 @@ const DIR = process.env.MEDMASK_ATLAS_MODELS ?? new URL('../../models/demo/', im
 const MODELS = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(DIR, m));
 const present = MODELS.every((m) => existsSync(join(m, 'model.json')) && existsSync(join(m, 'model.onnx')));
 
-test('campaign with the real demo 3D models: review raises Dice, ranked review beats random at the same budget', { skip: present ? false : 'models/demo lacks the 3D models' }, async () => {
+test('campaign with the real demo 3D models: review raises Dice, ranked review beats random at the same budget', async () => {
+  assert.ok(present, `committed 3D demo models missing: ${MODELS.join(', ')} (model.json, model.onnx each)`);
   const dir = await mkdtemp(join(tmpdir(), 'medmask-campaign-models-'));
   try {
     const r = await runAtlasCampaign(dir, { n: 8, size: 48, seed: 1, segmenters: MODELS, models: [], randomDraws: 50, fractions: [0, 0.5, 1] });

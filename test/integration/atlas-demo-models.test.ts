@@ -1,6 +1,6 @@
 // The three 3D demo models through medmask's sliding window: on the same held-out phantoms their
 // model card was measured on (by tools/train's torch sliding window), the mean organ Dice against
-// the truth must come out the same. Skipped while models/demo/ has no 3D models.
+// the truth must come out the same. A missing model fails the test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +19,8 @@ interface Card {
   metrics: { heldout: { dice: Record<string, number | null>; mean_dice: number; n: number } };
 }
 
-test('demo 3D models: mean organ Dice on their held-out phantoms equals the model card (torch evaluation)', { skip: present.length ? false : 'models/demo has no 3D models yet' }, async () => {
+test('demo 3D models: mean organ Dice on their held-out phantoms equals the model card (torch evaluation)', async () => {
+  assert.deepEqual(present, MODELS, `committed 3D demo models missing under ${DIR} (model.json and card.json each)`);
   const root = mkdtempSync(join(tmpdir(), 'medmask-demo3d-'));
   try {
     const sets = new Map<string, string>();

@@ -23,7 +23,8 @@ const hasTorch = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3',
 
 interface Hook { train: string; heldout: string; modelDir: string; cases: { train: string[]; heldout: string[] }; family: string; argv: string[]; command: string; next: string; notes: string[] }
 
-test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out split, manifest and the exact trainer command', { skip: hasModel ? false : 'models/demo/demo-unet3d is not there' }, async () => {
+test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out split, manifest and the exact trainer command', async () => {
+  assert.ok(hasModel, `the committed model ${UNET} (model.json, card.json) is missing`);
   const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-ft-'));
   try {
     const data = join(root, 'data'), work = join(root, 'work'), merged = join(root, 'merged'), out = join(root, 'ft');
