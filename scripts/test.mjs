@@ -4,9 +4,13 @@
 //   node scripts/test.mjs unit       one tier (unit | integration | e2e)
 // Tests that need system packages install them first via scripts/system-deps.mjs (as root, with
 // apt) or fail with a message naming the package.
+// A skipped test fails the run unless its reason names a missing GPU (scripts/skip-check.mjs reads
+// a TAP copy of the run that node's runner writes beside the spec output).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, statSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { skipProblems } from './skip-check.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const tiers = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -45,4 +49,24 @@ if (!files.length) {
   process.exit(1);
 }
 console.log(`== ${files.length} test files (${selected.join(', ')}) ==`);
-process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files.map((f) => f.slice(root.length))]));
+const tapDir = mkdtempSync(join(tmpdir(), 'medmask-test-'));
+const tap = join(tapDir, 'run.tap');
+let status;
+let problems;
+try {
+  status = run(process.execPath, [
+    '--import', 'tsx', '--test',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...files.map((f) => f.slice(root.length)),
+  ]);
+  problems = existsSync(tap) ? skipProblems(readFileSync(tap, 'utf8')) : ['the test runner wrote no TAP output to check for skipped tests'];
+} finally {
+  rmSync(tapDir, { recursive: true, force: true });
+}
+if (problems.length) {
+  console.error(`\n== ${problems.length} skip problem(s): a test may only be skipped for a missing GPU ==`);
+  for (const p of problems) console.error(`  ${p}`);
+  process.exit(status || 1);
+}
+process.exit(status);

@@ -1,7 +1,9 @@
 // End-to-end: the review UI in Debian's Chromium (headless, software rendering) against a server
 // this test starts on a free loopback port with a fresh data folder and seeded phantom cases.
 // Screenshots are kept under test-out/e2e/ (git-ignored).
-import { test, before, after } from 'node:test';
+// Each test opens its own page and reads the versions it starts from, so any subset runs in any
+// order (--test-name-pattern); tests wait for conditions, never for a time.
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,11 +27,38 @@ before(async () => {
   abdomen = s.cases[1]!.maskId;
   browser = await launchChromium();
 });
+afterEach(async () => {
+  // each test's pages go with it
+  for (const c of contexts.splice(0)) await c.close().catch(() => undefined);
+});
 after(async () => {
-  for (const c of contexts) await c.close().catch(() => undefined);
   await browser?.close();
   await s?.close();
 });
+
+/** Poll `check` until it returns a truthy value (a condition, not a time; fails after `timeout` ms). */
+async function until<T>(check: () => Promise<T | false>, what: string, timeout = 30_000): Promise<T> {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The current version of a mask, from the API. */
+const currentVersion = async (maskId: string): Promise<number> => (await s.as('viewer', { url: `/api/masks/${maskId}` })).json().currentVersion as number;
+
+/** Unsaved edits the page keeps in IndexedDB. */
+const pendingEdits = (page: Page) => page.evaluate(() => new Promise<number>((res) => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const r = (globalThis as any).indexedDB.open('medmask-review');
+  r.onsuccess = () => {
+    const q = r.result.transaction('pending').objectStore('pending').getAll();
+    q.onsuccess = () => res(q.result.length as number);
+  };
+}));
 
 async function newPage(): Promise<Page> {
   const c = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -57,6 +86,14 @@ async function pixelStats(l: Locator, file: string) {
   }
   const mean = sum / n;
   return { mean, std: Math.sqrt(sum2 / n - mean * mean), lit: lit / n, coloured: coloured / n, levels: levels.size };
+}
+
+/** A fresh page of `role`, logged in, with the case open. */
+async function pageOn(role: string, maskId: string): Promise<Page> {
+  const p = await newPage();
+  await login(p, s.url, role);
+  await openCase(p, maskId);
+  return p;
 }
 
 async function openCase(page: Page, maskId: string): Promise<void> {
@@ -112,15 +149,15 @@ function underStroke(px: [number, number][], path: [number, number][], r: number
   return px.every(([x, y]) => path.slice(1).some((b, i) => distToSegment(x + 0.5, y + 0.5, path[i]!, b) <= r + 0.75));
 }
 
-let reviewer: Page;
-
 test('log in, the queue is sorted by priority with counts, the top case opens and its image is really drawn', async () => {
-  reviewer = await newPage();
+  const reviewer = await newPage();
   await login(reviewer, s.url, 'reviewer');
   const prios = await reviewer.$$eval('tr.case-row .prio span', (els) => els.map((e) => Number(e.textContent)));
   assert.deepEqual(prios, [...prios].sort((a, b) => b - a));
-  assert.equal(prios.length, 3);
-  assert.match((await reviewer.textContent('#count-open'))!, /^3 open/);
+  const statuses = await Promise.all(s.cases.map(async (c) => (await s.as('viewer', { url: `/api/masks/${c.maskId}` })).json().status as string));
+  const open = statuses.filter((st) => st !== 'rejected' && st !== 'accepted').length;
+  assert.equal(prios.length, open);
+  assert.match((await reviewer.textContent('#count-open'))!, new RegExp(`^${open} open`));
   await reviewer.screenshot({ path: join(OUT, 'queue.png') });
   await reviewer.click('tr.case-row >> nth=0');
   await reviewer.waitForFunction(() => ((globalThis as unknown as { __medmaskPerf: { samples: Record<string, number[]> } }).__medmaskPerf.samples.first_paint?.length ?? 0) > 0, null, { timeout: 30_000 });
@@ -132,10 +169,12 @@ test('log in, the queue is sorted by priority with counts, the top case opens an
   // overlays off → no colour left
   await reviewer.keyboard.press('l');
   await reviewer.keyboard.press('m');
-  const plain = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-2d-plain.png');
-  assert.ok(plain.coloured < st.coloured / 10, `toggles hide the overlays (${plain.coloured} vs ${st.coloured})`);
+  let plain = st;
+  await until(async () => (plain = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-2d-plain.png')).coloured < st.coloured / 10, `toggles to hide the overlays (${plain.coloured} vs ${st.coloured})`);
   await reviewer.keyboard.press('l');
   await reviewer.keyboard.press('m');
+  // the region list comes with the case's overlays, possibly after the first paint
+  await reviewer.locator('.regions button').first().waitFor({ timeout: 30_000 });
   assert.ok((await reviewer.locator('.regions button').count()) >= 1, 'flagged regions listed');
   await reviewer.keyboard.press('?');
   await reviewer.waitForSelector('.dialog.help');
@@ -144,17 +183,20 @@ test('log in, the queue is sorted by priority with counts, the top case opens an
 });
 
 test('paint a stroke and save: the new version changes only voxels under the stroke, as a continuous band', async () => {
+  const reviewer = await pageOn('reviewer', chest);
+  const v0 = (await viewerState(reviewer)).baseVersion;
+  assert.equal(v0, await currentVersion(chest));
   const path: [number, number][] = [[30.5, 225.5], [90.5, 232.5], [150.5, 228.5]];
   await stroke(reviewer, path);
   const st = await viewerState(reviewer);
   assert.ok(st.editsSize > 0, 'the stroke changed voxels');
   await reviewer.screenshot({ path: join(OUT, 'viewer-2d-stroke.png') });
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 2, null, { timeout: 15_000 });
+  await reviewer.waitForFunction((v) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === v + 1, v0, { timeout: 15_000 });
   const m = (await s.as('viewer', { url: `/api/masks/${chest}` })).json();
-  assert.equal(m.currentVersion, 2);
+  assert.equal(m.currentVersion, v0 + 1);
   assert.equal(m.versions[0].author, 'reviewer');
-  const diff = changed(await maskData(1), await maskData(2));
+  const diff = changed(await maskData(v0), await maskData(v0 + 1));
   assert.equal(diff.length, st.editsSize);
   assert.ok(underStroke(diff, path, st.radius), 'every changed voxel lies under the stroke');
   // a band, not discs at the three mouse positions: most of the capsule area is painted
@@ -163,55 +205,63 @@ test('paint a stroke and save: the new version changes only voxels under the str
 });
 
 test('a stale save from a second browser gets the conflict dialog with both versions; keep mine wins', async () => {
-  const other = await newPage();
-  await login(other, s.url, 'annotator');
-  await openCase(other, chest);
-  assert.equal((await viewerState(other)).baseVersion, 2);
-  // the reviewer saves version 3 meanwhile
+  const reviewer = await pageOn('reviewer', chest);
+  const other = await pageOn('annotator', chest);
+  const v = await currentVersion(chest);
+  const drafts = (await s.as('viewer', { url: `/api/masks/${chest}` })).json().drafts as number;
+  assert.equal((await viewerState(other)).baseVersion, v);
+  // the reviewer saves version v + 1 meanwhile
   await stroke(reviewer, [[40.5, 30.5], [80.5, 30.5]]);
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 3, null, { timeout: 15_000 });
-  // the annotator, still on version 2, paints and saves
+  await reviewer.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 1, v, { timeout: 15_000 });
+  // the annotator, still on version v, paints and saves
   const mine: [number, number][] = [[200.5, 40.5], [230.5, 60.5]];
   await stroke(other, mine);
   const r = (await viewerState(other)).radius;
   await other.click('#save');
   await other.waitForSelector('.dialog .compare', { timeout: 15_000 });
-  assert.match((await other.textContent('.dialog h2'))!, /version 3 is newer/);
-  await other.waitForTimeout(500);
-  const theirs = await pixelStats(other.locator('#theirs canvas'), 'conflict-theirs.png');
-  const yours = await pixelStats(other.locator('#mine canvas'), 'conflict-mine.png');
+  assert.match((await other.textContent('.dialog h2'))!, new RegExp(`version ${v + 1} is newer`));
+  // both canvases drawn: wait until each shows an image
+  const theirs = await until(async () => { const t = await pixelStats(other.locator('#theirs canvas'), 'conflict-theirs.png'); return t.std > 20 && t; }, 'the newer version to be drawn');
+  const yours = await until(async () => { const t = await pixelStats(other.locator('#mine canvas'), 'conflict-mine.png'); return t.std > 20 && t; }, 'my version to be drawn');
   assert.ok(theirs.std > 20 && yours.std > 20, 'both versions drawn side by side');
   await other.screenshot({ path: join(OUT, 'conflict-dialog.png') });
-  assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().drafts, 1, 'the refused edit is kept as a draft');
+  assert.equal((await s.as('viewer', { url: `/api/masks/${chest}` })).json().drafts, drafts + 1, 'the refused edit is kept as a draft');
   await other.click('#keep-mine');
-  await other.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
-  const d = changed(await maskData(2), await maskData(4));
-  assert.ok(d.length > 0 && underStroke(d, mine, r), `version 4 is version 2 plus only the annotator's stroke: ${d.length} changed, outside: ${JSON.stringify(d.filter((q) => !underStroke([q], mine, r)).slice(0, 8))}, r=${r}`);
+  await other.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 2, v, { timeout: 15_000 });
+  const d = changed(await maskData(v), await maskData(v + 2));
+  assert.ok(d.length > 0 && underStroke(d, mine, r), `version v+2 is version v plus only the annotator's stroke: ${d.length} changed, outside: ${JSON.stringify(d.filter((q) => !underStroke([q], mine, r)).slice(0, 8))}, r=${r}`);
 });
 
 test('after a conflict, "re-apply my strokes on theirs" keeps the stroke on the newer version and saves it', async () => {
-  // the reviewer is still on version 3; version 4 is the annotator's
-  assert.equal((await viewerState(reviewer)).baseVersion, 3);
+  const reviewer = await pageOn('reviewer', chest);
+  const v = (await viewerState(reviewer)).baseVersion;
+  // the annotator saves version v + 1 meanwhile (through the API: the labels of v, one rectangle more)
+  const labels = await maskData(v);
+  for (let y = 60; y < 70; y++) for (let x = 200; x < 220; x++) labels[x + SIZE * y] = 1;
+  const saved = await s.as('annotator', { method: 'POST', url: `/api/masks/${chest}/versions`, payload: { baseVersion: v, labels: Buffer.from(labels).toString('base64'), note: 'newer' } });
+  assert.equal(saved.statusCode, 201, saved.body.slice(0, 200));
   const path: [number, number][] = [[20.5, 120.5], [60.5, 140.5]];
   await stroke(reviewer, path);
   const r = (await viewerState(reviewer)).radius;
   await reviewer.click('#save');
   await reviewer.waitForSelector('#reapply', { timeout: 15_000 });
   await reviewer.click('#reapply');
-  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 4, null, { timeout: 15_000 });
-  assert.ok((await viewerState(reviewer)).editsSize > 0, 'the stroke is still there, now on version 4');
+  await reviewer.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 1, v, { timeout: 15_000 });
+  assert.ok((await viewerState(reviewer)).editsSize > 0, 'the stroke is still there, now on version v + 1');
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 5, null, { timeout: 15_000 });
-  const d = changed(await maskData(4), await maskData(5));
-  assert.ok(d.length > 0 && underStroke(d, path, r), 'version 5 is version 4 plus the re-applied stroke');
+  await reviewer.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 2, v, { timeout: 15_000 });
+  const d = changed(await maskData(v + 1), await maskData(v + 2));
+  assert.ok(d.length > 0 && underStroke(d, path, r), 'version v+2 is version v+1 plus the re-applied stroke');
 });
 
 test('unsaved edits survive leaving the case and are restored when it is opened again', async () => {
+  const reviewer = await pageOn('reviewer', chest);
+  const v = (await viewerState(reviewer)).baseVersion;
   await stroke(reviewer, [[180.5, 150.5], [200.5, 160.5]]);
   const n = (await viewerState(reviewer)).editsSize;
   assert.ok(n > 0);
-  await reviewer.waitForTimeout(500); // kept after each step (debounced)
+  await until(async () => (await pendingEdits(reviewer)) === 1, 'the edits to be kept in IndexedDB (debounced)');
   await reviewer.keyboard.press('Escape');
   await reviewer.waitForSelector('tr.case-row');
   assert.ok((await reviewer.locator('tr.case-row .badge.warn').count()) >= 1, 'the queue marks the case');
@@ -220,7 +270,7 @@ test('unsaved edits survive leaving the case and are restored when it is opened 
   assert.match((await reviewer.textContent('.toasts'))!, /Restored/);
   await reviewer.keyboard.press('Control+z'); // nothing to undo after a restore: the edits stay
   await reviewer.click('#save');
-  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === 6, null, { timeout: 15_000 });
+  await reviewer.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 1, v, { timeout: 15_000 });
 });
 
 test('the viewer role sees a read-only viewer and cannot save', async () => {
@@ -239,15 +289,26 @@ test('the viewer role sees a read-only viewer and cannot save', async () => {
   assert.equal(status, 403);
 });
 
+/** A reviewer's page on the abdomen case, axial, at the slice of the second flagged region. */
+async function abdomenAtRegion(): Promise<{ reviewer: Page; target: number }> {
+  const reviewer = await pageOn('reviewer', abdomen);
+  await reviewer.keyboard.press('a');
+  await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'z');
+  await reviewer.waitForSelector('.regions button >> nth=1');
+  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/z (\d+)/) ?? [])[1]);
+  await reviewer.click('.regions button >> nth=1');
+  await reviewer.waitForFunction((z) => (globalThis as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
+  return { reviewer, target };
+}
+
 test('volume: axial, coronal and sagittal views with a CT window; flagged regions jump to their slice', async () => {
-  await openCase(reviewer, abdomen);
+  const reviewer = await pageOn('reviewer', abdomen);
   const ax = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-axial.png');
   assert.ok(ax.std > 15 && ax.coloured > 0.01, `CT slice with organ labels (std ${ax.std}, coloured ${ax.coloured})`);
   await reviewer.keyboard.press('c');
   await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'y');
-  await reviewer.waitForTimeout(300);
-  assert.match((await reviewer.textContent('.slice-label'))!, /coronal/);
-  const cor = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-coronal.png');
+  await reviewer.waitForFunction(() => /coronal/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('.slice-label')?.textContent ?? ''));
+  const cor = await until(async () => { const c = await pixelStats(reviewer.locator('.canvas-box canvas'), 'viewer-ct-coronal.png'); return c.std > 15 && c; }, 'the coronal view to be drawn');
   assert.ok(cor.std > 15, 'coronal drawn');
   await reviewer.keyboard.press('s');
   await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'x');
@@ -263,6 +324,7 @@ test('volume: axial, coronal and sagittal views with a CT window; flagged region
 });
 
 test('volume: a fill through ±5 slices changes exactly the connected organ region; undo and redo', async () => {
+  const { reviewer } = await abdomenAtRegion();
   const st = await viewerState(reviewer);
   assert.equal(st.axis, 'z');
   // find a liver voxel (label 5) on this slice through the viewer API
@@ -305,6 +367,7 @@ test('volume: a fill through ±5 slices changes exactly the connected organ regi
 });
 
 test('the 3D view is off under a software WebGL renderer, and works when forced on', async () => {
+  const reviewer = await pageOn('reviewer', abdomen);
   const gpu = await reviewer.evaluate(() => (globalThis as unknown as { __viewer: { gpu: { hardware: boolean; renderer: string; offer3d: boolean } } }).__viewer.gpu);
   assert.equal(gpu.hardware, false, `software rendering here (${gpu.renderer})`);
   assert.equal(await reviewer.locator('.btn-3d').count(), 0, 'no 3D button');
@@ -319,14 +382,14 @@ test('the 3D view is off under a software WebGL renderer, and works when forced 
   await p.waitForFunction(() => /Version \d|could not start/.test((globalThis as unknown as { document: { querySelector(s: string): { textContent: string } | null } }).document.querySelector('.view3d p')?.textContent ?? ''), null, { timeout: 120_000 });
   const status = (await p.textContent('.view3d p'))!;
   assert.match(status, /^Version 1/, status);
-  await p.waitForTimeout(1500);
-  const st = await pixelStats(p.locator('#nv-canvas'), 'viewer-3d-niivue.png');
+  const st = await until(async () => { const t = await pixelStats(p.locator('#nv-canvas'), 'viewer-3d-niivue.png'); return t.lit > 0.02 && t.std > 5 && t; }, 'NiiVue to draw the volume');
   assert.ok(st.lit > 0.02 && st.std > 5, `NiiVue drew the volume (lit ${st.lit}, std ${st.std})`);
   await p.keyboard.press('Escape');
   await p.context().close();
 });
 
 test('reject needs a reason; the review records it with the time on case', async () => {
+  const reviewer = await pageOn('reviewer', abdomen);
   await reviewer.click('#reject');
   await reviewer.click('#confirm-reject');
   assert.match((await reviewer.textContent('.dialog .error-text'))!, /reason/);
@@ -341,7 +404,7 @@ test('reject needs a reason; the review records it with the time on case', async
 });
 
 test('a save while the server is unreachable keeps the stroke, shows the banner, and succeeds when the server is back', async () => {
-  await openCase(reviewer, chest);
+  const reviewer = await pageOn('reviewer', chest);
   const v0 = (await viewerState(reviewer)).baseVersion;
   await stroke(reviewer, [[100.5, 100.5], [120.5, 110.5]]);
   const edits = (await viewerState(reviewer)).editsSize;
@@ -351,15 +414,7 @@ test('a save while the server is unreachable keeps the stroke, shows the banner,
   await reviewer.waitForSelector('#banner:not([hidden])', { timeout: 10_000 });
   assert.match((await reviewer.textContent('#banner'))!, /cannot be reached|offline/);
   assert.equal((await viewerState(reviewer)).editsSize, edits, 'nothing lost');
-  const kept = await reviewer.evaluate(() => new Promise<number>((res) => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const r = (globalThis as any).indexedDB.open('medmask-review');
-    r.onsuccess = () => {
-      const q = r.result.transaction('pending').objectStore('pending').getAll();
-      q.onsuccess = () => res(q.result.length as number);
-    };
-  }));
-  assert.equal(kept, 1, 'the unsaved edits are in IndexedDB');
+  assert.equal(await pendingEdits(reviewer), 1, 'the unsaved edits are in IndexedDB');
   await reviewer.screenshot({ path: join(OUT, 'offline-banner.png') });
   await reviewer.context().setOffline(false);
   await reviewer.waitForFunction((v) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === v + 1, v0, { timeout: 30_000 }).catch(async (e) => {
