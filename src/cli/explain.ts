@@ -60,7 +60,7 @@ export function registerExplain(program: Command): void {
     .requiredOption('--out <dir>', 'output folder')
     .option('--class <which>', 'predicted (default), all, or class names / indices, comma-separated')
     .addOption(new Option('--method <name>', 'CAM method (default: the manifest\'s cam.method, else xgradcam)').choices([...CAM_METHODS]))
-    .option('--mc [samples]', 'Monte Carlo Dropout with this many samples (default: the manifest\'s mc.samples, else 30)')
+    .option('--mc [samples]', 'Monte Carlo Dropout with this many samples (without a number: the manifest\'s mc.samples, else 30; 0: no MC)')
     .addOption(new Option('--mc-mode <mode>', 'head: T samples of the head from one backbone pass; full: T passes with the graph\'s Dropout nodes on').choices(['head', 'full']).default('head'))
     .option('--dropout <rate>', 'head-MC dropout rate (default: the manifest\'s mc.dropout)')
     .option('--seed <int>', 'Monte Carlo seed: the same seed gives the same result', '0')
@@ -79,7 +79,7 @@ export function registerExplain(program: Command): void {
         '  medmask explain --model a.onnx --model b.onnx --image data/images --class all --mc 30 --out out --json',
     )
     .action(async (o: ExplainCliOptions) => {
-      const mc = o.mc === undefined ? undefined : o.mc === true ? true : int('--mc', o.mc, 1, 10_000);
+      const mc = o.mc === undefined ? undefined : o.mc === true ? true : int('--mc', o.mc, 0, 10_000) || undefined; // 0: no MC
       const dropout = o.dropout === undefined ? undefined : Number(o.dropout);
       if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) throw new MedmaskError('USAGE', `--dropout ${JSON.stringify(o.dropout)} is not a rate in [0, 1)`);
       let progress: ReturnType<typeof startProgress> | undefined;

@@ -192,6 +192,24 @@ test('head MC: seeded and reproducible, 0 ≤ MI ≤ H, rate 0 gives MI = 0 and 
   assert.deepEqual(std.shape, [a.activationShape[1], a.activationShape[2]]);
 });
 
+test('--mc 0 means no Monte Carlo Dropout: the same maps as without --mc, no uncertainty, no std maps', async () => {
+  const md = modelDir('mc0', 'resnet');
+  const img = await fixtureImage(1);
+  const run = async (out: string, ...extra: string[]): Promise<ImageModelResult> => {
+    const r = await cli('explain', '--model', md, '--image', img, '--out', join(dir, out), ...extra);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(readFileSync(join(dir, out, 'input1', 'mc0.json'), 'utf8')) as ImageModelResult;
+  };
+  const zero = await run('mc0-zero', '--mc', '0');
+  const none = await run('mc0-none');
+  assert.equal(zero.uncertainty, undefined);
+  assert.ok(zero.maps.every((m) => m.files.std === undefined && m.std === undefined));
+  assert.deepEqual(zero.probabilities, none.probabilities);
+  const neg = await cli('explain', '--model', md, '--image', img, '--out', join(dir, 'mc0-neg'), '--mc', '-1');
+  assert.equal(neg.code, 2, neg.err);
+  assert.match(neg.err, /--mc/);
+});
+
 test('full MC runs the graph\'s Dropout; a model without Dropout nodes says to use head MC', async () => {
   const img = await fixtureImage(0);
   const md = modelDir('fullmc', 'efficientnet-mc');
