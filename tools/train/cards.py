@@ -94,7 +94,7 @@ def write_classifier_card(out_dir, name, r, data, check, inspect):
 
 - **Architecture:** {ARCH_2D[r['family']]}. {r['parameters']:,} parameters, input 3 x {r['size']} x {r['size']} (grey copied to 3 channels).
 - **Output:** `logits`, softmax over {', '.join(r['classes'])}.{TASK_NOTE if r['task'] == 'presence' else ''}
-- **CAM target** (the runtime's default, checked with `medmask model inspect`): `{inspect['target']}`; head after it: {' -> '.join(n['op'] for n in inspect['head'])}.
+- **CAM target** ({'pinned in model.json; the runtime default is the tensor that feeds the global pooling' if inspect['candidates'][0]['activations'] else "the runtime's default"}, checked with `medmask model inspect`): `{inspect['target']}`; head after it: {' -> '.join(n['op'] for n in inspect['head'])}.
 - **Head MC dropout:** rate {r['dropout']} (the Dropout before the final Linear).
 
 ## Data
