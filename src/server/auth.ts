@@ -58,6 +58,18 @@ async function authenticate(ctx: ServerContext, req: FastifyRequest): Promise<Au
   return { id: s.id, username: s.username, role: s.role, via: 'session', csrfToken: s.csrf_token };
 }
 
+/** The review UI's login page. */
+export const LOGIN_PAGE = '/#/login';
+
+/**
+ * A browser opening the API documentation (`/docs…`): a GET that accepts HTML. Such a request without a login is sent to the login page; API clients keep their 401.
+ */
+function isBrowserPageRequest(req: FastifyRequest): boolean {
+  if (req.method !== 'GET' || !/^\/docs(\/|$|\?)/.test(req.url)) return false;
+  const accept = String(req.headers.accept ?? '');
+  return /text\/html/.test(accept);
+}
+
 /**
  * Install the auth hook. Runs before body parsing, so an unauthenticated upload is refused
  * before its bytes are read.
@@ -65,7 +77,7 @@ async function authenticate(ctx: ServerContext, req: FastifyRequest): Promise<Au
 export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
   app.decorateRequest('user', null);
   app.decorateRequest('auditDetails', null);
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     // Unknown routes fall through to the not-found handler.
     if (!req.routeOptions.url) return;
     const perm = routePermission(req.method, req.routeOptions.config);
@@ -75,6 +87,7 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
       return;
     }
     const user = await authenticate(ctx, req);
+    if (!user && isBrowserPageRequest(req)) return reply.redirect(LOGIN_PAGE, 302);
     if (!user) throw new MedmaskError('UNAUTHENTICATED', 'log in first (POST /api/auth/login) or send "Authorization: Bearer <API token>"');
     req.user = user;
     if (user.via === 'session' && !SAFE.has(req.method)) {
