@@ -1,7 +1,9 @@
 /**
- * medmask's pure core: no Node APIs, usable in the browser and in workers.
- * Volumes and geometry, errors, seeded phantoms; later: explanations, uncertainty, masks, atlas,
- * metrics.
+ * medmask's pure core: no Node APIs, usable in the browser and in workers. Volumes and geometry,
+ * errors, seeded phantoms, preprocessing, explanations (head evaluator, CAM methods), uncertainty
+ * (MC Dropout, calibration, open-set scores), masks, metrics, the 3D attention / ranking / merging
+ * of the atlas workflow, and the review viewer's editing (windowing, composing, brush, fill,
+ * sparse edits and diffs, undo / redo, flagged regions).
  * @module
  */
 export * from './volume.js';
@@ -25,3 +27,8 @@ export { ece, rocCurve, fprAtTpr, riskCoverage, type RiskCoverage } from './metr
 export * from './uncertainty/ood.js';
 export * from './uncertainty/calibration.js';
 export * from './atlas/index.js';
+export * from './viewer/index.js';
+// Names both the masks and the viewer export: the masks' grid type stays `Shape3`; the viewer's
+// save options are also reachable as `ViewerWriteOptions` (`medmask` exports the file writer's).
+export type { Shape3 } from './masks/binary.js';
+export type { WriteOptions as ViewerWriteOptions } from './viewer/editor.js';
