@@ -1,14 +1,14 @@
 /**
  * Content-addressed blob storage: images, masks, heat maps and models are stored once under the
- * SHA-256 of their bytes. {@link BlobStore} is the seam (an S3-compatible store can implement
- * it); {@link FsBlobStore} keeps them in a folder and writes atomically — bytes go to `tmp/`,
+ * SHA-256 of their bytes. {@link BlobStore} is the seam (`blob-store-s3.ts` implements it on
+ * S3-compatible object storage); {@link FsBlobStore} keeps them in a folder and writes atomically — bytes go to `tmp/`,
  * are flushed, then renamed to `aa/bb/<hash>` — so a crash never leaves a half-written blob under
  * a hash name, and a database row only ever references a blob whose write has completed.
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MedmaskError } from '../core/errors.js';
@@ -39,9 +39,34 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
   /** Every stored hash (for integrity checks and garbage collection). */
   list(): AsyncIterable<string>;
+  /** Every stored blob with its size and last-modified time (for garbage collection). */
+  entries(): AsyncIterable<BlobEntry>;
+  /** Remove a blob (no-op when absent). Only the garbage collector calls this. */
+  delete(hash: string): Promise<void>;
   /** Remove temporary files left by a crash. */
   cleanup(): Promise<number>;
+  /** Where the blobs live, for messages: a folder path or `s3://bucket/prefix` (never a secret). */
+  readonly description: string;
+  /**
+   * The store's identity marker (a small named object beside the blobs, not a blob), or null when
+   * none was written yet. {@link checkBlobStoreIdentity} uses it to tell one deployment's store
+   * from another's however it is mounted or addressed.
+   */
+  readMarker(): Promise<string | null>;
+  /** Write the identity marker (replacing any). */
+  writeMarker(text: string): Promise<void>;
 }
+
+/** One stored blob, as {@link BlobStore.entries} lists it. */
+export interface BlobEntry {
+  hash: string;
+  size: number;
+  /** When the blob was last written. */
+  modified: Date;
+}
+
+/** Name of the identity marker beside the blobs (folder file or object key under the prefix). */
+export const MARKER_NAME = 'medmask-blob-store.json';
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -70,9 +95,11 @@ export interface FsBlobStoreOptions {
  */
 export class FsBlobStore implements BlobStore {
   readonly dir: string;
+  readonly description: string;
   private readonly fsync: boolean;
   constructor(dir: string, opts: FsBlobStoreOptions = {}) {
     this.dir = dir;
+    this.description = dir;
     this.fsync = opts.fsync ?? true;
   }
 
@@ -191,6 +218,37 @@ export class FsBlobStore implements BlobStore {
         for (const f of (await readdir(join(this.dir, a, b))).sort()) if (HASH.test(f)) yield f;
       }
     }
+  }
+
+  async *entries(): AsyncIterable<BlobEntry> {
+    for await (const hash of this.list()) {
+      try {
+        const st = await stat(this.pathOf(hash));
+        yield { hash, size: st.size, modified: st.mtime };
+      } catch {
+        // removed between the listing and the stat (another collector): not a blob any more
+      }
+    }
+  }
+
+  async delete(hash: string): Promise<void> {
+    await rm(this.pathOf(hash), { force: true });
+  }
+
+  async readMarker(): Promise<string | null> {
+    try {
+      return await readFile(join(this.dir, MARKER_NAME), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async writeMarker(text: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = await this.tmpPath();
+    await writeFile(tmp, text, { mode: 0o644 });
+    await rename(tmp, join(this.dir, MARKER_NAME));
   }
 
   async cleanup(): Promise<number> {
