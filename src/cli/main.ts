@@ -19,6 +19,7 @@ import { registerAtlas } from './atlas.js';
 import { registerServe } from './serve.js';
 import { registerWorker } from './worker.js';
 import { registerUpload } from './upload.js';
+import { registerAdmin } from './admin.js';
 import { reportError } from './output.js';
 import { MEDMASK_VERSION } from '../version.js';
 
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerWorker(program);
   registerUpload(program);
+  registerAdmin(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -17,7 +17,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, paginateListObjectsV2, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, paginateListObjectsV2, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { MedmaskError } from '../core/errors.js';
 import { MARKER_NAME, checkHash, sha256, type BlobEntry, type BlobRef, type BlobStore, type PutStreamOptions } from './blob-store.js';
 
@@ -167,9 +167,29 @@ export class S3BlobStore implements BlobStore {
     return new MedmaskError('CORRUPT_FILE', `blob ${hash} in ${this.description} holds other bytes (their SHA-256 is ${got})`, { hint: 'the object was changed outside medmask; restore it from a backup or a bucket version' });
   }
 
+  /**
+   * True when the blob is stored. An object stored more than an hour ago is copied onto itself
+   * (server-side, no bytes through this process) to refresh its time: the same bytes stored again
+   * must not be taken by the garbage collector as old and unreferenced.
+   */
+  private async storedRefreshed(hash: string): Promise<boolean> {
+    const key = this.keyOf(hash);
+    let modified: Date | undefined;
+    try {
+      modified = (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))).LastModified;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      return this.fail(`head ${hash}`, e);
+    }
+    if (modified && Date.now() - modified.getTime() > 3600_000) {
+      await this.send(`refresh ${hash}`, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: `${this.bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`, MetadataDirective: 'REPLACE', ContentType: 'application/octet-stream' })));
+    }
+    return true;
+  }
+
   async put(bytes: Uint8Array): Promise<BlobRef> {
     const hash = sha256(bytes);
-    if (await this.has(hash)) return { hash, size: bytes.byteLength };
+    if (await this.storedRefreshed(hash)) return { hash, size: bytes.byteLength };
     const md5 = createHash('md5').update(bytes).digest('base64');
     await this.send(`put ${hash}`, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(hash), Body: bytes, ContentLength: bytes.byteLength, ContentMD5: md5, ContentType: 'application/octet-stream' })));
     return { hash, size: bytes.byteLength };
@@ -206,7 +226,7 @@ export class S3BlobStore implements BlobStore {
         throw e;
       }
       const hash = h.digest('hex');
-      if (!(await this.has(hash))) {
+      if (!(await this.storedRefreshed(hash))) {
         const digest = md5.digest('base64');
         await this.send(`put ${hash}`, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(hash), Body: createReadStream(tmp), ContentLength: size, ContentMD5: digest, ContentType: 'application/octet-stream' })));
       }

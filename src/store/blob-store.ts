@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MedmaskError } from '../core/errors.js';
@@ -127,9 +127,18 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Refresh a stored blob's time (the same bytes stored again), so the collector's grace period counts from now. */
+  private async touch(hash: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.pathOf(hash), now, now).catch(() => {});
+  }
+
   async put(bytes: Uint8Array): Promise<BlobRef> {
     const hash = sha256(bytes);
-    if (await this.has(hash)) return { hash, size: bytes.byteLength };
+    if (await this.has(hash)) {
+      await this.touch(hash);
+      return { hash, size: bytes.byteLength };
+    }
     const tmp = await this.tmpPath();
     const fh = await open(tmp, 'w');
     try {
@@ -178,8 +187,10 @@ export class FsBlobStore implements BlobStore {
       throw e;
     }
     const hash = h.digest('hex');
-    if (await this.has(hash)) await rm(tmp, { force: true });
-    else await this.commit(tmp, hash);
+    if (await this.has(hash)) {
+      await rm(tmp, { force: true });
+      await this.touch(hash);
+    } else await this.commit(tmp, hash);
     return { hash, size };
   }
 
