@@ -12,14 +12,14 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, paginateListObjectsV2, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { MedmaskError } from '../core/errors.js';
-import { MARKER_NAME, checkHash, sha256, type BlobEntry, type BlobRef, type BlobStore, type PutStreamOptions } from './blob-store.js';
+import { MARKER_NAME, checkHash, removeDeadSpool, sha256, spoolToFile, type BlobEntry, type BlobRef, type BlobStore, type PutStreamOptions } from './blob-store.js';
 
 /** Bucket and key prefix of an `s3://bucket/prefix` address. */
 export interface S3Location {
@@ -200,35 +200,10 @@ export class S3BlobStore implements BlobStore {
     // PutObject with a known length (atomic: the object appears whole or not at all).
     await mkdir(this.spoolDir, { recursive: true });
     const tmp = join(this.spoolDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
-    const h = createHash('sha256');
-    const md5 = createHash('md5');
-    let size = 0;
-    const out = createWriteStream(tmp);
     try {
-      try {
-        for await (const chunk of stream) {
-          const buf = chunk as Buffer;
-          size += buf.length;
-          if (opts.maxBytes !== undefined && size > opts.maxBytes) {
-            throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
-          }
-          h.update(buf);
-          md5.update(buf);
-          if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-        }
-        await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
-      } catch (e) {
-        stream.destroy();
-        if (!out.closed) await new Promise<void>((r) => {
-          out.once('close', () => r());
-          out.destroy();
-        });
-        throw e;
-      }
-      const hash = h.digest('hex');
+      const { sha256: hash, md5, size } = await spoolToFile(stream, tmp, { ...opts, md5: true });
       if (!(await this.storedRefreshed(hash))) {
-        const digest = md5.digest('base64');
-        await this.send(`put ${hash}`, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(hash), Body: createReadStream(tmp), ContentLength: size, ContentMD5: digest, ContentType: 'application/octet-stream' })));
+        await this.send(`put ${hash}`, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(hash), Body: createReadStream(tmp), ContentLength: size, ContentMD5: md5, ContentType: 'application/octet-stream' })));
       }
       return { hash, size };
     } finally {
@@ -319,20 +294,7 @@ export class S3BlobStore implements BlobStore {
   async cleanup(): Promise<number> {
     // Nothing half-written can exist in the bucket (PutObject is atomic); only local spool files
     // of processes that are gone.
-    let names: string[];
-    try {
-      names = await readdir(this.spoolDir);
-    } catch {
-      return 0;
-    }
-    let n = 0;
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (!pid || pid === process.pid || isAlive(pid)) continue;
-      await rm(join(this.spoolDir, name), { force: true });
-      n++;
-    }
-    return n;
+    return removeDeadSpool(this.spoolDir);
   }
 
   async readMarker(): Promise<string | null> {
@@ -358,14 +320,5 @@ export class S3BlobStore implements BlobStore {
   /** Release the client's connections (only a client this store made). */
   close(): void {
     if (this.ownsClient) this.client.destroy();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

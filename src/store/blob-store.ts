@@ -156,37 +156,19 @@ export class FsBlobStore implements BlobStore {
 
   async putStream(stream: Readable, opts: PutStreamOptions = {}): Promise<BlobRef> {
     const tmp = await this.tmpPath();
-    const h = createHash('sha256');
-    let size = 0;
-    const out = createWriteStream(tmp);
+    let spooled: SpooledFile;
     try {
-      for await (const chunk of stream) {
-        const buf = chunk as Buffer;
-        size += buf.length;
-        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
-          throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
-        }
-        h.update(buf);
-        if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-      }
-      await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+      spooled = await spoolToFile(stream, tmp, opts);
       if (this.fsync) {
         const fh = await open(tmp, 'r+');
         await fh.sync();
         await fh.close();
       }
     } catch (e) {
-      stream.destroy();
-      // Wait until the write stream has really closed: its file is opened asynchronously, so
-      // removing it before then races the open and leaves the temporary file behind.
-      if (!out.closed) await new Promise<void>((r) => {
-        out.once('close', () => r());
-        out.destroy();
-      });
       await rm(tmp, { force: true });
       throw e;
     }
-    const hash = h.digest('hex');
+    const { sha256: hash, size } = spooled;
     if (await this.has(hash)) {
       await rm(tmp, { force: true });
       await this.touch(hash);
@@ -263,23 +245,72 @@ export class FsBlobStore implements BlobStore {
   }
 
   async cleanup(): Promise<number> {
-    let names: string[];
-    try {
-      names = await readdir(join(this.dir, 'tmp'));
-    } catch {
-      return 0;
-    }
-    // Only files of processes that are gone: another live process may be writing its own.
-    let n = 0;
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (pid && pid !== process.pid && isAlive(pid)) continue;
-      if (pid === process.pid) continue;
-      await rm(join(this.dir, 'tmp', name), { force: true });
-      n++;
-    }
-    return n;
+    return removeDeadSpool(join(this.dir, 'tmp'));
   }
+}
+
+/** What {@link spoolToFile} wrote. */
+export interface SpooledFile {
+  sha256: string;
+  /** Base64 MD5 (only with `md5: true`). */
+  md5?: string;
+  size: number;
+}
+
+/**
+ * Write a stream to a file while hashing it, refusing (TOO_LARGE) past `maxBytes`. On failure the
+ * stream is destroyed and the file closed; the caller removes the file.
+ */
+export async function spoolToFile(stream: Readable, path: string, opts: PutStreamOptions & { md5?: boolean } = {}): Promise<SpooledFile> {
+  const h = createHash('sha256');
+  const md5 = opts.md5 ? createHash('md5') : undefined;
+  let size = 0;
+  const out = createWriteStream(path);
+  try {
+    for await (const chunk of stream) {
+      const buf = chunk as Buffer;
+      size += buf.length;
+      if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+        throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
+      }
+      h.update(buf);
+      md5?.update(buf);
+      if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+  } catch (e) {
+    stream.destroy();
+    // Wait until the write stream has really closed: its file is opened asynchronously, so
+    // removing it before then races the open and leaves the temporary file behind.
+    if (!out.closed) await new Promise<void>((r) => {
+      out.once('close', () => r());
+      out.destroy();
+    });
+    throw e;
+  }
+  return { sha256: h.digest('hex'), ...(md5 ? { md5: md5.digest('base64') } : {}), size };
+}
+
+/**
+ * Remove `<pid>-…` temporary files in `dir` whose process is gone (left by a crash); files of
+ * live processes (another server or worker writing) stay.
+ * @returns how many were removed
+ */
+export async function removeDeadSpool(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const pid = Number(name.split('-')[0]);
+    if (pid === process.pid || (pid && isAlive(pid))) continue;
+    await rm(join(dir, name), { force: true });
+    n++;
+  }
+  return n;
 }
 
 function isAlive(pid: number): boolean {
