@@ -5,7 +5,8 @@
  */
 import { resolve } from 'node:path';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
-import { isS3Url, parseS3Url, S3BlobStore, type S3BlobStoreOptions } from './blob-store-s3.js';
+import type { S3BlobStoreOptions } from './blob-store-s3.js';
+import { isS3Url, parseS3Url } from './s3-url.js';
 
 /** Options for {@link openBlobStore}. */
 export interface OpenBlobStoreOptions {
@@ -23,7 +24,10 @@ export interface OpenBlobStoreOptions {
  */
 export async function openBlobStore(spec: string, opts: OpenBlobStoreOptions = {}): Promise<BlobStore> {
   if (isS3Url(spec)) {
-    const s3 = new S3BlobStore(parseS3Url(spec), opts.s3);
+    const loc = parseS3Url(spec);
+    // The AWS SDK is loaded only for an S3 store.
+    const { S3BlobStore } = await import('./blob-store-s3.js');
+    const s3 = new S3BlobStore(loc, opts.s3);
     try {
       await s3.ping();
     } catch (e) {
