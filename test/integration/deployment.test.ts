@@ -6,11 +6,11 @@
  * blob store is not the recorded one exits 6 with one line naming both stores.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { main } from '../../src/cli/main.js';
 import { loadConfig } from '../../src/server/config.js';
 import { startServe, type RunningService } from '../../src/server/service.js';
 import { getDeploymentSetting, SETTING_UID_SALT, deploymentUidSalt } from '../../src/store/deployment.js';
@@ -94,13 +94,22 @@ test('two servers on one database: the salt lives in the database (an old uid-sa
   }
 });
 
-test('a worker or server with another blob store exits 6 with one line naming both stores', () => {
-  // The deployment's store was recorded by the servers above (join(dir, 'blobs')).
+test('a worker or server with another blob store exits 6 with one line naming both stores', async () => {
+  // The deployment's store was recorded by the servers above (join(dir, 'blobs')). The CLI runs in
+  // this process: main() returns the exit code bin/medmask.js exits with.
   for (const cmd of [['worker', '--queue', 'redis://127.0.0.1:1'], ['serve', '--port', '0']]) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...cmd, '--db', db, '--data-dir', join(dir, `wrong-${cmd[0]}`)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, MEDMASK_ADMIN_PASSWORD: PASSWORD } });
-    assert.equal(r.status, 6, `${cmd[0]}: ${r.stdout}${r.stderr}`);
-    const line = r.stderr.split('\n').find((l) => l.includes('is not this deployment'));
-    assert.ok(line, r.stderr);
-    assert.ok(line.includes(join(dir, `wrong-${cmd[0]}`, 'blobs')) && line.includes(join(dir, 'blobs')), line);
+    let err = '';
+    const w = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await main([...cmd, '--db', db, '--data-dir', join(dir, `wrong-${cmd[0]}`)]);
+    } finally {
+      process.stderr.write = w;
+    }
+    assert.equal(code, 6, `${cmd[0]}: ${err}`);
+    const lines = err.split('\n').filter((l) => l.includes('is not this deployment'));
+    assert.equal(lines.length, 1, err);
+    assert.ok(lines[0]!.includes(join(dir, `wrong-${cmd[0]}`, 'blobs')) && lines[0]!.includes(join(dir, 'blobs') + ' (id'), lines[0]);
   }
 });
