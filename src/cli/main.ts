@@ -18,6 +18,8 @@ import { registerExplain } from './explain.js';
 import { registerAtlas } from './atlas.js';
 import { registerServe } from './serve.js';
 import { registerWorker } from './worker.js';
+import { registerUpload } from './upload.js';
+import { registerAdmin } from './admin.js';
 import { reportError } from './output.js';
 import { MEDMASK_VERSION } from '../version.js';
 
@@ -94,6 +96,8 @@ export function buildProgram(): Command {
   registerEvaluate(program);
   registerServe(program);
   registerWorker(program);
+  registerUpload(program);
+  registerAdmin(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -12,7 +12,7 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'JSON config file (env MEDMASK_CONFIG)')
     .option('--data-dir <dir>', 'data folder: SQLite file, blobs, temporary files (default ./medmask-data)')
     .option('--db <url>', 'postgres://user@host:port/db or an SQLite file (default <data-dir>/medmask.sqlite)')
-    .option('--blobs <dir>', 'blob folder (default <data-dir>/blobs)')
+    .option('--blobs <dir|url>', 'blob store: a folder (default <data-dir>/blobs) or s3://bucket/prefix (AWS_* environment; docs/blob-store.md)')
     .option('--queue <url>', '"inline" (default) or redis://host:6379 to hand jobs to `medmask worker` processes')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
     .option('--port <n>', 'TCP port (default 8080; 0 picks a free one)')

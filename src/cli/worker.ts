@@ -12,7 +12,7 @@ export function registerWorker(program: Command): void {
     .option('--config <file>', 'JSON config file (env MEDMASK_CONFIG)')
     .option('--data-dir <dir>', 'local scratch folder (default ./medmask-data)')
     .option('--db <url>', 'the server\'s database: postgres://… (or the same SQLite file on this machine)')
-    .option('--blobs <dir>', 'the server\'s blob folder (shared storage)')
+    .option('--blobs <dir|url>', 'the server\'s blob store: shared folder or s3://bucket/prefix')
     .option('--queue <url>', 'redis://host:6379 (required)')
     .option('--concurrency <n>', 'jobs at once (default 1)')
     .option('--lock-ms <n>', 'job lock in ms: a dead worker\'s job is taken over after this (default 30000)')

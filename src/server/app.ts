@@ -30,6 +30,7 @@ import { SCRYPT_DEFAULTS } from './passwords.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { dataRoutes } from './routes/data.js';
+import { datasetUploadRoutes } from './routes/dataset-upload.js';
 import { exportRoutes } from './routes/export.js';
 import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
@@ -111,6 +112,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   adminRoutes(app, ctx);
   authRoutes(app, ctx);
   dataRoutes(app, ctx);
+  datasetUploadRoutes(app, ctx);
   maskRoutes(app, ctx);
   jobRoutes(app, ctx);
   exportRoutes(app, ctx);

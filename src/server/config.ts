@@ -4,10 +4,10 @@
  * validated; an error names the setting, where it came from, the bad value and what is expected.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
+import { normalizeBlobSpec } from '../store/blob-store-open.js';
 
 /** The resolved configuration. */
 export interface ServiceConfig {
@@ -15,7 +15,7 @@ export interface ServiceConfig {
   dataDir: string;
   /** Database URL or SQLite path (default <dataDir>/medmask.sqlite). */
   db: string;
-  /** Blob folder (default <dataDir>/blobs). */
+  /** Blob store: a folder (default <dataDir>/blobs) or s3://bucket/prefix. */
   blobs: string;
   /** "inline" (in-process) or redis://host:port. */
   queue: string;
@@ -26,7 +26,7 @@ export interface ServiceConfig {
   secureCookies: boolean;
   /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client (default none). */
   trustProxy: string[];
-  /** Salt for DICOM UID remapping (default: made once and kept in <dataDir>/uid-salt). */
+  /** Salt for DICOM UID remapping (default: made once and kept in the database, shared by the deployment). */
   uidSalt: string;
   jobConcurrency: number;
   /** BullMQ lock duration: how soon a dead worker's job is taken over. */
@@ -51,7 +51,7 @@ interface Field {
 export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   dataDir: { env: 'MEDMASK_DATA_DIR', kind: 'string', help: 'folder for the SQLite file, blobs and temporary files' },
   db: { env: 'MEDMASK_DB', kind: 'string', help: 'postgres://user@host:port/db, or an SQLite file path' },
-  blobs: { env: 'MEDMASK_BLOBS', kind: 'string', help: 'blob folder (shared by server and workers)' },
+  blobs: { env: 'MEDMASK_BLOBS', kind: 'string', help: 'blob store shared by server and workers: a folder (local or network mount) or s3://bucket/prefix (docs/blob-store.md)' },
   queue: { env: 'MEDMASK_QUEUE', kind: 'string', help: '"inline" (jobs run in the server) or redis://host:port (BullMQ)' },
   queueName: { env: 'MEDMASK_QUEUE_NAME', kind: 'string', help: 'BullMQ queue name' },
   host: { env: 'MEDMASK_HOST', kind: 'string', help: 'address to listen on' },
@@ -131,7 +131,7 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
   return {
     dataDir,
     db: (out.db as string | undefined) ?? join(dataDir, 'medmask.sqlite'),
-    blobs: resolve((out.blobs as string | undefined) ?? join(dataDir, 'blobs')),
+    blobs: normalizeBlobSpec((out.blobs as string | undefined) ?? join(dataDir, 'blobs')),
     queue: (out.queue as string | undefined) ?? 'inline',
     queueName: (out.queueName as string | undefined) ?? 'medmask-jobs',
     host: (out.host as string | undefined) ?? '127.0.0.1',
@@ -146,17 +146,6 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     logLevel: (out.logLevel as string | undefined) ?? 'info',
     handlers: (out.handlers as string[] | undefined) ?? [],
   };
-}
-
-/** The UID salt: configured, or made once and kept in <dataDir>/uid-salt (so re-imports remap alike). */
-export function resolveUidSalt(cfg: ServiceConfig): string {
-  if (cfg.uidSalt) return cfg.uidSalt;
-  mkdirSync(cfg.dataDir, { recursive: true });
-  const p = join(cfg.dataDir, 'uid-salt');
-  if (existsSync(p)) return readFileSync(p, 'utf8').trim();
-  const salt = randomBytes(24).toString('hex');
-  writeFileSync(p, salt + '\n', { mode: 0o600 });
-  return salt;
 }
 
 /** Markdown table of the settings (for docs/server.md). */

@@ -15,10 +15,10 @@ import type { JobHandlerRegistry } from '../queue/handlers.js';
 import { createQueue } from '../queue/index.js';
 import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
-import { FsBlobStore } from '../store/blob-store.js';
+import { openDeploymentBlobs, deploymentUidSalt } from '../store/deployment-open.js';
 import { openStore, type Store } from '../store/db.js';
 import { createServer } from './app.js';
-import { resolveUidSalt, type ServiceConfig } from './config.js';
+import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
 import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
 
@@ -75,7 +75,8 @@ async function common(cfg: ServiceConfig) {
   await removeStaleTemp(join(cfg.dataDir, 'tmp'));
   await removeStaleTemp(join(cfg.dataDir, 'work'));
   const store = await openStore(cfg.db);
-  const blobs = new FsBlobStore(cfg.blobs);
+  // One deployment, one blob store: refuse (exit 6) a store that is not the one the database records.
+  const blobs = await openDeploymentBlobs(store, cfg.blobs);
   await blobs.cleanup();
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
@@ -111,7 +112,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
     workDir: join(cfg.dataDir, 'work'),
-    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: resolveUidSalt(cfg), tmpDir: join(cfg.dataDir, 'tmp') },
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir }), tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });

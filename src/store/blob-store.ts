@@ -1,14 +1,14 @@
 /**
  * Content-addressed blob storage: images, masks, heat maps and models are stored once under the
- * SHA-256 of their bytes. {@link BlobStore} is the seam (an S3-compatible store can implement
- * it); {@link FsBlobStore} keeps them in a folder and writes atomically — bytes go to `tmp/`,
+ * SHA-256 of their bytes. {@link BlobStore} is the seam (`blob-store-s3.ts` implements it on
+ * S3-compatible object storage); {@link FsBlobStore} keeps them in a folder and writes atomically — bytes go to `tmp/`,
  * are flushed, then renamed to `aa/bb/<hash>` — so a crash never leaves a half-written blob under
  * a hash name, and a database row only ever references a blob whose write has completed.
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MedmaskError } from '../core/errors.js';
@@ -39,9 +39,34 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
   /** Every stored hash (for integrity checks and garbage collection). */
   list(): AsyncIterable<string>;
+  /** Every stored blob with its size and last-modified time (for garbage collection). */
+  entries(): AsyncIterable<BlobEntry>;
+  /** Remove a blob (no-op when absent). Only the garbage collector calls this. */
+  delete(hash: string): Promise<void>;
   /** Remove temporary files left by a crash. */
   cleanup(): Promise<number>;
+  /** Where the blobs live, for messages: a folder path or `s3://bucket/prefix` (never a secret). */
+  readonly description: string;
+  /**
+   * The store's identity marker (a small named object beside the blobs, not a blob), or null when
+   * none was written yet. {@link checkBlobStoreIdentity} uses it to tell one deployment's store
+   * from another's however it is mounted or addressed.
+   */
+  readMarker(): Promise<string | null>;
+  /** Write the identity marker (replacing any). */
+  writeMarker(text: string): Promise<void>;
 }
+
+/** One stored blob, as {@link BlobStore.entries} lists it. */
+export interface BlobEntry {
+  hash: string;
+  size: number;
+  /** When the blob was last written. */
+  modified: Date;
+}
+
+/** Name of the identity marker beside the blobs (folder file or object key under the prefix). */
+export const MARKER_NAME = 'medmask-blob-store.json';
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -70,9 +95,11 @@ export interface FsBlobStoreOptions {
  */
 export class FsBlobStore implements BlobStore {
   readonly dir: string;
+  readonly description: string;
   private readonly fsync: boolean;
   constructor(dir: string, opts: FsBlobStoreOptions = {}) {
     this.dir = dir;
+    this.description = dir;
     this.fsync = opts.fsync ?? true;
   }
 
@@ -100,9 +127,18 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Refresh a stored blob's time (the same bytes stored again), so the collector's grace period counts from now. */
+  private async touch(hash: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.pathOf(hash), now, now).catch(() => {});
+  }
+
   async put(bytes: Uint8Array): Promise<BlobRef> {
     const hash = sha256(bytes);
-    if (await this.has(hash)) return { hash, size: bytes.byteLength };
+    if (await this.has(hash)) {
+      await this.touch(hash);
+      return { hash, size: bytes.byteLength };
+    }
     const tmp = await this.tmpPath();
     const fh = await open(tmp, 'w');
     try {
@@ -120,39 +156,23 @@ export class FsBlobStore implements BlobStore {
 
   async putStream(stream: Readable, opts: PutStreamOptions = {}): Promise<BlobRef> {
     const tmp = await this.tmpPath();
-    const h = createHash('sha256');
-    let size = 0;
-    const out = createWriteStream(tmp);
+    let spooled: SpooledFile;
     try {
-      for await (const chunk of stream) {
-        const buf = chunk as Buffer;
-        size += buf.length;
-        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
-          throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
-        }
-        h.update(buf);
-        if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-      }
-      await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+      spooled = await spoolToFile(stream, tmp, opts);
       if (this.fsync) {
         const fh = await open(tmp, 'r+');
         await fh.sync();
         await fh.close();
       }
     } catch (e) {
-      stream.destroy();
-      // Wait until the write stream has really closed: its file is opened asynchronously, so
-      // removing it before then races the open and leaves the temporary file behind.
-      if (!out.closed) await new Promise<void>((r) => {
-        out.once('close', () => r());
-        out.destroy();
-      });
       await rm(tmp, { force: true });
       throw e;
     }
-    const hash = h.digest('hex');
-    if (await this.has(hash)) await rm(tmp, { force: true });
-    else await this.commit(tmp, hash);
+    const { sha256: hash, size } = spooled;
+    if (await this.has(hash)) {
+      await rm(tmp, { force: true });
+      await this.touch(hash);
+    } else await this.commit(tmp, hash);
     return { hash, size };
   }
 
@@ -193,24 +213,104 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async cleanup(): Promise<number> {
-    let names: string[];
-    try {
-      names = await readdir(join(this.dir, 'tmp'));
-    } catch {
-      return 0;
+  async *entries(): AsyncIterable<BlobEntry> {
+    for await (const hash of this.list()) {
+      try {
+        const st = await stat(this.pathOf(hash));
+        yield { hash, size: st.size, modified: st.mtime };
+      } catch {
+        // removed between the listing and the stat (another collector): not a blob any more
+      }
     }
-    // Only files of processes that are gone: another live process may be writing its own.
-    let n = 0;
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (pid && pid !== process.pid && isAlive(pid)) continue;
-      if (pid === process.pid) continue;
-      await rm(join(this.dir, 'tmp', name), { force: true });
-      n++;
-    }
-    return n;
   }
+
+  async delete(hash: string): Promise<void> {
+    await rm(this.pathOf(hash), { force: true });
+  }
+
+  async readMarker(): Promise<string | null> {
+    try {
+      return await readFile(join(this.dir, MARKER_NAME), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async writeMarker(text: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = await this.tmpPath();
+    await writeFile(tmp, text, { mode: 0o644 });
+    await rename(tmp, join(this.dir, MARKER_NAME));
+  }
+
+  async cleanup(): Promise<number> {
+    return removeDeadSpool(join(this.dir, 'tmp'));
+  }
+}
+
+/** What {@link spoolToFile} wrote. */
+export interface SpooledFile {
+  sha256: string;
+  /** Base64 MD5 (only with `md5: true`). */
+  md5?: string;
+  size: number;
+}
+
+/**
+ * Write a stream to a file while hashing it, refusing (TOO_LARGE) past `maxBytes`. On failure the
+ * stream is destroyed and the file closed; the caller removes the file.
+ */
+export async function spoolToFile(stream: Readable, path: string, opts: PutStreamOptions & { md5?: boolean } = {}): Promise<SpooledFile> {
+  const h = createHash('sha256');
+  const md5 = opts.md5 ? createHash('md5') : undefined;
+  let size = 0;
+  const out = createWriteStream(path);
+  try {
+    for await (const chunk of stream) {
+      const buf = chunk as Buffer;
+      size += buf.length;
+      if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+        throw new MedmaskError('TOO_LARGE', `the upload is larger than ${opts.maxBytes} bytes`, { hint: 'split it, or raise the server\'s --max-upload-mb' });
+      }
+      h.update(buf);
+      md5?.update(buf);
+      if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+  } catch (e) {
+    stream.destroy();
+    // Wait until the write stream has really closed: its file is opened asynchronously, so
+    // removing it before then races the open and leaves the temporary file behind.
+    if (!out.closed) await new Promise<void>((r) => {
+      out.once('close', () => r());
+      out.destroy();
+    });
+    throw e;
+  }
+  return { sha256: h.digest('hex'), ...(md5 ? { md5: md5.digest('base64') } : {}), size };
+}
+
+/**
+ * Remove `<pid>-…` temporary files in `dir` whose process is gone (left by a crash); files of
+ * live processes (another server or worker writing) stay.
+ * @returns how many were removed
+ */
+export async function removeDeadSpool(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names) {
+    const pid = Number(name.split('-')[0]);
+    if (pid === process.pid || (pid && isAlive(pid))) continue;
+    await rm(join(dir, name), { force: true });
+    n++;
+  }
+  return n;
 }
 
 function isAlive(pid: number): boolean {

@@ -11,3 +11,9 @@ export { verifyStore, referencedBlobs, type IntegrityReport } from './integrity.
 export { newId, nowIso, canonicalJson, parseJson } from './util.js';
 export * from './schema.js';
 export { putVolume, getVolume, imageGeometry, labelVolume, insertImage, ensureProject, ensureDataset, type ImageRow, type InsertImageInput } from './volumes.js';
+export { S3BlobStore, parseS3Url, isS3Url, s3ClientConfigFromEnv, type S3Location, type S3BlobStoreOptions } from './blob-store-s3.js';
+export { openBlobStore, normalizeBlobSpec, type OpenBlobStoreOptions } from './blob-store-open.js';
+export { checkBlobStoreIdentity, deploymentUidSalt, getDeploymentSetting, recordDeploymentSetting, type BlobStoreIdentity } from './deployment.js';
+export { openDeploymentBlobs } from './deployment-open.js';
+export { collectGarbage, referencedForGc, type GcOptions, type GcReport } from './blob-gc.js';
+export type { BlobEntry } from './blob-store.js';

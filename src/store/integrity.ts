@@ -5,6 +5,7 @@
  * @module
  */
 import { sql, type Kysely } from 'kysely';
+import { MedmaskError } from '../core/errors.js';
 import { sha256, type BlobStore } from './blob-store.js';
 import type { Dialect } from './migrations.js';
 import type { Database } from './schema.js';
@@ -47,6 +48,16 @@ export async function referencedBlobs(db: Kysely<Database>): Promise<Set<string>
   return out;
 }
 
+/** True when the blob's bytes hash to its name (stores that check on read, as S3's does, throw CORRUPT_FILE). */
+async function intact(blobs: BlobStore, hash: string): Promise<boolean> {
+  try {
+    return sha256(await blobs.get(hash)) === hash;
+  } catch (e) {
+    if (e instanceof MedmaskError && e.code === 'CORRUPT_FILE') return false;
+    throw e;
+  }
+}
+
 /**
  * Check that every referenced blob is present and intact.
  * @param opts - `hashContents: false` checks presence only (fast)
@@ -66,7 +77,7 @@ export async function verifyStore(db: Kysely<Database>, dialect: Dialect, blobs:
   const corrupt: string[] = [];
   for (const h of refs) {
     if (!(await blobs.has(h))) missing.push(h);
-    else if (opts.hashContents !== false && sha256(await blobs.get(h)) !== h) corrupt.push(h);
+    else if (opts.hashContents !== false && !(await intact(blobs, h))) corrupt.push(h);
   }
   return { ok: !missing.length && !corrupt.length && (database === null || database === 'ok'), referenced: refs.size, missing, corrupt, database };
 }

@@ -235,9 +235,28 @@ const queueOrderIndex: Migration = {
   },
 };
 
+/**
+ * Deployment-wide settings that every process sharing the database must agree on (h15s): the blob
+ * store's identity and the DICOM UID salt. One row per key, written once (insert-if-absent), so
+ * processes starting at the same time settle on the same value.
+ */
+const deploymentSettings: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('deployment_settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('deployment_settings').ifExists().execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings };
 }
 
 /**

@@ -221,6 +221,13 @@ export interface AuditLogTable {
   details: string | null;
 }
 
+/** Settings every process of a deployment shares (blob-store identity, UID salt); see `deployment.ts`. */
+export interface DeploymentSettingsTable {
+  key: string;
+  value: string;
+  created_at: string;
+}
+
 /** The whole database, for Kysely. */
 export interface Database {
   users: UsersTable;
@@ -238,4 +245,5 @@ export interface Database {
   mask_drafts: MaskDraftsTable;
   reviews: ReviewsTable;
   audit_log: AuditLogTable;
+  deployment_settings: DeploymentSettingsTable;
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createServer, createUser } from '../../src/server/index.js';
-import { FsBlobStore, openStore, type Store } from '../../src/store/index.js';
+import { FsBlobStore, openStore, type BlobStore, type Store } from '../../src/store/index.js';
 import { InProcessQueue, createDefaultHandlers, type JobHandlerRegistry, type JobQueue } from '../../src/queue/index.js';
 import type { Role } from '../../src/store/schema.js';
 import { ROLES } from '../../src/store/schema.js';
@@ -31,7 +31,7 @@ export interface TestUser {
 export interface TestServer {
   app: FastifyInstance;
   store: Store;
-  blobs: FsBlobStore;
+  blobs: BlobStore;
   queue: JobQueue;
   dir: string;
   users: Record<Role, TestUser>;
@@ -50,13 +50,15 @@ export interface TestServerOptions {
   loginMaxAttempts?: number;
   /** Salt for DICOM UID remapping (default "test-salt"). */
   uidSalt?: string;
+  /** Blob store (default: a folder in the temp folder). */
+  blobs?: BlobStore;
 }
 
 /** Build a server with one user per role. */
 export async function startTestServer(o: TestServerOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'medmask-server-test-'));
   const store = await openStore(o.db ?? join(dir, 'medmask.sqlite'));
-  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  const blobs = o.blobs ?? new FsBlobStore(join(dir, 'blobs'), { fsync: false });
   const queue = o.queue ?? new InProcessQueue({ attempts: 3, backoffMs: 50 });
   const handlers = o.handlers ?? createDefaultHandlers();
   for (const [name, h] of Object.entries(testHandlers)) handlers.register(name, h);

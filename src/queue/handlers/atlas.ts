@@ -16,6 +16,7 @@ import type { Volume } from '../../core/volume.js';
 import { atomicWrite } from '../../io/atomic.js';
 import { readVolume } from '../../io/index.js';
 import { putVolume } from '../../store/volumes.js';
+import { caseOriginOf } from '../../store/images.js';
 import { atlasRun } from '../../pipeline/atlas-run.js';
 import { recordPrediction } from '../../store/masks.js';
 import type { JobContext, JobHandler } from '../handlers.js';
@@ -78,8 +79,9 @@ async function run(ctx: JobContext): Promise<unknown> {
     await writeFile(join(data, 'imagesTr', `${id}_0000.nii.gz`), await ctx.blobs.get(img.blob));
     const p = partial.get(img.id);
     if (p?.blob) await writeFile(join(data, 'labelsTr', `${id}.nii.gz`), await ctx.blobs.get(p.blob));
-    const known = (PHANTOM_SOURCES as Record<string, { labelled: readonly string[] }>)[p?.source ?? ''];
-    cases.push({ case: id, source: p?.source ?? 'default', ...(known ? { labelled: [...known.labelled] } : {}) });
+    // Labelled organs: as uploaded (dataset.json medmask.cases, or the upload's "labelled" field), else the phantom source's.
+    const labelled = caseOriginOf(img).labelled ?? (PHANTOM_SOURCES as Record<string, { labelled: readonly string[] }>)[p?.source ?? '']?.labelled;
+    cases.push({ case: id, source: p?.source ?? 'default', ...(labelled ? { labelled: [...labelled] } : {}) });
   }
   const missing = cases.filter((c) => !existsSync(join(data, 'labelsTr', `${c.case}.nii.gz`)));
   if (missing.length) throw new MedmaskError('DATASET_INVALID', `atlas job: ${missing.length} volume(s) have no partial organ label map (e.g. ${images.find((i) => i.id === caseOf.get(missing[0]!.case))?.name})`, { hint: 'add a mask label per volume (an empty one when the source labels no organ)' });

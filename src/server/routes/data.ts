@@ -9,12 +9,16 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { MedmaskError } from '../../core/errors.js';
 import { checkLabelMap } from '../../io/dataset.js';
 import { getVolume, insertImage, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
-import { newId, nowIso, parseJson } from '../../store/util.js';
+import { parseJson } from '../../store/util.js';
+import { createDataset, createProject, datasetCounts, getDataset as getDatasetRow, listDatasets, listProjects } from '../../store/catalog.js';
+import { caseOriginOf, getImageRow, imageAnnotations, imageIdsByName, listImages, takenImageNames } from '../../store/images.js';
+import { addClassLabels, addMaskLabel } from '../../store/labels.js';
 import type { Provenance } from '../../store/schema.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { extractSlice, rawBytes, slicePng, type SliceAxis } from '../slices.js';
 import { readUploads, receiveMultipart } from '../upload.js';
+import { checkLabelled, checkSourceName } from '../dataset-upload.js';
 import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
 
 const nameSchema = { type: 'string', minLength: 1, maxLength: 200 } as const;
@@ -40,16 +44,12 @@ export function imageView(r: ImageRow): Record<string, unknown> {
 }
 
 /** An image by id or NOT_FOUND. */
-export async function getImage(ctx: ServerContext, id: string): Promise<ImageRow> {
-  const r = await ctx.store.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!r) throw new MedmaskError('NOT_FOUND', `image ${id} does not exist`);
-  return r;
+export function getImage(ctx: ServerContext, id: string): Promise<ImageRow> {
+  return getImageRow(ctx.store.db, id);
 }
 
-async function getDataset(ctx: ServerContext, id: string) {
-  const r = await ctx.store.db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!r) throw new MedmaskError('NOT_FOUND', `data set ${id} does not exist`, { hint: 'list data sets with GET /api/projects/:id/datasets' });
-  return r;
+function getDataset(ctx: ServerContext, id: string) {
+  return getDatasetRow(ctx.store.db, id);
 }
 
 const LABEL_IMAGE_COLUMNS = ['image', 'file', 'filename', 'path', 'name'];
@@ -78,46 +78,33 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   // ── projects ──
   app.get('/api/projects', { config: { permission: 'read' }, schema: { tags: ['data'], summary: 'List projects', security: secured } }, async () => {
-    const rows = await db.selectFrom('projects').selectAll().orderBy('name').execute();
+    const rows = await listProjects(db);
     return { projects: rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at })) };
   });
   app.post<{ Body: { name: string } }>(
     '/api/projects',
     { config: { permission: 'data:write' }, schema: { tags: ['data'], summary: 'Create a project', security: secured, body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: nameSchema } }, response: { 201: objectResponse('created'), ...errorResponses } } },
     async (req, reply) => {
-      const exists = await db.selectFrom('projects').select('id').where('name', '=', req.body.name).executeTakeFirst();
-      if (exists) throw new MedmaskError('CONFLICT', `a project named "${req.body.name}" exists`, { details: { id: exists.id } });
-      const id = newId();
-      await db.insertInto('projects').values({ id, name: req.body.name, created_at: nowIso(), created_by: userOf(req).id }).execute();
-      return reply.code(201).send({ id, name: req.body.name });
+      return reply.code(201).send(await createProject(db, req.body.name, userOf(req).id));
     },
   );
 
   // ── data sets ──
   app.get<{ Params: { id: string } }>('/api/projects/:id/datasets', { config: { permission: 'read' }, schema: { tags: ['data'], summary: 'Data sets of a project', security: secured, params: idParams } }, async (req) => {
-    const p = await db.selectFrom('projects').select('id').where('id', '=', req.params.id).executeTakeFirst();
-    if (!p) throw new MedmaskError('NOT_FOUND', `project ${req.params.id} does not exist`);
-    const rows = await db.selectFrom('datasets').selectAll().where('project_id', '=', p.id).orderBy('name').execute();
+    const rows = await listDatasets(db, req.params.id);
     return { datasets: rows.map((r) => ({ id: r.id, projectId: r.project_id, name: r.name, description: r.description, createdAt: r.created_at })) };
   });
   app.post<{ Params: { id: string }; Body: { name: string; description?: string } }>(
     '/api/projects/:id/datasets',
     { config: { permission: 'data:write' }, schema: { tags: ['data'], summary: 'Create a data set in a project', security: secured, params: idParams, body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: nameSchema, description: { type: 'string', maxLength: 2000 } } } } },
     async (req, reply) => {
-      const p = await db.selectFrom('projects').select('id').where('id', '=', req.params.id).executeTakeFirst();
-      if (!p) throw new MedmaskError('NOT_FOUND', `project ${req.params.id} does not exist`);
-      const exists = await db.selectFrom('datasets').select('id').where('project_id', '=', p.id).where('name', '=', req.body.name).executeTakeFirst();
-      if (exists) throw new MedmaskError('CONFLICT', `the project has a data set named "${req.body.name}"`, { details: { id: exists.id } });
-      const id = newId();
-      await db.insertInto('datasets').values({ id, project_id: p.id, name: req.body.name, description: req.body.description ?? null, created_at: nowIso(), created_by: userOf(req).id }).execute();
-      return reply.code(201).send({ id, name: req.body.name, projectId: p.id });
+      return reply.code(201).send(await createDataset(db, { projectId: req.params.id, name: req.body.name, description: req.body.description ?? null, createdBy: userOf(req).id }));
     },
   );
   app.get<{ Params: { id: string } }>('/api/datasets/:id', { config: { permission: 'read' }, schema: { tags: ['data'], summary: 'A data set with counts', security: secured, params: idParams } }, async (req) => {
     const d = await getDataset(ctx, req.params.id);
-    const images = await db.selectFrom('images').select((eb) => eb.fn.countAll<number>().as('n')).where('dataset_id', '=', d.id).executeTakeFirstOrThrow();
-    const cases = await db.selectFrom('masks').innerJoin('images', 'images.id', 'masks.image_id').select(['masks.status', (eb) => eb.fn.countAll<number>().as('n')]).where('images.dataset_id', '=', d.id).groupBy('masks.status').execute();
-    return { id: d.id, projectId: d.project_id, name: d.name, description: d.description, createdAt: d.created_at, images: Number(images.n), cases: Object.fromEntries(cases.map((c) => [c.status, Number(c.n)])) };
+    const counts = await datasetCounts(db, d.id);
+    return { id: d.id, projectId: d.project_id, name: d.name, description: d.description, createdAt: d.created_at, images: counts.images, cases: counts.cases };
   });
 
   // ── images ──
@@ -126,7 +113,7 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { config: { permission: 'read' }, schema: { tags: ['images'], summary: 'Images of a data set', security: secured, params: idParams, querystring: { type: 'object', properties: pageQuery } } },
     async (req) => {
       const d = await getDataset(ctx, req.params.id);
-      const rows = await db.selectFrom('images').selectAll().where('dataset_id', '=', d.id).orderBy('name').limit(req.query.limit).offset(req.query.offset).execute();
+      const rows = await listImages(db, d.id, req.query);
       return { images: rows.map(imageView) };
     },
   );
@@ -137,7 +124,7 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
       bodyLimit: ctx.settings.maxUploadBytes,
       schema: {
         tags: ['images'],
-        summary: 'Upload images or volumes (multipart: one or more files; DICOM files together make one series, de-identified on import; fields "name", "seriesUid")',
+        summary: 'Upload images or volumes (multipart: one or more files; DICOM files together make one series, de-identified on import; fields "name", "seriesUid", "source" (the case\'s source for per-source atlas ranking), "labelled" (organs the source labels, comma-separated))',
         consumes: ['multipart/form-data'],
         security: secured,
         params: idParams,
@@ -149,11 +136,17 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const up = await receiveMultipart(req, ctx);
       try {
         const vols = await readUploads(up, ctx);
+        // The case's source (and labelled organs) for atlas jobs' per-source ranking.
+        const origin = {
+          ...(up.fields.source !== undefined ? { dataSource: checkSourceName(up.fields.source, 'the "source" field') } : {}),
+          ...(up.fields.labelled !== undefined ? { labelled: checkLabelled(up.fields.labelled, 'the "labelled" field') } : {}),
+        };
+        for (const v of vols) v.volume.meta = { ...v.volume.meta, ...origin };
         const names = vols.map((v) => v.name);
         const dup = names.find((n, i) => names.indexOf(n) !== i);
         if (dup) throw new MedmaskError('USAGE', `two uploaded files are both named "${dup}"`);
-        const taken = await db.selectFrom('images').select('name').where('dataset_id', '=', d.id).where('name', 'in', names).execute();
-        if (taken.length) throw new MedmaskError('CONFLICT', `the data set already has image(s) named ${taken.map((t) => `"${t.name}"`).join(', ')}`, { hint: 'rename the file(s) or send a "name" field' });
+        const taken = await takenImageNames(db, d.id, names);
+        if (taken.length) throw new MedmaskError('CONFLICT', `the data set already has image(s) named ${taken.map((t) => `"${t}"`).join(', ')}`, { hint: 'rename the file(s) or send a "name" field' });
         const out: Record<string, unknown>[] = [];
         for (const v of vols) {
           const { image, created } = await insertImage(db, ctx.blobs, { datasetId: d.id, name: v.name, volume: v.volume, format: v.format, createdBy: userOf(req).id });
@@ -169,8 +162,7 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
   );
   app.get<{ Params: { id: string } }>('/api/images/:id', { config: { permission: 'read' }, schema: { tags: ['images'], summary: 'Image metadata (de-identified), its labels and review cases', security: secured, params: idParams } }, async (req) => {
     const img = await getImage(ctx, req.params.id);
-    const labels = await db.selectFrom('labels').selectAll().where('image_id', '=', img.id).orderBy('created_at').execute();
-    const masks = await db.selectFrom('masks').select(['id', 'target', 'status', 'current_version', 'priority', 'decision']).where('image_id', '=', img.id).execute();
+    const { labels, cases: masks } = await imageAnnotations(db, img.id);
     return {
       ...imageView(img),
       labels: labels.map((l) => ({ id: l.id, kind: l.kind, value: l.value, target: l.target, provenance: l.provenance, hash: l.blob, createdAt: l.created_at })),
@@ -228,19 +220,12 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req, reply) => {
       const d = await getDataset(ctx, req.params.id);
       const rows = typeof req.body === 'string' ? parseLabelsCsv(req.body) : req.body.labels.map((l, i) => ({ ...l, line: i + 1 }));
-      const images = await db.selectFrom('images').select(['id', 'name']).where('dataset_id', '=', d.id).execute();
-      const byName = new Map(images.map((i) => [i.name, i.id]));
+      const byName = await imageIdsByName(db, d.id);
       const missing = rows.filter((r) => !byName.has(r.image));
       if (missing.length) {
         throw new MedmaskError('DATASET_INVALID', `${missing.length} label(s) name images the data set does not have: ${missing.slice(0, 10).map((m) => `"${m.image}" (row ${m.line})`).join(', ')}${missing.length > 10 ? ', …' : ''}`, { hint: 'upload the images first; names are the uploaded file names' });
       }
-      const now = nowIso();
-      const user = userOf(req).id;
-      await db.transaction().execute(async (trx) => {
-        for (let i = 0; i < rows.length; i += 200) {
-          await trx.insertInto('labels').values(rows.slice(i, i + 200).map((r) => ({ id: newId(), image_id: byName.get(r.image)!, kind: 'class' as const, value: r.label, blob: null, target: null, provenance: 'original' as const, job_id: null, created_at: now, created_by: user }))).execute();
-        }
-      });
+      await addClassLabels(db, rows.map((r) => ({ imageId: byName.get(r.image)!, label: r.label })), userOf(req).id);
       req.auditDetails = { labels: rows.length };
       return reply.code(201).send({ added: rows.length });
     },
@@ -250,7 +235,7 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
     {
       config: { permission: 'data:write' },
       bodyLimit: ctx.settings.maxUploadBytes,
-      schema: { tags: ['labels'], summary: 'Upload a (partial) label map for an image (multipart: one file on the image grid; fields "target", "provenance" original|pseudo|revised)', consumes: ['multipart/form-data'], security: secured, params: idParams },
+      schema: { tags: ['labels'], summary: 'Upload a (partial) label map for an image (multipart: one file on the image grid; fields "target", "provenance" original|pseudo|revised, "source" (default: the image\'s))', consumes: ['multipart/form-data'], security: secured, params: idParams },
     },
     async (req, reply) => {
       const img = await getImage(ctx, req.params.id);
@@ -268,10 +253,10 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
           if (!(x >= 0 && x <= 255 && Number.isInteger(x))) throw new MedmaskError('DATASET_INVALID', `${v!.name}: label values must be whole numbers 0…255, found ${x}`);
         }
         const { hash } = await putVolume(ctx.blobs, labelVolume(img, Uint8Array.from(v!.volume.data)), true);
-        const id = newId();
-        await db.insertInto('labels').values({ id, image_id: img.id, kind: 'mask', value: null, blob: hash, target, provenance: prov, job_id: null, created_at: nowIso(), created_by: userOf(req).id }).execute();
+        const source = up.fields.source !== undefined ? checkSourceName(up.fields.source, 'the "source" field') : (caseOriginOf(img).source ?? null);
+        const id = await addMaskLabel(db, { imageId: img.id, blob: hash, target, provenance: prov, source, createdBy: userOf(req).id });
         req.auditDetails = { labelId: id, target, provenance: prov };
-        return reply.code(201).send({ id, target, provenance: prov, hash });
+        return reply.code(201).send({ id, target, provenance: prov, hash, ...(source ? { source } : {}) });
       } finally {
         await rm(up.dir, { recursive: true, force: true });
       }

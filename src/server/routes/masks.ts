@@ -11,7 +11,8 @@ import { checkLabelMap } from '../../io/dataset.js';
 import { decodeNifti, encodeNifti } from '../../io/nifti.js';
 import { getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
-import { newId, nowIso, parseJson } from '../../store/util.js';
+import { parseJson } from '../../store/util.js';
+import { claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseClaim, reviewMask, reviewQueue, versionBlob, type ReviewQueueQuery } from '../../store/review.js';
 import type { ImageRow } from '../../store/volumes.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -45,9 +46,7 @@ async function versionData(ctx: ServerContext, mask: MaskRow, img: ImageRow, ver
   const g = imageGeometry(img);
   const n = g.shape[0] * g.shape[1] * g.shape[2];
   if (version === 0) return new Uint8Array(n);
-  const v = await ctx.store.db.selectFrom('mask_versions').select('blob').where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
-  if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { details: { currentVersion: mask.current_version } });
-  const vol = await getVolume(ctx.blobs, v.blob);
+  const vol = await getVolume(ctx.blobs, await versionBlob(ctx.store.db, mask, version));
   return vol.data as Uint8Array;
 }
 
@@ -104,34 +103,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (req) => {
       const q = req.query;
-      const me = userOf(req).id;
-      // Filters on masks alone (data set and project through sub-queries), so the count needs no
-      // join and the page can walk the (status, priority desc, id) index and join 50 rows only.
-      let base = db.selectFrom('masks');
-      if (q.dataset) base = base.where('masks.image_id', 'in', db.selectFrom('images').select('images.id').where('images.dataset_id', '=', q.dataset));
-      if (q.project) base = base.where('masks.image_id', 'in', db.selectFrom('images').innerJoin('datasets', 'datasets.id', 'images.dataset_id').select('images.id').where('datasets.project_id', '=', q.project));
-      if (q.status !== 'all') base = base.where('masks.status', '=', q.status as MaskRow['status']);
-      if (q.decision) base = base.where('masks.decision', '=', q.decision);
-      if (q.target) base = base.where('masks.target', '=', q.target);
-      if (q.claimed === 'me') base = base.where('masks.claimed_by', '=', me);
-      if (q.claimed === 'none') base = base.where('masks.claimed_by', 'is', null);
-      const [total, rows] = await Promise.all([
-        base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-        base
-          .innerJoin('images', 'images.id', 'masks.image_id')
-          .innerJoin('datasets', 'datasets.id', 'images.dataset_id')
-          .leftJoin('users', 'users.id', 'masks.claimed_by')
-          .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
-          .orderBy('masks.priority', 'desc')
-          .orderBy('masks.id')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-      ]);
-      return {
-        total: Number(total.n),
-        items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
-      };
+      return reviewQueue(db, { ...q, status: q.status as ReviewQueueQuery['status'], claimed: q.claimed ?? 'any', userId: userOf(req).id });
     },
   );
 
@@ -148,12 +120,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: { id: string } }>('/api/masks/:id', { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A review case: image, status, version history, drafts count, reviews, prediction', security: secured, params: idParams } }, async (req) => {
     const m = await getMask(db, req.params.id);
     const img = await getImage(ctx, m.image_id);
-    const [versions, drafts, reviews, pred] = await Promise.all([
-      db.selectFrom('mask_versions').leftJoin('users', 'users.id', 'mask_versions.author_id').select(['mask_versions.version', 'mask_versions.parent_version', 'mask_versions.origin', 'mask_versions.created_at', 'mask_versions.note', 'mask_versions.blob', 'mask_versions.job_id', 'users.username']).where('mask_id', '=', m.id).orderBy('version', 'desc').limit(200).execute(),
-      db.selectFrom('mask_drafts').select((eb) => eb.fn.countAll<number>().as('n')).where('mask_id', '=', m.id).executeTakeFirstOrThrow(),
-      db.selectFrom('reviews').leftJoin('users', 'users.id', 'reviews.reviewer_id').select(['reviews.version', 'reviews.decision', 'reviews.reason', 'reviews.time_spent_ms', 'reviews.created_at', 'users.username']).where('mask_id', '=', m.id).orderBy('reviews.created_at', 'desc').execute(),
-      m.prediction_id ? db.selectFrom('predictions').selectAll().where('id', '=', m.prediction_id).executeTakeFirst() : undefined,
-    ]);
+    const { versions, drafts, reviews, prediction: pred } = await maskHistory(db, m);
     return {
       id: m.id,
       imageId: m.image_id,
@@ -164,9 +131,9 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       priority: m.priority,
       decision: m.decision,
       claimedBy: m.claimed_by,
-      versions: versions.map((v) => ({ version: v.version, parentVersion: v.parent_version, origin: v.origin, author: v.username, jobId: v.job_id, note: v.note, hash: v.blob, createdAt: v.created_at })),
-      drafts: Number(drafts.n),
-      reviews: reviews.map((r) => ({ version: r.version, decision: r.decision, reason: r.reason, timeSpentMs: r.time_spent_ms, reviewer: r.username, createdAt: r.created_at })),
+      versions,
+      drafts,
+      reviews,
       prediction: pred ? { id: pred.id, jobId: pred.job_id, probabilities: parseJson(pred.probabilities), uncertainty: pred.uncertainty, oodScore: pred.ood_score, decision: pred.decision, priority: pred.priority, overlays: { heatmap: !!pred.heatmap_blob, uncertainty: !!pred.uncertainty_blob, attention: !!pred.attention_blob } } : null,
     };
   });
@@ -182,10 +149,9 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const img = await getImage(ctx, m.image_id);
       if (req.query.format === 'raw') return reply.type('application/octet-stream').send(rawBytes(await versionData(ctx, m, img, req.params.version)));
       if (req.params.version === 0) return reply.type('application/gzip').send(gzipSync(encodeNifti(labelVolume(img, await versionData(ctx, m, img, 0)), { labelMap: true })));
-      const v = await db.selectFrom('mask_versions').select('blob').where('mask_id', '=', m.id).where('version', '=', req.params.version).executeTakeFirst();
-      if (!v) throw new MedmaskError('NOT_FOUND', `mask ${m.id} has no version ${req.params.version}`, { details: { currentVersion: m.current_version } });
+      const blob = await versionBlob(db, m, req.params.version);
       void reply.type('application/gzip').header('content-disposition', `attachment; filename="mask-${m.id}-v${req.params.version}.nii.gz"`);
-      return reply.send(await ctx.blobs.stream(v.blob));
+      return reply.send(await ctx.blobs.stream(blob));
     },
   );
 
@@ -299,20 +265,18 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { id: string } }>('/api/masks/:id/drafts', { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'Edits refused as stale, kept as drafts', security: secured, params: idParams } }, async (req) => {
     const m = await getMask(db, req.params.id);
-    const rows = await db.selectFrom('mask_drafts').leftJoin('users', 'users.id', 'mask_drafts.author_id').select(['mask_drafts.id', 'mask_drafts.base_version', 'mask_drafts.current_version', 'mask_drafts.note', 'mask_drafts.created_at', 'mask_drafts.blob', 'users.username']).where('mask_id', '=', m.id).orderBy('mask_drafts.created_at').execute();
-    return { drafts: rows.map((d) => ({ id: d.id, baseVersion: d.base_version, currentVersionAtSave: d.current_version, author: d.username, note: d.note, hash: d.blob, createdAt: d.created_at })) };
+    return { drafts: await listDrafts(db, m.id) };
   });
   app.get<{ Params: { id: string; draftId: string }; Querystring: { format: 'nifti' | 'raw' } }>(
     '/api/masks/:id/drafts/:draftId/data',
     { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'A draft: .nii.gz label map, or raw uint8 voxels (x fastest)', security: secured, params: { type: 'object', required: ['id', 'draftId'], properties: { id: idParams.properties.id, draftId: idParams.properties.id } }, querystring: { type: 'object', properties: { format: { type: 'string', enum: ['nifti', 'raw'], default: 'nifti' } } } } },
     async (req, reply) => {
-      const d = await db.selectFrom('mask_drafts').select('blob').where('id', '=', req.params.draftId).where('mask_id', '=', req.params.id).executeTakeFirst();
-      if (!d) throw new MedmaskError('NOT_FOUND', `draft ${req.params.draftId} of mask ${req.params.id} does not exist`);
+      const blob = await draftBlob(db, req.params.id, req.params.draftId);
       if (req.query.format === 'raw') {
-        const data = (await getVolume(ctx.blobs, d.blob)).data;
+        const data = (await getVolume(ctx.blobs, blob)).data;
         return reply.type('application/octet-stream').send(rawBytes(data instanceof Uint8Array ? data : Uint8Array.from(data)));
       }
-      return reply.type('application/gzip').send(await ctx.blobs.stream(d.blob));
+      return reply.type('application/gzip').send(await ctx.blobs.stream(blob));
     },
   );
 
@@ -333,12 +297,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (b.decision === 'reject' && !b.reason?.trim()) throw new MedmaskError('USAGE', 'a rejection needs a reason', { hint: 'send { "decision": "reject", "reason": "…" }' });
       const m = await getMask(db, req.params.id);
       const user = userOf(req).id;
-      const ok = await db.transaction().execute(async (trx) => {
-        const u = await trx.updateTable('masks').set({ status: b.decision === 'accept' ? 'accepted' : 'rejected', updated_at: nowIso(), claimed_by: null, claimed_at: null }).where('id', '=', m.id).where('current_version', '=', b.version).executeTakeFirst();
-        if (Number(u.numUpdatedRows) !== 1) return false;
-        await trx.insertInto('reviews').values({ id: newId(), mask_id: m.id, version: b.version, reviewer_id: user, decision: b.decision, reason: b.reason ?? null, time_spent_ms: b.timeSpentMs ?? null, created_at: nowIso() }).execute();
-        return true;
-      });
+      const ok = await reviewMask(db, { maskId: m.id, version: b.version, reviewerId: user, decision: b.decision, reason: b.reason ?? null, timeSpentMs: b.timeSpentMs ?? null });
       if (!ok) {
         const cur = await getMask(db, m.id);
         throw new MedmaskError('CONFLICT', `you reviewed version ${b.version}, but the mask is at version ${cur.current_version}`, { hint: 'look at the current version and review it', details: { currentVersion: cur.current_version } });
@@ -350,12 +309,12 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Params: { id: string } }>('/api/masks/:id/claim', { config: { permission: 'mask:edit' }, schema: { tags: ['review'], summary: 'Mark the case as yours (shown in the queue)', security: secured, params: idParams } }, async (req) => {
     const m = await getMask(db, req.params.id);
-    await db.updateTable('masks').set({ claimed_by: userOf(req).id, claimed_at: nowIso() }).where('id', '=', m.id).execute();
+    await claimMask(db, m.id, userOf(req).id);
     return { maskId: m.id, claimedBy: userOf(req).username };
   });
   app.delete<{ Params: { id: string } }>('/api/masks/:id/claim', { config: { permission: 'mask:edit' }, schema: { tags: ['review'], summary: 'Release your claim', security: secured, params: idParams } }, async (req) => {
     const m = await getMask(db, req.params.id);
-    await db.updateTable('masks').set({ claimed_by: null, claimed_at: null }).where('id', '=', m.id).where('claimed_by', '=', userOf(req).id).execute();
+    await releaseClaim(db, m.id, userOf(req).id);
     return { maskId: m.id, claimedBy: null };
   });
 
@@ -364,7 +323,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'The prediction\'s heat map (XGrad-CAM), uncertainty or attention map as .nii.gz', security: secured, params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { type: 'string', enum: ['heatmap', 'uncertainty', 'attention'] } } } } },
     async (req, reply) => {
       const m = await getMask(db, req.params.id);
-      const p = m.prediction_id ? await db.selectFrom('predictions').selectAll().where('id', '=', m.prediction_id).executeTakeFirst() : undefined;
+      const p = await predictionOf(db, m);
       const blob = p?.[`${req.params.kind}_blob` as 'heatmap_blob'];
       if (!blob) throw new MedmaskError('NOT_FOUND', `mask ${m.id} has no ${req.params.kind} map`, { hint: 'overlays come from annotate / atlas jobs' });
       return reply.type('application/gzip').send(await ctx.blobs.stream(blob));
