@@ -60,7 +60,7 @@ export interface DecisionThresholds {
  * Default weight of a mask head's lesion probability in its model's map (the rest is the
  * normalised XGrad-CAM); chosen on the tuning phantoms (seed 5555), see docs/annotate.md.
  */
-export const DEFAULT_MASK_HEAD_WEIGHT = 0.7;
+export const DEFAULT_MASK_HEAD_WEIGHT = 0.3;
 
 /** Default decision thresholds. */
 export const DEFAULT_THRESHOLDS: DecisionThresholds = { entropy: 0.5, mi: 0.05, maskScore: 0.5, outside: 0.85 };

@@ -80,13 +80,13 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const maxBytes = ctx.settings.maxUploadBytes;
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
 
-  app.get<{ Querystring: { project?: string; dataset?: string; status: string; decision?: string; target?: string; claimed?: 'me' | 'none' | 'any'; limit: number; offset: number } }>(
+  app.get<{ Querystring: { project?: string; dataset?: string; status: string; decision?: string; target?: string; claimed?: 'me' | 'none' | 'any'; order?: 'priority' | 'gain'; limit: number; offset: number } }>(
     '/api/review/queue',
     {
       config: { permission: 'read' },
       schema: {
         tags: ['review'],
-        summary: 'Review cases, most urgent first (priority descending), with filters and the total count',
+        summary: 'Review cases, most urgent first (priority descending; order=gain: expected gain of a review descending, for active selection), with filters and the total count',
         security: secured,
         querystring: {
           type: 'object',
@@ -97,6 +97,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
             decision: { type: 'string', maxLength: 20 },
             target: { type: 'string', maxLength: 100 },
             claimed: { type: 'string', enum: ['me', 'none', 'any'], default: 'any' },
+            order: { type: 'string', enum: ['priority', 'gain'], default: 'priority' },
             ...pageQuery,
           },
         },
@@ -121,7 +122,8 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
           .innerJoin('images', 'images.id', 'masks.image_id')
           .innerJoin('datasets', 'datasets.id', 'images.dataset_id')
           .leftJoin('users', 'users.id', 'masks.claimed_by')
-          .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
+          .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.expected_gain', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
+          .$if(q.order === 'gain', (qb) => qb.orderBy('masks.expected_gain', (ob) => ob.desc().nullsLast()))
           .orderBy('masks.priority', 'desc')
           .orderBy('masks.id')
           .limit(q.limit)
@@ -130,7 +132,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ]);
       return {
         total: Number(total.n),
-        items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
+        items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, expectedGain: r.expected_gain, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
       };
     },
   );
