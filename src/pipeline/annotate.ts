@@ -226,7 +226,7 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
       }),
       options: {
         mcSamples: T, thresholds: th, normalClasses: [...normal], oodDir: opts.oodDir ?? null, node: process.version,
-        ...(heads.some(Boolean) ? { maskHeads: heads.map((h) => h?.path ?? null), maskHeadWeight: headWeight } : {}),
+        ...(heads.some(Boolean) ? { maskHeads: heads.map((h) => (h ? { path: h.path, reviewedMasks: h.reviewedMasks } : null)), maskHeadWeight: headWeight } : {}),
       },
     };
     await atomicWrite(join(opts.out, 'pipeline.json'), JSON.stringify(pipeline, null, 1) + '\n');
@@ -528,6 +528,8 @@ function headUncertainty(maps: readonly { probability: Float32Array; std?: Float
 interface LoadedMaskHead {
   path: string;
   head: MaskHead;
+  /** Reviewed masks it was trained on, when the file says. */
+  reviewedMasks?: number;
 }
 
 /** Load the mask heads and match each to its model by the ONNX sha256. */
@@ -542,7 +544,7 @@ async function matchMaskHeads(paths: readonly string[], models: readonly Ensembl
       });
     }
     if (out[k]) throw new MedmaskError('USAGE', `${p}: ${models[k]!.name} already has a mask head (${out[k]!.path})`, { hint: 'pass one mask head per model' });
-    out[k] = { path: f.path, head: f.head };
+    out[k] = { path: f.path, head: f.head, ...(f.trainedOn ? { reviewedMasks: f.trainedOn.images } : {}) };
   }
   return out;
 }

@@ -104,6 +104,8 @@ export interface MaskHeadFile {
   format: typeof MASK_HEAD_FORMAT;
   parent: { name: string; sha256: string; target: string };
   head: MaskHead;
+  /** Reviewed masks it was trained on. */
+  trainedOn?: { images: number; lesionImages: number };
   onnx: string;
   card: string;
 }
@@ -326,7 +328,7 @@ async function writeOutputs(r: TrainMaskHeadResult, model: EnsembleModel, opts: 
   if (worst > 1e-3) throw new MedmaskError('INTERNAL', `the written mask head disagrees with the trained one (max |Δ logit| = ${worst.toExponential(2)})`, { hint: 'please report this with the model and command line' });
   r.selfCheck = { images: check.length, maxAbsDiff: worst };
   opts.onProgress?.({ phase: 'write', file: files.head });
-  const headFile: MaskHeadFile = { format: MASK_HEAD_FORMAT, parent: r.parent, head: r.head, onnx: 'mask-head.onnx', card: 'card.md' };
+  const headFile: MaskHeadFile = { format: MASK_HEAD_FORMAT, parent: r.parent, head: r.head, trainedOn: { images: r.images, lesionImages: r.lesionImages }, onnx: 'mask-head.onnx', card: 'card.md' };
   await atomicWrite(files.onnx, bytes);
   await atomicWrite(files.head, JSON.stringify(headFile) + '\n');
   const t = r.training;

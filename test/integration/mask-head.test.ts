@@ -15,6 +15,8 @@ import { mulberry32 } from '../../src/core/random.js';
 import { maskHeadLogits, MASK_HEAD_FORMAT, type MaskHead } from '../../src/core/train/mask-head.js';
 import { readVolume } from '../../src/io/index.js';
 import { annotate } from '../../src/pipeline/annotate.js';
+import { evaluateRun } from '../../src/pipeline/evaluate.js';
+import { writeReport } from '../../src/pipeline/report.js';
 import { loadEnsemble, releaseEnsemble, runModel } from '../../src/pipeline/ensemble.js';
 import { writeChestDataset } from '../../src/pipeline/phantoms.js';
 import { loadMaskHead } from '../../src/pipeline/train-mask-head.js';
@@ -104,4 +106,9 @@ test('train-mask-head (CLI) from reviewed masks; annotate with the head beats th
   const r0 = readFileSync(join(tmp, 'run-head/results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { uncertainty: { headStd?: number; headDisagreement?: number; expectedGain?: number } });
   assert.ok(r0.every((r) => r.uncertainty.headStd! >= 0 && r.uncertainty.expectedGain! >= 0), 'the head MC spread and the expected gain are reported');
   assert.ok(r0.some((r) => r.uncertainty.headStd! > 0), 'head MC Dropout has a spread');
+  // the report: heads named with their reviewed masks, and Dice versus masks reviewed
+  await evaluateRun(join(tmp, 'run-head'), held);
+  const html = readFileSync(await writeReport(join(tmp, 'run-head')), 'utf8');
+  assert.match(html, /1 mask head\(s\), trained on 20 reviewed masks/);
+  assert.match(html, /Mean lesion Dice versus reviewed masks/);
 });
