@@ -4,7 +4,7 @@ import { extname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { trainMaskHead, type MaskPair, type TrainMaskHeadResult } from '../pipeline/train-mask-head.js';
-import { startProgress, type Progress } from './output.js';
+import { withTrainingProgress } from './train-progress.js';
 
 interface Flags {
   model: string;
@@ -113,56 +113,20 @@ export function registerTrainMaskHead(program: Command): void {
     .addHelpText('after', '\nExample:\n  medmask train-mask-head --model models/demo/demo-resnet --images data/chest/images \\\n    --masks reviewed/masks --roi data/chest/lungs --out heads/resnet')
     .action(async (f: Flags) => {
       if (f.device !== 'cpu' && f.device !== 'cuda') throw new MedmaskError('USAGE', `--device "${f.device}" must be cpu or cuda`);
+      const device = f.device;
       const pairs = await pairFolders(f.images, f.masks, f.roi);
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort(new MedmaskError('USAGE', 'interrupted'));
-      process.once('SIGINT', onSigint);
-      let bar: Progress | undefined;
-      let phase = '';
-      let lastDone = 0;
-      const quiet = !!f.json;
-      try {
-        const r = await trainMaskHead({
+      const r = await withTrainingProgress('train-mask-head', 'activations', !!f.json, (signal, onProgress) =>
+        trainMaskHead({
           model: f.model, pairs, out: f.out,
           perClass: number('pixels', f.pixels), dropout: number('dropout', f.dropout), epochs: number('epochs', f.epochs), lr: number('lr', f.lr),
           weightDecay: number('weight-decay', f.weightDecay), val: number('val', f.val), patience: number('patience', f.patience),
           batch: number('batch', f.batch), seed: number('seed', f.seed),
-          ...(f.cache ? { cache: f.cache } : {}), ...(f.threads ? { threads: number('threads', f.threads) } : {}), device: f.device,
-          signal: controller.signal,
-          onProgress: (e) => {
-            if (e.phase === 'extract') {
-              if (phase !== 'extract') {
-                phase = 'extract';
-                bar = startProgress('activations', e.total, { quiet });
-              }
-              bar?.tick(e.done - lastDone, e.cached ? `${e.cached} from the cache` : '');
-              lastDone = e.done;
-            } else if (e.phase === 'train') {
-              if (phase !== 'train') {
-                bar?.stop();
-                phase = 'train';
-                bar = startProgress('training', e.epochs, { quiet });
-              }
-              const rec = e.record;
-              bar?.tick(1, `loss ${rec.trainLoss.toFixed(3)}${Number.isFinite(rec.valLoss) ? ` val ${rec.valLoss.toFixed(3)}` : ''}`);
-            } else if (phase !== 'write') {
-              bar?.stop();
-              phase = 'write';
-            }
-          },
-        });
-        bar?.stop();
-        if (f.json) process.stdout.write(JSON.stringify({ ...r, training: { ...r.training, history: undefined } }, null, 2) + '\n');
-        else print(r, (l) => process.stdout.write(l + '\n'));
-      } catch (e) {
-        bar?.stop();
-        if (controller.signal.aborted) {
-          process.stderr.write('medmask: train-mask-head interrupted; the activations extracted so far are cached: run the same command again to resume\n');
-          process.exit(130);
-        }
-        throw e;
-      } finally {
-        process.removeListener('SIGINT', onSigint);
-      }
+          ...(f.cache ? { cache: f.cache } : {}), ...(f.threads ? { threads: number('threads', f.threads) } : {}), device,
+          signal,
+          onProgress,
+        }),
+      );
+      if (f.json) process.stdout.write(JSON.stringify({ ...r, training: { ...r.training, history: undefined } }, null, 2) + '\n');
+      else print(r, (l) => process.stdout.write(l + '\n'));
     });
 }

@@ -32,6 +32,7 @@ import { decodeOnnx, encodeOnnx } from '../runtime/onnx-graph.js';
 import { resolveModel } from '../runtime/manifest.js';
 import type { Device } from '../runtime/session.js';
 import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel } from './ensemble.js';
+import { runEpochs, type TrainHeadProgress } from './train-head.js';
 
 /** One reviewed image. */
 export interface MaskPair {
@@ -78,11 +79,8 @@ export interface TrainMaskHeadOptions {
   onProgress?: (e: TrainMaskHeadProgress) => void;
 }
 
-/** Progress events of {@link trainMaskHead}. */
-export type TrainMaskHeadProgress =
-  | { phase: 'extract'; done: number; total: number; cached: number }
-  | { phase: 'train'; epoch: number; epochs: number; record: EpochRecord }
-  | { phase: 'write'; file: string };
+/** Progress events of {@link trainMaskHead} (the same as train-head's). */
+export type TrainMaskHeadProgress = TrainHeadProgress;
 
 /** Result of {@link trainMaskHead}. */
 export interface TrainMaskHeadResult {
@@ -236,13 +234,8 @@ export async function trainMaskHead(opts: TrainMaskHeadOptions): Promise<TrainMa
       onEpoch: (record) => opts.onProgress?.({ phase: 'train', epoch: record.epoch, epochs, record }),
       shouldStop: () => opts.signal?.aborted ?? false,
     });
-    let step = steps.next();
-    while (!step.done) {
-      await new Promise((ok) => setImmediate(ok));
-      step = steps.next();
-    }
+    const fit = await runEpochs(steps);
     if (opts.signal?.aborted) throw abortError(opts.signal);
-    const fit = step.value;
     const head = maskHeadFromFit(fit, dropout);
     const result: TrainMaskHeadResult = {
       head,
