@@ -569,13 +569,13 @@ async function writeCsv(path: string, rows: readonly ImageResult[], classes: rea
     const v = s === undefined || s === null ? '' : String(s).replace(/\s*\n\s*/g, ' ');
     return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
   };
-  const head = ['image', 'status', 'label', 'predicted', ...classes.map((k) => `p_${k}`), 'decision', 'priority', 'entropy', 'mi', 'mask_score', 'outside', 'map_std', 'ood_score', 'mask', 'mask_pixels', 'reasons', 'error'];
+  const head = ['image', 'status', 'label', 'predicted', ...classes.map((k) => `p_${k}`), 'decision', 'priority', 'entropy', 'mi', 'mask_score', 'outside', 'map_std', 'head_std', 'head_disagreement', 'expected_gain', 'ood_score', 'mask', 'mask_pixels', 'reasons', 'error'];
   const lines = [head.join(',')];
   for (const r of rows) {
     lines.push(
       [
         r.image, r.status, r.label, r.predicted, ...classes.map((k) => r.probabilities?.[k]), r.decision, r.priority,
-        r.uncertainty?.entropy, r.uncertainty?.mi, r.uncertainty?.maskScore, r.uncertainty?.outside, r.uncertainty?.mapStd, r.ood?.score, r.mask, r.maskPixels,
+        r.uncertainty?.entropy, r.uncertainty?.mi, r.uncertainty?.maskScore, r.uncertainty?.outside, r.uncertainty?.mapStd, r.uncertainty?.headStd, r.uncertainty?.headDisagreement, r.uncertainty?.expectedGain, r.ood?.score, r.mask, r.maskPixels,
         (r.reasons ?? []).join('; '), r.error,
       ].map(q).join(','),
     );
