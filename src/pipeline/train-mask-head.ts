@@ -27,9 +27,9 @@ import { mulberry32 } from '../core/random.js';
 import type { InputGeometry } from '../core/preprocess.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readVolume } from '../io/index.js';
-import { attachMaskHead, MASK_LOGIT_OUTPUT } from '../runtime/mask-head-onnx.js';
+import { attachMaskHead, MASK_LOGIT_OUTPUT, MASK_PROBABILITY_OUTPUT } from '../runtime/mask-head-onnx.js';
 import { decodeOnnx, encodeOnnx } from '../runtime/onnx-graph.js';
-import { resolveModel } from '../runtime/manifest.js';
+import { resolveModel, type ClassifierManifest } from '../runtime/manifest.js';
 import type { Device } from '../runtime/session.js';
 import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel } from './ensemble.js';
 import { runEpochs, type TrainHeadProgress } from './train-head.js';
@@ -104,7 +104,11 @@ export interface MaskHeadFile {
   head: MaskHead;
   /** Reviewed masks it was trained on. */
   trainedOn?: { images: number; lesionImages: number };
+  /** `mask-head.onnx`: image in (the parent's input and preprocessing), per-cell logit / probability out. */
   onnx: string;
+  input?: ClassifierManifest['input'];
+  preprocess?: ClassifierManifest['preprocess'];
+  outputs?: { logit: string; probability: string; upsample: string };
   card: string;
 }
 
@@ -321,7 +325,10 @@ async function writeOutputs(r: TrainMaskHeadResult, model: EnsembleModel, opts: 
   if (worst > 1e-3) throw new MedmaskError('INTERNAL', `the written mask head disagrees with the trained one (max |Δ logit| = ${worst.toExponential(2)})`, { hint: 'please report this with the model and command line' });
   r.selfCheck = { images: check.length, maxAbsDiff: worst };
   opts.onProgress?.({ phase: 'write', file: files.head });
-  const headFile: MaskHeadFile = { format: MASK_HEAD_FORMAT, parent: r.parent, head: r.head, trainedOn: { images: r.images, lesionImages: r.lesionImages }, onnx: 'mask-head.onnx', card: 'card.md' };
+  const headFile: MaskHeadFile = { format: MASK_HEAD_FORMAT, parent: r.parent, head: r.head, trainedOn: { images: r.images, lesionImages: r.lesionImages },
+    onnx: 'mask-head.onnx', input: model.manifest.input, ...(model.manifest.preprocess ? { preprocess: model.manifest.preprocess } : {}),
+    outputs: { logit: MASK_LOGIT_OUTPUT, probability: MASK_PROBABILITY_OUTPUT, upsample: 'as the CAMs: upsample the logit to the image (bilinear to the input, crop, resize), then the sigmoid' },
+    card: 'card.md' };
   await atomicWrite(files.onnx, bytes);
   await atomicWrite(files.head, JSON.stringify(headFile) + '\n');
   const t = r.training;

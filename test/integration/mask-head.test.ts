@@ -77,6 +77,8 @@ test('train-mask-head (CLI) from reviewed masks; annotate with the head beats th
 
   // the written full model (image in) gives the TypeScript head's logits on a held-out image
   const loaded = await loadMaskHead(out);
+  assert.equal(loaded.trainedOn?.images, 20);
+  assert.equal(loaded.input?.height, 256, 'the manifest names the input of mask-head.onnx');
   const [m] = await loadEnsemble([MODEL]);
   const s = await ort.InferenceSession.create(readFileSync(join(out, 'mask-head.onnx')));
   try {
