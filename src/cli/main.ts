@@ -14,6 +14,7 @@ import { registerPhantoms } from './phantoms.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
 import { registerTrainHead } from './train-head.js';
+import { registerTrainMaskHead } from './train-mask-head.js';
 import { registerExplain } from './explain.js';
 import { registerAtlas } from './atlas.js';
 import { registerServe } from './serve.js';
@@ -87,6 +88,7 @@ export function buildProgram(): Command {
   registerDataset(program);
   registerModelInspect(program);
   registerTrainHead(program);
+  registerTrainMaskHead(program);
   registerExplain(program);
   registerAtlas(program);
   registerPhantoms(program);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { trainHead, type TrainHeadResult } from '../pipeline/train-head.js';
-import { startProgress, type Progress } from './output.js';
+import { withTrainingProgress } from './train-progress.js';
 
 interface Flags {
   backbone: string;
@@ -92,15 +92,10 @@ export function registerTrainHead(program: Command): void {
         throw new MedmaskError('USAGE', `--class-weights "${f.classWeights}" must be balanced or none`);
       }
       if (f.device !== 'cpu' && f.device !== 'cuda') throw new MedmaskError('USAGE', `--device "${f.device}" must be cpu or cuda`);
-      const controller = new AbortController();
-      const onSigint = (): void => controller.abort(new MedmaskError('USAGE', 'interrupted'));
-      process.once('SIGINT', onSigint);
-      let bar: Progress | undefined;
-      let phase = '';
-      let lastDone = 0;
-      const quiet = !!f.json;
-      try {
-        const r = await trainHead({
+      const device = f.device;
+      const classWeights = f.classWeights;
+      const r = await withTrainingProgress('train-head', 'features', !!f.json, (signal, onProgress) =>
+        trainHead({
           backbone: f.backbone,
           labels: f.labels,
           out: f.out,
@@ -119,49 +114,17 @@ export function registerTrainHead(program: Command): void {
           patience: number('patience', f.patience),
           seed: number('seed', f.seed),
           batch: number('batch', f.batch),
-          classWeights: f.classWeights,
+          classWeights,
           ...(f.cache ? { cache: f.cache } : {}),
           ...(f.name ? { name: f.name } : {}),
           ...(f.threads ? { threads: number('threads', f.threads) } : {}),
-          device: f.device,
+          device,
           extractOnly: !!f.extractOnly,
-          signal: controller.signal,
-          onProgress: (e) => {
-            if (e.phase === 'extract') {
-              if (phase !== 'extract') {
-                phase = 'extract';
-                bar = startProgress('features', e.total, { quiet });
-              }
-              if (e.done > lastDone) {
-                bar?.tick(e.done - lastDone, e.cached ? `${e.cached} from the cache` : '');
-                lastDone = e.done;
-              }
-            } else if (e.phase === 'train') {
-              if (phase !== 'train') {
-                bar?.stop();
-                phase = 'train';
-                bar = startProgress('training', e.epochs, { quiet });
-              }
-              const r = e.record;
-              bar?.tick(1, `loss ${r.trainLoss.toFixed(3)}${Number.isFinite(r.valLoss) ? ` val ${r.valLoss.toFixed(3)} acc ${(100 * r.valAccuracy).toFixed(0)}%` : ''}`);
-            } else if (phase !== 'write') {
-              bar?.stop();
-              phase = 'write';
-            }
-          },
-        });
-        bar?.stop();
-        if (f.json) process.stdout.write(JSON.stringify(r, (k, v: unknown) => (k === 'head' ? undefined : v), 2) + '\n');
-        else print(r, (l) => process.stdout.write(l + '\n'));
-      } catch (e) {
-        bar?.stop();
-        if (controller.signal.aborted) {
-          process.stderr.write('medmask: train-head interrupted; the features extracted so far are cached: run the same command again to resume\n');
-          process.exit(130);
-        }
-        throw e;
-      } finally {
-        process.removeListener('SIGINT', onSigint);
-      }
+          signal,
+          onProgress,
+        }),
+      );
+      if (f.json) process.stdout.write(JSON.stringify(r, (k, v: unknown) => (k === 'head' ? undefined : v), 2) + '\n');
+      else print(r, (l) => process.stdout.write(l + '\n'));
     });
 }

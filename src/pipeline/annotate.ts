@@ -15,6 +15,7 @@ import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { countOn, binarize } from '../core/masks/binary.js';
 import { temperatureScale } from '../core/uncertainty/calibration.js';
 import { buildMask, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../core/masks/pipeline.js';
+import { maskHeadMaps, type MaskHead } from '../core/train/mask-head.js';
 import { dice } from '../core/metrics/segmentation.js';
 import { mapToImage } from '../core/preprocess.js';
 import { entropy } from '../core/uncertainty/mc-dropout.js';
@@ -29,6 +30,7 @@ import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel, type Model
 import { readResults } from './evaluate.js';
 import { loadOod, passMi, scoreOod, type LoadedOod } from './ood.js';
 import type { Decision, ImageResult, ModelVerdict, RunInfo } from './run-format.js';
+import { loadMaskHead } from './train-mask-head.js';
 
 /** One image to annotate. */
 export interface AnnotateItem {
@@ -54,6 +56,12 @@ export interface DecisionThresholds {
   outside: number;
 }
 
+/**
+ * Default weight of a mask head's lesion probability in its model's map (the rest is the
+ * normalised XGrad-CAM); chosen on the tuning phantoms (seed 5555), see docs/annotate.md.
+ */
+export const DEFAULT_MASK_HEAD_WEIGHT = 0.3;
+
 /** Default decision thresholds. */
 export const DEFAULT_THRESHOLDS: DecisionThresholds = { entropy: 0.5, mi: 0.05, maskScore: 0.5, outside: 0.85 };
 
@@ -75,6 +83,13 @@ export interface AnnotateOptions {
   threads?: number;
   /** Start again instead of resuming. */
   fresh?: boolean;
+  /**
+   * Mask heads from `medmask train-mask-head` (folders or `mask-head.json`); each is matched to
+   * the ensemble model whose ONNX it was trained on (sha256). Models without one keep their CAM.
+   */
+  maskHeads?: string[];
+  /** Weight w of a mask head's probability in its model's map: w·P_head + (1 − w)·CAM (default {@link DEFAULT_MASK_HEAD_WEIGHT}). */
+  maskHeadWeight?: number;
   /** Extra facts for run.json (paths of the images and labels as given). */
   source?: { images: string; labels?: string };
   onProgress?: (done: number, total: number, note?: string) => void;
@@ -164,6 +179,15 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
   const seed = opts.seed ?? 0;
   const normal = new Set(opts.normalClasses ?? ['healthy', 'normal', 'negative']);
   const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
+  const headWeight = opts.maskHeadWeight ?? DEFAULT_MASK_HEAD_WEIGHT;
+  if (!(headWeight >= 0 && headWeight <= 1)) throw new MedmaskError('USAGE', `--mask-head-weight ${headWeight} must be in [0, 1]`, { hint: `e.g. --mask-head-weight ${DEFAULT_MASK_HEAD_WEIGHT}` });
+  let heads: (LoadedMaskHead | undefined)[];
+  try {
+    heads = await matchMaskHeads(opts.maskHeads ?? [], models);
+  } catch (e) {
+    await releaseEnsemble(models);
+    throw e;
+  }
   const t0 = performance.now();
   const stage: Record<string, number> = { read: 0, forward: 0, cam_mc: 0, fusion: 0, write: 0 };
   const decisions: Record<Decision, number> = { accept: 0, review: 0, ood: 0 };
@@ -200,7 +224,10 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
         const t = oods[k]?.stats.temperature?.temperature;
         return { name: m.name, path: m.path, sha256: m.sha256, classes: m.manifest.classes, target: m.session.target, ...(t !== undefined ? { temperature: t } : {}) };
       }),
-      options: { mcSamples: T, thresholds: th, normalClasses: [...normal], oodDir: opts.oodDir ?? null, node: process.version },
+      options: {
+        mcSamples: T, thresholds: th, normalClasses: [...normal], oodDir: opts.oodDir ?? null, node: process.version,
+        ...(heads.some(Boolean) ? { maskHeads: heads.map((h) => (h ? { path: h.path, reviewedMasks: h.reviewedMasks } : null)), maskHeadWeight: headWeight } : {}),
+      },
     };
     await atomicWrite(join(opts.out, 'pipeline.json'), JSON.stringify(pipeline, null, 1) + '\n');
     await atomicWrite(join(opts.out, 'run.json'), JSON.stringify(runInfo, null, 1) + '\n');
@@ -220,7 +247,7 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
         }
         let r: ImageResult;
         try {
-          r = await annotateOne(item, stem, models, oods, { pipeline, th, T, seed: seed + idx, normal, out: opts.out, stage });
+          r = await annotateOne(item, stem, models, oods, { pipeline, th, T, seed: seed + idx, normal, out: opts.out, stage, heads, headWeight });
           decisions[r.decision!]++;
           done++;
         } catch (e) {
@@ -267,6 +294,8 @@ interface OneContext {
   normal: Set<string>;
   out: string;
   stage: Record<string, number>;
+  heads: readonly (LoadedMaskHead | undefined)[];
+  headWeight: number;
 }
 
 async function annotateOne(item: AnnotateItem, stem: string, models: readonly EnsembleModel[], oods: readonly (LoadedOod | undefined)[], c: OneContext): Promise<ImageResult> {
@@ -301,6 +330,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   const othersMaps: typeof maps = [];
   const meanProbs = new Float64Array(K);
   const ood: { mahalanobis?: number; energy: number; mi: number; margin?: number }[] = [];
+  const headMaps: { probability: Float32Array; std?: Float32Array }[] = [];
   for (const [k, m] of models.entries()) {
     const p = passes[k]!;
     const e = explainActivation(m.session.head, p.activation, {
@@ -321,8 +351,18 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     ood.push(o ? scoreOod(o, p, c.T > 0 ? mi : passMi(m, p, 20, c.seed)) : { energy: energy(p.logits), mi });
     if (!isNormal) {
       const cm = e.maps[0]!;
-      const img = mapToImage(cm.normalized, e.width, e.height, p.pre.geometry).image;
-      const std = cm.std ? mapToImage(cm.std, e.width, e.height, p.pre.geometry).image : undefined;
+      let img = mapToImage(cm.normalized, e.width, e.height, p.pre.geometry).image;
+      let std = cm.std ? mapToImage(cm.std, e.width, e.height, p.pre.geometry).image : undefined;
+      const head = c.heads[k];
+      if (head) {
+        // the documented fusion rule: the head's lesion probability replaces a share w of the CAM
+        const hm = maskHeadMaps(head.head, p.activation.data, e.width, e.height, p.pre.geometry, { samples: c.T, seed: c.seed + 7919 * k });
+        headMaps.push({ probability: hm.probability, ...(hm.std ? { std: hm.std } : {}) });
+        const w = c.headWeight;
+        const camImg = img;
+        img = Float32Array.from(camImg, (v, q) => w * hm.probability[q]! + (1 - w) * v);
+        if (hm.std) std = std ? Float32Array.from(std, (v, q) => w * hm.std![q]! + (1 - w) * v) : hm.std;
+      }
       (pred === ti ? maps : othersMaps).push({ map: img, ...(std ? { std } : {}), confidence: probs[ti]! });
     }
   }
@@ -378,6 +418,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
       mapStd = n ? sum / n : 0;
     }
   }
+  const headU = headMaps.length && !isNormal ? headUncertainty(headMaps, mask, roi) : undefined;
   if (noneAgree) reasons.push(`no model agrees with "${target}" (${disagree.join('; ')}); the mask fuses every model's map for "${target}"`);
   lap('fusion');
   // Decision.
@@ -421,7 +462,11 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
     decision,
     reasons,
     priority: +priority.toFixed(6),
-    uncertainty: { entropy: H, mi: miMean, mapStd, maskScore, outside },
+    uncertainty: {
+      entropy: H, mi: miMean, mapStd, maskScore, outside,
+      ...(headU ? { headStd: headU.std, headDisagreement: headU.disagreement } : {}),
+      expectedGain: +expectedGain(Hn, mapStd, outside, headU?.disagreement).toFixed(6),
+    },
     ood: {
       energy: mean(ood.map((o) => o.energy)),
       mi: miMean,
@@ -449,6 +494,61 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   return out;
 }
 
+/**
+ * Expected gain of an expert review (active selection, docs/annotate.md): how unsure the fused map
+ * is (normalised entropy of the diagnosis, the maps' MC std inside the mask, the salient area left
+ * outside the mask) plus, with mask heads, how much the heads disagree with the final mask — the
+ * reviews that would change a mask most and teach the mask head most come first.
+ */
+export function expectedGain(entropyNorm: number, mapStd: number, outside: number, headDisagreement?: number): number {
+  return entropyNorm + Math.min(1, 4 * mapStd) + outside + (headDisagreement ?? 0);
+}
+
+/** The heads' own MC spread inside the mask and their disagreement with the final mask. */
+function headUncertainty(maps: readonly { probability: Float32Array; std?: Float32Array }[], mask: Uint8Array, roi: Uint8Array | undefined): { std: number; disagreement: number } {
+  const n = mask.length;
+  const own = new Uint8Array(n);
+  let sum = 0, cnt = 0;
+  for (let q = 0; q < n; q++) {
+    let p = 0, s = 0;
+    for (const m of maps) {
+      p += m.probability[q]! / maps.length;
+      s += (m.std?.[q] ?? 0) / maps.length;
+    }
+    own[q] = p > 0.5 && (!roi || roi[q]) ? 1 : 0;
+    if (mask[q]) {
+      sum += s;
+      cnt++;
+    }
+  }
+  return { std: cnt ? sum / cnt : 0, disagreement: countOn(own) + countOn(mask) ? 1 - dice(own, mask) : 0 };
+}
+
+/** A mask head matched to an ensemble model. */
+interface LoadedMaskHead {
+  path: string;
+  head: MaskHead;
+  /** Reviewed masks it was trained on, when the file says. */
+  reviewedMasks?: number;
+}
+
+/** Load the mask heads and match each to its model by the ONNX sha256. */
+async function matchMaskHeads(paths: readonly string[], models: readonly EnsembleModel[]): Promise<(LoadedMaskHead | undefined)[]> {
+  const out: (LoadedMaskHead | undefined)[] = models.map(() => undefined);
+  for (const p of paths) {
+    const f = await loadMaskHead(p);
+    const k = models.findIndex((m) => m.sha256 === f.parent.sha256);
+    if (k < 0) {
+      throw new MedmaskError('USAGE', `${p}: this mask head was trained on ${f.parent.name} (sha256 ${f.parent.sha256.slice(0, 12)}…), which is not one of the models (${models.map((m) => m.name).join(', ')})`, {
+        hint: 'pass the mask heads of these models, or train one with medmask train-mask-head --model …',
+      });
+    }
+    if (out[k]) throw new MedmaskError('USAGE', `${p}: ${models[k]!.name} already has a mask head (${out[k]!.path})`, { hint: 'pass one mask head per model' });
+    out[k] = { path: f.path, head: f.head, ...(f.trainedOn ? { reviewedMasks: f.trainedOn.images } : {}) };
+  }
+  return out;
+}
+
 /** Grey intensities of a 2D image (the mean of the colour channels; alpha ignored). */
 function greyOf(vol: Volume): ArrayLike<number> {
   const comps = vol.components;
@@ -469,13 +569,13 @@ async function writeCsv(path: string, rows: readonly ImageResult[], classes: rea
     const v = s === undefined || s === null ? '' : String(s).replace(/\s*\n\s*/g, ' ');
     return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
   };
-  const head = ['image', 'status', 'label', 'predicted', ...classes.map((k) => `p_${k}`), 'decision', 'priority', 'entropy', 'mi', 'mask_score', 'outside', 'map_std', 'ood_score', 'mask', 'mask_pixels', 'reasons', 'error'];
+  const head = ['image', 'status', 'label', 'predicted', ...classes.map((k) => `p_${k}`), 'decision', 'priority', 'entropy', 'mi', 'mask_score', 'outside', 'map_std', 'head_std', 'head_disagreement', 'expected_gain', 'ood_score', 'mask', 'mask_pixels', 'reasons', 'error'];
   const lines = [head.join(',')];
   for (const r of rows) {
     lines.push(
       [
         r.image, r.status, r.label, r.predicted, ...classes.map((k) => r.probabilities?.[k]), r.decision, r.priority,
-        r.uncertainty?.entropy, r.uncertainty?.mi, r.uncertainty?.maskScore, r.uncertainty?.outside, r.uncertainty?.mapStd, r.ood?.score, r.mask, r.maskPixels,
+        r.uncertainty?.entropy, r.uncertainty?.mi, r.uncertainty?.maskScore, r.uncertainty?.outside, r.uncertainty?.mapStd, r.uncertainty?.headStd, r.uncertainty?.headDisagreement, r.uncertainty?.expectedGain, r.ood?.score, r.mask, r.maskPixels,
         (r.reasons ?? []).join('; '), r.error,
       ].map(q).join(','),
     );

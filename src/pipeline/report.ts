@@ -38,7 +38,37 @@ async function thumb(path: string, size = 112): Promise<string> {
   return `data:image/png;base64,${buf.toString('base64')}`;
 }
 
+/**
+ * Mean lesion Dice of the run after an expert has reviewed the first k masks (a reviewed mask is
+ * taken as right, Dice 1), for the review order by expected gain and by priority: how fast each
+ * order brings the masks up (random order is the straight line to 1).
+ */
+function reviewCurves(ok: readonly ImageResult[], diceOf: Map<string, { dice?: number }>): { k: number[]; byGain: number[]; byPriority: number[] } | undefined {
+  const rows = ok.filter((r) => diceOf.get(r.image)?.dice !== undefined);
+  if (rows.length < 2 || !rows.some((r) => r.uncertainty?.expectedGain !== undefined)) return undefined;
+  const n = rows.length;
+  const curve = (key: (r: ImageResult) => number): number[] => {
+    const sorted = [...rows].sort((a, b) => key(b) - key(a));
+    let sum = sorted.reduce((a, r) => a + diceOf.get(r.image)!.dice!, 0);
+    const out = [sum / n];
+    for (const r of sorted) {
+      sum += 1 - diceOf.get(r.image)!.dice!;
+      out.push(sum / n);
+    }
+    return out;
+  };
+  return { k: Array.from({ length: n + 1 }, (_, i) => i), byGain: curve((r) => r.uncertainty?.expectedGain ?? 0), byPriority: curve((r) => r.priority ?? 0) };
+}
+
 const num = (v: number | undefined | null, d = 3) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(d));
+
+/** "mask heads trained on N reviewed masks" when the run fused mask heads. */
+function maskHeadNote(info: RunInfo): string {
+  const heads = (info.options as { maskHeads?: ({ reviewedMasks?: number } | null)[] }).maskHeads?.filter((h): h is { reviewedMasks?: number } => !!h);
+  if (!heads?.length) return '';
+  const counts = [...new Set(heads.map((h) => h.reviewedMasks).filter((c) => c !== undefined))];
+  return ` · ${heads.length} mask head(s)${counts.length ? `, trained on ${counts.join(' / ')} reviewed masks` : ''}`;
+}
 
 /**
  * Write RUN/report.html.
@@ -84,6 +114,17 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
         { title: 'Risk–coverage (1 − Dice of accepted masks)', xLabel: 'coverage (fraction accepted, most certain first)', yLabel: 'mean 1 − Dice', xRange: [0, 1] },
       ));
     }
+    const curve = reviewCurves(ok, diceOf);
+    if (curve) {
+      plots.push(lineChart(
+        [
+          { name: 'by expected gain', x: curve.k, y: curve.byGain },
+          { name: 'by priority', x: curve.k, y: curve.byPriority, color: '#b36b00' },
+          { name: 'random order', x: [0, curve.k[curve.k.length - 1]!], y: [curve.byGain[0]!, 1], dashed: true, color: '#999' },
+        ],
+        { title: 'Mean lesion Dice versus reviewed masks (each review makes its mask right)', xLabel: 'masks reviewed', yLabel: 'mean Dice', yRange: [Math.min(curve.byGain[0]!, 1) - 0.02, 1] },
+      ));
+    }
     const conf: number[] = [], corr: number[] = [];
     for (const r of ok) {
       const e = diceOf.get(r.image);
@@ -95,7 +136,7 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
   }
   const rows = ok.map((r) => {
     const e = diceOf.get(r.image);
-    return `<tr class="${r.decision}"><td>${esc(r.image)}</td><td>${esc(r.label ?? '')}</td><td>${esc(r.predicted ?? '')}</td><td>${r.decision}</td><td>${num(r.priority, 3)}</td><td>${num(r.uncertainty?.entropy)}</td><td>${num(r.uncertainty?.mi)}</td><td>${num(r.uncertainty?.maskScore)}</td><td>${num(r.uncertainty?.outside)}</td><td>${num(r.ood?.score, 2)}</td><td>${r.maskPixels ?? ''}</td><td>${num(e?.dice)}</td><td>${esc((r.reasons ?? []).join('; '))}</td></tr>`;
+    return `<tr class="${r.decision}"><td>${esc(r.image)}</td><td>${esc(r.label ?? '')}</td><td>${esc(r.predicted ?? '')}</td><td>${r.decision}</td><td>${num(r.priority, 3)}</td><td>${num(r.uncertainty?.entropy)}</td><td>${num(r.uncertainty?.mi)}</td><td>${num(r.uncertainty?.maskScore)}</td><td>${num(r.uncertainty?.outside)}</td><td>${num(r.uncertainty?.expectedGain)}</td><td>${num(r.ood?.score, 2)}</td><td>${r.maskPixels ?? ''}</td><td>${num(e?.dice)}</td><td>${esc((r.reasons ?? []).join('; '))}</td></tr>`;
   });
   const errRows = results.filter((r) => r.status !== 'ok').map((r) => `<li><b>${esc(r.image)}</b>: ${esc(r.error ?? '')}</li>`);
   const metrics = ev
@@ -108,10 +149,10 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
 th{cursor:pointer;background:#f6f6f6}.kv th{cursor:default}.grid{display:flex;flex-wrap:wrap;gap:10px}.card{margin:0;border:1px solid #ddd;border-radius:6px;padding:6px;width:360px}
 .card img{margin-right:4px;image-rendering:pixelated}.review .d,tr.review td:nth-child(4){color:#b36b00}.ood .d,tr.ood td:nth-child(4){color:#c00}.accept .d,tr.accept td:nth-child(4){color:#080}
 .plots{display:flex;flex-wrap:wrap;gap:16px}small{color:#555}</style></head><body>
-<h1>medmask annotate report</h1><p>${esc(run)} · started ${esc(info.started)} · ${info.models.map((m) => `<code>${esc(m.name)}</code> (${m.sha256.slice(0, 12)})`).join(', ')} · seed ${info.seed}</p>
+<h1>medmask annotate report</h1><p>${esc(run)} · started ${esc(info.started)} · ${info.models.map((m) => `<code>${esc(m.name)}</code> (${m.sha256.slice(0, 12)})`).join(', ')} · seed ${info.seed}${maskHeadNote(info)}</p>
 <p><b>${results.length}</b> images: <b class="accept">${counts.accept}</b> accepted, <b>${counts.review}</b> to review, <b>${counts.ood}</b> out of distribution, ${counts.error} failed${info.stageSeconds ? ` · ${Object.entries(info.stageSeconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}` : ''}</p>
 ${metrics}<div class="plots">${plots.join('')}</div>${gallery.join('')}
-<h2>All images</h2><table id="t"><thead><tr><th>image</th><th>label</th><th>predicted</th><th>decision</th><th>priority</th><th>entropy</th><th>MI</th><th>mask score</th><th>outside</th><th>OOD</th><th>mask px</th><th>Dice</th><th>reasons</th></tr></thead><tbody>${rows.join('')}</tbody></table>
+<h2>All images</h2><table id="t"><thead><tr><th>image</th><th>label</th><th>predicted</th><th>decision</th><th>priority</th><th>entropy</th><th>MI</th><th>mask score</th><th>outside</th><th>expected gain</th><th>OOD</th><th>mask px</th><th>Dice</th><th>reasons</th></tr></thead><tbody>${rows.join('')}</tbody></table>
 ${errRows.length ? `<h2>Failed images</h2><ul>${errRows.join('')}</ul>` : ''}
 <script>document.querySelectorAll('#t th').forEach((th,i)=>th.onclick=()=>{const tb=th.closest('table').tBodies[0];const rs=[...tb.rows];const dir=th.dataset.dir=th.dataset.dir==='1'?'-1':'1';
 rs.sort((a,b)=>{const x=a.cells[i].textContent,y=b.cells[i].textContent;const nx=parseFloat(x),ny=parseFloat(y);return (isNaN(nx)||isNaN(ny)?x.localeCompare(y):nx-ny)*dir;});rs.forEach(r=>tb.appendChild(r));});</script>

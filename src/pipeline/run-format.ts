@@ -66,6 +66,12 @@ export interface ImageResult {
     maskScore: number;
     /** Fraction of the salient area (fused map above its threshold) farther than 2.5 % of the image side from the mask. */
     outside?: number;
+    /** With mask heads: mean MC Dropout std of the heads' lesion probability inside the mask. */
+    headStd?: number;
+    /** With mask heads: 1 − Dice between the heads' own mask (mean probability > 0.5, in the ROI) and the final mask. */
+    headDisagreement?: number;
+    /** Expected gain of reviewing this image (active selection): see docs/annotate.md. */
+    expectedGain?: number;
   };
   ood?: { mahalanobis?: number; energy: number; mi: number; score?: number; threshold?: number };
   mask?: string;

@@ -188,6 +188,23 @@ export interface TrainHeadCard {
 
 const CACHE_FORMAT = 'medmask-feature-cache/1';
 
+/**
+ * Run a {@link fitHeadSteps} generator one epoch at a time, yielding to the event loop in between
+ * so that Ctrl-C (the CLI's abort) and a job's shutdown signal are heard during long training.
+ * @param steps - the generator
+ * @returns its result
+ * @example
+ * const fit = await runEpochs(fitHeadSteps(data, opts));
+ */
+export async function runEpochs(steps: Generator<EpochRecord, FitHeadResult, void>): Promise<FitHeadResult> {
+  let step = steps.next();
+  while (!step.done) {
+    await new Promise((ok) => setImmediate(ok));
+    step = steps.next();
+  }
+  return step.value;
+}
+
 function abortError(signal: AbortSignal): Error {
   const r = signal.reason;
   return r instanceof Error ? r : new DOMException('train-head was interrupted', 'AbortError');
@@ -490,13 +507,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<TrainHeadResult
     onEpoch: (record) => opts.onProgress?.({ phase: 'train', epoch: record.epoch, epochs, record }),
     shouldStop: () => opts.signal?.aborted ?? false,
   });
-  // one epoch at a time, yielding to the event loop in between so Ctrl-C (the CLI's abort) is heard
-  let step = steps.next();
-  while (!step.done) {
-    await new Promise((ok) => setImmediate(ok));
-    step = steps.next();
-  }
-  const fit = step.value;
+  const fit = await runEpochs(steps);
   if (opts.signal?.aborted) throw abortError(opts.signal);
   const trainSeconds = (performance.now() - t1) / 1000;
   const training = {

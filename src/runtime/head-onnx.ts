@@ -126,18 +126,21 @@ export function pruneToTensor(model: OnnxModel, tensor: string): OnnxModel {
   return copy;
 }
 
-function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
+/** A float32 initializer (little-endian raw data). */
+export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
   const raw = new Uint8Array(values.length * 4);
   const dv = new DataView(raw.buffer);
   for (let i = 0; i < values.length; i++) dv.setFloat32(i * 4, values[i]!, true);
   return onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: raw });
 }
 
-function attrInt(name: string, i: number): InstanceType<typeof onnx.AttributeProto> {
+/** An INT attribute. */
+export function attrInt(name: string, i: number): InstanceType<typeof onnx.AttributeProto> {
   return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
 }
 
-function attrFloat(name: string, f: number): InstanceType<typeof onnx.AttributeProto> {
+/** A FLOAT attribute. */
+export function attrFloat(name: string, f: number): InstanceType<typeof onnx.AttributeProto> {
   return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f });
 }
 

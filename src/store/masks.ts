@@ -79,7 +79,7 @@ export async function ensureMask(db: Kysely<Database> | Transaction<Database>, i
   const now = nowIso();
   await db
     .insertInto('masks')
-    .values({ id: newId(), image_id: imageId, target, current_version: 0, status: 'open', priority: init.priority ?? 0, decision: init.decision ?? null, prediction_id: null, claimed_by: null, claimed_at: null, created_at: now, updated_at: now })
+    .values({ id: newId(), image_id: imageId, target, current_version: 0, status: 'open', priority: init.priority ?? 0, decision: init.decision ?? null, prediction_id: null, expected_gain: null, claimed_by: null, claimed_at: null, created_at: now, updated_at: now })
     .onConflict((oc) => oc.columns(['image_id', 'target']).doNothing())
     .execute();
   return db.selectFrom('masks').selectAll().where('image_id', '=', imageId).where('target', '=', target).executeTakeFirstOrThrow();
@@ -143,6 +143,8 @@ export interface PredictionInput {
   /** accept | review | ood */
   decision: string;
   priority: number;
+  /** Expected gain of a review (active selection), when the pipeline gave one. */
+  expectedGain?: number | null;
   heatmapBlob?: string | null;
   uncertaintyBlob?: string | null;
   attentionBlob?: string | null;
@@ -180,7 +182,7 @@ export async function recordPrediction(db: Kysely<Database>, p: PredictionInput)
     .execute();
   const pred = await db.selectFrom('predictions').select('id').where('job_id', '=', p.jobId).where('image_id', '=', p.imageId).where('target', '=', p.target).executeTakeFirstOrThrow();
   const mask = await ensureMask(db, p.imageId, p.target);
-  await db.updateTable('masks').set({ priority: p.priority, decision: p.decision, prediction_id: pred.id, updated_at: nowIso() }).where('id', '=', mask.id).execute();
+  await db.updateTable('masks').set({ priority: p.priority, decision: p.decision, prediction_id: pred.id, updated_at: nowIso(), ...(p.expectedGain !== undefined ? { expected_gain: p.expectedGain } : {}) }).where('id', '=', mask.id).execute();
   const version = p.maskBlob ? await addJobVersion(db, mask.id, p.jobId, p.maskBlob) : null;
   return { predictionId: pred.id, maskId: mask.id, version };
 }

@@ -254,9 +254,24 @@ const deploymentSettings: Migration = {
   },
 };
 
+/**
+ * Active selection (issue 16): a review case's expected gain — how much a review would change its
+ * mask and teach the mask head — from the newest prediction, and an index for the queue ordered by it.
+ */
+const maskExpectedGain: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('masks').addColumn('expected_gain', 'double precision').execute();
+    await db.schema.createIndex('masks_queue_gain').on('masks').columns(['status', 'expected_gain desc', 'id']).execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropIndex('masks_queue_gain').ifExists().execute();
+    await db.schema.alterTable('masks').dropColumn('expected_gain').execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0013_mask_expected_gain': maskExpectedGain };
 }
 
 /**

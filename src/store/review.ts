@@ -21,6 +21,8 @@ export interface ReviewQueueQuery {
   /** "me" (claimed by `userId`), "none" (unclaimed) or "any". */
   claimed: 'me' | 'none' | 'any';
   userId: string;
+  /** "priority" (default) or "gain": expected gain of a review descending (active selection, issue 16). */
+  order?: 'priority' | 'gain';
   limit: number;
   offset: number;
 }
@@ -34,6 +36,8 @@ export interface ReviewQueueItem {
   datasetName: string;
   target: string;
   priority: number;
+  /** Expected gain of a review (active selection); null before a prediction that computes it. */
+  expectedGain: number | null;
   decision: string | null;
   status: MaskStatus;
   currentVersion: number;
@@ -61,7 +65,8 @@ export async function reviewQueue(db: Kysely<Database>, q: ReviewQueueQuery): Pr
       .innerJoin('images', 'images.id', 'masks.image_id')
       .innerJoin('datasets', 'datasets.id', 'images.dataset_id')
       .leftJoin('users', 'users.id', 'masks.claimed_by')
-      .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
+      .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.expected_gain', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
+      .$if(q.order === 'gain', (qb) => qb.orderBy('masks.expected_gain', (ob) => ob.desc().nullsLast()))
       .orderBy('masks.priority', 'desc')
       .orderBy('masks.id')
       .limit(q.limit)
@@ -70,7 +75,7 @@ export async function reviewQueue(db: Kysely<Database>, q: ReviewQueueQuery): Pr
   ]);
   return {
     total: Number(total.n),
-    items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
+    items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, expectedGain: r.expected_gain, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
   };
 }
 

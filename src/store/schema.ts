@@ -164,6 +164,8 @@ export interface MasksTable {
   status: MaskStatus;
   priority: number;
   decision: string | null;
+  /** Expected gain of a review (active selection; null before a prediction gave one). */
+  expected_gain: number | null;
   prediction_id: string | null;
   claimed_by: string | null;
   claimed_at: string | null;

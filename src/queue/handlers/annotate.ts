@@ -37,6 +37,8 @@ export interface AnnotateJobInput {
   seed?: number;
   /** The structure the candidate masks are for, i.e. the review case (default "lesion"). */
   target?: string;
+  /** Mask heads to fuse: blob hashes of `mask-head.json` files written by a train-mask-head job. */
+  maskHeads?: string[];
 }
 
 /** The package root (relative model paths resolve against it). */
@@ -56,7 +58,7 @@ export function resolveModelPath(p: string): string {
 function validate(raw: unknown): AnnotateJobInput {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) usage('input must be an object');
   const o = raw as Record<string, unknown>;
-  const known = ['datasetId', 'models', 'labelKind', 'labelMap', 'pipeline', 'mcSamples', 'seed', 'target'];
+  const known = ['datasetId', 'models', 'labelKind', 'labelMap', 'pipeline', 'mcSamples', 'seed', 'target', 'maskHeads'];
   const extra = Object.keys(o).filter((k) => !known.includes(k));
   if (extra.length) usage(`unknown field(s) ${extra.join(', ')}`);
   if (typeof o.datasetId !== 'string' || !o.datasetId.trim() || o.datasetId.length > 100) usage(`datasetId ${JSON.stringify(o.datasetId)} must be a data set id (the annotate pipeline runs on one stored data set)`);
@@ -80,7 +82,9 @@ function validate(raw: unknown): AnnotateJobInput {
   if (o.mcSamples !== undefined && (!Number.isInteger(o.mcSamples) || (o.mcSamples as number) < 0 || (o.mcSamples as number) > 200)) usage(`mcSamples ${JSON.stringify(o.mcSamples)} must be a whole number from 0 to 200`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) usage(`seed ${JSON.stringify(o.seed)} must be an integer`);
   if (o.target !== undefined && (typeof o.target !== 'string' || !o.target.trim() || o.target.length > 100)) usage('target must be a non-empty name of at most 100 characters');
+  if (o.maskHeads !== undefined && (!Array.isArray(o.maskHeads) || o.maskHeads.length > 16 || !o.maskHeads.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)))) usage('maskHeads must be a list of blob hashes (the "maskHead" of each head in a train-mask-head job\'s result)');
   return {
+    ...(o.maskHeads !== undefined ? { maskHeads: o.maskHeads as string[] } : {}),
     datasetId: o.datasetId,
     models,
     labelKind,
@@ -122,6 +126,13 @@ async function run(ctx: JobContext): Promise<unknown> {
   }
   await ctx.progress(0.05, `exported ${images.length} image(s)`);
   const out = join(ctx.workDir, 'run');
+  const maskHeads: string[] = [];
+  for (const [k, h] of (input.maskHeads ?? []).entries()) {
+    const dir = join(ctx.workDir, `mask-head-${k}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'mask-head.json'), await ctx.blobs.get(h));
+    maskHeads.push(dir);
+  }
   let summary;
   try {
     summary = await annotate({
@@ -132,6 +143,7 @@ async function run(ctx: JobContext): Promise<unknown> {
       ...(input.pipeline ? { pipeline: input.pipeline } : {}),
       ...(input.mcSamples !== undefined ? { mcSamples: input.mcSamples } : {}),
       ...(input.seed !== undefined ? { seed: input.seed } : {}),
+      ...(maskHeads.length ? { maskHeads } : {}),
       onProgress: (d, t) => void ctx.progress(0.05 + (0.8 * d) / t, `annotated ${d}/${t}`),
     });
   } catch (e) {
@@ -163,6 +175,7 @@ async function run(ctx: JobContext): Promise<unknown> {
       oodScore: r.ood?.score ?? null,
       decision: r.decision ?? 'review',
       priority: r.priority ?? 0,
+      expectedGain: r.uncertainty?.expectedGain ?? null,
       heatmapBlob,
       uncertaintyBlob,
       maskBlob,

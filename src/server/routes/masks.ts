@@ -79,13 +79,13 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const maxBytes = ctx.settings.maxUploadBytes;
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: maxBytes }, (_req, body, done) => done(null, body));
 
-  app.get<{ Querystring: { project?: string; dataset?: string; status: string; decision?: string; target?: string; claimed?: 'me' | 'none' | 'any'; limit: number; offset: number } }>(
+  app.get<{ Querystring: { project?: string; dataset?: string; status: string; decision?: string; target?: string; claimed?: 'me' | 'none' | 'any'; order?: 'priority' | 'gain'; limit: number; offset: number } }>(
     '/api/review/queue',
     {
       config: { permission: 'read' },
       schema: {
         tags: ['review'],
-        summary: 'Review cases, most urgent first (priority descending), with filters and the total count',
+        summary: 'Review cases, most urgent first (priority descending; order=gain: expected gain of a review descending, for active selection), with filters and the total count',
         security: secured,
         querystring: {
           type: 'object',
@@ -96,6 +96,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
             decision: { type: 'string', maxLength: 20 },
             target: { type: 'string', maxLength: 100 },
             claimed: { type: 'string', enum: ['me', 'none', 'any'], default: 'any' },
+            order: { type: 'string', enum: ['priority', 'gain'], default: 'priority' },
             ...pageQuery,
           },
         },

@@ -1,0 +1,152 @@
+/**
+ * The mask head's math against independent references: central finite differences of a loss
+ * computed the other way round (1×1 convolution at activation resolution, then `mapToImage`,
+ * then softmax cross-entropy), and a known separating plane in channel space that training must
+ * recover.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { inputGeometry, mapToImage } from '../../src/core/preprocess.js';
+import { mulberry32 } from '../../src/core/random.js';
+import { fitHead } from '../../src/core/train/fit.js';
+import { headLoss, initHeadParams } from '../../src/core/train/head-net.js';
+import {
+  maskHeadFromFit, maskHeadLogits, maskHeadMaps, pixelFeatures, pixelInterpolation, samplePixels, splitByImage,
+} from '../../src/core/train/mask-head.js';
+
+function gauss(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+test('mask-head gradient (pixel rows of the interpolated activation) matches finite differences of conv → upsample → cross-entropy', () => {
+  const rand = mulberry32(3);
+  const C = 3, w = 4, h = 3;
+  // letterboxed 13 × 9 image in a 16 × 16 input: crop + antialiased resize, as for the CAMs
+  const geo = inputGeometry(13, 9, { width: 16, height: 16, channels: 3 }, 'letterbox');
+  const act = Float64Array.from({ length: C * w * h }, () => gauss(rand));
+  const interp = pixelInterpolation(w, h, geo);
+  const pixels = Int32Array.from({ length: 20 }, (_, i) => (i * 37) % (13 * 9));
+  const labels = Int32Array.from(pixels, (p) => (p % 3 === 0 ? 1 : 0));
+  const x = pixelFeatures(act, C, interp, pixels);
+  const p = initHeadParams({ inputs: C, hidden: 0, classes: 2 }, rand);
+  for (let i = 0; i < p.data.length; i++) p.data[i]! += 0.5 * gauss(rand);
+  const cw = [0.7, 1.6];
+  const wd = 0.03;
+  const g = headLoss(p, x, labels, { classWeights: cw, weightDecay: wd }).grad;
+  // the reference: each class's logit map at activation resolution, upsampled, softmax per pixel
+  const reference = (): number => {
+    const l = p.layers[0]!;
+    const maps = [0, 1].map((j) => {
+      const z = new Float64Array(w * h);
+      for (let c = 0; c < w * h; c++) {
+        let s = l.b[j]!;
+        for (let k = 0; k < C; k++) s += l.w[j * C + k]! * act[k * w * h + c]!;
+        z[c] = s;
+      }
+      return mapToImage(z, w, h, geo).image;
+    });
+    let num = 0, den = 0;
+    pixels.forEach((px, r) => {
+      const z0 = maps[0]![px]!, z1 = maps[1]![px]!;
+      const m = Math.max(z0, z1);
+      const lse = m + Math.log(Math.exp(z0 - m) + Math.exp(z1 - m));
+      const y = labels[r]!;
+      num += cw[y]! * (lse - (y ? z1 : z0));
+      den += cw[y]!;
+    });
+    let w2 = 0;
+    for (let i = 0; i < p.data.length; i++) if (p.decayMask[i]) w2 += p.data[i]! ** 2;
+    return num / den + 0.5 * wd * w2;
+  };
+  assert.ok(Math.abs(reference() - headLoss(p, x, labels, { classWeights: cw, weightDecay: wd, gradient: false }).loss) < 1e-5);
+  const hstep = 1e-4;
+  for (let i = 0; i < p.data.length; i++) {
+    const v = p.data[i]!;
+    p.data[i] = v + hstep;
+    const up = reference();
+    p.data[i] = v - hstep;
+    const down = reference();
+    p.data[i] = v;
+    const fd = (up - down) / (2 * hstep);
+    // float32 maps in the reference: agreement to ~1e-5, far below any gradient bug
+    assert.ok(Math.abs(fd - g[i]!) < 2e-4 * Math.max(1, Math.abs(fd)), `parameter ${i}: finite difference ${fd}, gradient ${g[i]}`);
+  }
+});
+
+test('a mask head trained on synthetic activations recovers the known separating plane', () => {
+  const rand = mulberry32(17);
+  const C = 5, w = 12, h = 12;
+  const plane = [1.5, -2, 0.5, 0, 1];
+  const offset = -0.8;
+  const geo = inputGeometry(w, h, { width: w, height: h, channels: 3 }, 'stretch'); // identity upsampling
+  const interp = pixelInterpolation(w, h, geo);
+  const images = 12;
+  const feats: number[] = [];
+  const ys: number[] = [];
+  const imageOfRow: number[] = [];
+  for (let im = 0; im < images; im++) {
+    const act = Float64Array.from({ length: C * w * h }, () => 2 * gauss(rand) + 3); // channel means ≠ 0, std 2
+    const mask = new Uint8Array(w * h);
+    for (let c = 0; c < w * h; c++) {
+      let s = offset;
+      for (let k = 0; k < C; k++) s += plane[k]! * (act[k * w * h + c]! - 3);
+      mask[c] = s > 0 ? 1 : 0;
+    }
+    const smp = samplePixels(mask, { perClass: 40, rand });
+    feats.push(...pixelFeatures(act, C, interp, smp.pixels));
+    ys.push(...smp.labels);
+    for (let r = 0; r < smp.labels.length; r++) imageOfRow.push(im);
+  }
+  const labels = Int32Array.from(ys);
+  const split = splitByImage(imageOfRow, images, 0.25, mulberry32(1));
+  assert.ok(split.val.length > 0 && split.val.every((r) => !split.train.includes(r)));
+  assert.deepEqual(new Set(Array.from(split.val, (r) => imageOfRow[r])).size, 3, 'a quarter of the 12 images, never split');
+  const fit = fitHead({ features: Float64Array.from(feats), dim: C, labels, classes: 2 }, { hidden: 0, dropout: 0, epochs: 300, lr: 0.05, weightDecay: 0, batch: 64, patience: 0, split, classWeights: 'none' });
+  const head = maskHeadFromFit(fit, 0);
+  // raw-space direction: weight_k / std_k, compared with the plane by cosine
+  const dir = head.weight.map((v, k) => v / head.std[k]!);
+  const dot = dir.reduce((a, v, k) => a + v * plane[k]!, 0);
+  const cos = dot / Math.hypot(...dir) / Math.hypot(...plane);
+  assert.ok(cos > 0.99, `cosine to the true plane ${cos}`);
+  // and the offset: the head's zero set passes through the plane's (raw-space intercept / scale)
+  const scale = dot / plane.reduce((a, v) => a + v * v, 0);
+  const intercept = head.bias - head.weight.reduce((a, v, k) => a + (v * head.mean[k]!) / head.std[k]!, 0) + dir.reduce((a, v) => a + v * 3, 0);
+  assert.ok(Math.abs(intercept / scale - offset) < 0.15, `offset ${intercept / scale} vs ${offset}`);
+  // a fresh image: pixel accuracy of the deterministic map
+  const act = Float64Array.from({ length: C * w * h }, () => 2 * gauss(rand) + 3);
+  const m = maskHeadMaps(head, act, w, h, geo);
+  let right = 0;
+  for (let c = 0; c < w * h; c++) {
+    let s = offset;
+    for (let k = 0; k < C; k++) s += plane[k]! * (act[k * w * h + c]! - 3);
+    if ((m.probability[c]! > 0.5) === (s > 0)) right++;
+  }
+  assert.ok(right / (w * h) > 0.97, `pixel accuracy ${right / (w * h)}`);
+});
+
+test('mask-head MC Dropout: no spread without dropout, a spread that grows with the rate, mean near the deterministic map', () => {
+  const rand = mulberry32(5);
+  const C = 8, w = 4, h = 4;
+  const geo = inputGeometry(8, 8, { width: 8, height: 8, channels: 1 }, 'stretch');
+  const act = Float64Array.from({ length: C * w * h }, () => gauss(rand));
+  const base = { format: 'medmask-mask-head/1' as const, channels: C, mean: new Array(C).fill(0), std: new Array(C).fill(1), weight: Array.from({ length: C }, () => gauss(rand)), bias: 0.1 };
+  const none = maskHeadMaps({ ...base, dropout: 0 }, act, w, h, geo, { samples: 10, seed: 1 });
+  assert.equal(none.std, undefined);
+  const spread = (rate: number) => {
+    const m = maskHeadMaps({ ...base, dropout: rate }, act, w, h, geo, { samples: 200, seed: 2 });
+    return m.std!.reduce((a, b) => a + b, 0) / m.std!.length;
+  };
+  const lo = spread(0.1), hi = spread(0.5);
+  assert.ok(lo > 0 && hi > 1.5 * lo, `mean std ${lo} at rate 0.1, ${hi} at 0.5`);
+  // inverted dropout keeps the expected logit: its MC mean equals the deterministic logit
+  const keepRand = mulberry32(9);
+  const T = 4000;
+  const sum = new Float64Array(w * h);
+  const keep = new Uint8Array(act.length);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < keep.length; i++) keep[i] = keepRand() < 0.3 ? 0 : 1;
+    maskHeadLogits({ ...base, dropout: 0.3 }, act, keep).forEach((v, i) => (sum[i]! += v / T));
+  }
+  const det = maskHeadLogits({ ...base, dropout: 0.3 }, act);
+  for (let i = 0; i < det.length; i++) assert.ok(Math.abs(sum[i]! - det[i]!) < 0.1, `cell ${i}: ${sum[i]} vs ${det[i]}`);
+});
