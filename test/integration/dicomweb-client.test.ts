@@ -1,0 +1,90 @@
+// The DICOMweb client against a real Orthanc (Debian orthanc + orthanc-dicomweb), seeded with
+// pydicom's multi-slice CT fixture through Orthanc's own REST API.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isMedmaskError } from '../../src/core/errors.js';
+import { DicomwebClient } from '../../src/dicomweb/client.js';
+import { startOrthanc, type OrthancService } from '../helpers/orthanc.js';
+import { freePort } from '../helpers/services.js';
+
+const FIX = new URL('../fixtures/dicom/', import.meta.url).pathname;
+const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { secrets: Record<string, string> };
+
+/** The DICOM files of a fixture folder (recursively; the README is not DICOM). */
+export function fixtureFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) out.push(...fixtureFiles(p));
+    else if (!f.endsWith('.txt') && !f.endsWith('.json')) out.push(p);
+  }
+  return out.sort();
+}
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+let orthanc: OrthancService;
+let tmp: string;
+const seriesFiles = fixtureFiles(join(FIX, 'series_oblique'));
+
+before(async () => {
+  orthanc = await startOrthanc({ auth: { username: 'medmask', password: 'pacs-secret-1' } });
+  await orthanc.seed(seriesFiles);
+  tmp = mkdtempSync(join(tmpdir(), 'medmask-dw-'));
+});
+after(async () => {
+  await orthanc?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const client = () => new DicomwebClient({ url: orthanc.dicomweb, auth: { type: 'basic', ...orthanc.auth! }, timeoutMs: 10_000 });
+
+test('QIDO-RS: series and studies found by patient id, date range, modality, accession number and description; misses find nothing', async () => {
+  const c = client();
+  const s = expected.secrets;
+  const byPid = await c.searchSeries({ patientId: s.PatientID });
+  assert.equal(byPid.length, 1);
+  assert.equal(byPid[0]!.modality, 'CT');
+  assert.equal(byPid[0]!.instances, seriesFiles.length);
+  assert.equal(byPid[0]!.accessionNumber, s.AccessionNumber);
+  assert.equal((await c.searchSeries({ accessionNumber: s.AccessionNumber, modality: 'CT' })).length, 1);
+  assert.equal((await c.searchSeries({ accessionNumber: s.AccessionNumber, modality: 'MR' })).length, 0);
+  assert.equal((await c.searchSeries({ patientId: 'nobody-here' })).length, 0);
+  assert.equal((await c.searchSeries({ seriesDescription: 'Oblique*' })).length, 1);
+  const studies = await c.searchStudies({ patientId: s.PatientID, studyDate: '19000101-' });
+  assert.equal(studies.length, 1);
+  assert.equal(studies[0]!.studyInstanceUid, byPid[0]!.studyInstanceUid);
+  assert.equal((await c.searchStudies({ patientId: s.PatientID, studyDate: '-19000101' })).length, 0);
+  const inst = await c.searchInstances(byPid[0]!.studyInstanceUid, byPid[0]!.seriesInstanceUid);
+  assert.equal(inst.length, seriesFiles.length);
+  c.close();
+});
+
+test('WADO-RS: the series comes back as the very files that were stored (multipart/related, byte for byte)', async () => {
+  const c = client();
+  const [s] = await c.searchSeries({ patientId: expected.secrets.PatientID });
+  const dir = mkdtempSync(join(tmp, 'wado-'));
+  let last = 0;
+  const r = await c.retrieveSeries(s!.studyInstanceUid, s!.seriesInstanceUid, dir, { onInstance: (p) => (last = p.instances) });
+  assert.equal(r.files.length, seriesFiles.length);
+  assert.equal(last, seriesFiles.length);
+  assert.deepEqual(r.files.map((f) => sha(readFileSync(f))).sort(), seriesFiles.map((f) => sha(readFileSync(f))).sort());
+  assert.equal(r.bytes, seriesFiles.reduce((n, f) => n + statSync(f).size, 0));
+  c.close();
+});
+
+test('errors name the endpoint and the status: wrong password (401), unknown series (404), archive down (refused)', async () => {
+  const wrong = new DicomwebClient({ url: orthanc.dicomweb, auth: { type: 'basic', username: 'medmask', password: 'nope' } });
+  await assert.rejects(wrong.searchSeries({}), (e) => isMedmaskError(e) && e.code === 'REMOTE_REFUSED' && e.message.includes(`GET ${orthanc.dicomweb}/series`) && /answered 401/.test(e.message) && !e.message.includes('nope'));
+  const c = client();
+  await assert.rejects(c.retrieveSeries('1.2.3', '1.2.3.4', tmp), (e) => isMedmaskError(e) && e.code === 'NOT_FOUND' && /answered 404/.test(e.message));
+  const down = new DicomwebClient({ url: `http://127.0.0.1:${await freePort()}/dicom-web`, timeoutMs: 2000 });
+  await assert.rejects(down.searchStudies({}), (e) => isMedmaskError(e) && e.code === 'REMOTE_UNAVAILABLE' && /connection refused/.test(e.message));
+  assert.throws(() => new DicomwebClient({ url: 'http://user:pw@127.0.0.1/dicom-web' }), (e) => isMedmaskError(e) && e.code === 'USAGE' && !e.message.includes('pw@'));
+  wrong.close();
+  c.close();
+});
