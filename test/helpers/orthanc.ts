@@ -6,11 +6,14 @@
  * for outage tests). Missing packages are installed by scripts/system-deps.mjs (as root) or named
  * in the error.
  *
- * A Lua `ReceivedInstanceFilter` refuses incoming SEG instances while the file named by
- * `refuseSegFlag` exists, so a test can make STOW-RS fail and then succeed.
+ * A Lua `ReceivedInstanceFilter` refuses incoming SEG instances (raises an error, so Orthanc does
+ * not store them) while the file named by `refuseSegFlag` exists, so a test can make STOW-RS fail
+ * and then succeed. (Returning false instead marks the instance "FilteredOut", which the DICOMweb
+ * plugin 1.7 reports as stored; the raised error gives a STOW answer that does not list the
+ * instance as stored — what medmask checks.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +33,10 @@ export interface OrthancService {
   refuseSegFlag: string;
   /** GET a REST path as JSON. */
   get<T = unknown>(path: string): Promise<T>;
+  /** POST JSON to a REST path, answer as JSON. */
+  post<T = unknown>(path: string, body: unknown): Promise<T>;
+  /** GET a REST path as bytes. */
+  bytes(path: string): Promise<Uint8Array>;
   /** Upload DICOM files through POST /instances. @returns the Orthanc ids of the instances */
   seed(files: readonly string[]): Promise<string[]>;
   /** Stop the process, keep the storage (then `start()` again). */
@@ -69,7 +76,7 @@ export async function startOrthanc(o: StartOrthancOptions = {}): Promise<Orthanc
   local f = io.open(${JSON.stringify(refuseSegFlag)}, "r")
   if f ~= nil then
     io.close(f)
-    if dicom.Modality == "SEG" then return false end
+    if dicom.Modality == "SEG" then error("medmask test archive refuses SEG instances") end
   end
   return true
 end
@@ -145,8 +152,20 @@ end
     return (await r.json()) as T;
   }
 
+  async function post<T>(path: string, body: unknown): Promise<T> {
+    const r = await fetch(`${url}${path}`, { method: 'POST', headers: authHeader, body: JSON.stringify(body) });
+    if (!r.ok) throw new Error(`Orthanc POST ${path}: ${r.status} ${await r.text()}`);
+    return (await r.json()) as T;
+  }
+
   await start();
   return {
+    post,
+    async bytes(path) {
+      const r = await fetch(`${url}${path}`, { headers: authHeader });
+      if (!r.ok) throw new Error(`Orthanc GET ${path}: ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    },
     url,
     dicomweb: `${url}/dicom-web`,
     ...(o.auth ? { auth: o.auth } : {}),
@@ -169,4 +188,15 @@ end
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The DICOM files of a fixture folder, recursively (README and JSON files left out), sorted. */
+export function fixtureFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) out.push(...fixtureFiles(p));
+    else if (!f.endsWith('.txt') && !f.endsWith('.json')) out.push(p);
+  }
+  return out.sort();
 }

@@ -3,27 +3,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMedmaskError } from '../../src/core/errors.js';
 import { DicomwebClient } from '../../src/dicomweb/client.js';
-import { startOrthanc, type OrthancService } from '../helpers/orthanc.js';
+import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
 import { freePort } from '../helpers/services.js';
 
 const FIX = new URL('../fixtures/dicom/', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { secrets: Record<string, string> };
-
-/** The DICOM files of a fixture folder (recursively; the README is not DICOM). */
-export function fixtureFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) out.push(...fixtureFiles(p));
-    else if (!f.endsWith('.txt') && !f.endsWith('.json')) out.push(p);
-  }
-  return out.sort();
-}
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
