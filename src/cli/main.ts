@@ -18,6 +18,7 @@ import { registerExplain } from './explain.js';
 import { registerAtlas } from './atlas.js';
 import { registerServe } from './serve.js';
 import { registerWorker } from './worker.js';
+import { registerDicomweb } from './dicomweb.js';
 import { reportError } from './output.js';
 import { MEDMASK_VERSION } from '../version.js';
 
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerEvaluate(program);
   registerServe(program);
   registerWorker(program);
+  registerDicomweb(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMedmaskError } from '../../src/core/errors.js';
 import { DicomwebClient } from '../../src/dicomweb/client.js';
+import { readVolume } from '../../src/io/index.js';
+import { cli } from '../helpers/cli.js';
 import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
 import { freePort } from '../helpers/services.js';
 
@@ -76,4 +78,37 @@ test('errors name the endpoint and the status: wrong password (401), unknown ser
   assert.throws(() => new DicomwebClient({ url: 'http://user:pw@127.0.0.1/dicom-web' }), (e) => isMedmaskError(e) && e.code === 'USAGE' && !e.message.includes('pw@'));
   wrong.close();
   c.close();
+});
+
+test('CLI: medmask dicomweb search | pull (a volume equal to reading the files) | push a SEG; a bad password exits 3 naming the endpoint', async () => {
+  process.env.MEDMASK_DICOMWEB_PASSWORD = orthanc.auth!.password;
+  const conn = ['--url', orthanc.dicomweb, '--user', orthanc.auth!.username];
+  const found = cli('dicomweb', 'search', ...conn, '--patient-id', expected.secrets.PatientID!, '--modality', 'CT', '--json');
+  assert.equal(found.code, 0, found.err);
+  const series = JSON.parse(found.out) as { studyInstanceUid: string; seriesInstanceUid: string }[];
+  assert.equal(series.length, 1);
+  const { studyInstanceUid: study, seriesInstanceUid: uid } = series[0]!;
+  const nii = join(tmp, 'pulled.nii.gz');
+  const pulled = cli('dicomweb', 'pull', ...conn, '--study', study, '--series', uid, '--out', nii);
+  assert.equal(pulled.code, 0, pulled.err);
+  assert.match(pulled.out, /de-identified/);
+  // `medmask convert` reads a folder with the same reader (the server test runs convert itself).
+  const [a, b] = [await readVolume(nii), await readVolume(join(FIX, 'series_oblique'))];
+  assert.deepEqual(a.shape, b.shape);
+  assert.deepEqual([...a.data], [...b.data]);
+  a.origin.forEach((v, i) => assert.ok(Math.abs(v - b.origin[i]!) < 1e-4));
+
+  const seg = join(FIX, '../dicom-seg/medmask.seg.dcm');
+  const pushed = cli('dicomweb', 'push', ...conn, seg);
+  assert.equal(pushed.code, 0, pushed.err);
+  assert.match(pushed.out, /^stored 2\.25\./m);
+  const segs = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { Modality: 'SEG' } });
+  assert.equal(segs.length, 1);
+
+  process.env.MEDMASK_DICOMWEB_PASSWORD = 'wrong';
+  const bad = cli('dicomweb', 'search', ...conn);
+  assert.equal(bad.code, 3);
+  assert.match(bad.err, /REMOTE_REFUSED/);
+  assert.ok(bad.err.includes(`${orthanc.dicomweb}/series`) && /401/.test(bad.err), bad.err);
+  delete process.env.MEDMASK_DICOMWEB_PASSWORD;
 });
