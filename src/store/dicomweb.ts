@@ -130,3 +130,10 @@ export async function updatePush(db: Db, id: string, set: Partial<Pick<DicomwebP
 export function listPushes(db: Db, maskId: string): Promise<DicomwebPushRow[]> {
   return db.selectFrom('dicomweb_pushes').selectAll().where('mask_id', '=', maskId).orderBy('created_at', 'desc').execute();
 }
+
+/** Record a (partial) label map read from a DICOM SEG as an original label of an image. */
+export async function insertSegLabel(db: Db, l: { imageId: string; blob: string; target: string; value: string; createdBy: string | null }): Promise<string> {
+  const id = newId();
+  await db.insertInto('labels').values({ id, image_id: l.imageId, kind: 'mask', value: l.value, blob: l.blob, target: l.target, provenance: 'original', job_id: null, created_at: nowIso(), created_by: l.createdBy }).execute();
+  return id;
+}

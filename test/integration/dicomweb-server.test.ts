@@ -15,7 +15,7 @@ import { getVolume } from '../../src/store/volumes.js';
 import { cli } from '../helpers/cli.js';
 import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
 import { segFrames, seqOf } from '../helpers/seg-frames.js';
-import { startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
+import { multipartBody, startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
 
 const FIX = new URL('../fixtures/dicom/', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { secrets: Record<string, string>; cases: Record<string, { original_uids: string[]; series_uid: string; shape: number[] }> };
@@ -169,6 +169,13 @@ test('edit, accept, push: Orthanc holds a SEG under the original patient, study 
   assert.deepEqual([...got], [...data]);
   const dciodvfy = spawnSync('dciodvfy', ['-new', segPath], { encoding: 'utf8' });
   if (!dciodvfy.error) assert.ok(!/^Error/m.test(dciodvfy.stderr), dciodvfy.stderr);
+
+  // And back in: the archive's SEG read as partial organ labels of the image (Liver → label 5).
+  const back = await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/seg`, ...multipartBody([{ name: 'from-pacs.seg.dcm', data: file }], { target: 'organs' }) });
+  assert.equal(back.statusCode, 201, back.body);
+  const label = await s.store.db.selectFrom('labels').selectAll().where('id', '=', back.json().id).executeTakeFirstOrThrow();
+  const lv = await getVolume(s.blobs, label.blob!);
+  assert.deepEqual([...lv.data], [...data].map((v) => v * 5));
 });
 
 test('a STOW refusal is recorded with the archive\'s reason, and a retry sends it; automatic push on accept', async () => {

@@ -8,10 +8,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import { DicomwebClient, checkEndpointUrl, type DicomwebAuth, type DicomwebEndpoint, type DicomwebQuery } from '../../dicomweb/client.js';
-import { createImport, createPush, createSource, getImport, getPush, getSource, importOfImage, listPushes, listSources, setSourceAutoPush, sourceEndpoint, sourceView, updateImport, updatePush, type DicomwebImportRow, type DicomwebPushRow } from '../../store/dicomweb.js';
+import { createImport, createPush, insertSegLabel, createSource, getImport, getPush, getSource, importOfImage, listPushes, listSources, setSourceAutoPush, sourceEndpoint, sourceView, updateImport, updatePush, type DicomwebImportRow, type DicomwebPushRow } from '../../store/dicomweb.js';
 import { createJob, getJob } from '../../store/jobs.js';
 import { getMask } from '../../store/masks.js';
-import { ensureDataset } from '../../store/volumes.js';
+import { ensureDataset, getVolume, labelVolume, putVolume } from '../../store/volumes.js';
+import { readFile, rm } from 'node:fs/promises';
+import { ABDOMEN_LABELS } from '../../core/phantom/abdomen.js';
+import { readDicomSeg } from '../../io/dicom-seg-read.js';
+import { receiveMultipart } from '../upload.js';
 import { audit } from '../audit.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -256,6 +260,54 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (push.status === 'sent') throw new MedmaskError('CONFLICT', `push ${push.id} was sent already`, { hint: 'push the mask again to send a new version' });
     return reply.code(202).send(pushView(await startPushJob(ctx, push, userOf(req).id)));
   });
+
+  app.post<{ Params: { id: string } }>(
+    '/api/images/:id/seg',
+    {
+      config: { permission: 'data:write' },
+      bodyLimit: ctx.settings.maxUploadBytes,
+      schema: {
+        tags: ['labels'],
+        summary: 'Import a DICOM SEG (from 3D Slicer, OHIF, …) as a partial label map of the image (multipart: the SEG file; fields "target" (default organs), "rename" JSON { SegmentLabel: organ }, "unknown" error|skip)',
+        consumes: ['multipart/form-data'],
+        security: secured,
+        params: idParams,
+      },
+    },
+    async (req, reply) => {
+      const img = await db.selectFrom('images').selectAll().where('id', '=', req.params.id).executeTakeFirst();
+      if (!img) throw new MedmaskError('NOT_FOUND', `no image ${req.params.id}`);
+      const up = await receiveMultipart(req, ctx, { maxFiles: 1 });
+      try {
+        const target = up.fields.target ?? 'organs';
+        if (target.length > 100) throw new MedmaskError('USAGE', 'target must be at most 100 characters');
+        let rename: Record<string, string> | undefined;
+        if (up.fields.rename) {
+          try {
+            rename = JSON.parse(up.fields.rename) as Record<string, string>;
+          } catch (e) {
+            throw new MedmaskError('USAGE', `rename is not JSON: ${(e as Error).message}`, { hint: '{ "SegmentLabel": "organ name", "2": "liver" }' });
+          }
+          if (!rename || typeof rename !== 'object' || Array.isArray(rename) || Object.values(rename).some((v) => typeof v !== 'string')) throw new MedmaskError('USAGE', 'rename must map segment labels (or numbers) to organ names', { hint: '{ "Leber": "liver" }' });
+        }
+        const unknown = up.fields.unknown === 'skip' ? 'skip' : 'error';
+        const organs = target === 'organs' ? Object.fromEntries(Object.entries(ABDOMEN_LABELS).map(([v, n]) => [n, Number(v)])) : undefined;
+        const file = up.files[0]!;
+        const r = readDicomSeg(new Uint8Array(await readFile(file.path)), { reference: await getVolume(ctx.blobs, img.blob), ...(organs ? { labels: organs } : {}), ...(rename ? { rename } : {}), unknown, label: file.name });
+        const data = Uint8Array.from(r.labels.data, (x) => {
+          if (x > 255) throw new MedmaskError('DATASET_INVALID', `${file.name}: label value ${x} does not fit a uint8 label map`);
+          return x;
+        });
+        const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+        const segments = r.segments.filter((s) => s.value !== undefined).map((s) => s.name);
+        const id = await insertSegLabel(db, { imageId: img.id, blob: hash, target, value: `dicom-seg:${segments.join(',')}`.slice(0, 500), createdBy: userOf(req).id });
+        req.auditDetails = { labelId: id, target, segments: segments.length };
+        return reply.code(201).send({ id, target, provenance: 'original', hash, segments: r.segments, overlapVoxels: r.overlapVoxels });
+      } finally {
+        await rm(up.dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   // Automatic push on accept: after a successful review, where the image's archive asks for it.
   app.addHook('onResponse', async (req, reply) => {
