@@ -51,6 +51,10 @@ export interface OrthancService {
 export interface StartOrthancOptions {
   /** Require HTTP basic auth with this user (default: no auth). */
   auth?: { username: string; password: string };
+  /** Let this process exit while Orthanc runs (it is killed on exit); for benchmark children. */
+  unref?: boolean;
+  /** Keep the storage in this folder (kept by stop(); for benchmarks); default: a temp folder, removed. */
+  storageDir?: string;
 }
 
 /**
@@ -66,7 +70,8 @@ export async function startOrthanc(o: StartOrthancOptions = {}): Promise<Orthanc
   const plugin = (orthancDicomwebPlugin as () => string | undefined)();
   if (!plugin) throw new Error('the Orthanc DICOMweb plugin (libOrthancDicomWeb.so) is missing: apt-get install -y orthanc-dicomweb');
   const dir = mkdtempSync(join(tmpdir(), 'medmask-orthanc-'));
-  mkdirSync(join(dir, 'storage'));
+  const storage = o.storageDir ?? join(dir, 'storage');
+  mkdirSync(storage, { recursive: true });
   const port = await freePort();
   const refuseSegFlag = join(dir, 'refuse-seg');
   const lua = join(dir, 'filter.lua');
@@ -84,8 +89,8 @@ end
   );
   const config = {
     Name: 'medmask-test',
-    StorageDirectory: join(dir, 'storage'),
-    IndexDirectory: join(dir, 'storage'),
+    StorageDirectory: storage,
+    IndexDirectory: storage,
     HttpPort: port,
     RemoteAccessAllowed: false,
     DicomServerEnabled: false,
@@ -115,6 +120,7 @@ end
     const fd = openSync(logPath, 'a');
     child = spawn('Orthanc', [cfgPath], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
+    if (o.unref) child.unref();
     const c = child;
     const t0 = Date.now();
     for (;;) {
