@@ -15,7 +15,7 @@ import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import type { Volume } from '../core/volume.js';
 import { remapUid } from '../io/deidentify.js';
 import { parseDicom } from '../io/dicom-parse.js';
-import { loadDicom } from '../io/dicom-series.js';
+import { readDicomFiles } from '../io/dicom-series.js';
 import type { DicomwebClient } from './client.js';
 
 /** Patient and study attributes kept (server-side only) so that a SEG goes back under the right patient and study. */
@@ -58,16 +58,21 @@ interface OnDisk {
   path: string;
   sop: string;
   instanceNumber: number | null;
+  /** The header (no pixel data), with the archive's identifiers. */
+  header: NaturalizedDataset;
 }
 
-async function scan(dir: string): Promise<OnDisk[]> {
+/** Headers of the .dcm files in `dir` not in `already` (a file cut off by a broken transfer is removed). */
+async function scan(dir: string, already: readonly OnDisk[] = []): Promise<OnDisk[]> {
   const out: OnDisk[] = [];
+  const done = new Set(already.map((a) => a.path));
   for (const f of (await readdir(dir)).filter((n) => n.endsWith('.dcm')).sort()) {
     const path = join(dir, f);
+    if (done.has(path)) continue;
     try {
       const { dataset } = parseDicom(new Uint8Array(await readFile(path)), path, { headerOnly: true });
       const n = Number(dataset.InstanceNumber);
-      out.push({ path, sop: String(dataset.SOPInstanceUID ?? ''), instanceNumber: Number.isFinite(n) && dataset.InstanceNumber !== undefined ? n : null });
+      out.push({ path, sop: String(dataset.SOPInstanceUID ?? ''), instanceNumber: Number.isFinite(n) && dataset.InstanceNumber !== undefined ? n : null, header: dataset });
     } catch {
       await rm(path, { force: true }); // a part cut off by a broken transfer: fetch it again
     }
@@ -92,18 +97,17 @@ export async function importSeries(client: DicomwebClient, study: string, series
   if (!expected.length) throw new MedmaskError('NOT_FOUND', `${where}: the archive lists no instances`, { hint: 'search again: the series may have been deleted or moved' });
   const total = expected.length;
   let have = await scan(o.dir);
-  const bytesBefore = 0;
-  let bytes = bytesBefore;
+  let bytes = 0;
   const known = new Set(have.map((h) => h.sop));
   let missing = expected.filter((e) => !known.has(e.sopInstanceUid));
   let n = (await readdir(o.dir)).length;
   const name = () => `instance-${String(++n).padStart(6, '0')}.dcm`;
   if (missing.length > total / 2) {
-    // Most of it is missing: one WADO-RS series retrieval (the parts already here are overwritten by name only if new).
+    // Most of it is missing: one WADO-RS series retrieval (duplicates of instances already here are removed below).
     o.onProgress?.(0, `retrieving ${total} instance(s)`);
     const r = await client.retrieveSeries(study, series, o.dir, { ...(o.signal ? { signal: o.signal } : {}), fileName: name, onInstance: (p) => o.onProgress?.(Math.min(1, (have.length + p.instances) / total), `retrieved ${Math.min(total, have.length + p.instances)}/${total} instance(s)`) });
     bytes += r.bytes;
-    have = await scan(o.dir);
+    have = [...have, ...(await scan(o.dir, have))];
   }
   const seen = new Map<string, OnDisk>();
   for (const h of have) {
@@ -128,10 +132,13 @@ export async function importSeries(client: DicomwebClient, study: string, series
     const names = stillMissing.map((m) => (m.instanceNumber !== null ? `InstanceNumber ${m.instanceNumber}` : 'an instance without InstanceNumber'));
     throw new MedmaskError('CORRUPT_FILE', `${where}: ${stillMissing.length} of ${total} instance(s) listed by the archive cannot be retrieved: ${names.join(', ')}`, { hint: 'the archive lists instances it cannot deliver; ask its administrator to check the series, then import again', details: { missingInstanceNumbers: stillMissing.map((m) => m.instanceNumber) } });
   }
-  const files = (await scan(o.dir)).filter((h) => expected.some((e) => e.sopInstanceUid === h.sop));
+  // Headers are parsed once per file: those fetched one by one are added to what is known.
+  const wanted = new Set(expected.map((e) => e.sopInstanceUid));
+  const files = [...seen.values(), ...(refetched ? await scan(o.dir, have) : [])].filter((h) => wanted.has(h.sop));
   let loaded;
   try {
-    loaded = await loadDicom(o.dir, { uidSalt: o.uidSalt, seriesUid: series });
+    // The files are known (and all of this series): read them directly, no second folder scan.
+    loaded = await readDicomFiles(files.map((f) => f.path), where, { uidSalt: o.uidSalt });
   } catch (e) {
     throw explainGap(e, where, files);
   }
@@ -145,7 +152,7 @@ export async function importSeries(client: DicomwebClient, study: string, series
   };
   const phi: Record<string, string> = {};
   for (const f of files) {
-    const { dataset } = parseDicom(new Uint8Array(await readFile(f.path)), f.path, { headerOnly: true });
+    const dataset = f.header;
     add(dataset.StudyInstanceUID, 'study');
     add(dataset.SeriesInstanceUID, 'series');
     add(dataset.FrameOfReferenceUID, 'frame-of-reference');

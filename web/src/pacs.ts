@@ -5,24 +5,13 @@
  */
 import { describeError, type Api } from './api.js';
 import { h, mount, toast } from './ui.js';
+import type { SeriesRecord as SeriesHit } from '../../src/dicomweb/records.js';
 
 interface Source {
   id: string;
   name: string;
   url: string;
   autoPush: boolean;
-}
-interface SeriesHit {
-  studyInstanceUid: string;
-  seriesInstanceUid: string;
-  patientId: string;
-  patientName: string;
-  studyDate: string;
-  accessionNumber: string;
-  studyDescription: string;
-  seriesDescription: string;
-  modality: string;
-  instances: number | null;
 }
 interface ImportState {
   id: string;
