@@ -3,11 +3,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMedmaskError } from '../../src/core/errors.js';
 import { DicomwebClient } from '../../src/dicomweb/client.js';
+import { importSeries } from '../../src/dicomweb/import-series.js';
 import { readVolume } from '../../src/io/index.js';
 import { cli } from '../helpers/cli.js';
 import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
@@ -111,4 +112,21 @@ test('CLI: medmask dicomweb search | pull (a volume equal to reading the files) 
   assert.match(bad.err, /REMOTE_REFUSED/);
   assert.ok(bad.err.includes(`${orthanc.dicomweb}/series`) && /401/.test(bad.err), bad.err);
   delete process.env.MEDMASK_DICOMWEB_PASSWORD;
+});
+
+test('import resumes: instances already on disk from an earlier try are kept, only the missing ones are fetched (one by one)', async () => {
+  const c = client();
+  const [s] = await c.searchSeries({ patientId: expected.secrets.PatientID });
+  const dir = mkdtempSync(join(tmp, 'resume-'));
+  // An earlier try got 4 of the 6 instances, and a fifth cut off mid-transfer.
+  seriesFiles.slice(0, 4).forEach((f, i) => copyFileSync(f, join(dir, `instance-00000${i + 1}.dcm`)));
+  writeFileSync(join(dir, 'instance-000005.dcm'), readFileSync(seriesFiles[4]!).subarray(0, 100));
+  const r = await importSeries(c, s!.studyInstanceUid, s!.seriesInstanceUid, { uidSalt: 'salt', dir });
+  assert.equal(r.refetched, 2);
+  assert.equal(r.instances, 6);
+  const ref = await readVolume(join(FIX, 'series_oblique'));
+  assert.deepEqual([...r.volume.data], [...ref.data]);
+  assert.equal(r.uidMap.filter((u) => u.kind === 'instance').length, 6);
+  assert.equal(r.phi.PatientID, expected.secrets.PatientID);
+  c.close();
 });
