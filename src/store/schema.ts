@@ -246,7 +246,7 @@ export interface DicomwebImportsTable {
   /** Original (archive) UIDs. */
   study_uid: string;
   series_uid: string;
-  /** queued | running | done | failed */
+  /** queued | running | retrying | done | failed */
   status: string;
   job_id: string | null;
   image_id: string | null;
@@ -273,7 +273,7 @@ export interface DicomwebPushesTable {
   mask_id: string;
   version: number;
   source_id: string;
-  /** queued | sent | refused | failed */
+  /** queued | sending | sent | refused (by the archive; final) | failed (archive unreachable; retried) */
   status: string;
   /** The archive's reason for a refusal, or the error. */
   reason: string | null;

@@ -213,6 +213,9 @@ test('faults: the archive down during an import (the job retries and finishes wh
   await waitFor(async () => (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json().attempts >= 2, 20_000, 'a failed try');
   const mid = (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json();
   assert.notEqual(mid.status, 'done');
+  const during = (await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
+  assert.equal(during.status, 'retrying');
+  assert.match(during.error, /REMOTE_UNAVAILABLE.*connection refused/);
   await orthanc.start();
   const job = await waitJob(s, imp.jobId);
   assert.equal(job.status, 'done', JSON.stringify(job));
@@ -225,4 +228,8 @@ test('faults: the archive down during an import (the job retries and finishes wh
   assert.match(String(failed.error), /CORRUPT_FILE/);
   assert.match(String(failed.error), /instance\(s\) missing between InstanceNumber \d+ and InstanceNumber \d+/);
   assert.ok(!String(failed.error).includes(gap['0020000E']!.Value![0]!), 'the archive UID is not in the job error');
+  assert.equal((await s.as('viewer', { url: `/api/dicomweb/imports/${gi.id}` })).json().status, 'failed');
+  const again = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/imports/${gi.id}/retry` });
+  assert.equal(again.statusCode, 202, again.body);
+  assert.notEqual(again.json().jobId, gi.jobId, 'a retry is a job of its own');
 });

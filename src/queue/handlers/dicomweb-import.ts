@@ -87,8 +87,10 @@ export function dicomwebImportHandler(o: { uidSalt: string }): JobHandler {
       } catch (e0) {
         // Job errors are shown to every reader: the archive's UIDs in them become medmask's.
         const e = redactUids(e0, o.uidSalt);
-        const final = (isMedmaskError(e) && e.status < 500) || ctx.attempt >= 3;
-        await updateImport(db, importId, { status: final ? 'failed' : 'queued', error: isMedmaskError(e) ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e) });
+        // Bad input fails for good; anything else is retried by the queue (the import view reports
+        // `failed` once the job has no tries left, and the retry route starts again from the files kept).
+        const final = isMedmaskError(e) && e.status < 500;
+        await updateImport(db, importId, { status: final ? 'failed' : 'retrying', error: isMedmaskError(e) ? `[${e.code}] ${e.message}` : String((e as Error)?.message ?? e) });
         if (final) await rm(dir, { recursive: true, force: true });
         throw e;
       } finally {

@@ -58,6 +58,11 @@ function authOf(a: SourceBody['auth']): DicomwebAuth {
   return { type: 'bearer', token: a.token };
 }
 
+/** An import's status: a retrying import whose job has no tries left has failed. */
+function importStatus(r: DicomwebImportRow, jobStatus: string | undefined): string {
+  return r.status === 'retrying' && jobStatus === 'failed' ? 'failed' : r.status;
+}
+
 /** The API view of an import; the archive's UIDs only for roles with `phi`. */
 async function importView(ctx: ServerContext, r: DicomwebImportRow, req: FastifyRequest): Promise<Record<string, unknown>> {
   const job = r.job_id ? await getJob(ctx.store.db, r.job_id).catch(() => undefined) : undefined;
@@ -65,7 +70,7 @@ async function importView(ctx: ServerContext, r: DicomwebImportRow, req: Fastify
     id: r.id,
     sourceId: r.source_id,
     datasetId: r.dataset_id,
-    status: r.status,
+    status: importStatus(r, job?.status),
     imageId: r.image_id,
     error: r.error,
     jobId: r.job_id,
@@ -228,7 +233,8 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post<{ Params: { id: string } }>('/api/dicomweb/imports/:id/retry', { config: { permission: 'job:run' }, schema: { tags: TAGS, summary: 'Run a failed import again (instances already retrieved are kept)', security: secured, params: idParams } }, async (req, reply) => {
     const imp = await getImport(db, req.params.id);
-    if (imp.status !== 'failed') throw new MedmaskError('CONFLICT', `import ${imp.id} is ${imp.status}; only a failed import is retried`);
+    const last = imp.job_id ? await getJob(db, imp.job_id).catch(() => undefined) : undefined;
+    if (importStatus(imp, last?.status) !== 'failed') throw new MedmaskError('CONFLICT', `import ${imp.id} is ${importStatus(imp, last?.status)}; only a failed import is retried`);
     const tries = await db.selectFrom('jobs').select('id').where('type', '=', 'dicomweb-import').where('input', 'like', `%${imp.id}%`).execute();
     const { job, enqueue } = await createJob(db, { type: 'dicomweb-import', input: { importId: imp.id, try: tries.length }, createdBy: userOf(req).id });
     if (enqueue) {
