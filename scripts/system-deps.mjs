@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // System packages some tests need (Debian names): PostgreSQL for the server suite on a real
-// database, redis-server for the BullMQ queue tests, chromium for the review UI's e2e tests.
+// database, redis-server for the BullMQ queue tests, chromium for the review UI's e2e tests, Orthanc
+// with its DICOMweb plugin for the PACS (DICOMweb import, DICOM SEG push) tests.
 //   node scripts/system-deps.mjs postgresql redis-server   install what is missing (as root, apt)
 //   import { ensureSystemPackages } from './system-deps.mjs'  the same, from a test
 // As root, a missing package is installed with `apt-get install -y` (after `apt-get update` when
@@ -30,7 +31,15 @@ export const SYSTEM_PACKAGES = {
   postgresql: { apt: 'postgresql', present: () => postgresBinDir() !== undefined, what: 'PostgreSQL server binaries (initdb, pg_ctl, postgres)' },
   'redis-server': { apt: 'redis-server', present: () => onPath('redis-server') || existsSync('/usr/bin/redis-server'), what: 'redis-server' },
   chromium: { apt: 'chromium', present: () => existsSync('/usr/bin/chromium'), what: "Debian's Chromium (/usr/bin/chromium, for the review UI's browser tests)" },
+  orthanc: { apt: 'orthanc', present: () => onPath('Orthanc') || existsSync('/usr/sbin/Orthanc'), what: 'the Orthanc DICOM server (/usr/sbin/Orthanc)' },
+  'orthanc-dicomweb': { apt: 'orthanc-dicomweb', present: () => orthancDicomwebPlugin() !== undefined, what: "Orthanc's DICOMweb plugin (libOrthancDicomWeb.so)" },
 };
+
+/** Where Debian's orthanc-dicomweb puts the plugin (the first that exists), or undefined. */
+export function orthancDicomwebPlugin() {
+  return ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so', '/usr/lib/orthanc/libOrthancDicomWeb.so'].find((p) => existsSync(p))
+    ?? (existsSync('/usr/lib/orthanc') ? readdirSync('/usr/lib/orthanc').filter((f) => f.startsWith('libOrthancDicomWeb.so')).map((f) => join('/usr/lib/orthanc', f))[0] : undefined);
+}
 
 function isRoot() {
   return typeof process.getuid === 'function' && process.getuid() === 0;

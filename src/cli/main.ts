@@ -21,6 +21,7 @@ import { registerServe } from './serve.js';
 import { registerWorker } from './worker.js';
 import { registerUpload } from './upload.js';
 import { registerAdmin } from './admin.js';
+import { registerDicomweb } from './dicomweb.js';
 import { reportError } from './output.js';
 import { MEDMASK_VERSION } from '../version.js';
 
@@ -100,6 +101,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerUpload(program);
   registerAdmin(program);
+  registerDicomweb(program);
   for (const c of program.commands) c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -36,6 +36,8 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, exit: 2, summary: 'a request carries no valid session or API token, or a login failed' },
   FORBIDDEN: { status: 403, exit: 2, summary: "the user's role does not allow this action" },
   RATE_LIMITED: { status: 429, exit: 5, summary: 'too many attempts in a short time; wait and try again' },
+  REMOTE_UNAVAILABLE: { status: 502, exit: 6, summary: 'a remote archive (DICOMweb) cannot be reached, timed out or answered with a server error; try again' },
+  REMOTE_REFUSED: { status: 424, exit: 3, summary: 'a remote archive (DICOMweb) refused a request (authentication, query, or a stored object it rejects)' },
   ENVIRONMENT: { status: 503, exit: 6, summary: 'a system package, device or service is missing' },
   INTERNAL: { status: 500, exit: 1, summary: 'a bug in medmask: please report it with the command line' },
 } as const satisfies Record<string, ErrorDef>;

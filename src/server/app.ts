@@ -35,6 +35,8 @@ import { exportRoutes } from './routes/export.js';
 import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
 import { viewerRoutes } from './routes/viewer.js';
+import { dicomwebRoutes } from './routes/dicomweb.js';
+import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
 
 
 /** Default settings (see {@link ServerSettings}). */
@@ -79,7 +81,7 @@ export interface CreateServerOptions {
  */
 export async function createServer(o: CreateServerOptions): Promise<FastifyInstance> {
   const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...o.settings };
-  const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: o.handlers ?? createDefaultHandlers(), settings };
+  const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: registerDicomwebHandlers(o.handlers ?? createDefaultHandlers(), { uidSalt: settings.uidSalt }), settings };
   const app = Fastify({
     logger: o.logger ?? false,
     // Behind reverse proxies: req.ip is the client named in X-Forwarded-For, only when it comes from these.
@@ -96,7 +98,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
       openapi: '3.0.3',
       info: { title: 'medmask API', version: MEDMASK_VERSION, description: 'Images, labels, models, jobs, versioned masks and review. Log in with POST /api/auth/login (cookie + X-CSRF-Token on writes) or send "Authorization: Bearer <API token>". Permissions per role: docs/server.md.' },
       components: { securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE }, bearer: { type: 'http', scheme: 'bearer' } } },
-      tags: ['auth', 'users', 'data', 'images', 'labels', 'models', 'jobs', 'review', 'masks', 'export', 'admin', 'health'].map((name) => ({ name })),
+      tags: ['auth', 'users', 'data', 'images', 'labels', 'models', 'jobs', 'review', 'masks', 'export', 'pacs', 'admin', 'health'].map((name) => ({ name })),
     },
     // Each operation's description says which permission it needs (and so which roles may call it).
     transform: ({ schema, url, route }) => {
@@ -116,6 +118,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   maskRoutes(app, ctx);
   jobRoutes(app, ctx);
   exportRoutes(app, ctx);
+  dicomwebRoutes(app, ctx); // PACS: DICOMweb archives, imports, DICOM SEG pushes (docs/pacs.md)
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
   if (o.runJobs ?? o.queue.kind === 'in-process') {

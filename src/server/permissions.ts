@@ -16,6 +16,7 @@ export type Permission =
   | 'data:write'
   | 'job:run'
   | 'model:write'
+  | 'phi'
   | 'admin';
 
 /** What each permission covers, for the docs. */
@@ -28,6 +29,7 @@ export const PERMISSION_DOCS: Readonly<Record<Permission, string>> = {
   'data:write': 'create projects and data sets; upload images, volumes, DICOM, labels and partial masks',
   'job:run': 'start jobs (phantoms, annotate, atlas)',
   'model:write': 'register models',
+  phi: "see protected health information: search a project's DICOMweb archive (patient ids and names) and the archive's original UIDs of imported series",
   admin: 'users and roles, audit log, store integrity check',
 };
 
@@ -35,8 +37,8 @@ export const PERMISSION_DOCS: Readonly<Record<Permission, string>> = {
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   viewer: ['public', 'read', 'self'],
   annotator: ['public', 'read', 'self', 'mask:edit'],
-  reviewer: ['public', 'read', 'self', 'mask:edit', 'mask:review', 'data:write', 'job:run'],
-  admin: ['public', 'read', 'self', 'mask:edit', 'mask:review', 'data:write', 'job:run', 'model:write', 'admin'],
+  reviewer: ['public', 'read', 'self', 'mask:edit', 'mask:review', 'data:write', 'job:run', 'phi'],
+  admin: ['public', 'read', 'self', 'mask:edit', 'mask:review', 'data:write', 'job:run', 'model:write', 'phi', 'admin'],
 };
 
 /** True when `role` holds `perm`. */

@@ -21,6 +21,7 @@ import { createServer } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
 import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
+import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
 
 /** A running service; `stop()` shuts it down gracefully. */
 export interface RunningService {
@@ -80,6 +81,7 @@ async function common(cfg: ServiceConfig) {
   await blobs.cleanup();
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
+  registerDicomwebHandlers(handlers, { uidSalt: resolveUidSalt(cfg) });
   const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs });
   try {
     await queue.ping();

@@ -269,9 +269,78 @@ const maskExpectedGain: Migration = {
   },
 };
 
+/**
+ * DICOMweb (h19, issue 19): archives registered per project, series imports with the mapping from
+ * medmask's de-identified UIDs back to the archive's (the only place original UIDs and patient
+ * attributes are kept), and DICOM SEG pushes with their per-case status.
+ */
+const dicomweb: Migration = {
+  async up(db: Db) {
+    const text = 'text' as const;
+    await db.schema
+      .createTable('dicomweb_sources')
+      .addColumn('id', text, (c) => c.primaryKey())
+      .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+      .addColumn('name', text, (c) => c.notNull())
+      .addColumn('url', text, (c) => c.notNull())
+      .addColumn('auth', text, (c) => c.notNull())
+      .addColumn('tls', text, (c) => c.notNull())
+      .addColumn('timeout_ms', 'integer', (c) => c.notNull())
+      .addColumn('auto_push', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', text, (c) => c.notNull())
+      .addColumn('created_by', text)
+      .addUniqueConstraint('dicomweb_sources_project_name', ['project_id', 'name'])
+      .execute();
+    await db.schema
+      .createTable('dicomweb_imports')
+      .addColumn('id', text, (c) => c.primaryKey())
+      .addColumn('source_id', text, (c) => c.notNull().references('dicomweb_sources.id'))
+      .addColumn('dataset_id', text, (c) => c.notNull().references('datasets.id'))
+      .addColumn('study_uid', text, (c) => c.notNull())
+      .addColumn('series_uid', text, (c) => c.notNull())
+      .addColumn('status', text, (c) => c.notNull())
+      .addColumn('job_id', text)
+      .addColumn('image_id', text)
+      .addColumn('error', text)
+      .addColumn('phi', text)
+      .addColumn('created_at', text, (c) => c.notNull())
+      .addColumn('updated_at', text, (c) => c.notNull())
+      .addColumn('created_by', text)
+      .execute();
+    await db.schema.createIndex('dicomweb_imports_image').on('dicomweb_imports').column('image_id').execute();
+    await db.schema
+      .createTable('dicomweb_uid_map')
+      .addColumn('import_id', text, (c) => c.notNull().references('dicomweb_imports.id').onDelete('cascade'))
+      .addColumn('deid_uid', text, (c) => c.notNull())
+      .addColumn('original_uid', text, (c) => c.notNull())
+      .addColumn('kind', text, (c) => c.notNull())
+      .addPrimaryKeyConstraint('dicomweb_uid_map_pk', ['import_id', 'deid_uid'])
+      .execute();
+    await db.schema
+      .createTable('dicomweb_pushes')
+      .addColumn('id', text, (c) => c.primaryKey())
+      .addColumn('mask_id', text, (c) => c.notNull().references('masks.id'))
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('source_id', text, (c) => c.notNull().references('dicomweb_sources.id'))
+      .addColumn('status', text, (c) => c.notNull())
+      .addColumn('reason', text)
+      .addColumn('seg_sop_instance_uid', text)
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('job_id', text)
+      .addColumn('created_at', text, (c) => c.notNull())
+      .addColumn('updated_at', text, (c) => c.notNull())
+      .addColumn('created_by', text)
+      .execute();
+    await db.schema.createIndex('dicomweb_pushes_mask').on('dicomweb_pushes').column('mask_id').execute();
+  },
+  async down(db: Db) {
+    for (const t of ['dicomweb_pushes', 'dicomweb_uid_map', 'dicomweb_imports', 'dicomweb_sources']) await db.schema.dropTable(t).ifExists().execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0013_mask_expected_gain': maskExpectedGain };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0013_mask_expected_gain': maskExpectedGain, '0016_dicomweb': dicomweb };
 }
 
 /**

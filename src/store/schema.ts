@@ -230,6 +230,70 @@ export interface DeploymentSettingsTable {
   created_at: string;
 }
 
+/** A DICOMweb archive registered for a project (credentials never leave the server). */
+export interface DicomwebSourcesTable {
+  id: string;
+  project_id: string;
+  name: string;
+  url: string;
+  /** JSON DicomwebAuth (password / token in clear: the database is the server's secret store). */
+  auth: string;
+  /** JSON { ca?, insecure? }. */
+  tls: string;
+  timeout_ms: number;
+  /** 1: push accepted masks as DICOM SEG automatically. */
+  auto_push: number;
+  created_at: string;
+  created_by: string | null;
+}
+
+/** One series imported from a DICOMweb archive; original UIDs and patient attributes (PHI) live only here. */
+export interface DicomwebImportsTable {
+  id: string;
+  source_id: string;
+  dataset_id: string;
+  /** Original (archive) UIDs. */
+  study_uid: string;
+  series_uid: string;
+  /** queued | running | retrying | done | failed */
+  status: string;
+  job_id: string | null;
+  image_id: string | null;
+  error: string | null;
+  /** JSON: the original patient / study attributes a SEG for the archive carries. */
+  phi: string | null;
+  created_at: string;
+  updated_at: string;
+  created_by: string | null;
+}
+
+/** De-identified UID → the archive's original, per import. */
+export interface DicomwebUidMapTable {
+  import_id: string;
+  deid_uid: string;
+  original_uid: string;
+  /** study | series | instance | frame-of-reference */
+  kind: string;
+}
+
+/** A DICOM SEG sent (or to be sent) to an archive. */
+export interface DicomwebPushesTable {
+  id: string;
+  mask_id: string;
+  version: number;
+  source_id: string;
+  /** queued | sending | sent | refused (by the archive; final) | failed (archive unreachable; retried) */
+  status: string;
+  /** The archive's reason for a refusal, or the error. */
+  reason: string | null;
+  seg_sop_instance_uid: string | null;
+  attempts: number;
+  job_id: string | null;
+  created_at: string;
+  updated_at: string;
+  created_by: string | null;
+}
+
 /** The whole database, for Kysely. */
 export interface Database {
   users: UsersTable;
@@ -248,4 +312,8 @@ export interface Database {
   reviews: ReviewsTable;
   audit_log: AuditLogTable;
   deployment_settings: DeploymentSettingsTable;
+  dicomweb_sources: DicomwebSourcesTable;
+  dicomweb_imports: DicomwebImportsTable;
+  dicomweb_uid_map: DicomwebUidMapTable;
+  dicomweb_pushes: DicomwebPushesTable;
 }

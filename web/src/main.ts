@@ -8,6 +8,7 @@ import { showLogin } from './login.js';
 import { showQueue } from './queue.js';
 import { h, mount } from './ui.js';
 import { openViewer } from './viewer/page.js';
+import { showPacs } from './pacs.js';
 
 const api = new Api();
 const app = document.getElementById('app')!;
@@ -25,7 +26,7 @@ api.onUnauthenticated = () => void route(true);
 
 function shell(content: HTMLElement): HTMLElement {
   const page = h('div', { class: 'page' });
-  mount(app, h('nav', { class: 'topnav' }, h('a', { href: '#/queue', class: 'brand' }, 'medmask'), h('span', { class: 'grow' }), h('span', { class: 'muted', id: 'whoami' }, `${api.user?.username} (${api.user?.role})`), h('button', { onclick: () => void logout() }, 'Log out')), page);
+  mount(app, h('nav', { class: 'topnav' }, h('a', { href: '#/queue', class: 'brand' }, 'medmask'), api.user?.role === 'admin' || api.user?.role === 'reviewer' ? h('a', { href: '#/pacs', id: 'nav-pacs' }, 'PACS') : null, h('span', { class: 'grow' }), h('span', { class: 'muted', id: 'whoami' }, `${api.user?.username} (${api.user?.role})`), h('button', { onclick: () => void logout() }, 'Log out')), page);
   page.append(content);
   return page;
 }
@@ -71,6 +72,10 @@ async function doRoute(sessionLost: boolean): Promise<void> {
   if (m) {
     const page = shell(h('div'));
     cleanup = await openViewer(page, api, decodeURIComponent(m[1]!), { toQueue: () => (location.hash = '#/queue'), next: nextCase });
+    return;
+  }
+  if (hash === '#/pacs') {
+    cleanup = await showPacs(shell(h('div')), api);
     return;
   }
   if (hash !== '#/queue') {

@@ -1,0 +1,154 @@
+/**
+ * `medmask dicomweb search|pull|push`: a DICOMweb archive from the command line, without the
+ * server. Credentials come from the environment (MEDMASK_DICOMWEB_PASSWORD with --user, or
+ * MEDMASK_DICOMWEB_TOKEN), never from flags that other users can read in the process list.
+ * @module
+ */
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { MedmaskError } from '../core/errors.js';
+import { DicomwebClient, type DicomwebEndpoint, type DicomwebQuery } from '../dicomweb/client.js';
+import { importSeries } from '../dicomweb/import-series.js';
+import { createDefaultRegistry } from '../io/index.js';
+import { fmtVec, numberOption } from './output.js';
+
+interface ConnFlags {
+  url: string;
+  user?: string;
+  ca?: string;
+  insecure?: boolean;
+  timeout?: string;
+}
+
+function endpointOf(o: ConnFlags): DicomwebEndpoint {
+  const password = process.env.MEDMASK_DICOMWEB_PASSWORD;
+  const token = process.env.MEDMASK_DICOMWEB_TOKEN;
+  if (o.user && password === undefined) throw new MedmaskError('USAGE', `--user ${o.user} needs the password in MEDMASK_DICOMWEB_PASSWORD`, { hint: 'export MEDMASK_DICOMWEB_PASSWORD=… (kept out of the process list)' });
+  let ca: string | undefined;
+  if (o.ca) {
+    try {
+      ca = readFileSync(o.ca, 'utf8');
+    } catch (e) {
+      throw new MedmaskError('NOT_FOUND', `--ca ${o.ca}: cannot read the CA certificate file`, { cause: e, hint: 'give a PEM file' });
+    }
+  }
+  return {
+    url: o.url,
+    auth: o.user ? { type: 'basic', username: o.user, password: password! } : token ? { type: 'bearer', token } : { type: 'none' },
+    tls: { ...(ca ? { ca } : {}), ...(o.insecure ? { insecure: true } : {}) },
+    timeoutMs: numberOption('--timeout', o.timeout, 30, (v) => v >= 1 && v <= 3600, 'seconds from 1 to 3600') * 1000,
+  };
+}
+
+function connOptions(c: Command): Command {
+  return c
+    .requiredOption('--url <url>', 'DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web')
+    .option('--user <name>', 'HTTP basic user (password in MEDMASK_DICOMWEB_PASSWORD); without it, MEDMASK_DICOMWEB_TOKEN is sent as a bearer token when set')
+    .option('--ca <file>', 'PEM CA certificate(s) to trust for https')
+    .option('--insecure', 'https without certificate checks (testing only)')
+    .option('--timeout <s>', 'seconds without data before a request fails (default 30)');
+}
+
+/** Register `medmask dicomweb`. */
+export function registerDicomweb(program: Command): void {
+  const dw = program.command('dicomweb').description('search, pull from and push to a DICOMweb archive (QIDO-RS, WADO-RS, STOW-RS); see docs/pacs.md');
+
+  connOptions(dw.command('search'))
+    .description('search studies or series (QIDO-RS); the answer holds patient identifiers')
+    .option('--level <level>', 'studies or series', 'series')
+    .option('--patient-id <id>', 'PatientID')
+    .option('--patient-name <name>', 'PatientName (wildcards * ?)')
+    .option('--study-date <range>', 'YYYYMMDD or YYYYMMDD-YYYYMMDD')
+    .option('--modality <m>', 'e.g. CT')
+    .option('--accession <n>', 'AccessionNumber')
+    .option('--study-description <text>', 'StudyDescription (wildcards * ?)')
+    .option('--series-description <text>', 'SeriesDescription (wildcards * ?)')
+    .option('--study <uid>', 'only series of this study')
+    .option('--limit <n>', 'most results (default 100)')
+    .option('--json', 'print JSON')
+    .action(async (o: ConnFlags & { level: string; patientId?: string; patientName?: string; studyDate?: string; modality?: string; accession?: string; studyDescription?: string; seriesDescription?: string; study?: string; limit?: string; json?: boolean }) => {
+      if (o.level !== 'studies' && o.level !== 'series') throw new MedmaskError('USAGE', `--level ${o.level} must be studies or series`);
+      const q: DicomwebQuery = { limit: numberOption('--limit', o.limit, 100, (v) => Number.isInteger(v) && v >= 1 && v <= 1000, 'a whole number from 1 to 1000') };
+      const set = <K extends keyof DicomwebQuery>(k: K, v: DicomwebQuery[K] | undefined) => {
+        if (v !== undefined) q[k] = v;
+      };
+      set('patientId', o.patientId);
+      set('patientName', o.patientName);
+      set('studyDate', o.studyDate);
+      set('modality', o.modality);
+      set('accessionNumber', o.accession);
+      set('studyDescription', o.studyDescription);
+      set('seriesDescription', o.seriesDescription);
+      set('studyInstanceUid', o.study);
+      const c = new DicomwebClient(endpointOf(o));
+      try {
+        const rows = o.level === 'studies' ? await c.searchStudies(q) : await c.searchSeries(q);
+        if (o.json) {
+          process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+          return;
+        }
+        for (const r of rows) {
+          if ('seriesInstanceUid' in r) process.stdout.write(`${r.studyInstanceUid}  ${r.seriesInstanceUid}  ${r.modality}  ${r.instances ?? '?'} instance(s)  ${r.studyDate}  ${r.patientId}  "${r.seriesDescription}"\n`);
+          else process.stdout.write(`${r.studyInstanceUid}  ${r.modalities.join('/')}  ${r.series ?? '?'} series  ${r.studyDate}  ${r.patientId}  ${r.accessionNumber}  "${r.studyDescription}"\n`);
+        }
+        process.stderr.write(`${rows.length} ${o.level} found\n`);
+      } finally {
+        c.close();
+      }
+    });
+
+  connOptions(dw.command('pull'))
+    .description('retrieve a series (WADO-RS): as the archive\'s DICOM files into a folder, or as one de-identified volume (.nii.gz, .nrrd, .mha)')
+    .requiredOption('--study <uid>', 'StudyInstanceUID')
+    .requiredOption('--series <uid>', 'SeriesInstanceUID')
+    .requiredOption('--out <path>', 'a folder (DICOM files as stored, identifiers included) or a volume file')
+    .option('--uid-salt <salt>', 'salt for UID remapping when writing a volume (default MEDMASK_UID_SALT)')
+    .action(async (o: ConnFlags & { study: string; series: string; out: string; uidSalt?: string }) => {
+      const c = new DicomwebClient(endpointOf(o));
+      const reg = createDefaultRegistry();
+      const asVolume = /\.(nii(\.gz)?|nrrd|mha)$/i.test(o.out);
+      try {
+        const t0 = Date.now();
+        if (!asVolume) {
+          await mkdir(o.out, { recursive: true });
+          const r = await c.retrieveSeries(o.study, o.series, o.out, { onInstance: (p) => process.stderr.write(`\rretrieved ${p.instances} instance(s), ${(p.bytes / 2 ** 20).toFixed(1)} MiB`) });
+          process.stderr.write('\n');
+          process.stdout.write(`wrote ${r.files.length} DICOM file(s) to ${o.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s); they hold the archive's identifiers\n`);
+          return;
+        }
+        const writer = reg.writerFor(o.out);
+        const dir = await mkdtemp(join(tmpdir(), 'medmask-pull-'));
+        try {
+          const r = await importSeries(c, o.study, o.series, { uidSalt: o.uidSalt ?? process.env.MEDMASK_UID_SALT ?? '', dir, onProgress: (_f, m) => process.stderr.write(`\r${m}`) });
+          process.stderr.write('\n');
+          await writer.write(r.volume, o.out, {});
+          process.stdout.write(`wrote ${o.out} (${r.volume.shape.join('×')}, spacing ${fmtVec(r.volume.spacing)} mm, ${r.instances} instance(s), ${(r.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s), de-identified\n`);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      } finally {
+        c.close();
+      }
+    });
+
+  connOptions(dw.command('push'))
+    .description('store DICOM files, e.g. a DICOM SEG, in the archive (STOW-RS)')
+    .argument('<files...>', 'Part 10 files')
+    .action(async (files: string[], o: ConnFlags) => {
+      const c = new DicomwebClient(endpointOf(o));
+      try {
+        const objects = await Promise.all(files.map((f) => readFile(f).catch((e: unknown) => { throw new MedmaskError('NOT_FOUND', `${f}: cannot be read`, { cause: e }); })));
+        const t0 = Date.now();
+        const r = await c.store(objects.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)));
+        for (const s of r.stored) process.stdout.write(`stored ${s.sopInstanceUid}\n`);
+        for (const f of r.failed) process.stdout.write(`refused ${f.sopInstanceUid}: ${f.reason}\n`);
+        if (r.stored.length < files.length) throw new MedmaskError('REMOTE_REFUSED', `POST ${c.name}/studies: the archive stored ${r.stored.length} of ${files.length} object(s)`, { hint: 'see the reasons above; check what the archive accepts (SOP classes, filters)' });
+        process.stderr.write(`stored ${r.stored.length} object(s) in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`);
+      } finally {
+        c.close();
+      }
+    });
+}

@@ -1,0 +1,235 @@
+// PACS in and out through the server, against a real Orthanc (Debian orthanc + orthanc-dicomweb):
+// register → search → import (same volume as `medmask convert`, no PHI stored), edit → accept →
+// push a DICOM SEG that Orthanc files under the original study and series; faults: archive down
+// during an import, a STOW refusal, a series with a missing slice.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { readVolume } from '../../src/io/index.js';
+import { InProcessQueue } from '../../src/queue/index.js';
+import { getVolume } from '../../src/store/volumes.js';
+import { cli } from '../helpers/cli.js';
+import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
+import { segFrames, seqOf } from '../helpers/seg-frames.js';
+import { multipartBody, startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
+
+const FIX = new URL('../fixtures/dicom/', import.meta.url).pathname;
+const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { secrets: Record<string, string>; cases: Record<string, { original_uids: string[]; series_uid: string; shape: number[] }> };
+const oblique = expected.cases.series_oblique!;
+
+let orthanc: OrthancService;
+let s: TestServer;
+let tmp: string;
+let sourceId: string;
+let imageId: string;
+let projectId: string;
+
+before(async () => {
+  orthanc = await startOrthanc({ auth: { username: 'medmask', password: 'pacs-secret-2' } });
+  await orthanc.seed(fixtureFiles(join(FIX, 'series_oblique')));
+  await orthanc.seed(fixtureFiles(join(FIX, 'gap_series')));
+  // Retries 0.3, 0.6, 1.2, 2.4 s apart: long enough to outlast the outage below.
+  s = await startTestServer({ queue: new InProcessQueue({ attempts: 6, backoffMs: 300 }) });
+  tmp = mkdtempSync(join(tmpdir(), 'medmask-pacs-'));
+  projectId = (await s.as('admin', { method: 'POST', url: '/api/projects', payload: { name: 'pacs' } })).json().id as string;
+});
+after(async () => {
+  await s?.close();
+  await orthanc?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function importSeries(study: string, series: string, dataset = 'from-pacs'): Promise<{ id: string; jobId: string }> {
+  const r = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${sourceId}/imports`, payload: { dataset, series: [{ studyInstanceUid: study, seriesInstanceUid: series }] } });
+  assert.equal(r.statusCode, 202, r.body);
+  return r.json().imports[0] as { id: string; jobId: string };
+}
+
+test('admin registers the archive (checked with a search; credentials never returned); phi roles search it, others are refused', async () => {
+  const bad = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc', url: orthanc.dicomweb, auth: { type: 'basic', username: 'medmask', password: 'wrong' } } });
+  assert.equal(bad.statusCode, 424, bad.body);
+  assert.match(bad.json().message, /answered 401/);
+  const r = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc', url: orthanc.dicomweb, auth: { type: 'basic', ...orthanc.auth } } });
+  assert.equal(r.statusCode, 201, r.body);
+  sourceId = r.json().id;
+  assert.deepEqual(r.json().auth, { type: 'basic', username: 'medmask' });
+  const listed = await s.as('viewer', { url: `/api/projects/${projectId}/dicomweb` });
+  assert.ok(!listed.body.includes(orthanc.auth!.password));
+  assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'x', url: orthanc.dicomweb } })).statusCode, 403);
+
+  for (const role of ['annotator', 'viewer'] as const) assert.equal((await s.as(role, { url: `/api/dicomweb/${sourceId}/series?patientId=${expected.secrets.PatientID}` })).statusCode, 403);
+  const found = await s.as('reviewer', { url: `/api/dicomweb/${sourceId}/series?patientId=${expected.secrets.PatientID}&modality=CT` });
+  assert.equal(found.statusCode, 200, found.body);
+  const series = found.json().series as { seriesInstanceUid: string; studyInstanceUid: string; instances: number; patientId: string }[];
+  const one = series.find((x) => x.seriesInstanceUid === oblique.series_uid);
+  assert.equal(one?.instances, 6, found.body);
+  assert.equal((await s.as('reviewer', { url: `/api/dicomweb/${sourceId}/series?patientId=nobody&modality=CT` })).json().series.length, 0);
+  const studies = await s.as('reviewer', { url: `/api/dicomweb/${sourceId}/studies?accessionNumber=${expected.secrets.AccessionNumber}&studyDate=19000101-` });
+  assert.ok(studies.json().studies.some((x: { studyInstanceUid: string }) => x.studyInstanceUid === oblique.original_uids[0]), studies.body);
+  assert.equal((await s.as('reviewer', { url: `/api/dicomweb/${sourceId}/studies?accessionNumber=${expected.secrets.AccessionNumber}&studyDate=-19000101` })).json().studies.length, 0);
+  // The audit log records the search by field names, not the patient id.
+  const log = await s.store.db.selectFrom('audit_log').selectAll().where('action', 'like', 'GET /api/dicomweb/%').execute();
+  assert.ok(log.length >= 2 && log.every((l) => !JSON.stringify(l).includes(expected.secrets.PatientID)) && JSON.parse(log[0]!.details!).fields.includes('patientId'));
+});
+
+test('import: one job per series; the volume equals `medmask convert` of the same files; no PHI or original UID in anything medmask stores or shows without phi', async () => {
+  const study = oblique.original_uids[0]!;
+  const imp = await importSeries(study, oblique.series_uid);
+  const job = await waitJob(s, imp.jobId);
+  assert.equal(job.status, 'done', JSON.stringify(job));
+  const view = (await s.as('reviewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
+  assert.equal(view.status, 'done');
+  assert.equal(view.original.seriesInstanceUid, oblique.series_uid);
+  const viewerView = await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` });
+  assert.equal(viewerView.json().original, undefined);
+  imageId = view.imageId;
+
+  const out = join(tmp, 'convert.nii.gz');
+  const c = cli('convert', join(FIX, 'series_oblique'), out);
+  assert.equal(c.code, 0, c.err);
+  const ref = await readVolume(out);
+  const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirstOrThrow();
+  const got = await getVolume(s.blobs, img.blob);
+  assert.deepEqual(got.shape, ref.shape);
+  assert.deepEqual([...got.data], [...ref.data]);
+  for (const k of ['spacing', 'origin'] as const) got[k].forEach((v, i) => assert.ok(Math.abs(v - ref[k][i]!) < 1e-4, `${k}[${i}] ${v} vs ${ref[k][i]}`));
+  got.direction.forEach((v, i) => assert.ok(Math.abs(v - ref.direction[i]!) < 1e-5, `direction[${i}]`));
+
+  // Everything stored outside the mapping tables: every table row and every blob (gunzipped).
+  const secrets = [...Object.values(expected.secrets), ...oblique.original_uids];
+  const leaks: string[] = [];
+  const tables = ['users', 'projects', 'datasets', 'images', 'labels', 'jobs', 'predictions', 'masks', 'mask_versions', 'reviews', 'audit_log', 'dicomweb_sources', 'dicomweb_pushes'] as const;
+  for (const t of tables) {
+    const text = JSON.stringify(await s.store.db.selectFrom(t).selectAll().execute());
+    for (const x of secrets) if (text.includes(x)) leaks.push(`${t}: ${x}`);
+  }
+  const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
+  for (const f of walk(join(s.dir, 'blobs'))) {
+    let b = readFileSync(f);
+    if (b[0] === 0x1f && b[1] === 0x8b) b = gunzipSync(b);
+    const text = b.toString('latin1');
+    for (const x of secrets) if (text.includes(x)) leaks.push(`blob ${f}: ${x}`);
+  }
+  // Nothing left in the scratch folders either.
+  const left = walk(s.dir).filter((f) => f.endsWith('.dcm'));
+  assert.deepEqual(leaks, []);
+  assert.deepEqual(left, []);
+});
+
+test('edit, accept, push: Orthanc holds a SEG under the original patient, study and series whose frames are the accepted mask', async () => {
+  const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirstOrThrow();
+  const [nx, ny, nz] = JSON.parse(img.shape) as number[];
+  const mask = (await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/cases`, payload: { target: 'liver' } })).json().maskId as string;
+  const data = new Uint8Array(nx! * ny! * nz!);
+  // A box in slices 1..3, known voxel by voxel.
+  for (let k = 1; k <= 3; k++) for (let j = 4; j < 15; j++) for (let i = 6 + k; i < 20; i++) data[i + nx! * (j + ny! * k)] = 1;
+  const saved = await s.as('annotator', { method: 'PUT', url: `/api/masks/${mask}/data?baseVersion=0`, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(data) });
+  assert.equal(saved.statusCode, 201, saved.body);
+  assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/push`, payload: {} })).statusCode, 400, 'not accepted yet');
+  assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/review`, payload: { decision: 'accept', version: 1 } })).statusCode, 201);
+  const push = await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/push`, payload: {} });
+  assert.equal(push.statusCode, 202, push.body);
+  const job = await waitJob(s, push.json().jobId);
+  assert.equal(job.status, 'done', JSON.stringify(job));
+  const pushes = (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes;
+  assert.equal(pushes[0].status, 'sent');
+
+  const segIds = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { Modality: 'SEG' } });
+  assert.equal(segIds.length, 1);
+  const tags = await orthanc.get<Record<string, unknown>>(`/instances/${segIds[0]}/simplified-tags`);
+  assert.equal(tags.Modality, 'SEG');
+  assert.equal(tags.SOPClassUID, '1.2.840.10008.5.1.4.1.1.66.4');
+  assert.equal(tags.PatientID, expected.secrets.PatientID);
+  assert.equal(tags.StudyInstanceUID, oblique.original_uids[0]);
+  const refSeries = (tags.ReferencedSeriesSequence as { SeriesInstanceUID: string; ReferencedInstanceSequence: { ReferencedSOPInstanceUID: string }[] }[])[0]!;
+  assert.equal(refSeries.SeriesInstanceUID, oblique.series_uid);
+  for (const ri of refSeries.ReferencedInstanceSequence) assert.ok(oblique.original_uids.includes(ri.ReferencedSOPInstanceUID), ri.ReferencedSOPInstanceUID);
+
+  // Frames, decoded with dicom-parser (not dcmjs, which wrote them), placed by ImagePositionPatient.
+  const file = await orthanc.bytes(`/instances/${segIds[0]}/file`);
+  const segPath = join(tmp, 'pushed.seg.dcm');
+  writeFileSync(segPath, file);
+  const { d, rows, cols, frames } = segFrames(file);
+  assert.deepEqual([cols, rows], [nx, ny]);
+  const vol = await getVolume(s.blobs, img.blob);
+  const got = new Uint8Array(data.length);
+  const perFrame = seqOf(d, 'x52009230');
+  frames.forEach((f, n) => {
+    const ipp = seqOf(perFrame[n]!, 'x00209113')[0]!.string('x00200032')!.split('\\').map(Number);
+    // slice index from the position along the volume's third axis
+    const dz = [0, 1, 2].map((a) => ipp[a]! - vol.origin[a]!);
+    const col2 = [vol.direction[2]!, vol.direction[5]!, vol.direction[8]!];
+    const k = Math.round((dz[0]! * col2[0]! + dz[1]! * col2[1]! + dz[2]! * col2[2]!) / vol.spacing[2]);
+    got.set(f, k * nx! * ny!);
+  });
+  assert.deepEqual([...got], [...data]);
+  const dciodvfy = spawnSync('dciodvfy', ['-new', segPath], { encoding: 'utf8' });
+  if (!dciodvfy.error) assert.ok(!/^Error/m.test(dciodvfy.stderr), dciodvfy.stderr);
+
+  // And back in: the archive's SEG read as partial organ labels of the image (Liver → label 5).
+  const back = await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/seg`, ...multipartBody([{ name: 'from-pacs.seg.dcm', data: file }], { target: 'organs' }) });
+  assert.equal(back.statusCode, 201, back.body);
+  const label = await s.store.db.selectFrom('labels').selectAll().where('id', '=', back.json().id).executeTakeFirstOrThrow();
+  const lv = await getVolume(s.blobs, label.blob!);
+  assert.deepEqual([...lv.data], [...data].map((v) => v * 5));
+});
+
+test('a STOW refusal is recorded with the archive\'s reason, and a retry sends it; automatic push on accept', async () => {
+  const mask = (await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/cases`, payload: { target: 'spleen' } })).json().maskId as string;
+  const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirstOrThrow();
+  const n = (JSON.parse(img.shape) as number[]).reduce((a, b) => a * b);
+  const data = new Uint8Array(n);
+  data.fill(1, 2000, 2600);
+  await s.as('annotator', { method: 'PUT', url: `/api/masks/${mask}/data?baseVersion=0`, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(data) });
+  writeFileSync(orthanc.refuseSegFlag, '');
+  assert.equal((await s.as('admin', { method: 'PATCH', url: `/api/dicomweb/${sourceId}`, payload: { autoPush: true } })).json().autoPush, true);
+  assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/review`, payload: { decision: 'accept', version: 1 } })).statusCode, 201);
+  const refused = await waitFor(async () => {
+    const p = (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes[0];
+    return p && p.status === 'refused' ? p : undefined;
+  }, 20_000, 'refused push').catch(async (e) => {
+    throw new Error(`${(e as Error).message}: ${(await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).body}`);
+  });
+  assert.match(refused.reason, /REMOTE_REFUSED/);
+  assert.match(refused.reason, /0xC000|refus/i);
+  rmSync(orthanc.refuseSegFlag);
+  const retry = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/pushes/${refused.id}/retry` });
+  assert.equal(retry.statusCode, 202, retry.body);
+  await waitFor(async () => (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes[0].status === 'sent', 20_000, 'sent after retry').catch(async (e) => {
+    throw new Error(`${(e as Error).message}: ${(await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).body} ${(await s.as('viewer', { url: `/api/jobs/${retry.json().jobId}` })).body}`);
+  });
+  const p = (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes[0];
+  assert.equal(p.attempts, 2);
+  await s.as('admin', { method: 'PATCH', url: `/api/dicomweb/${sourceId}`, payload: { autoPush: false } });
+});
+
+test('faults: the archive down during an import (the job retries and finishes when it is back); a series with a missing slice names the instances around the gap', async () => {
+  await orthanc.pause();
+  const imp = await importSeries(oblique.original_uids[0]!, oblique.series_uid, 'outage');
+  await waitFor(async () => (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json().attempts >= 2, 20_000, 'a failed try');
+  const mid = (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json();
+  assert.notEqual(mid.status, 'done');
+  const during = (await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
+  assert.equal(during.status, 'retrying');
+  assert.match(during.error, /REMOTE_UNAVAILABLE.*connection refused/);
+  await orthanc.start();
+  const job = await waitJob(s, imp.jobId);
+  assert.equal(job.status, 'done', JSON.stringify(job));
+
+  const list = await orthanc.get<Record<string, { Value?: string[] }>[]>('/dicom-web/series');
+  const gap = list.find((x) => x['0020000E']!.Value![0] !== oblique.series_uid && x['00080060']?.Value?.[0] !== 'SEG')!;
+  const gi = await importSeries(gap['0020000D']!.Value![0]!, gap['0020000E']!.Value![0]!, 'gap');
+  const failed = await waitJob(s, gi.jobId);
+  assert.equal(failed.status, 'failed');
+  assert.match(String(failed.error), /CORRUPT_FILE/);
+  assert.match(String(failed.error), /instance\(s\) missing between InstanceNumber \d+ and InstanceNumber \d+/);
+  assert.ok(!String(failed.error).includes(gap['0020000E']!.Value![0]!), 'the archive UID is not in the job error');
+  assert.equal((await s.as('viewer', { url: `/api/dicomweb/imports/${gi.id}` })).json().status, 'failed');
+  const again = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/imports/${gi.id}/retry` });
+  assert.equal(again.statusCode, 202, again.body);
+  assert.notEqual(again.json().jobId, gi.jobId, 'a retry is a job of its own');
+});
