@@ -81,7 +81,9 @@ async function common(cfg: ServiceConfig) {
   await blobs.cleanup();
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
-  registerDicomwebHandlers(handlers, { uidSalt: resolveUidSalt(cfg) });
+  // One deployment, one UID salt (kept in the database; a configured one must agree with it).
+  const uidSalt = await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir });
+  registerDicomwebHandlers(handlers, { uidSalt });
   const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs });
   try {
     await queue.ping();
@@ -89,7 +91,7 @@ async function common(cfg: ServiceConfig) {
     await store.close();
     throw e;
   }
-  return { store, blobs, handlers, queue };
+  return { store, blobs, handlers, queue, uidSalt };
 }
 
 /**
@@ -97,7 +99,7 @@ async function common(cfg: ServiceConfig) {
  * @param say - where to print the start-up lines (and the first admin password, once)
  */
 export async function startServe(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
-  const { store, blobs, handlers, queue } = await common(cfg);
+  const { store, blobs, handlers, queue, uidSalt } = await common(cfg);
   const users = await store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   if (Number(users.n) === 0) {
     const fromEnv = process.env.MEDMASK_ADMIN_PASSWORD;
@@ -114,7 +116,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
     workDir: join(cfg.dataDir, 'work'),
-    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir }), tmpDir: join(cfg.dataDir, 'tmp') },
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });
