@@ -33,6 +33,7 @@ import { dataRoutes } from './routes/data.js';
 import { exportRoutes } from './routes/export.js';
 import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
+import { modelRoutes } from './routes/models.js';
 import { viewerRoutes } from './routes/viewer.js';
 
 
@@ -113,6 +114,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   dataRoutes(app, ctx);
   maskRoutes(app, ctx);
   jobRoutes(app, ctx);
+  modelRoutes(app, ctx);
   exportRoutes(app, ctx);
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
