@@ -30,7 +30,15 @@ export const SYSTEM_PACKAGES = {
   postgresql: { apt: 'postgresql', present: () => postgresBinDir() !== undefined, what: 'PostgreSQL server binaries (initdb, pg_ctl, postgres)' },
   'redis-server': { apt: 'redis-server', present: () => onPath('redis-server') || existsSync('/usr/bin/redis-server'), what: 'redis-server' },
   chromium: { apt: 'chromium', present: () => existsSync('/usr/bin/chromium'), what: "Debian's Chromium (/usr/bin/chromium, for the review UI's browser tests)" },
+  // The optional PyTorch training back-end (tools/train; fine-tune jobs and their tests).
+  'python3-torch': { apt: 'python3-torch', present: () => pyImports('torch'), what: "Debian's PyTorch for /usr/bin/python3 (python3-torch)" },
+  'python3-nibabel': { apt: 'python3-nibabel', present: () => pyImports('nibabel'), what: 'nibabel for /usr/bin/python3 (python3-nibabel)' },
+  'python3-onnx': { apt: 'python3-onnx', present: () => pyImports('onnx'), what: 'onnx for /usr/bin/python3 (python3-onnx)' },
 };
+
+function pyImports(mod) {
+  return existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
+}
 
 function isRoot() {
   return typeof process.getuid === 'function' && process.getuid() === 0;

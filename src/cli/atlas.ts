@@ -7,13 +7,26 @@ import { atlasExport, ATLAS_EXPORT_FORMATS, type AtlasExportFormat, type AtlasEx
 import { atlasReportFromWork, writeAtlasReport, type AtlasReport } from '../pipeline/atlas-report.js';
 import { runAtlasCampaign } from '../pipeline/atlas-campaign.js';
 import { atlasRun } from '../pipeline/atlas-run.js';
-import { atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
+import { atlasFinetune, atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
 import { numberOption, startProgress } from './output.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `original=1,revised=1,pseudo=0.5` → weights by label provenance. */
+export function parseLabelWeights(s: string | undefined, onlyTrusted?: boolean): Partial<Record<'original' | 'revised' | 'pseudo', number>> | undefined {
+  const out: Partial<Record<'original' | 'revised' | 'pseudo', number>> = {};
+  for (const part of list(s) ?? []) {
+    const [k, v] = part.split('=');
+    const w = Number(v);
+    if (!['original', 'revised', 'pseudo'].includes(k!.trim()) || !(w >= 0 && w <= 10)) throw new MedmaskError('USAGE', `--label-weights "${part}" must be original|revised|pseudo=WEIGHT with a weight from 0 to 10`, { hint: 'e.g. --label-weights original=1,revised=1,pseudo=0.5' });
+    out[k!.trim() as 'original'] = w;
+  }
+  if (onlyTrusted) out.pseudo = 0;
+  return Object.keys(out).length ? out : undefined;
+}
 
 function choice<T extends string>(name: string, v: string | undefined, allowed: readonly T[], fallback: T): T {
   if (v === undefined) return fallback;
@@ -406,6 +419,50 @@ export function registerAtlas(program: Command): void {
         ...curve.map((p) => `    ${String(+(p.fraction * 100).toFixed(1)).padStart(5)} %  ${p.ranked.toFixed(4)} | ${p.random.toFixed(4)}`),
         `  ${headlineText(r.report.headline, r.report.selected.length)}`,
         `  → ${r.reportFiles.html}`,
+      ].join('\n'));
+    });
+
+  atlas
+    .command('finetune')
+    .description('fine-tune a 3D segmenter on the merged labels (original > revised > pseudo): warm start from its ONNX weights, PyTorch in a child process (Debian python3-torch), a held-out split, ONNX export checked against torch; accepted only when its held-out Dice is not below the parent\'s')
+    .requiredOption('--data <dir>', 'the data set')
+    .requiredOption('--merged <dir>', 'output folder of atlas merge / atlas run (labelsTr/, provenance.json)')
+    .requiredOption('--model <dir>', 'the model folder to fine-tune (model.onnx, model.json, card.json)')
+    .requiredOption('--out <dir>', 'folder for train/, heldout/, the new <model>-ft/ and finetune-result.json')
+    .option('--steps <n>', 'training steps (default 40; 0 exports the parent as is)')
+    .option('--lr <rate>', 'peak learning rate (default 1e-3)')
+    .option('--label-weights <list>', 'loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (default all 1)')
+    .option('--only-trusted', 'train on original and revised labels only (pseudo-labels weigh 0)')
+    .option('--only-revised', 'train on the cases with a revised organ only')
+    .option('--heldout <dir>', 'an existing held-out set (imagesTr/, truthTr/); default a seeded share of the cases')
+    .option('--heldout-fraction <0..1>', 'share of the cases held out (default 0.2, at least one)')
+    .option('--seed <n>', 'seed of the split and the training (default 1 / 0)')
+    .option('--threads <n>', 'trainer threads (default 2)')
+    .option('--python <path>', 'Python with torch (default /usr/bin/python3)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  medmask atlas finetune --data data/abdomen --merged round-1 --model models/demo/demo-unet3d --out ft-1 --steps 40 --label-weights pseudo=0.5')
+    .action(async (o: { data: string; merged: string; model: string; out: string; steps?: string; lr?: string; labelWeights?: string; onlyTrusted?: boolean; onlyRevised?: boolean; heldout?: string; heldoutFraction?: string; seed?: string; threads?: string; python?: string; json?: boolean }) => {
+      const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
+      const bar = lazyBar('atlas finetune', o.json);
+      const r = await atlasFinetune(o.data, o.merged, o.out, {
+        model: o.model,
+        only: o.onlyRevised ? 'revised' : 'all',
+        ...(o.steps !== undefined ? { steps: numberOption('--steps', o.steps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
+        ...(o.lr !== undefined ? { lr: numberOption('--lr', o.lr, 1e-3, (v) => v > 0 && v < 1, 'a rate in (0, 1)') } : {}),
+        ...(lw ? { labelWeights: lw } : {}),
+        ...(o.heldout ? { heldout: o.heldout } : {}),
+        ...(o.heldoutFraction !== undefined ? { heldoutFraction: numberOption('--heldout-fraction', o.heldoutFraction, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)') } : {}),
+        ...(o.seed !== undefined ? { seed: numberOption('--seed', o.seed, 1, (v) => Number.isInteger(v), 'a whole number') } : {}),
+        ...(o.threads !== undefined ? { threads: numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads') } : {}),
+        ...(o.python ? { python: o.python } : {}),
+        onProgress: (d, t, line) => { if (d > 0) bar.tick(d, t, line.trim().slice(0, 60)); },
+      });
+      bar.stop();
+      print(o.json, r, [
+        `medmask atlas finetune: ${r.decision.toUpperCase()} — ${r.reason}`,
+        `  trained ${r.steps} step(s) in ${r.trainSeconds} s on ${r.trainCases.length} case(s) (label weights ${Object.entries(r.labelWeights).map(([k, v]) => `${k} ${v}`).join(', ')}); held out: ${r.heldoutCases.join(', ')}`,
+        `  export check: max |onnxruntime − torch| ${r.exportCheck.maxAbsDiff.toExponential(1)} (tolerance ${r.exportCheck.tolerance.toExponential(1)})`,
+        `  model → ${r.modelDir}${r.decision === 'rejected' ? ' (kept as a rejected candidate: use the parent)' : ''}`,
       ].join('\n'));
     });
 
