@@ -6,6 +6,7 @@ import { JobHandlerRegistry } from './handlers.js';
 import { annotateHandler } from './handlers/annotate.js';
 import { phantomsHandler } from './handlers/phantoms.js';
 import { atlasHandler } from './handlers/atlas.js';
+import { finetuneHandler } from './handlers/finetune.js';
 
 /**
  * The built-in job handlers.
@@ -19,5 +20,6 @@ export function createDefaultHandlers(): JobHandlerRegistry {
   reg.register('phantoms', phantomsHandler);
   reg.register('annotate', annotateHandler);
   reg.register('atlas', atlasHandler);
+  reg.register('finetune', finetuneHandler);
   return reg;
 }
