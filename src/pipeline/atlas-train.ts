@@ -90,7 +90,8 @@ export function checkTrainer(python = '/usr/bin/python3'): void {
   }
 }
 
-function readFloats(path: string): Float32Array {
+/** A file of float32 little-endian values (the trainer's reference.bin). */
+export function readFloats(path: string): Float32Array {
   const buf = readFileSync(path);
   const out = new Float32Array(buf.byteLength / 4);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
