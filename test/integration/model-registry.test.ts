@@ -6,10 +6,14 @@
  * of the server.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Migrator, type Kysely } from 'kysely';
 import { registerModel } from '../../src/runtime/model-registry.js';
+import { openStore } from '../../src/store/index.js';
+import { migrationList, migrateToLatest } from '../../src/store/migrations.js';
 import { ROOT } from '../helpers/cli.js';
 import { registerModelDirs } from '../helpers/models.js';
 import { multipartBody, startTestServer, type TestServer } from '../helpers/server.js';
@@ -106,4 +110,23 @@ test('registry: paths from clients are refused with the rule, the same answer wh
   // Nothing was queued.
   const jobs = await s.store.db.selectFrom('jobs').select('id').where('input', 'like', '%etc%').execute();
   assert.equal(jobs.length, 0);
+});
+
+test('migration 0012: a model registered before versions becomes version 1 of its name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-migrate-'));
+  const store = await openStore(join(dir, 'old.sqlite'), { migrate: false });
+  try {
+    const all = migrationList('sqlite');
+    const old = Object.fromEntries(Object.entries(all).filter(([k]) => k < '0003'));
+    const r = await new Migrator({ db: store.db, provider: { getMigrations: async () => old } }).migrateToLatest();
+    assert.equal(r.error, undefined);
+    // The 0001 schema's single-version table, as an older server left it.
+    await (store.db as unknown as Kysely<Record<string, Record<string, unknown>>>).insertInto('models').values({ id: 'm-old', name: 'legacy-net', blob: 'a'.repeat(64), size: 3, manifest: '{"name":"legacy-net"}', created_at: '2026-01-01T00:00:00.000Z', created_by: null }).execute();
+    await migrateToLatest(store.db, 'sqlite');
+    const rows = await store.db.selectFrom('model_versions').selectAll().execute();
+    assert.deepEqual(rows.map((x) => [x.id, x.name, x.version, x.status, x.blob]), [['m-old', 'legacy-net', 1, 'registered', 'a'.repeat(64)]]);
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
