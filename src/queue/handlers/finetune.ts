@@ -15,7 +15,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MedmaskError } from '../../core/errors.js';
+import { isMedmaskError, MedmaskError } from '../../core/errors.js';
 import type { Provenance } from '../../core/atlas/merge.js';
 import { ABDOMEN_LABELS, PHANTOM_SOURCES } from '../../core/phantom/abdomen.js';
 import { atomicWrite } from '../../io/atomic.js';
@@ -66,7 +66,18 @@ function validate(raw: unknown): FinetuneJobInput {
   return o as unknown as FinetuneJobInput;
 }
 
+/** Job errors are visible to every reader: name the job's scratch folder `<job>`, never its server path. */
 async function run(ctx: JobContext): Promise<unknown> {
+  try {
+    return await runFinetune(ctx);
+  } catch (e) {
+    if (!isMedmaskError(e)) throw e;
+    const scrub = (t: string) => t.split(ctx.workDir).join('<job>');
+    throw new MedmaskError(e.code, scrub(e.message), { cause: e, ...(e.hint ? { hint: scrub(e.hint) } : {}) });
+  }
+}
+
+async function runFinetune(ctx: JobContext): Promise<unknown> {
   const input = ctx.input as FinetuneJobInput;
   checkTrainer();
   const db = ctx.store.db;
