@@ -246,7 +246,8 @@ export interface AtlasFinetuneResult extends FinetuneResult {
 export async function atlasFinetune(data: string, merged: string, out: string, opts: AtlasFinetuneOptions & { python?: string; threads?: number }): Promise<AtlasFinetuneResult> {
   checkTrainer(opts.python);
   const { steps, lr, labelWeights, onProgress, signal, seed, ...hookOpts } = opts;
-  const hook = await atlasFinetuneHook(data, merged, out, { ...hookOpts, ...(seed !== undefined ? { seed } : {}) });
+  // The hook's steps only shape the command it prints (a retraining from random weights); keep them valid.
+  const hook = await atlasFinetuneHook(data, merged, out, { ...hookOpts, steps: Math.max(4, steps ?? 40), ...(seed !== undefined ? { seed } : {}) });
   const r = await finetuneSegmenter(resolve(opts.model), hook.train, hook.heldout, hook.modelDir, {
     ...(steps !== undefined ? { steps } : {}), ...(lr !== undefined ? { lr } : {}), ...(labelWeights ? { labelWeights } : {}),
     ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}), ...(seed !== undefined ? { seed } : {}),

@@ -399,7 +399,7 @@ def main():
     ap.add_argument('--aug', default='none', choices=['none', 'intensity', 'spatial'])
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--lr', type=float, default=None, help='peak learning rate (default 3e-3; 1e-3 with --init)')
+    ap.add_argument('--lr', type=float, default=None, help='peak learning rate (default 3e-3; 2e-4 with --init: Adam moves every weight by about lr per step, too much for a trained network at 1e-3)')
     ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
     ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
     a = ap.parse_args()
@@ -413,7 +413,7 @@ def main():
             kw = arch.get('options', {}) or {}
     if not family:
         ap.error('--family is required (or an --init model whose card.json names it)')
-    lr = a.lr if a.lr is not None else (1e-3 if a.init else 3e-3)
+    lr = a.lr if a.lr is not None else (2e-4 if a.init else 3e-3)
     if a.steps < 0 or (0 < a.steps < 4):
         ap.error(f'--steps {a.steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
     r = train_segmenter(family, a.data, a.heldout, a.out, os.path.join(a.out, 'work') if a.init else a.out, a.seed, a.steps, lr=lr, aug=a.aug,
