@@ -12,7 +12,7 @@
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -221,7 +221,10 @@ async function main(): Promise<void> {
       ...(Object.keys(skipped).length ? { skipped } : {}),
       results,
     };
-    writeFileSync(join(outDir, `${name}.json`), JSON.stringify(record, null, 1) + '\n');
+    // Keys a benchmark wrote into its own out file (figures shared between benchmarks, e.g. loop.json) stay.
+    const outFile = join(outDir, `${name}.json`);
+    const kept = existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, unknown>) : {};
+    writeFileSync(outFile, JSON.stringify({ ...kept, ...record }, null, 1) + '\n');
     console.log(`→ bench/out/${name}.json`);
   }
 }

@@ -33,12 +33,20 @@ export const SYSTEM_PACKAGES = {
   chromium: { apt: 'chromium', present: () => existsSync('/usr/bin/chromium'), what: "Debian's Chromium (/usr/bin/chromium, for the review UI's browser tests)" },
   orthanc: { apt: 'orthanc', present: () => onPath('Orthanc') || existsSync('/usr/sbin/Orthanc'), what: 'the Orthanc DICOM server (/usr/sbin/Orthanc)' },
   'orthanc-dicomweb': { apt: 'orthanc-dicomweb', present: () => orthancDicomwebPlugin() !== undefined, what: "Orthanc's DICOMweb plugin (libOrthancDicomWeb.so)" },
+  // The optional PyTorch training back-end (tools/train; fine-tune jobs and their tests).
+  'python3-torch': { apt: 'python3-torch', present: () => pyImports('torch'), what: "Debian's PyTorch for /usr/bin/python3 (python3-torch)" },
+  'python3-nibabel': { apt: 'python3-nibabel', present: () => pyImports('nibabel'), what: 'nibabel for /usr/bin/python3 (python3-nibabel)' },
+  'python3-onnx': { apt: 'python3-onnx', present: () => pyImports('onnx'), what: 'onnx for /usr/bin/python3 (python3-onnx)' },
 };
 
 /** Where Debian's orthanc-dicomweb puts the plugin (the first that exists), or undefined. */
 export function orthancDicomwebPlugin() {
   return ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so', '/usr/lib/orthanc/libOrthancDicomWeb.so'].find((p) => existsSync(p))
     ?? (existsSync('/usr/lib/orthanc') ? readdirSync('/usr/lib/orthanc').filter((f) => f.startsWith('libOrthancDicomWeb.so')).map((f) => join('/usr/lib/orthanc', f))[0] : undefined);
+}
+
+function pyImports(mod) {
+  return existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
 }
 
 function isRoot() {

@@ -7,13 +7,27 @@ import { atlasExport, ATLAS_EXPORT_FORMATS, type AtlasExportFormat, type AtlasEx
 import { atlasReportFromWork, writeAtlasReport, type AtlasReport } from '../pipeline/atlas-report.js';
 import { runAtlasCampaign } from '../pipeline/atlas-campaign.js';
 import { atlasRun } from '../pipeline/atlas-run.js';
-import { atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
+import { atlasLoop, loopTable } from '../pipeline/atlas-loop.js';
+import { atlasFinetune, atlasFinetuneHook } from '../pipeline/atlas-finetune.js';
 import { numberOption, startProgress } from './output.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `original=1,revised=1,pseudo=0.5` → weights by label provenance. */
+export function parseLabelWeights(s: string | undefined, onlyTrusted?: boolean): Partial<Record<'original' | 'revised' | 'pseudo', number>> | undefined {
+  const out: Partial<Record<'original' | 'revised' | 'pseudo', number>> = {};
+  for (const part of list(s) ?? []) {
+    const [k, v] = part.split('=');
+    const w = Number(v);
+    if (!['original', 'revised', 'pseudo'].includes(k!.trim()) || !(w >= 0 && w <= 10)) throw new MedmaskError('USAGE', `--label-weights "${part}" must be original|revised|pseudo=WEIGHT with a weight from 0 to 10`, { hint: 'e.g. --label-weights original=1,revised=1,pseudo=0.5' });
+    out[k!.trim() as 'original'] = w;
+  }
+  if (onlyTrusted) out.pseudo = 0;
+  return Object.keys(out).length ? out : undefined;
+}
 
 function choice<T extends string>(name: string, v: string | undefined, allowed: readonly T[], fallback: T): T {
   if (v === undefined) return fallback;
@@ -192,6 +206,23 @@ function headlineText(r: AtlasReport['headline'], selected: number): string {
   return `${r.policy}: ${selected} case(s), ${fmt(r.expertMinutes)} expert min against ${fmt(r.byHandMinutes)} by hand (${x(r.speedup)} less, ${fmt(r.minutesSaved)} min saved)${dice}`;
 }
 
+/** `atlas run --rounds N`: the loop (src/pipeline/atlas-loop.ts) in OUT, with its table. */
+async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string }): Promise<void> {
+  if (!o.model?.length) throw new MedmaskError('USAGE', 'atlas run --rounds needs the segmenters to fine-tune', { hint: 'pass --model DIR (repeat for several)' });
+  const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
+  const r = await atlasLoop(o.data, o.out, {
+    models: o.model,
+    rounds: numberOption('--rounds', o.rounds, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 50, 'a whole number from 1 to 50'),
+    ...(o.fraction !== undefined ? { fraction: numberOption('--fraction', o.fraction, 0.05, (v) => v > 0 && v <= 1, 'a fraction in (0, 1]') } : {}),
+    ...(o.revised ? { revised: o.revised } : {}),
+    ...(o.finetuneSteps !== undefined ? { steps: numberOption('--finetune-steps', o.finetuneSteps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
+    ...(lw ? { labelWeights: lw } : {}),
+    ...(o.threads !== undefined ? { predictThreads: numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1, 'a whole number') } : {}),
+    onProgress: (stage, round, note) => { if (!o.json) process.stderr.write(`round ${round}: ${stage}${note ? ` (${note})` : ''}\n`); },
+  });
+  print(o.json, r, [`medmask atlas run --rounds ${r.rounds.length}: → ${r.json}`, ...loopTable(r).map((l) => `  ${l}`)].join('\n'));
+}
+
 /** Register `medmask atlas predict|attention|rank|merge|export|report|run|campaign|finetune-hook` (AbdomenAtlas-8K, Qu et al. 2023). */
 export function registerAtlas(program: Command): void {
   const atlas = program.command('atlas').description('3D multi-organ annotation as AbdomenAtlas-8K: ensemble predictions, attention maps, case ranking, label merging, exports, effort report');
@@ -312,12 +343,17 @@ export function registerAtlas(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (labelsTr/, provenance.json, export/, report/, run.json)')
     .option('--model <path>', 'segmenter folder / manifest / .onnx (repeat); without: WORK/predictions holds imported predictions', collect)
     .option('--repredict', 'run models again even where their predictions exist for every case')
-    .option('--revised <dir>', 'revised label maps (default WORK/revised when present)');
+    .option('--revised <dir>', 'revised label maps (default WORK/revised when present); with --rounds: a folder of round-1/, round-2/ … revisions')
+    .option('--rounds <n>', 'the loop: N rounds of predict → attention → rank → review (--revised, else the simulated annotator on truthTr/) → merge → fine-tune (PyTorch) → re-predict, with a per-round table')
+    .option('--finetune-steps <n>', 'with --rounds: fine-tune steps per model per round (default 40)')
+    .option('--label-weights <list>', 'with --rounds: loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5')
+    .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only');
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))
     .option('--cases <ids>', 'comma-separated case ids')
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused')
-    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean }) => {
+    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean }) => {
+      if (o.rounds !== undefined) return runRounds(o);
       const cases = list(o.cases);
       const bar = lazyBar('atlas run', o.json);
       const r = await atlasRun(o.data, o.work, o.out, {
@@ -406,6 +442,50 @@ export function registerAtlas(program: Command): void {
         ...curve.map((p) => `    ${String(+(p.fraction * 100).toFixed(1)).padStart(5)} %  ${p.ranked.toFixed(4)} | ${p.random.toFixed(4)}`),
         `  ${headlineText(r.report.headline, r.report.selected.length)}`,
         `  → ${r.reportFiles.html}`,
+      ].join('\n'));
+    });
+
+  atlas
+    .command('finetune')
+    .description('fine-tune a 3D segmenter on the merged labels (original > revised > pseudo): warm start from its ONNX weights, PyTorch in a child process (Debian python3-torch), a held-out split, ONNX export checked against torch; accepted only when its held-out Dice is not below the parent\'s')
+    .requiredOption('--data <dir>', 'the data set')
+    .requiredOption('--merged <dir>', 'output folder of atlas merge / atlas run (labelsTr/, provenance.json)')
+    .requiredOption('--model <dir>', 'the model folder to fine-tune (model.onnx, model.json, card.json)')
+    .requiredOption('--out <dir>', 'folder for train/, heldout/, the new <model>-ft/ and finetune-result.json')
+    .option('--steps <n>', 'training steps (default 40; 0 exports the parent as is)')
+    .option('--lr <rate>', 'peak learning rate (default 2e-4)')
+    .option('--label-weights <list>', 'loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (default all 1)')
+    .option('--only-trusted', 'train on original and revised labels only (pseudo-labels weigh 0)')
+    .option('--only-revised', 'train on the cases with a revised organ only')
+    .option('--heldout <dir>', 'an existing held-out set (imagesTr/, truthTr/); default a seeded share of the cases')
+    .option('--heldout-fraction <0..1>', 'share of the cases held out (default 0.2, at least one)')
+    .option('--seed <n>', 'seed of the split and the training (default 1 / 0)')
+    .option('--threads <n>', 'trainer threads (default 2)')
+    .option('--python <path>', 'Python with torch (default /usr/bin/python3)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  medmask atlas finetune --data data/abdomen --merged round-1 --model models/demo/demo-unet3d --out ft-1 --steps 40 --label-weights pseudo=0.5')
+    .action(async (o: { data: string; merged: string; model: string; out: string; steps?: string; lr?: string; labelWeights?: string; onlyTrusted?: boolean; onlyRevised?: boolean; heldout?: string; heldoutFraction?: string; seed?: string; threads?: string; python?: string; json?: boolean }) => {
+      const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
+      const bar = lazyBar('atlas finetune', o.json);
+      const r = await atlasFinetune(o.data, o.merged, o.out, {
+        model: o.model,
+        only: o.onlyRevised ? 'revised' : 'all',
+        ...(o.steps !== undefined ? { steps: numberOption('--steps', o.steps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
+        ...(o.lr !== undefined ? { lr: numberOption('--lr', o.lr, 2e-4, (v) => v > 0 && v < 1, 'a rate in (0, 1)') } : {}),
+        ...(lw ? { labelWeights: lw } : {}),
+        ...(o.heldout ? { heldout: o.heldout } : {}),
+        ...(o.heldoutFraction !== undefined ? { heldoutFraction: numberOption('--heldout-fraction', o.heldoutFraction, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)') } : {}),
+        ...(o.seed !== undefined ? { seed: numberOption('--seed', o.seed, 1, (v) => Number.isInteger(v), 'a whole number') } : {}),
+        ...(o.threads !== undefined ? { threads: numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads') } : {}),
+        ...(o.python ? { python: o.python } : {}),
+        onProgress: (d, t, line) => { if (d > 0) bar.tick(d, t, line.trim().slice(0, 60)); },
+      });
+      bar.stop();
+      print(o.json, r, [
+        `medmask atlas finetune: ${r.decision.toUpperCase()} — ${r.reason}`,
+        `  trained ${r.steps} step(s) in ${r.trainSeconds} s on ${r.trainCases.length} case(s) (label weights ${Object.entries(r.labelWeights).map(([k, v]) => `${k} ${v}`).join(', ')}); held out: ${r.heldoutCases.join(', ')}`,
+        `  export check: max |onnxruntime − torch| ${r.exportCheck.maxAbsDiff.toExponential(1)} (tolerance ${r.exportCheck.tolerance.toExponential(1)})`,
+        `  model → ${r.modelDir}${r.decision === 'rejected' ? ' (kept as a rejected candidate: use the parent)' : ''}`,
       ].join('\n'));
     });
 

@@ -26,6 +26,7 @@ import { checkLabelMap } from '../io/dataset.js';
 import { readVolume, writeVolume } from '../io/index.js';
 import { findManifest, readManifest } from '../runtime/manifest.js';
 import { readAtlasDataset, type AtlasCase } from './atlas.js';
+import { checkTrainer, finetuneSegmenter, type FinetuneOptions, type FinetuneResult } from './atlas-train.js';
 
 /** Options for {@link atlasFinetuneHook}. */
 export interface FinetuneHookOptions {
@@ -194,7 +195,7 @@ export async function atlasFinetuneHook(data: string, merged: string, out: strin
   await rm(modelDir, { recursive: true, force: true });
   await mkdir(modelDir, { recursive: true });
   await atomicWrite(join(modelDir, 'model.json'), JSON.stringify({ ...base, name, model: 'model.onnx' }, null, 1) + '\n');
-  notes.push('train3d.py starts from random weights (it has no option to load the old ones): this is retraining on the merged labels with the model\'s recipe');
+  notes.push(manifestPath ? 'the printed command retrains from random weights with the model\'s recipe; medmask atlas finetune warm-starts from the model\'s weights instead (train3d.py --init)' : 'no --model: training starts from random weights');
 
   const python = opts.python ?? '/usr/bin/python3';
   const script = fileURLToPath(new URL('../../tools/train/train3d.py', import.meta.url));
@@ -217,5 +218,42 @@ export async function atlasFinetuneHook(data: string, merged: string, out: strin
   const next = `medmask atlas run --data ${q(data)} --model ${q(modelShown)}${opts.model ? ` --model ${q(opts.model)}` : ''} --work WORK_NEXT --out ROUND_NEXT`;
   const result: FinetuneHookResult = { train: trainDir, heldout: heldoutDir, modelDir, cases: { train: trainCases.map((c) => c.id), heldout: opts.heldout ? [] : heldoutCases.map((c) => c.id) }, family, argv, command, next, notes };
   await atomicWrite(join(root, 'finetune.json'), JSON.stringify(result, null, 1) + '\n');
+  return result;
+}
+
+/** Options for {@link atlasFinetune}. */
+export interface AtlasFinetuneOptions extends Omit<FinetuneHookOptions, 'model' | 'steps' | 'family'>, Omit<FinetuneOptions, 'python' | 'threads'> {
+  /** The model folder to fine-tune (model.onnx, model.json, card.json naming its family). */
+  model: string;
+}
+
+/** What {@link atlasFinetune} returns: the exported sets and the trainer's decision. */
+export interface AtlasFinetuneResult extends FinetuneResult {
+  hook: FinetuneHookResult;
+}
+
+/**
+ * One fine-tune of the loop, end to end: export the merged labels with a held-out split
+ * ({@link atlasFinetuneHook}), then warm-start `model` from its ONNX weights and train on them
+ * (`tools/train/train3d.py --init`, {@link finetuneSegmenter}); the new model lands in
+ * OUT/<name>-ft/ and is **accepted** when its held-out mean Dice is not below the parent's on the
+ * same cases, else **rejected** (kept, with its metrics).
+ * @throws MedmaskError ENVIRONMENT without PyTorch (naming the Debian package), and the hook's errors
+ * @example
+ * const r = await atlasFinetune('data/abdomen', 'round-1', 'ft', { model: 'models/demo/demo-unet3d', steps: 40 });
+ * r.decision; // 'accepted' | 'rejected'
+ */
+export async function atlasFinetune(data: string, merged: string, out: string, opts: AtlasFinetuneOptions & { python?: string; threads?: number }): Promise<AtlasFinetuneResult> {
+  checkTrainer(opts.python);
+  const { steps, lr, labelWeights, onProgress, signal, seed, ...hookOpts } = opts;
+  // The hook's steps only shape the command it prints (a retraining from random weights); keep them valid.
+  const hook = await atlasFinetuneHook(data, merged, out, { ...hookOpts, steps: Math.max(4, steps ?? 40), ...(seed !== undefined ? { seed } : {}) });
+  const r = await finetuneSegmenter(resolve(opts.model), hook.train, hook.heldout, hook.modelDir, {
+    ...(steps !== undefined ? { steps } : {}), ...(lr !== undefined ? { lr } : {}), ...(labelWeights ? { labelWeights } : {}),
+    ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}), ...(seed !== undefined ? { seed } : {}),
+    ...(opts.python ? { python: opts.python } : {}), ...(opts.threads ? { threads: opts.threads } : {}),
+  });
+  const result: AtlasFinetuneResult = { ...r, hook };
+  await atomicWrite(join(resolve(out), 'finetune-result.json'), JSON.stringify(result, null, 1) + '\n');
   return result;
 }

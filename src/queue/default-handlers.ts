@@ -7,6 +7,7 @@ import { annotateHandler } from './handlers/annotate.js';
 import { phantomsHandler } from './handlers/phantoms.js';
 import { atlasHandler } from './handlers/atlas.js';
 import { trainMaskHeadHandler } from './handlers/train-mask-head.js';
+import { finetuneHandler } from './handlers/finetune.js';
 
 /**
  * The built-in job handlers.
@@ -21,5 +22,6 @@ export function createDefaultHandlers(): JobHandlerRegistry {
   reg.register('annotate', annotateHandler);
   reg.register('atlas', atlasHandler);
   reg.register('train-mask-head', trainMaskHeadHandler);
+  reg.register('finetune', finetuneHandler);
   return reg;
 }

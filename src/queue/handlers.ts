@@ -36,6 +36,11 @@ export interface JobHandler {
   description: string;
   /** Throw a USAGE MedmaskError naming the bad field; return the normalised input. */
   validate(input: unknown): unknown;
+  /**
+   * Optional submit-time step that needs the store, after `validate`: e.g. pin model references to
+   * exact registered versions (src/runtime/model-registry.ts). Returns the input to store.
+   */
+  resolve?(input: unknown, ctx: { store: Store }): Promise<unknown>;
   /** Run the job; the result is stored as JSON on the job row. */
   run(ctx: JobContext): Promise<unknown>;
 }

@@ -34,6 +34,7 @@ import { datasetUploadRoutes } from './routes/dataset-upload.js';
 import { exportRoutes } from './routes/export.js';
 import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
+import { modelRoutes } from './routes/models.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { dicomwebRoutes } from './routes/dicomweb.js';
 import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
@@ -117,6 +118,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   datasetUploadRoutes(app, ctx);
   maskRoutes(app, ctx);
   jobRoutes(app, ctx);
+  modelRoutes(app, ctx);
   exportRoutes(app, ctx);
   dicomwebRoutes(app, ctx); // PACS: DICOMweb archives, imports, DICOM SEG pushes (docs/pacs.md)
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /

@@ -36,6 +36,8 @@ export interface ServiceConfig {
   logLevel: string;
   /** Extra job handler modules (each default-exports `(registry) => void`). */
   handlers: string[];
+  /** Register the bundled demo models (models/demo) on start when their names are not registered yet (default true). */
+  demoModels: boolean;
 }
 
 interface Field {
@@ -65,6 +67,7 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   shutdownGraceMs: { env: 'MEDMASK_SHUTDOWN_GRACE_MS', kind: 'int', min: 0, max: 3_600_000, help: 'how long shutdown waits for running jobs, ms' },
   logLevel: { env: 'MEDMASK_LOG_LEVEL', kind: 'string', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
   handlers: { env: 'MEDMASK_HANDLERS', kind: 'list', help: 'extra job handler modules, comma-separated' },
+  demoModels: { env: 'MEDMASK_DEMO_MODELS', kind: 'bool', help: 'on start, register the bundled demo models (models/demo) whose names the registry does not hold yet, as version 1' },
 };
 
 function parse(key: keyof ServiceConfig, raw: unknown, from: string): unknown {
@@ -145,6 +148,7 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     shutdownGraceMs: (out.shutdownGraceMs as number | undefined) ?? 30_000,
     logLevel: (out.logLevel as string | undefined) ?? 'info',
     handlers: (out.handlers as string[] | undefined) ?? [],
+    demoModels: (out.demoModels as boolean | undefined) ?? true,
   };
 }
 

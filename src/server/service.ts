@@ -17,6 +17,7 @@ import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
 import { openDeploymentBlobs, deploymentUidSalt } from '../store/deployment-open.js';
 import { openStore, type Store } from '../store/db.js';
+import { registerDemoModels } from '../runtime/model-registry.js';
 import { createServer } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
@@ -107,6 +108,10 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     const password = fromEnv ?? generatePassword();
     await createUser({ store, settings: { scrypt: SCRYPT_DEFAULTS } as never }, { username: 'admin', password, role: 'admin' });
     say(fromEnv ? 'created user "admin" with the password from MEDMASK_ADMIN_PASSWORD' : `created user "admin" with password ${password}  (shown once: change it with POST /api/auth/password)`);
+  }
+  if (cfg.demoModels) {
+    const demo = await registerDemoModels(store, blobs);
+    if (demo.length) say(`registered the bundled demo models as version 1: ${demo.join(', ')} (jobs name them e.g. "${demo[0]}@1"; MEDMASK_DEMO_MODELS=0 to skip)`);
   }
   const app = await createServer({
     store,

@@ -39,7 +39,7 @@ export async function referencedBlobs(db: Kysely<Database>): Promise<Set<string>
     if (typeof h === 'string' && h) out.add(h);
   }
   add(await db.selectFrom('labels').select('blob as b').execute());
-  add(await db.selectFrom('models').select('blob as b').execute());
+  add(await db.selectFrom('model_versions').select('blob as b').execute());
   add(await db.selectFrom('mask_versions').select('blob as b').execute());
   add(await db.selectFrom('mask_drafts').select('blob as b').execute());
   add(await db.selectFrom('predictions').select('heatmap_blob as b').execute());

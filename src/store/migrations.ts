@@ -338,9 +338,57 @@ const dicomweb: Migration = {
   },
 };
 
+/**
+ * 0012 (h16a): a model registry with versions. `model_versions` holds every version of every
+ * model (numbered per name; rejected fine-tune candidates unnumbered) with its card, parent,
+ * training data and held-out metrics; the single-version `models` table's rows become version 1.
+ */
+const modelVersions: Migration = {
+  async up(db: Db) {
+    const text = 'text' as const;
+    await db.schema
+      .createTable('model_versions')
+      .addColumn('id', text, (c) => c.primaryKey())
+      .addColumn('name', text, (c) => c.notNull())
+      .addColumn('version', 'integer')
+      .addColumn('status', text, (c) => c.notNull())
+      .addColumn('blob', text, (c) => c.notNull())
+      .addColumn('size', 'integer', (c) => c.notNull())
+      .addColumn('manifest', text, (c) => c.notNull())
+      .addColumn('card', text)
+      .addColumn('parent_id', text, (c) => c.references('model_versions.id'))
+      .addColumn('training', text)
+      .addColumn('metrics', text)
+      .addColumn('note', text)
+      .addColumn('job_id', text)
+      .addColumn('created_at', text, (c) => c.notNull())
+      .addColumn('created_by', text)
+      .execute();
+    // Unique per name; NULL versions (rejected candidates) do not collide on either engine.
+    await db.schema.createIndex('model_versions_name_version').on('model_versions').columns(['name', 'version']).unique().execute();
+    await db.schema.createIndex('model_versions_parent').on('model_versions').column('parent_id').execute();
+    await sql`insert into model_versions (id, name, version, status, blob, size, manifest, created_at, created_by)
+      select id, name, 1, 'registered', blob, size, manifest, created_at, created_by from models`.execute(db);
+    await db.schema.dropTable('models').execute();
+  },
+  async down(db: Db) {
+    await db.schema
+      .createTable('models')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('blob', 'text', (c) => c.notNull())
+      .addColumn('size', 'integer', (c) => c.notNull())
+      .addColumn('manifest', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text')
+      .execute();
+    await db.schema.dropTable('model_versions').execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0013_mask_expected_gain': maskExpectedGain, '0016_dicomweb': dicomweb };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0016_dicomweb': dicomweb };
 }
 
 /**

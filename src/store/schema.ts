@@ -105,13 +105,37 @@ export interface LabelsTable {
   created_by: string | null;
 }
 
-export interface ModelsTable {
+/** Whether a model version may be used by jobs. */
+export type ModelVersionStatus = 'registered' | 'rejected';
+
+/**
+ * One version of a registered model (migration 0012 replaced the single-version `models` table).
+ * Registered versions are numbered 1, 2, … per name; a rejected fine-tune candidate keeps its
+ * row (metrics, lineage) with no number and is never used by jobs.
+ */
+export interface ModelVersionsTable {
   id: string;
   name: string;
+  /** 1, 2, … per name; null for a rejected candidate. */
+  version: number | null;
+  status: ModelVersionStatus;
+  /** The ONNX file's blob. */
   blob: string;
   size: number;
   /** The medmask-model/1 manifest (JSON). */
   manifest: string;
+  /** The model card (card.json, JSON), when given. */
+  card: string | null;
+  /** The version this one was trained from. */
+  parent_id: string | null;
+  /** The training data: cases and the provenance of their labels (JSON). */
+  training: string | null;
+  /** Held-out metrics (JSON), e.g. { heldout: { mean_dice }, parentHeldout: { mean_dice } }. */
+  metrics: string | null;
+  /** Why a candidate was rejected. */
+  note: string | null;
+  /** The job that produced it (a fine-tune). */
+  job_id: string | null;
   created_at: string;
   created_by: string | null;
 }
@@ -303,7 +327,7 @@ export interface Database {
   datasets: DatasetsTable;
   images: ImagesTable;
   labels: LabelsTable;
-  models: ModelsTable;
+  model_versions: ModelVersionsTable;
   jobs: JobsTable;
   predictions: PredictionsTable;
   masks: MasksTable;

@@ -10,25 +10,27 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { annotateHandler } from '../../src/queue/handlers/annotate.js';
 import { saveMaskVersion } from '../../src/store/index.js';
+import { registerModelDirs } from '../helpers/models.js';
 import { phantomsDataset, startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
+let MODELS: string[];
 const waitJob = (id: string) => waitJobOn(s, id);
 before(async () => {
   s = await startTestServer();
+  MODELS = await registerModelDirs(s, ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet']);
 });
 after(async () => {
   await s?.close();
 });
 
-const MODELS = ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet'];
 const LABEL_MAP = { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' };
 
 test('annotate job: bad input is a 400 naming the field', async () => {
   const cases: [unknown, RegExp][] = [
     [{}, /datasetId/],
     [{ datasetId: 'x', models: [] }, /models must be a list/],
-    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" does not exist/],
+    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" is not a model reference: jobs name registered models as name@version/],
     [{ datasetId: 'x', models: MODELS, mcSamples: -1 }, /mcSamples/],
     [{ datasetId: 'x', models: MODELS, labelKind: 'mask' }, /labelKind/],
     [{ datasetId: 'x', models: MODELS, pipeline: { fusion: 'bogus' } }, /pipeline/],

@@ -6,29 +6,34 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { getVolume } from '../../src/store/volumes.js';
+import { registerModelDirs } from '../helpers/models.js';
 import { phantomsDataset, startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
+let MODELS: string[];
 const waitJob = (id: string) => waitJobOn(s, id);
 before(async () => {
   s = await startTestServer();
+  MODELS = await registerModelDirs(s, ['models/demo/demo-unet3d', 'models/demo/demo-resunet3d']);
 });
 after(async () => {
   await s?.close();
 });
 
-const MODELS = ['models/demo/demo-unet3d', 'models/demo/demo-resunet3d'];
 
 test('atlas job: bad input is a 400 naming the field', async () => {
   for (const [input, re] of [
     [{}, /atlas job: datasetId/],
-    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\]/],
+    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" is not a model reference/],
     [{ datasetId: 'x', models: MODELS, fraction: 2 }, /fraction/],
   ] as [unknown, RegExp][]) {
     const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input } });
     assert.equal(r.statusCode, 400, r.body);
     assert.match(r.json().message, re);
   }
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: 'x', models: ['no-such-model@1'] } } });
+  assert.equal(r.statusCode, 404, r.body);
+  assert.match(r.json().message, /models\[0\]: no registered model named "no-such-model"/);
 });
 
 test('atlas job: phantoms 3d → a round with two demo segmenters → merged labels, selected cases to review', async () => {

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { readFloats } from '../../src/pipeline/atlas-train.js';
 import { readManifest } from '../../src/runtime/manifest.js';
 import { Segmenter } from '../../src/runtime/segment.js';
 import { ClassifierSession } from '../../src/runtime/session.js';
@@ -22,14 +23,6 @@ interface Result {
   target?: string;
   targetDims?: number[];
   head?: string[];
-}
-
-function readFloats(path: string): Float32Array {
-  const buf = readFileSync(path);
-  const out = new Float32Array(buf.byteLength / 4);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
-  return out;
 }
 
 async function check(dir: string, ref: string): Promise<Result> {

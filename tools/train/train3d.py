@@ -79,6 +79,8 @@ def read_abdomen(root, cases=None):
         ds = json.load(f)
     names = [c['case'] for c in ds['medmask']['cases']] if 'medmask' in ds else sorted(
         n[:-len('_0000.nii.gz')] for n in os.listdir(os.path.join(root, 'imagesTr')))
+    # Label provenance per organ (original / revised / pseudo), as `medmask atlas finetune` writes it.
+    prov = {c['case']: c.get('provenance') or {} for c in ds.get('medmask', {}).get('cases', [])}
     if cases is not None:
         names = names[:cases]
     out = []
@@ -92,7 +94,7 @@ def read_abdomen(root, cases=None):
         img_r = resample(im[None], sp, SPACING)[0].numpy()
         lab_r = resample(lab[None].astype(np.float32), sp, SPACING, mode='nearest')[0].numpy().astype(np.uint8)
         out.append({'case': name, 'image': np.ascontiguousarray(img_r), 'label': np.ascontiguousarray(lab_r),
-                    'truth': np.ascontiguousarray(lab), 'spacing': sp, 'shape': lab.shape})
+                    'truth': np.ascontiguousarray(lab), 'spacing': sp, 'shape': lab.shape, 'provenance': prov.get(name, {})})
     return out
 
 
@@ -155,9 +157,20 @@ def zoom_pair(x, y, g):
     return x, y
 
 
-def dice_loss(logits, y):
+def weighted_loss(logits, y, class_w, vw):
+    """Class-weighted cross-entropy with a per-voxel weight vw (label provenance) + soft Dice over
+    the voxels whose weight is not 0. With vw all 1 this is F.cross_entropy(weight=class_w) + Dice."""
+    ce = F.cross_entropy(logits, y, weight=class_w, reduction='none')
+    den = (class_w[y] * vw).sum()
+    ce = (ce * vw).sum() / den.clamp_min(1e-8)
+    return ce + dice_loss(logits, y, (vw > 0).float())
+
+
+def dice_loss(logits, y, mask=None):
     p = torch.softmax(logits, 1)[:, 1:]
     oh = F.one_hot(y, NCLS).permute(0, 4, 1, 2, 3).float()[:, 1:]
+    if mask is not None:
+        p, oh = p * mask[:, None], oh * mask[:, None]
     dims = (0, 2, 3, 4)
     inter = (p * oh).sum(dims)
     den = p.sum(dims) + oh.sum(dims)
@@ -207,9 +220,12 @@ def sliding_window(model, image, overlap=0.5, batch=4):
     return acc[:, z0:nz - z1, y0:ny - y1, x0:nx - x1]
 
 
-def dice_per_organ(pred, truth):
+def dice_per_organ(pred, truth, skip=()):
     out = {}
     for c, name in enumerate(ORGANS, start=1):
+        if name in skip:
+            out[name] = None
+            continue
         a, b = pred == c, truth == c
         s = a.sum() + b.sum()
         out[name] = None if s == 0 else float(2 * (a & b).sum() / s)
@@ -228,13 +244,44 @@ def evaluate(model, cases):
     for c in cases:
         pred = predict_case(model, c)
         preds.append(pred)
-        per_case.append(dice_per_organ(pred, c['truth']))
+        # Organs whose held-out label is a pseudo-label (the parent's own prediction) are not scored:
+        # against them any change from the parent would count as an error.
+        per_case.append(dice_per_organ(pred, c['truth'], {n for n, p in c.get('provenance', {}).items() if p in ('pseudo', 'none')}))
     organs = {}
     for name in ORGANS:
         v = [d[name] for d in per_case if d[name] is not None]
         organs[name] = round(float(np.mean(v)), 4) if v else None
-    mean = round(float(np.mean([v for v in organs.values() if v is not None])), 4)
+    scored = [v for v in organs.values() if v is not None]
+    if not scored:
+        raise ValueError('no held-out organ has an original or revised label to score against (all are pseudo-labels)')
+    mean = round(float(np.mean(scored)), 4)
     return {'dice': organs, 'mean_dice': mean, 'n': len(cases)}, preds
+
+
+def parse_label_weights(text):
+    """'original=1,revised=1,pseudo=0.5' -> dict; a weight 0 leaves those labels out of the loss."""
+    out = {'original': 1.0, 'revised': 1.0, 'pseudo': 1.0}
+    for part in filter(None, (text or '').split(',')):
+        k, _, v = part.partition('=')
+        if k.strip() not in out:
+            raise ValueError(f'--label-weights: unknown provenance {k!r}; use original, revised, pseudo')
+        w = float(v)
+        if not 0 <= w <= 10:
+            raise ValueError(f'--label-weights: {k}={v} must be a number from 0 to 10')
+        out[k.strip()] = w
+    return out
+
+
+def label_weight_lut(case, weights):
+    """Per label value, the loss weight of its voxels: the weight of the provenance of that organ's
+    label in this case (merge rule: original > revised > pseudo); background and organs without a
+    recorded provenance weigh 1."""
+    lut = np.ones(NCLS, np.float32)
+    for c, name in enumerate(ORGANS, start=1):
+        p = case.get('provenance', {}).get(name)
+        if p in weights:
+            lut[c] = weights[p]
+    return lut
 
 
 def class_weights(cases):
@@ -247,7 +294,13 @@ def class_weights(cases):
 
 
 def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, batch=2, lr=3e-3, aug='none',
-                    model_kw=None, threads=2, train_cases=None, heldout_cases=None, train_patch=(48, 48, 24)):
+                    model_kw=None, threads=2, train_cases=None, heldout_cases=None, train_patch=(48, 48, 24),
+                    init=None, label_weights=None):
+    """Train (or, with `init` = a parent's model.onnx, fine-tune) a segmenter; export ONNX.
+    init: warm start from that ONNX file (warmstart.py: initializers mapped into the network, every
+    BatchNorm frozen in eval mode while training); the parent is evaluated on the same held-out
+    cases first ('parent_heldout'). label_weights: loss weight per label provenance
+    ({'original': 1, 'revised': 1, 'pseudo': 0.5}; 0 = leave those labels out). steps may be 0."""
     set_threads(threads)
     seed_everything(seed)
     t0 = time.time()
@@ -255,8 +308,18 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
     test = read_abdomen(heldout, heldout_cases)
     log(f'[{family}] {len(train)} training cases, {len(test)} held-out ({time.time() - t0:.1f} s to read)')
     model = build_segmenter(family, NCLS, **(model_kw or {}))
+    parent_metrics = None
+    if init:
+        from warmstart import load_onnx_weights, freeze_batchnorm
+        pz, py, px = PATCH[2], PATCH[1], PATCH[0]
+        n = load_onnx_weights(model, init, torch.zeros(1, 1, pz, py, px))
+        log(f'[{family}] warm start: {n} tensors from {os.path.basename(init)}')
+        parent_metrics, _ = evaluate(model, test)
+        log(f'[{family}] parent held-out mean Dice {parent_metrics["mean_dice"]:.3f}')
+    lw = parse_label_weights(label_weights) if isinstance(label_weights, (str, type(None))) else label_weights
+    luts = [label_weight_lut(c, lw) for c in train]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)) if steps > 0 else None
     g = torch.Generator().manual_seed(seed)
     weight = class_weights(train)
     history = []
@@ -264,6 +327,8 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
     run = 0.0
     for step in range(steps):
         model.train()
+        if init:
+            freeze_batchnorm(model)
         picks = torch.randint(0, len(train), (batch,), generator=g).tolist()
         pairs = [sample_patch(train[i], g, patch=train_patch) for i in picks]
         xb = torch.as_tensor(np.stack([p[0] for p in pairs]))
@@ -272,11 +337,14 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
             xb, yb = zoom_pair(xb, yb, g)
         xb = augment(xb, g, 'none' if aug == 'none' else 'intensity')
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb, weight=weight) + dice_loss(logits, yb)
+        vw = torch.as_tensor(np.stack([luts[i][y.numpy()] for i, y in zip(picks, yb)]))
+        loss = weighted_loss(logits, yb, weight, vw)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f'[{family}] loss is {float(loss)} at step {step + 1}: lower --lr')
         run = 0.9 * run + 0.1 * float(loss) if step else float(loss)
         if (step + 1) % 25 == 0 or step + 1 == steps:
             history.append({'step': step + 1, 'loss': round(run, 4)})
@@ -288,6 +356,7 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
     os.makedirs(out_dir, exist_ok=True)
     os.makedirs(work, exist_ok=True)
     example = torch.as_tensor(np.stack([sample_patch(test[0], torch.Generator().manual_seed(1))[0] for _ in range(2)]))
+    model.eval()
     export_onnx(model, example, os.path.join(out_dir, 'model.onnx'))
     write_reference(model, example, os.path.join(work, 'reference.bin'))
     np.savez_compressed(os.path.join(work, 'heldout-predictions.npz'), **{c['case']: p for c, p in zip(test, preds)})
@@ -296,13 +365,41 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         'augmentation': aug, 'model_kw': model_kw or {}, 'train_seconds': round(train_s, 1), 'history': history,
         'n_train': len(train), 'patches_seen': steps * batch, 'train_patch': list(train_patch),
         'class_weights': [round(float(v), 3) for v in weight], 'heldout': metrics,
-        'heldout_cases': [c['case'] for c in test],
+        'heldout_cases': [c['case'] for c in test], 'train_cases': [c['case'] for c in train],
+        'parent_heldout': parent_metrics, 'warm_start': os.path.basename(init) if init else None,
+        'label_weights': lw,
     }
+
+
+def finetune_outputs(r, parent_dir, out_dir):
+    """model.json (the parent's manifest: same name, input, labels) and card.json / card.md (the
+    parent's card with this training, its held-out metrics and the parent's on the same cases)."""
+    with open(os.path.join(parent_dir, 'model.json')) as f:
+        manifest = json.load(f)
+    manifest['model'] = 'model.onnx'
+    manifest['card'] = 'card.md'
+    card = {}
+    if os.path.exists(os.path.join(parent_dir, 'card.json')):
+        with open(os.path.join(parent_dir, 'card.json')) as f:
+            card = json.load(f)
+    card['training'] = {k: r[k] for k in ('steps', 'batch', 'lr', 'seed', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'train_patch', 'label_weights', 'warm_start')}
+    card['data'] = {'train': {'cases': r['train_cases'], 'n': r['n_train']}, 'heldout': {'cases': r['heldout_cases'], 'n': len(r['heldout_cases'])}}
+    card['metrics'] = {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout']}
+    card['summary'] = f"{manifest.get('name')} fine-tuned from its parent on {r['n_train']} case(s) of merged labels (original > revised > pseudo) for {r['steps']} steps."
+    with open(os.path.join(out_dir, 'model.json'), 'w') as f:
+        json.dump(manifest, f, indent=1)
+    with open(os.path.join(out_dir, 'card.json'), 'w') as f:
+        json.dump(card, f, indent=1)
+    ph = r['parent_heldout'] or {}
+    with open(os.path.join(out_dir, 'card.md'), 'w') as f:
+        f.write(f"# {manifest.get('name')} (fine-tuned)\n\n{card['summary']}\n\n"
+                f"Held-out mean Dice {r['heldout']['mean_dice']:.4f} (parent {ph.get('mean_dice', float('nan')):.4f}) on {len(r['heldout_cases'])} case(s).\n"
+                f"Label weights by provenance: {r['label_weights']}. Trained {r['train_seconds']} s.\n")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--family', required=True, choices=['unet', 'resunet', 'segresnet'])
+    ap.add_argument('--family', choices=['unet', 'resunet', 'segresnet'], help="default: the --init model's card")
     ap.add_argument('--data', required=True)
     ap.add_argument('--heldout', required=True)
     ap.add_argument('--out', required=True)
@@ -310,9 +407,31 @@ def main():
     ap.add_argument('--aug', default='none', choices=['none', 'intensity', 'spatial'])
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--lr', type=float, default=None, help='peak learning rate (default 3e-3; 2e-4 with --init: Adam moves every weight by about lr per step, too much for a trained network at 1e-3)')
+    ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
+    ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
     a = ap.parse_args()
-    r = train_segmenter(a.family, a.data, a.heldout, a.out, a.out, a.seed, a.steps, aug=a.aug, threads=a.threads)
-    print(json.dumps(r['heldout']))
+    kw, family = {}, a.family
+    if a.init:
+        card_path = os.path.join(a.init, 'card.json')
+        if os.path.exists(card_path):
+            with open(card_path) as f:
+                arch = json.load(f).get('architecture', {})
+            family = family or arch.get('family')
+            kw = arch.get('options', {}) or {}
+    if not family:
+        ap.error('--family is required (or an --init model whose card.json names it)')
+    lr = a.lr if a.lr is not None else (2e-4 if a.init else 3e-3)
+    if a.steps < 0 or (0 < a.steps < 4):
+        ap.error(f'--steps {a.steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
+    r = train_segmenter(family, a.data, a.heldout, a.out, os.path.join(a.out, 'work') if a.init else a.out, a.seed, a.steps, lr=lr, aug=a.aug,
+                        model_kw=kw, threads=a.threads, init=os.path.join(a.init, 'model.onnx') if a.init else None,
+                        label_weights=a.label_weights)
+    if a.init:
+        finetune_outputs(r, a.init, a.out)
+    print(json.dumps({'heldout': r['heldout'], 'parent_heldout': r['parent_heldout'], 'train_seconds': r['train_seconds'],
+                      'steps': r['steps'], 'train_cases': r['train_cases'], 'heldout_cases': r['heldout_cases'],
+                      'label_weights': r['label_weights'], 'family': family, 'model_kw': kw, 'lr': lr}))
 
 
 if __name__ == '__main__':

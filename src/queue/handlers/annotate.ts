@@ -8,15 +8,14 @@
  * no duplicate predictions or mask versions (recordPrediction).
  * @module
  */
-import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { isMedmaskError, MedmaskError } from '../../core/errors.js';
 import { parseMaskPipeline, type MaskPipeline } from '../../core/masks/pipeline.js';
 import { readVolume } from '../../io/index.js';
 import { annotate, stemFor, type AnnotateItem } from '../../pipeline/annotate.js';
 import { readResults } from '../../pipeline/evaluate.js';
+import { checkModelRefs, materializeModels, pinModelRefs } from '../../runtime/model-registry.js';
 import { recordPrediction } from '../../store/masks.js';
 import { labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
 import type { JobContext, JobHandler } from '../handlers.js';
@@ -24,7 +23,7 @@ import type { JobContext, JobHandler } from '../handlers.js';
 /** Input of the annotate job. */
 export interface AnnotateJobInput {
   datasetId: string;
-  /** Model folders or manifests on the server machine; relative paths resolve against the package root. */
+  /** Registered models: name@version, name (pinned to its current version at submit) or version id — never a path. */
   models: string[];
   /** Use the images' class labels ("class", the default) or none ("none": the ensemble's diagnosis is the target). */
   labelKind?: 'class' | 'none';
@@ -41,18 +40,10 @@ export interface AnnotateJobInput {
   maskHeads?: string[];
 }
 
-/** The package root (relative model paths resolve against it). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-const HINT = 'input: { "datasetId": string, "models": ["models/demo/demo-resnet", …], "labelKind"?: "class" | "none", "labelMap"?: { "stored label": "model class" }, "pipeline"?: {…}, "mcSamples"?: 0…200, "seed"?: integer, "target"?: string }';
+const HINT = 'input: { "datasetId": string, "models": ["demo-resnet@1", …], "labelKind"?: "class" | "none", "labelMap"?: { "stored label": "model class" }, "pipeline"?: {…}, "mcSamples"?: 0…200, "seed"?: integer, "target"?: string }';
 
 function usage(msg: string): never {
   throw new MedmaskError('USAGE', `annotate job: ${msg}`, { hint: HINT });
-}
-
-/** Resolve a model path as the server sees it. */
-export function resolveModelPath(p: string): string {
-  return isAbsolute(p) ? p : resolve(PACKAGE_ROOT, p);
 }
 
 function validate(raw: unknown): AnnotateJobInput {
@@ -62,13 +53,7 @@ function validate(raw: unknown): AnnotateJobInput {
   const extra = Object.keys(o).filter((k) => !known.includes(k));
   if (extra.length) usage(`unknown field(s) ${extra.join(', ')}`);
   if (typeof o.datasetId !== 'string' || !o.datasetId.trim() || o.datasetId.length > 100) usage(`datasetId ${JSON.stringify(o.datasetId)} must be a data set id (the annotate pipeline runs on one stored data set)`);
-  if (!Array.isArray(o.models) || !o.models.length || o.models.length > 16) usage('models must be a list of 1 to 16 model folders or manifests');
-  const models: string[] = [];
-  for (const [i, m] of (o.models as unknown[]).entries()) {
-    if (typeof m !== 'string' || !m.trim() || m.length > 1000) usage(`models[${i}] must be a path`);
-    if (!existsSync(resolveModelPath(m))) usage(`models[${i}] "${m}" does not exist on the server (relative paths resolve against ${PACKAGE_ROOT})`);
-    models.push(m);
-  }
+  const models = checkModelRefs(o.models, 'annotate job: models');
   const labelKind = o.labelKind ?? 'class';
   if (labelKind !== 'class' && labelKind !== 'none') usage(`labelKind ${JSON.stringify(o.labelKind)} must be "class" or "none"`);
   let labelMap: Record<string, string> | undefined;
@@ -136,7 +121,7 @@ async function run(ctx: JobContext): Promise<unknown> {
   let summary;
   try {
     summary = await annotate({
-      models: input.models.map(resolveModelPath),
+      models: await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')),
       items,
       out,
       fresh: true,
@@ -191,10 +176,11 @@ async function run(ctx: JobContext): Promise<unknown> {
 /**
  * The `annotate` job handler.
  * @example
- * POST /api/jobs { "type": "annotate", "input": { "datasetId": "…", "models": ["models/demo/demo-resnet"], "labelMap": { "nodule": "abnormal" } } }
+ * POST /api/jobs { "type": "annotate", "input": { "datasetId": "…", "models": ["demo-resnet@1"], "labelMap": { "nodule": "abnormal" } } }
  */
 export const annotateHandler: JobHandler = {
   description: 'run the annotate pipeline (candidate masks, heat maps, uncertainty and decisions from an ensemble of classifiers) on a data set',
   validate,
+  resolve: async (input, { store }) => ({ ...(input as AnnotateJobInput), models: await pinModelRefs(store.db, (input as AnnotateJobInput).models) }),
   run,
 };

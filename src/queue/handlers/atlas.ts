@@ -19,13 +19,13 @@ import { putVolume } from '../../store/volumes.js';
 import { caseOriginOf } from '../../store/images.js';
 import { atlasRun } from '../../pipeline/atlas-run.js';
 import { recordPrediction } from '../../store/masks.js';
+import { checkModelRefs, materializeModels, pinModelRefs } from '../../runtime/model-registry.js';
 import type { JobContext, JobHandler } from '../handlers.js';
-import { resolveModelPath } from './annotate.js';
 
 /** Input of the atlas job. */
 export interface AtlasJobInput {
   datasetId: string;
-  /** 3D segmenter folders or manifests on the server machine (relative: against the package root). */
+  /** Registered 3D segmenters: name@version, name (pinned at submit) or version id — never a path. */
   models: string[];
   /** Fraction of each source's cases sent to review (default 0.05). */
   fraction?: number;
@@ -33,7 +33,7 @@ export interface AtlasJobInput {
   target?: string;
 }
 
-const HINT = 'input: { "datasetId": string, "models": ["models/demo/demo-unet3d", …], "fraction"?: 0…1, "target"?: string }';
+const HINT = 'input: { "datasetId": string, "models": ["demo-unet3d@1", …], "fraction"?: 0…1, "target"?: string }';
 
 function usage(msg: string): never {
   throw new MedmaskError('USAGE', `atlas job: ${msg}`, { hint: HINT });
@@ -45,12 +45,7 @@ function validate(raw: unknown): AtlasJobInput {
   const extra = Object.keys(o).filter((k) => !['datasetId', 'models', 'fraction', 'target'].includes(k));
   if (extra.length) usage(`unknown field(s) ${extra.join(', ')}`);
   if (typeof o.datasetId !== 'string' || !o.datasetId.trim() || o.datasetId.length > 100) usage(`datasetId ${JSON.stringify(o.datasetId)} must be a data set id`);
-  if (!Array.isArray(o.models) || !o.models.length || o.models.length > 16) usage('models must be a list of 1 to 16 segmenter folders or manifests');
-  const models = (o.models as unknown[]).map((m, i) => {
-    if (typeof m !== 'string' || !m.trim()) usage(`models[${i}] must be a path`);
-    if (!existsSync(resolveModelPath(m))) usage(`models[${i}] "${m}" does not exist on the server`);
-    return m;
-  });
+  const models = checkModelRefs(o.models, 'atlas job: models');
   if (o.fraction !== undefined && !(typeof o.fraction === 'number' && o.fraction >= 0 && o.fraction <= 1)) usage(`fraction ${JSON.stringify(o.fraction)} must be a number from 0 to 1`);
   if (o.target !== undefined && (typeof o.target !== 'string' || !o.target.trim() || o.target.length > 100)) usage('target must be a non-empty name of at most 100 characters');
   return { datasetId: o.datasetId, models, ...(o.fraction !== undefined ? { fraction: o.fraction as number } : {}), ...(o.target !== undefined ? { target: o.target as string } : {}) };
@@ -96,7 +91,7 @@ async function run(ctx: JobContext): Promise<unknown> {
   await ctx.progress(0.05, `exported ${images.length} volume(s)`);
   const work = join(ctx.workDir, 'work'), out = join(ctx.workDir, 'out');
   const r = await atlasRun(data, work, out, {
-    models: input.models.map(resolveModelPath),
+    models: await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')),
     rank: { fraction: input.fraction ?? 0.05 },
     export: { formats: ['nifti'] },
     onProgress: (d, t, note) => void ctx.progress(0.05 + (0.85 * d) / t, note),
@@ -143,10 +138,11 @@ async function maxHeat(ctx: JobContext, caseDir: string): Promise<string | undef
 /**
  * The `atlas` job handler.
  * @example
- * POST /api/jobs { "type": "atlas", "input": { "datasetId": "…", "models": ["models/demo/demo-unet3d", "models/demo/demo-resunet3d"] } }
+ * POST /api/jobs { "type": "atlas", "input": { "datasetId": "…", "models": ["demo-unet3d@1", "demo-resunet3d@1"] } }
  */
 export const atlasHandler: JobHandler = {
   description: 'one round of the 3D multi-organ workflow over a stored data set: predictions, attention, ranking, merged labels, review cases',
   validate,
+  resolve: async (input, { store }) => ({ ...(input as AtlasJobInput), models: await pinModelRefs(store.db, (input as AtlasJobInput).models) }),
   run,
 };

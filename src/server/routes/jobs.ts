@@ -1,22 +1,16 @@
 /**
  * Jobs: the available types, submitting (idempotent by input hash), listing, one job, and its
- * progress as server-sent events. Models: register an ONNX file with its manifest, list them.
+ * progress as server-sent events. (Models: routes/models.ts.)
  * @module
  */
-import { readFile, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import { MedmaskError } from '../../core/errors.js';
-import { validateManifest } from '../../runtime/manifest.js';
-import { decodeOnnx } from '../../runtime/onnx-graph.js';
 import { createJob, getJob, jobView } from '../../store/jobs.js';
-import { newId, nowIso, parseJson } from '../../store/util.js';
 import type { JobStatus } from '../../store/schema.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
-import { receiveMultipart } from '../upload.js';
 import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
 
-/** Register job and model routes. */
+/** Register the job routes. */
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const db = ctx.store.db;
 
@@ -36,7 +30,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (req, reply) => {
       const handler = ctx.handlers.get(req.body.type);
-      const input = handler.validate(req.body.input);
+      // resolve: handlers that name registered models pin them to exact versions here (src/runtime/model-registry.ts).
+      const valid = handler.validate(req.body.input);
+      const input = handler.resolve ? await handler.resolve(valid, { store: ctx.store }) : valid;
       const { job, enqueue, created } = await createJob(db, { type: req.body.type, input, createdBy: userOf(req).id });
       if (enqueue) await ctx.queue.enqueue({ jobId: job.id, type: job.type });
       req.auditDetails = { jobId: job.id, type: job.type, created };
@@ -97,45 +93,6 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
         timer = setTimeout(() => void tick(), 250);
       };
       await tick();
-    },
-  );
-
-  // ── models ──
-  app.get('/api/models', { config: { permission: 'read' }, schema: { tags: ['models'], summary: 'Registered models', security: secured } }, async () => {
-    const rows = await db.selectFrom('models').selectAll().orderBy('name').execute();
-    return { models: rows.map((r) => ({ id: r.id, name: r.name, hash: r.blob, size: r.size, manifest: parseJson(r.manifest), createdAt: r.created_at })) };
-  });
-  app.post(
-    '/api/models',
-    {
-      config: { permission: 'model:write' },
-      bodyLimit: ctx.settings.maxUploadBytes,
-      schema: { tags: ['models'], summary: 'Register a model (multipart: the .onnx file and a "manifest" field with its medmask-model/1 JSON; docs/model-manifest.md)', consumes: ['multipart/form-data'], security: secured, response: { 201: objectResponse('registered'), ...errorResponses } },
-    },
-    async (req, reply) => {
-      const up = await receiveMultipart(req, ctx, { maxFiles: 1 });
-      try {
-        if (!up.fields.manifest) throw new MedmaskError('USAGE', 'the "manifest" field is missing', { hint: 'send the model.json text as a form field named manifest' });
-        let manifestJson: unknown;
-        try {
-          manifestJson = JSON.parse(up.fields.manifest);
-        } catch (e) {
-          throw new MedmaskError('MODEL_INVALID', `the manifest is not valid JSON: ${(e as Error).message}`);
-        }
-        const manifest = validateManifest(manifestJson, 'manifest');
-        const f = up.files[0]!;
-        const bytes = await readFile(f.path);
-        decodeOnnx(new Uint8Array(bytes), f.name);
-        const exists = await db.selectFrom('models').select('id').where('name', '=', manifest.name).executeTakeFirst();
-        if (exists) throw new MedmaskError('CONFLICT', `a model named "${manifest.name}" is registered`, { details: { id: exists.id }, hint: 'change "name" in the manifest' });
-        const { hash, size } = await ctx.blobs.put(bytes);
-        const id = newId();
-        await db.insertInto('models').values({ id, name: manifest.name, blob: hash, size, manifest: JSON.stringify(manifest), created_at: nowIso(), created_by: userOf(req).id }).execute();
-        req.auditDetails = { modelId: id, name: manifest.name, hash };
-        return reply.code(201).send({ id, name: manifest.name, hash, size });
-      } finally {
-        await rm(up.dir, { recursive: true, force: true });
-      }
     },
   );
 }
