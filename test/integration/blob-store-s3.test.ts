@@ -107,9 +107,10 @@ test('integrity: an object changed outside medmask is refused on get and stream,
   const db = await openStore(':memory:');
   try {
     const now = new Date().toISOString();
-    await db.db.insertInto('models').values({ id: 'm1', name: 'm', blob: ref.hash, size: 14, manifest: '{}', created_at: now, created_by: null }).execute();
+    const version = { status: 'registered' as const, manifest: '{}', card: null, parent_id: null, training: null, metrics: null, note: null, job_id: null, created_at: now, created_by: null };
+    await db.db.insertInto('model_versions').values({ ...version, id: 'm1', name: 'm', version: 1, blob: ref.hash, size: 14 }).execute();
     const missing = hex('never stored');
-    await db.db.insertInto('models').values({ id: 'm2', name: 'n', blob: missing, size: 1, manifest: '{}', created_at: now, created_by: null }).execute();
+    await db.db.insertInto('model_versions').values({ ...version, id: 'm2', name: 'n', version: 1, blob: missing, size: 1 }).execute();
     const r = await verifyStore(db.db, db.dialect, b);
     assert.equal(r.ok, false);
     assert.deepEqual(r.corrupt, [ref.hash]);

@@ -6,23 +6,25 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { phantomsDataset, startTestServer, waitJob as waitJobOn, type TestServer } from '../helpers/server.js';
+import { registerModelDirs } from '../helpers/models.js';
 
 let s: TestServer;
+let MODELS: string[];
 const waitJob = (id: string) => waitJobOn(s, id);
 before(async () => {
   s = await startTestServer();
+  MODELS = await registerModelDirs(s, ['models/demo/demo-resnet']);
 });
 after(async () => {
   await s?.close();
 });
 
-const MODELS = ['models/demo/demo-resnet'];
 
 test('train-mask-head job: bad input is a 400 naming the field; no reviewed masks is a clear failure', async () => {
   const cases: [unknown, RegExp][] = [
     [{}, /datasetId/],
     [{ datasetId: 'x', models: [] }, /models must be a list/],
-    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" does not exist/],
+    [{ datasetId: 'x', models: ['models/demo/nope'] }, /models\[0\] "models\/demo\/nope" is not a model reference: jobs name registered models as name@version/],
     [{ datasetId: 'x', models: MODELS, pixels: 3 }, /pixels/],
     [{ datasetId: 'x', models: MODELS, colour: 1 }, /unknown field\(s\) colour/],
   ];

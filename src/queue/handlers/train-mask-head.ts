@@ -8,18 +8,17 @@
  * mask-head.json, …]`. Idempotent: blobs are content-addressed, and the job writes nothing else.
  * @module
  */
-import { existsSync } from 'node:fs';
 import { writeFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../../core/errors.js';
 import { trainMaskHead, type MaskPair } from '../../pipeline/train-mask-head.js';
-import { resolveModelPath } from './annotate.js';
+import { checkModelRefs, materializeModels, pinModelRefs } from '../../runtime/model-registry.js';
 import type { JobContext, JobHandler } from '../handlers.js';
 
 /** Input of the train-mask-head job. */
 export interface TrainMaskHeadJobInput {
   datasetId: string;
-  /** Model folders or manifests on the server machine (as the annotate job's). */
+  /** Registered models (`name@version`, a bare name pinned at submit, or an id), as the annotate job's. */
   models: string[];
   /** Review cases of this target (default "lesion"). */
   target?: string;
@@ -28,7 +27,7 @@ export interface TrainMaskHeadJobInput {
   seed?: number;
 }
 
-const HINT = 'input: { "datasetId": string, "models": ["models/demo/demo-resnet", …], "target"?: string, "pixels"?: 16…4096, "seed"?: integer }';
+const HINT = 'input: { "datasetId": string, "models": ["demo-resnet@1", …], "target"?: string, "pixels"?: 16…4096, "seed"?: integer }';
 
 function usage(msg: string): never {
   throw new MedmaskError('USAGE', `train-mask-head job: ${msg}`, { hint: HINT });
@@ -40,17 +39,13 @@ function validate(raw: unknown): TrainMaskHeadJobInput {
   const extra = Object.keys(o).filter((k) => !['datasetId', 'models', 'target', 'pixels', 'seed'].includes(k));
   if (extra.length) usage(`unknown field(s) ${extra.join(', ')}`);
   if (typeof o.datasetId !== 'string' || !o.datasetId.trim() || o.datasetId.length > 100) usage(`datasetId ${JSON.stringify(o.datasetId)} must be a data set id`);
-  if (!Array.isArray(o.models) || !o.models.length || o.models.length > 16) usage('models must be a list of 1 to 16 model folders or manifests');
-  for (const [i, m] of (o.models as unknown[]).entries()) {
-    if (typeof m !== 'string' || !m.trim() || m.length > 1000) usage(`models[${i}] must be a path`);
-    if (!existsSync(resolveModelPath(m))) usage(`models[${i}] "${m}" does not exist on the server`);
-  }
+  const models = checkModelRefs(o.models, 'train-mask-head job: models');
   if (o.target !== undefined && (typeof o.target !== 'string' || !o.target.trim() || o.target.length > 100)) usage('target must be a non-empty name of at most 100 characters');
   if (o.pixels !== undefined && (!Number.isInteger(o.pixels) || (o.pixels as number) < 16 || (o.pixels as number) > 4096)) usage(`pixels ${JSON.stringify(o.pixels)} must be a whole number from 16 to 4096`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) usage(`seed ${JSON.stringify(o.seed)} must be an integer`);
   return {
     datasetId: o.datasetId,
-    models: o.models as string[],
+    models,
     ...(o.target !== undefined ? { target: o.target as string } : {}),
     ...(o.pixels !== undefined ? { pixels: o.pixels as number } : {}),
     ...(o.seed !== undefined ? { seed: o.seed as number } : {}),
@@ -91,10 +86,11 @@ async function run(ctx: JobContext): Promise<unknown> {
   }
   await ctx.progress(0.05, `exported ${pairs.length} reviewed mask(s)`);
   const heads = [];
+  const folders = await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models'));
   for (const [k, m] of input.models.entries()) {
     const out = join(ctx.workDir, `head-${k}`);
     const r = await trainMaskHead({
-      model: resolveModelPath(m), pairs, out, cache: false,
+      model: folders[k]!, pairs, out, cache: false,
       ...(input.pixels ? { perClass: input.pixels } : {}), ...(input.seed !== undefined ? { seed: input.seed } : {}),
       signal: ctx.signal,
       onProgress: (e) => {
@@ -121,10 +117,11 @@ async function run(ctx: JobContext): Promise<unknown> {
 /**
  * The `train-mask-head` job handler.
  * @example
- * POST /api/jobs { "type": "train-mask-head", "input": { "datasetId": "…", "models": ["models/demo/demo-resnet"] } }
+ * POST /api/jobs { "type": "train-mask-head", "input": { "datasetId": "…", "models": ["demo-resnet@1"] } }
  */
 export const trainMaskHeadHandler: JobHandler = {
   description: 'train mask heads (per-pixel lesion heads on the classifiers\' CAM target activations) from the reviewed masks of a data set; annotate jobs fuse them with "maskHeads"',
   validate,
+  resolve: async (input, { store }) => ({ ...(input as TrainMaskHeadJobInput), models: await pinModelRefs(store.db, (input as TrainMaskHeadJobInput).models) }),
   run,
 };
