@@ -111,7 +111,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
     workDir: join(cfg.dataDir, 'work'),
-    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: resolveUidSalt(cfg), tmpDir: join(cfg.dataDir, 'tmp') },
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, maxVoxels: cfg.maxVoxels, decodeTimeoutMs: cfg.decodeTimeoutS * 1000, secureCookies: cfg.secureCookies, uidSalt: resolveUidSalt(cfg), tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });

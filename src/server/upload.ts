@@ -131,8 +131,11 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
   for (const f of other) {
     if (f.size === 0) throw new MedmaskError('CORRUPT_FILE', `${f.name}: the file is empty`, { hint: 'upload the file again' });
     let volume: Volume;
+    const opts = { uidSalt: ctx.settings.uidSalt, maxVoxels: ctx.settings.maxVoxels };
     try {
-      volume = await readVolume(f.path, { uidSalt: ctx.settings.uidSalt });
+      // Off the event loop, within a time budget (decode-pool.ts); every reader checks the
+      // declared size against maxVoxels before it inflates or allocates.
+      volume = ctx.decoder ? await ctx.decoder.read(f.path, opts) : await readVolume(f.path, opts);
     } catch (e) {
       throw renamed(e, f.path, f.name);
     }
@@ -145,7 +148,8 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
     let volume: Volume;
     let headers: NaturalizedDataset[];
     try {
-      ({ volume, headers } = await loadDicom(series, { uidSalt: ctx.settings.uidSalt, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) }));
+      const opts = { uidSalt: ctx.settings.uidSalt, maxVoxels: ctx.settings.maxVoxels, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) };
+      ({ volume, headers } = ctx.decoder ? await ctx.decoder.loadDicom(series, opts) : await loadDicom(series, opts));
     } catch (e) {
       throw renamed(e, series, dicom.length === 1 ? dicom[0]!.name : `the ${dicom.length} DICOM files`);
     }

@@ -12,6 +12,7 @@ import { InProcessQueue, createDefaultHandlers, type JobHandlerRegistry, type Jo
 import type { Role } from '../../src/store/schema.js';
 import { ROLES } from '../../src/store/schema.js';
 import { testHandlers } from './test-handlers.js';
+import type { ServerSettings } from '../../src/server/context.js';
 
 /** Cheap scrypt for tests (the default costs ≈ 0.1 s per hash). */
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -50,6 +51,8 @@ export interface TestServerOptions {
   loginMaxAttempts?: number;
   /** Salt for DICOM UID remapping (default "test-salt"). */
   uidSalt?: string;
+  /** Further server settings (e.g. maxVoxels, decodeTimeoutMs). */
+  settings?: Partial<ServerSettings>;
 }
 
 /** Build a server with one user per role. */
@@ -66,7 +69,7 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     queue,
     handlers,
     workDir: join(dir, 'work'),
-    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt' },
+    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', ...o.settings },
   });
   const users = {} as Record<Role, TestUser>;
   for (const role of ROLES) {
