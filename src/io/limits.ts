@@ -200,6 +200,7 @@ export async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value?: 
   const original = process.stderr.write;
   const origWarn = console.warn;
   const origError = console.error;
+  const origLog = console.log;
   const grab = (...args: unknown[]) => {
     chunks.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
   };
@@ -209,6 +210,7 @@ export async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value?: 
   }) as typeof process.stderr.write;
   console.warn = grab;
   console.error = grab;
+  console.log = grab; // itk-wasm prints "Exception while running pipeline:" with console.log
   try {
     return { value: await fn(), noise: chunks.join('').trim() };
   } catch (error) {
@@ -217,5 +219,6 @@ export async function captureStderr<T>(fn: () => Promise<T>): Promise<{ value?: 
     process.stderr.write = original;
     console.warn = origWarn;
     console.error = origError;
+    console.log = origLog;
   }
 }
