@@ -27,6 +27,7 @@ import { ROLES } from '../store/schema.js';
 import type { ServerContext, ServerSettings } from './context.js';
 import { installErrorHandlers } from './errors.js';
 import { DecodePool } from './decode-pool.js';
+import { installSecurityHeaders } from './security-headers.js';
 import { DEFAULT_MAX_VOXELS } from '../io/limits.js';
 import { SCRYPT_DEFAULTS } from './passwords.js';
 import { adminRoutes } from './routes/admin.js';
@@ -51,6 +52,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   maxVoxels: DEFAULT_MAX_VOXELS,
   decodeTimeoutMs: 60_000,
   decodeWorkers: 2,
+  fourEyesReview: false,
 };
 
 /** Options for {@link createServer}. */
@@ -95,6 +97,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   // Before any plugin: error handlers are inherited by plugins registered after them.
   installErrorHandlers(app, settings.maxUploadBytes);
   app.addHook('onClose', async () => ctx.decoder?.close());
+  installSecurityHeaders(app, { hsts: settings.secureCookies });
   await app.register(cookie);
   await app.register(multipart, { limits: { fileSize: settings.maxUploadBytes } });
   await app.register(swagger, {

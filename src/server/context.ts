@@ -47,6 +47,8 @@ export interface ServerSettings {
   decodeTimeoutMs: number;
   /** Decode worker threads (0: decode on the event loop, for tests only). */
   decodeWorkers: number;
+  /** Four-eyes review: a reviewer may not accept a mask version they wrote themselves. */
+  fourEyesReview: boolean;
 }
 
 /** Shared by every route module. */

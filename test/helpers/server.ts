@@ -51,7 +51,10 @@ export interface TestServerOptions {
   loginMaxAttempts?: number;
   /** Salt for DICOM UID remapping (default "test-salt"). */
   uidSalt?: string;
-  /** Further server settings (e.g. maxVoxels, decodeTimeoutMs). */
+  /**
+   * Further server settings (e.g. maxVoxels, decodeTimeoutMs). Uploads decode on the event loop
+   * unless `decodeWorkers` is set: a worker thread run from source loads tsx first (seconds).
+   */
   settings?: Partial<ServerSettings>;
 }
 
@@ -69,7 +72,7 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     queue,
     handlers,
     workDir: join(dir, 'work'),
-    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', ...o.settings },
+    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', decodeWorkers: 0, ...o.settings },
   });
   const users = {} as Record<Role, TestUser>;
   for (const role of ROLES) {

@@ -105,7 +105,7 @@ test('MetaImage: NaN / zero / negative spacing, NaN offset, singular TransformMa
 });
 
 test('upload API: a NIfTI bomb and an over-cap PNG answer 413 INPUT_TOO_LARGE; a decode past its budget is stopped (413)', async () => {
-  const s = await startTestServer({ maxUploadBytes: 64 * 2 ** 20, settings: { maxVoxels: 1e8 } });
+  const s = await startTestServer({ maxUploadBytes: 64 * 2 ** 20, settings: { maxVoxels: 1e8, decodeWorkers: 2 } });
   try {
     const ds = await makeDataset(s, 'hostile');
     const up = (name: string, data: Buffer) => s.as('reviewer', { method: 'POST', url: `/api/datasets/${ds}/images`, ...multipartBody([{ name, data }]) });
@@ -123,7 +123,7 @@ test('upload API: a NIfTI bomb and an over-cap PNG answer 413 INPUT_TOO_LARGE; a
   } finally {
     await s.close();
   }
-  const t = await startTestServer({ settings: { decodeTimeoutMs: 1 } });
+  const t = await startTestServer({ settings: { decodeTimeoutMs: 1, decodeWorkers: 1 } });
   try {
     const ds = await makeDataset(t, 'slow');
     const r = await t.as('reviewer', { method: 'POST', url: `/api/datasets/${ds}/images`, ...multipartBody([{ name: 'small.nii', data: smallNifti() }]) });
