@@ -30,6 +30,9 @@ export const SYSTEM_PACKAGES = {
   postgresql: { apt: 'postgresql', present: () => postgresBinDir() !== undefined, what: 'PostgreSQL server binaries (initdb, pg_ctl, postgres)' },
   'redis-server': { apt: 'redis-server', present: () => onPath('redis-server') || existsSync('/usr/bin/redis-server'), what: 'redis-server' },
   chromium: { apt: 'chromium', present: () => existsSync('/usr/bin/chromium'), what: "Debian's Chromium (/usr/bin/chromium, for the review UI's browser tests)" },
+  // The corpus tier reads pydicom's and nibabel's own test files (and their fixture script uses the libraries).
+  'python3-pydicom': { apt: 'python3-pydicom', present: () => existsSync('/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'), what: "pydicom and its test files (the corpus tier)" },
+  'python3-nibabel': { apt: 'python3-nibabel', present: () => existsSync('/usr/lib/python3/dist-packages/nibabel/tests/data/anatomical.nii'), what: "nibabel and its test data (the corpus tier)" },
 };
 
 function isRoot() {

@@ -147,6 +147,13 @@ export async function decodePixels(ds: NaturalizedDataset, transferSyntax: strin
       hint: 'the file is truncated; copy it again',
     });
   }
+  // More whole frames than NumberOfFrames says (dcmjs reads an IS of "1A" as 1): refuse, never read a part.
+  const frameBytes = need / frames;
+  if (bitsAllocated !== 1 && bytes.length >= need + frameBytes && bytes.length % frameBytes <= 1) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data hold ${Math.floor(bytes.length / frameBytes)} frames of ${rows}×${columns}×${samples} but NumberOfFrames says ${frames} (${JSON.stringify(String(first(ds.NumberOfFrames) ?? 'absent'))})`, {
+      hint: 'NumberOfFrames is damaged; fix it (e.g. with dcmodify) or export the image again',
+    });
+  }
   const width = found.float ? found.float / 8 : bitsAllocated / 8;
   if (bigEndian && width > 1) bytes = swapBytes(bytes.subarray(0, need), width);
   let data: VoxelArray;
@@ -232,7 +239,9 @@ async function decodeCompressed(
   // itk-wasm's Emscripten runtime sets process.exitCode when a pipeline throws: restore it.
   process.exitCode = exitCode;
   if (r.error !== undefined || !r.value) {
-    if (transferSyntax === '1.2.840.10008.1.2.4.50' || transferSyntax === '1.2.840.10008.1.2.4.51') {
+    // libjpeg converts YCbCr to RGB, which is right only when the header says the JPEG holds YBR.
+    const photometric = String(first(ds.PhotometricInterpretation) ?? '').trim();
+    if ((transferSyntax === '1.2.840.10008.1.2.4.50' || transferSyntax === '1.2.840.10008.1.2.4.51') && (photometric.startsWith('YBR') || want.samples === 1)) {
       const jpeg = await decodeJpegFrames(ds, want).catch(() => undefined);
       if (jpeg) return { data: jpeg, frames: want.frames, rows: want.rows, columns: want.columns, samples: want.samples, rescaled: false };
     }

@@ -363,6 +363,10 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
       throw corrupt(name, `the header cannot be parsed (${(e as Error).message})`, 'the file is damaged; export it again', e);
     }
   }
+  // CIFTI-2 (intent 3000–3099) stores matrices of brainordinates in NIfTI-2 dims, not an image grid.
+  if (h.intent_code >= 3000 && h.intent_code <= 3099) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${name}: a CIFTI-2 file (intent code ${h.intent_code}): its dims index brainordinates, not voxels`, { hint: 'read it with a CIFTI tool (nibabel.cifti2, Connectome Workbench)' });
+  }
   const ndim = h.dims[0]!;
   if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) throw corrupt(name, `dim[0] = ${ndim} must be between 1 and 7`, 'the header is damaged (or written with the wrong byte order); export it again');
   const rawDims = h.dims.slice(1, ndim + 1);
