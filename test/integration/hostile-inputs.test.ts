@@ -4,7 +4,7 @@
 // threads with a time budget. Inputs are built from the format specs (test/helpers/hostile.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -132,4 +132,32 @@ test('upload API: a NIfTI bomb and an over-cap PNG answer 413 INPUT_TOO_LARGE; a
   } finally {
     await t.close();
   }
+});
+
+test('manifests: a UTF-8 BOM is accepted; mc.samples 1e9 and a 5 MB name are refused as MODEL_INVALID', async () => {
+  const { readManifest } = await import('../../src/runtime/manifest.js');
+  const base = JSON.parse(readFileSync(new URL('../../models/demo/demo-resnet/model.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  const m = await readManifest(file('bom.json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(base))])));
+  assert.equal(m.name, 'demo-resnet');
+  await assert.rejects(readManifest(file('mc.json', Buffer.from(JSON.stringify({ ...base, mc: { dropout: 0.2, samples: 1e9 } })))), (e: MedmaskError) => e.code === 'MODEL_INVALID' && /samples/.test(e.message) && /10000/.test(e.message));
+  await assert.rejects(readManifest(file('name.json', Buffer.from(JSON.stringify({ ...base, name: 'x'.repeat(5e6) })))), (e: MedmaskError) => e.code === 'MODEL_INVALID' && /at most 200/.test(e.message) && e.message.length < 2000);
+});
+
+test('label CSVs: Latin-1 and UTF-16 are named as encoding errors; "../" and absolute image paths are refused', async () => {
+  const { readLabelsCsv } = await import('../../src/io/dataset.js');
+  const d = join(dir, 'csv');
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'café.png'), hugePng(2, 2));
+  writeFileSync(join(d, 'ok.png'), hugePng(2, 2));
+  const csv = (name: string, bytes: Buffer) => {
+    writeFileSync(join(d, name), bytes);
+    return readLabelsCsv(join(d, name));
+  };
+  await assert.rejects(csv('latin1.csv', Buffer.from('image,label\ncafé.png,healthy\n', 'latin1')), (e: MedmaskError) => e.code === 'DATASET_INVALID' && /line 2: bytes that are not UTF-8 .*Latin-1/.test(e.message));
+  await assert.rejects(csv('utf16.csv', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('image,label\nok.png,healthy\n', 'utf16le')])), (e: MedmaskError) => e.code === 'DATASET_INVALID' && /UTF-16/.test(e.message));
+  for (const p of ['../../../../etc/passwd', '/etc/passwd']) {
+    await assert.rejects(csv('escape.csv', Buffer.from(`image,label\n${p},healthy\n`)), (e: MedmaskError) => e.code === 'DATASET_INVALID' && /points outside the images folder/.test(e.message), p);
+  }
+  const rows = await csv('utf8.csv', Buffer.from('\ufeffimage,label\ncafé.png,healthy\n', 'utf8'));
+  assert.equal(rows[0]!.id, 'café');
 });
