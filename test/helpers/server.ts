@@ -156,3 +156,27 @@ export async function phantomsDataset(s: TestServer, input: Record<string, unkno
   if (pj.status !== 'done') throw new Error(`phantoms job ${pj.status}: ${JSON.stringify(pj.error)}`);
   return pj.result.datasetId as string;
 }
+
+/**
+ * Another server process on a test server's database (its own app, queue and store connection):
+ * for limits that must hold across processes.
+ */
+export async function secondServerProcess(a: TestServer, o: { db?: string; loginMaxAttempts: number; trustProxy?: string[] }): Promise<{ app: FastifyInstance; store: Store; close(): Promise<void> }> {
+  const store = await openStore(o.db ?? join(a.dir, 'medmask.sqlite'));
+  const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
+  const app = await createServer({
+    store,
+    blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
+    queue,
+    handlers: createDefaultHandlers(),
+    workDir: join(a.dir, 'work-2'),
+    settings: { tmpDir: join(a.dir, 'tmp-2'), scrypt: TEST_SCRYPT, loginMaxAttempts: o.loginMaxAttempts, uidSalt: 'test-salt', decodeWorkers: 0 },
+    ...(o.trustProxy ? { trustProxy: o.trustProxy } : {}),
+  });
+  const close = async () => {
+    await queue.close(1000);
+    await app.close();
+    await store.close();
+  };
+  return { app, store, close };
+}

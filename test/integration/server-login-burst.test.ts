@@ -7,31 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createServer } from '../../src/server/index.js';
-import { FsBlobStore, openStore } from '../../src/store/index.js';
-import { InProcessQueue, createDefaultHandlers } from '../../src/queue/index.js';
-import { startTestServer, TEST_SCRYPT, type TestServer } from '../helpers/server.js';
+import { InProcessQueue } from '../../src/queue/index.js';
+import { secondServerProcess, startTestServer } from '../helpers/server.js';
 import { startPostgres } from '../helpers/services.js';
 
 const LIMIT = 5;
 
-async function secondProcess(a: TestServer, db: string) {
-  const store = await openStore(db);
-  const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
-  const app = await createServer({
-    store,
-    blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
-    queue,
-    handlers: createDefaultHandlers(),
-    workDir: join(a.dir, 'work-2'),
-    settings: { tmpDir: join(a.dir, 'tmp-2'), scrypt: TEST_SCRYPT, loginMaxAttempts: LIMIT, uidSalt: 'test-salt', decodeWorkers: 0 },
-  });
-  return { app, close: async () => { await queue.close(1000); await app.close(); await store.close(); } };
-}
-
 async function burst(engine: 'sqlite' | 'postgres') {
   const pg = engine === 'postgres' ? await startPostgres() : undefined;
   const a = await startTestServer({ loginMaxAttempts: LIMIT, ...(pg ? { db: pg.url } : {}) });
-  const b = await secondProcess(a, pg?.url ?? join(a.dir, 'medmask.sqlite'));
+  const b = await secondServerProcess(a, { loginMaxAttempts: LIMIT, ...(pg ? { db: pg.url } : {}) });
   try {
     const apps = [a.app, b.app];
     const login = (i: number, username: string, ip: string) =>
