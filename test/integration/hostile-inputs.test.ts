@@ -13,6 +13,7 @@ import type { MedmaskError } from '../../src/core/errors.js';
 import { hugePng, mha, niftiBomb, niftiHeader, nrrd, smallNifti } from '../helpers/hostile.js';
 import { multipartBody, startTestServer } from '../helpers/server.js';
 import { makeDataset } from '../helpers/api-suite.js';
+import { cli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medmask-hostile-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -160,4 +161,14 @@ test('label CSVs: Latin-1 and UTF-16 are named as encoding errors; "../" and abs
   }
   const rows = await csv('utf8.csv', Buffer.from('\ufeffimage,label\ncafé.png,healthy\n', 'utf8'));
   assert.equal(rows[0]!.id, 'café');
+});
+
+test('CLI: info and convert refuse an over-cap header with INPUT_TOO_LARGE (exit 3), naming the declared size and the cap', () => {
+  const p = file('cli-huge.nii.gz', gzipNifti(niftiHeader({ dims: [4096, 4096, 4096] })));
+  for (const args of [['info', p], ['convert', p, join(dir, 'out.nii.gz')]]) {
+    const r = cli(...args);
+    assert.equal(r.code, 3, r.err);
+    assert.match(r.err, /\[INPUT_TOO_LARGE\].*4096×4096×4096 .*over the cap of 2147483648 voxels/);
+    assert.doesNotMatch(r.err, /^\s+at /m, 'no stack trace');
+  }
 });
