@@ -210,9 +210,10 @@ function numbers(v: unknown): number[] | undefined {
  * finite (a NaN ImagePositionPatient must not become an origin of 0).
  */
 function strictNumbers(path: string, name: string, v: unknown, check?: (xs: number[]) => string | undefined): number[] | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  const arr = Array.isArray(v) ? v : String(v).split('\\');
-  const out = arr.map((x) => (typeof x === 'number' ? x : String(x).trim() === '' ? NaN : Number(String(x).trim())));
+  if (v === undefined || v === '') return undefined;
+  // dcmjs turns a DS it cannot parse ("NaN", "abc") into null: present, but not a number.
+  const arr = v === null ? ['(unparsable)'] : Array.isArray(v) ? v : String(v).split('\\');
+  const out = arr.map((x) => (typeof x === 'number' ? x : x === null || String(x).trim() === '' ? NaN : Number(String(x).trim())));
   const why = out.some((x) => !Number.isFinite(x)) ? 'holds a value that is not a finite number' : check?.(out);
   if (why) {
     throw new MedmaskError('CORRUPT_FILE', `${path}: ${name} ${JSON.stringify(printable(arr.map(String).join('\\'), 120))} ${why}`, { hint: 'the header holds impossible geometry or scaling; export the image again', details: { attribute: name } });
