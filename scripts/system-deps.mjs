@@ -35,8 +35,10 @@ export const SYSTEM_PACKAGES = {
   'orthanc-dicomweb': { apt: 'orthanc-dicomweb', present: () => orthancDicomwebPlugin() !== undefined, what: "Orthanc's DICOMweb plugin (libOrthancDicomWeb.so)" },
   // The optional PyTorch training back-end (tools/train; fine-tune jobs and their tests).
   'python3-torch': { apt: 'python3-torch', present: () => pyImports('torch'), what: "Debian's PyTorch for /usr/bin/python3 (python3-torch)" },
-  'python3-nibabel': { apt: 'python3-nibabel', present: () => pyImports('nibabel'), what: 'nibabel for /usr/bin/python3 (python3-nibabel)' },
   'python3-onnx': { apt: 'python3-onnx', present: () => pyImports('onnx'), what: 'onnx for /usr/bin/python3 (python3-onnx)' },
+  // The corpus tier reads pydicom's and nibabel's own test files (and their fixture script uses the libraries).
+  'python3-pydicom': { apt: 'python3-pydicom', present: () => existsSync('/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'), what: "pydicom and its test files (the corpus tier)" },
+  'python3-nibabel': { apt: 'python3-nibabel', present: () => existsSync('/usr/lib/python3/dist-packages/nibabel/tests/data/anatomical.nii'), what: "nibabel and its test data for /usr/bin/python3 (fine-tune jobs, the corpus tier)" },
 };
 
 /** Where Debian's orthanc-dicomweb puts the plugin (the first that exists), or undefined. */

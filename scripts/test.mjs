@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs medmask's test suite with node's own test runner (TypeScript through tsx).
 //   node scripts/test.mjs            all tiers: type check, unit, integration, e2e
-//   node scripts/test.mjs unit       one tier (unit | integration | e2e)
+//   node scripts/test.mjs unit       one tier (unit | integration | fuzz | corpus | e2e)
 // Tests that need system packages install them first via scripts/system-deps.mjs (as root, with
 // apt) or fail with a message naming the package.
 // A skipped test fails the run unless its reason names a missing GPU (scripts/skip-check.mjs reads
@@ -14,7 +14,7 @@ import { skipProblems } from './skip-check.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const tiers = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const selected = tiers.length ? tiers : ['unit', 'integration', 'e2e'];
+const selected = tiers.length ? tiers : ['unit', 'integration', 'fuzz', 'corpus', 'e2e'];
 
 function find(dir) {
   if (!existsSync(dir)) return [];

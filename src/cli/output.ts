@@ -10,6 +10,8 @@ import { ERRORS, isMedmaskError, MedmaskError } from '../core/errors.js';
 export function reportError(e: unknown, io: { err: (s: string) => void } = { err: (s) => process.stderr.write(s + '\n') }): number {
   if (isMedmaskError(e)) {
     io.err(`medmask: error [${e.code}]: ${e.describe()}`);
+    // What ITK / GDCM / dcmjs printed while failing is kept out of the one-line error (details.stderr).
+    if (process.env.MEDMASK_DEBUG && typeof e.details?.stderr === 'string' && e.details.stderr) io.err(`  third-party output:\n    ${e.details.stderr.split('\n').join('\n    ')}`);
     if (process.env.MEDMASK_DEBUG && e.cause) io.err(String((e.cause as Error).stack ?? e.cause));
     return ERRORS[e.code].exit;
   }

@@ -33,6 +33,7 @@ export const ERRORS = {
   MODEL_INVALID: { status: 422, exit: 4, summary: 'a model or its manifest is unusable' },
   CONFLICT: { status: 409, exit: 5, summary: 'a save was based on a stale version' },
   TOO_LARGE: { status: 413, exit: 3, summary: 'an upload or request body is larger than the configured limit' },
+  INPUT_TOO_LARGE: { status: 413, exit: 3, summary: "an image's header declares (or its compressed data inflate to) more voxels than the configured cap, or decoding ran past its time budget" },
   UNAUTHENTICATED: { status: 401, exit: 2, summary: 'a request carries no valid session or API token, or a login failed' },
   FORBIDDEN: { status: 403, exit: 2, summary: "the user's role does not allow this action" },
   RATE_LIMITED: { status: 429, exit: 5, summary: 'too many attempts in a short time; wait and try again' },

@@ -31,6 +31,7 @@ export interface StringSchema extends Described {
   enum?: readonly string[];
   const?: string;
   minLength?: number;
+  maxLength?: number;
 }
 
 /** A number; `integer` requires a whole number. */
@@ -176,6 +177,7 @@ function check(schema: Schema, value: unknown, path: string, out: SchemaIssue[])
       if (schema.const !== undefined && value !== schema.const) return push(`${show(value)} should be ${show(schema.const)}`, didYouMean(value, [schema.const]));
       if (schema.enum && !schema.enum.includes(value)) return push(`${show(value)} is not one of ${schema.enum.join(', ')}`, didYouMean(value, schema.enum));
       if (schema.minLength !== undefined && value.length < schema.minLength) return push(schema.minLength === 1 ? 'must not be empty' : `must have at least ${schema.minLength} characters`);
+      if (schema.maxLength !== undefined && value.length > schema.maxLength) return push(`has ${value.length} characters, at most ${schema.maxLength} are allowed`);
       return;
     }
     case 'number':

@@ -7,9 +7,10 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, relative, isAbsolute } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { MedmaskError } from '../core/errors.js';
+import { printable } from './limits.js';
 import { sameGeometry, type Volume } from '../core/volume.js';
 
 /** One row of a labels CSV. */
@@ -68,6 +69,17 @@ export async function readLabelsCsv(csvPath: string, opts: ReadLabelsCsvOptions 
       hint: 'check the path given with --labels',
     });
   }
+  const raw = text;
+  if (/^\ufeff?[^\n]*\u0000/.test(raw) || raw.startsWith('\ufffd\ufffd')) {
+    throw new MedmaskError('DATASET_INVALID', `${csvPath}: the CSV is UTF-16 encoded (NUL bytes between the characters); medmask reads UTF-8`, { hint: 'save it as "CSV UTF-8" (Excel) or convert it: iconv -f UTF-16 -t UTF-8 in.csv > out.csv' });
+  }
+  const bad = raw.indexOf('\ufffd');
+  if (bad >= 0) {
+    const line = raw.slice(0, bad).split('\n').length;
+    throw new MedmaskError('DATASET_INVALID', `${csvPath} line ${line}: bytes that are not UTF-8 (the file is probably Latin-1 / Windows-1252: "${printable(raw.slice(Math.max(0, bad - 20), bad + 1).split('\n').pop() ?? '', 60)}")`, {
+      hint: 'save it as "CSV UTF-8" or convert it: iconv -f WINDOWS-1252 -t UTF-8 in.csv > out.csv',
+    });
+  }
   let records: Record<string, string>[];
   try {
     records = parse(text, { columns: (h: string[]) => h.map((c) => c.trim()), skip_empty_lines: true, trim: true, bom: true });
@@ -107,6 +119,11 @@ export async function readLabelsCsv(csvPath: string, opts: ReadLabelsCsvOptions 
     const rel = rec[imageCol] ?? '';
     if (!rel) throw new MedmaskError('DATASET_INVALID', `${csvPath} line ${line}: empty ${imageCol}`, { hint: 'every row needs an image path' });
     const image = resolve(base, rel);
+    // Image paths stay inside the images folder: "../../etc/passwd" or an absolute path elsewhere is refused.
+    const inside = relative(base, image);
+    if (inside.startsWith('..') || isAbsolute(inside)) {
+      throw new MedmaskError('DATASET_INVALID', `${csvPath} line ${line}: image path ${JSON.stringify(printable(rel, 200))} points outside the images folder ${base}`, { hint: 'list image paths relative to the images folder (--images), without ".."' });
+    }
     const label = labelCol ? (rec[labelCol] ?? '') : '';
     if (requireLabel && !label) throw new MedmaskError('DATASET_INVALID', `${csvPath} line ${line}: ${rel} has no ${labelCol}`, { hint: 'fill in the label or remove the row' });
     if (opts.classes && label && !opts.classes.includes(label)) {

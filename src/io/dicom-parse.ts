@@ -6,6 +6,7 @@
  */
 import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import { MedmaskError } from '../core/errors.js';
+import { printable } from './limits.js';
 import { hasExtension, hasMagic } from './registry.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
@@ -115,6 +116,10 @@ export interface ParsedDicom {
   transferSyntax: string;
   /** True when the file had no preamble / meta and was parsed as a bare dataset. */
   bare: boolean;
+  /** The dataset is implicit VR although the transfer syntax says explicit (read as implicit). */
+  implicitUnderExplicit?: boolean;
+  /** What the parser reported (recoverable problems), one line each. */
+  warnings?: string[];
 }
 
 /** Prepend the 128-byte preamble and "DICM" to a file that starts with its meta group. */
@@ -152,6 +157,134 @@ function wrapBare(bytes: Uint8Array, transferSyntax: string): ArrayBuffer {
  * const { dataset } = parseDicom(await readFile('ct.dcm'), 'ct.dcm');
  */
 export function parseDicom(bytes: Uint8Array, path: string, opts: { headerOnly?: boolean } = {}): ParsedDicom {
+  const first = parseOnce(bytes, path, opts);
+  // Implicit-VR data under an explicit-VR transfer syntax (a known writer bug; pydicom detects it
+  // too): dcmjs reads garbage VRs and stops. Read the dataset again as implicit VR; the transfer
+  // syntax stays the file's (it says how the pixels are encoded).
+  if (first.problems.length && first.part10 && EXPLICIT_LE.has(first.parsed.transferSyntax) && first.metaEnd > 0 && looksImplicit(bytes, first.metaEnd)) {
+    const again = parseOnce(bytes.subarray(first.metaEnd), path, opts, '1.2.840.10008.1.2');
+    if (again.problems.length < first.problems.length || Object.keys(again.parsed.dataset).length > Object.keys(first.parsed.dataset).length) {
+      again.parsed.transferSyntax = first.parsed.transferSyntax;
+      again.parsed.dataset._meta = first.parsed.dataset._meta;
+      again.parsed.bare = false;
+      again.parsed.implicitUnderExplicit = true;
+      return checked(again, path, opts);
+    }
+  }
+  const out = checked(first, path, opts);
+  if (!opts.headerOnly) {
+    const cut = pixelDataShortBy(bytes);
+    if (cut > 0) {
+      throw new MedmaskError('CORRUPT_FILE', `${path}: the pixel data element is cut short: its header promises ${cut} more bytes than the file holds`, {
+        hint: 'the file is truncated; copy it again from the PACS or export it again',
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * How many bytes the native (not encapsulated) PixelData element promises beyond the end of the
+ * file (0 when it fits, is encapsulated or is not found). dcmjs pads a cut element with zeros, so
+ * this is checked on the raw bytes: the first (7FE0,0010) tag followed by an explicit OB/OW header
+ * or an implicit even length.
+ */
+export function pixelDataShortBy(bytes: Uint8Array): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i + 12 <= bytes.length; i++) {
+    if (bytes[i] !== 0xe0 || bytes[i + 1] !== 0x7f || bytes[i + 2] !== 0x10 || bytes[i + 3] !== 0x00) continue;
+    const vr = String.fromCharCode(bytes[i + 4]!, bytes[i + 5]!);
+    let len: number;
+    let start: number;
+    if ((vr === 'OB' || vr === 'OW') && bytes[i + 6] === 0 && bytes[i + 7] === 0) {
+      len = dv.getUint32(i + 8, true);
+      start = i + 12;
+    } else {
+      len = dv.getUint32(i + 4, true);
+      start = i + 8;
+      if (len % 2 !== 0 && len !== 0xffffffff) continue;
+    }
+    if (len === 0xffffffff) return 0;
+    return Math.max(0, start + len - bytes.length);
+  }
+  return 0;
+}
+
+/** Transfer syntaxes whose datasets are explicit VR little endian (all the compressed ones too). */
+const EXPLICIT_LE = new Set(['1.2.840.10008.1.2.1', ...Object.keys(COMPRESSED_SYNTAXES)]);
+
+/** The element at `at` has no two-letter VR where an explicit-VR element would have one. */
+function looksImplicit(bytes: Uint8Array, at: number): boolean {
+  if (bytes.length < at + 8) return false;
+  return !/^[A-Z]{2}$/.test(String.fromCharCode(bytes[at + 4]!, bytes[at + 5]!));
+}
+
+interface Attempt {
+  parsed: ParsedDicom;
+  /** What dcmjs reported while reading (it stops at the first error and returns what it has). */
+  problems: string[];
+  part10: boolean;
+  /** Offset of the dataset after the meta group in a Part 10 file (0 when unknown). */
+  metaEnd: number;
+}
+
+/**
+ * A parse that went wrong part-way is refused: dcmjs stops at a damaged element and returns the
+ * elements before it, which would otherwise read as "no pixel data" (or as a shorter image).
+ * The pixel data element is also checked against the file's length (dcmjs pads a cut element).
+ */
+function checked(a: Attempt, path: string, opts: { headerOnly?: boolean }): ParsedDicom {
+  const ds = a.parsed.dataset;
+  const hasPixels = ds.PixelData !== undefined || ds.FloatPixelData !== undefined || ds.DoubleFloatPixelData !== undefined;
+  if (a.problems.length && !opts.headerOnly && !hasPixels) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: the DICOM data stop being readable part-way (${printable(a.problems[0]!, 160)}), before any pixel data`, {
+      hint: 'the file is truncated or damaged; copy it again from the PACS or export it again',
+      details: { parser: a.problems.map((p) => printable(p, 400)) },
+    });
+  }
+  if (a.parsed.bare && !hasPixels && ds.SOPClassUID === undefined && ds.Rows === undefined && ds.Modality === undefined) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: no preamble or meta header, and read as a bare dataset it holds no SOPClassUID, Modality or Rows — not a readable DICOM dataset`, {
+      hint: 'the file is damaged or not DICOM (pydicom cannot read it either); export it again',
+    });
+  }
+  a.parsed.warnings = a.problems.map((p) => printable(p, 400));
+  return a.parsed;
+}
+
+/** Read with dcmjs, collecting what it logs instead of letting it reach stderr. */
+function parseOnce(bytes: Uint8Array, path: string, opts: { headerOnly?: boolean }, bareSyntax?: string): Attempt {
+  const problems: string[] = [];
+  type Log = { warn: (...a: unknown[]) => void; error: (...a: unknown[]) => void };
+  const log = dcmjs.log as unknown as Log;
+  const vlog = dcmjs.log.getLogger('validation.dcmjs') as unknown as Log;
+  const { warn, error } = log;
+  const vError = vlog.error;
+  const collect = (...args: unknown[]) => {
+    problems.push(args.map((x) => (x instanceof Error ? x.message : typeof x === 'string' ? x : '')).filter(Boolean).join(' '));
+  };
+  log.warn = collect;
+  log.error = collect;
+  // "Invalid vr type": dcmjs met bytes where a VR should be (wrong VR mode, or damage).
+  vlog.error = (...args: unknown[]) => {
+    if (/Invalid vr type/.test(String(args[0]))) collect(...args);
+  };
+  try {
+    const parsed = parseRaw(bytes, path, opts, bareSyntax);
+    const part10 = hasMagic(bytes, [0x44, 0x49, 0x43, 0x4d], 128);
+    let metaEnd = 0;
+    // (0002,0000) UL group length right after "DICM": the meta group ends 12 bytes + its value later.
+    if (part10 && bytes.length >= 144 && bytes[132] === 0x02 && bytes[133] === 0 && bytes[134] === 0 && bytes[135] === 0) {
+      metaEnd = 144 + new DataView(bytes.buffer, bytes.byteOffset + 140, 4).getUint32(0, true);
+    }
+    return { parsed, problems: problems.filter((p) => !/^Unsupported character set|^Using multiple character sets/.test(p)), part10, metaEnd };
+  } finally {
+    log.warn = warn;
+    log.error = error;
+    vlog.error = vError;
+  }
+}
+
+function parseRaw(bytes: Uint8Array, path: string, opts: { headerOnly?: boolean }, bareSyntax?: string): ParsedDicom {
   const options = { ignoreErrors: true, untilTag: opts.headerOnly ? '7FE00010' : null, includeUntilTagValue: false, noCopy: false };
   const part10 = hasMagic(bytes, [0x44, 0x49, 0x43, 0x4d], 128);
   const attempts: Array<{ buffer: ArrayBuffer; bare: boolean }> = [];
@@ -160,7 +293,7 @@ export function parseDicom(bytes: Uint8Array, path: string, opts: { headerOnly?:
   } else {
     const explicit = bytes.length > 6 && /^[A-Z]{2}$/.test(String.fromCharCode(bytes[4]!, bytes[5]!));
     const metaFirst = bytes.length > 2 && bytes[0] === 0x02 && bytes[1] === 0x00;
-    attempts.push({ buffer: metaFirst ? withPreamble(bytes) : wrapBare(bytes, explicit ? '1.2.840.10008.1.2.1' : '1.2.840.10008.1.2'), bare: true });
+    attempts.push({ buffer: metaFirst && !bareSyntax ? withPreamble(bytes) : wrapBare(bytes, bareSyntax ?? (explicit ? '1.2.840.10008.1.2.1' : '1.2.840.10008.1.2')), bare: true });
   }
   let lastError: unknown;
   for (const a of attempts) {
@@ -176,7 +309,7 @@ export function parseDicom(bytes: Uint8Array, path: string, opts: { headerOnly?:
       lastError = e;
     }
   }
-  throw new MedmaskError('CORRUPT_FILE', `${path}: not a readable DICOM file (${(lastError as Error)?.message ?? 'unknown error'})`, {
+  throw new MedmaskError('CORRUPT_FILE', `${path}: not a readable DICOM file (${printable((lastError as Error)?.message ?? 'unknown error', 160)})`, {
     cause: lastError,
     hint: 'the file is truncated or not DICOM; copy it again from the PACS or export it again',
   });

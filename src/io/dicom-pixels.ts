@@ -11,7 +11,10 @@
  */
 import { readImageNode } from '@itk-wasm/image-io';
 import type { NaturalizedDataset } from 'dcmjs';
+import sharp from 'sharp';
 import { MedmaskError } from '../core/errors.js';
+import { captureStderr, checkDeclaredSize, maxVoxelsOf, printable } from './limits.js';
+import { decodeRle } from './dicom-rle.js';
 import type { VoxelArray } from '../core/volume.js';
 import { UNCOMPRESSED_SYNTAXES, sopClassName, transferSyntaxName } from './dicom-parse.js';
 
@@ -99,20 +102,30 @@ function aligned(bytes: Uint8Array, n: number): ArrayBuffer {
  * @example
  * const px = await decodePixels(dataset, '1.2.840.10008.1.2.1', 'ct.dcm'); // px.data: Uint16Array
  */
-export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string): Promise<DecodedPixels> {
+export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string, opts: { maxVoxels?: number } = {}): Promise<DecodedPixels> {
   const found = pixelBuffer(ds);
   if (!found) throw noPixelDataError(path, ds);
   const rows = num(ds.Rows, 0);
   const columns = num(ds.Columns, 0);
-  const frames = Math.max(1, num(ds.NumberOfFrames, 1));
+  const frames = numberOfFrames(ds, path);
   const samples = num(ds.SamplesPerPixel, 1);
+  const imageType = (Array.isArray(ds.ImageType) ? ds.ImageType : String(ds.ImageType ?? '').split('\\')).map((x) => String(x).trim().toUpperCase());
+  if (imageType.includes('MOSAIC')) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: a Siemens mosaic (ImageType ${printable(imageType.join('\\'), 80)}): its slices are tiled in one ${columns}×${rows} image, and reading it as one 2D image would give wrong geometry`, {
+      hint: 'convert the series with dcm2niix (which unpacks mosaics) and read the NIfTI it writes',
+    });
+  }
+  if (rows > 0 && columns > 0) {
+    checkDeclaredSize(path, { dims: [columns, rows, frames], components: samples > 0 ? samples : 1, bytesPerElement: Math.max(1, num(ds.BitsAllocated, 16) / 8), type: `BitsAllocated ${num(ds.BitsAllocated, 16)}` }, maxVoxelsOf(opts));
+  }
   if (!(rows > 0 && columns > 0)) {
     throw new MedmaskError('CORRUPT_FILE', `${path}: Rows ${String(ds.Rows)} / Columns ${String(ds.Columns)} are missing or zero`, { hint: 'the header is damaged; export the image again' });
   }
   if (samples !== 1 && samples !== 3) {
     throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: SamplesPerPixel ${samples} is not supported`, { hint: 'medmask reads grey (1) or colour (3) images' });
   }
-  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples });
+  if (transferSyntax === '1.2.840.10008.1.2.5') return decodeRle(path, ds, found.bytes, { rows, columns, frames, samples, bitsAllocated: num(ds.BitsAllocated, 8), signed: num(ds.PixelRepresentation, 0) === 1 });
+  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples }, ds);
 
   const bitsAllocated = num(ds.BitsAllocated, 16);
   const bitsStored = num(ds.BitsStored, bitsAllocated);
@@ -132,6 +145,13 @@ export async function decodePixels(ds: NaturalizedDataset, transferSyntax: strin
   if (bytes.length < need) {
     throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data has ${bytes.length} bytes but ${rows}×${columns}×${frames} frame(s)×${samples} sample(s) at ${found.float || bitsAllocated} bits need ${need}`, {
       hint: 'the file is truncated; copy it again',
+    });
+  }
+  // More whole frames than NumberOfFrames says (dcmjs reads an IS of "1A" as 1): refuse, never read a part.
+  const frameBytes = need / frames;
+  if (bitsAllocated !== 1 && bytes.length >= need + frameBytes && bytes.length % frameBytes <= 1) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data hold ${Math.floor(bytes.length / frameBytes)} frames of ${rows}×${columns}×${samples} but NumberOfFrames says ${frames} (${JSON.stringify(String(first(ds.NumberOfFrames) ?? 'absent'))})`, {
+      hint: 'NumberOfFrames is damaged; fix it (e.g. with dcmodify) or export the image again',
     });
   }
   const width = found.float ? found.float / 8 : bitsAllocated / 8;
@@ -171,10 +191,41 @@ export async function decodePixels(ds: NaturalizedDataset, transferSyntax: strin
   return { data, frames, rows, columns, samples, rescaled: false };
 }
 
+/**
+ * NumberOfFrames as a positive whole number (absent: 1).
+ * @throws MedmaskError CORRUPT_FILE for a value such as "1A" (which would otherwise read one frame of many)
+ */
+export function numberOfFrames(ds: NaturalizedDataset, path: string): number {
+  const v = first(ds.NumberOfFrames);
+  if (v === undefined || v === null || v === '') return 1;
+  const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(String(v)) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: NumberOfFrames ${JSON.stringify(printable(String(v), 40))} is not a positive whole number`, { hint: 'the header is damaged; export the image again' });
+  }
+  return n;
+}
+
+/** Baseline / extended JPEG frames decoded with libjpeg (sharp) where GDCM cannot read the file. */
+async function decodeJpegFrames(ds: NaturalizedDataset, want: { rows: number; columns: number; frames: number; samples: number }): Promise<Uint8Array | undefined> {
+  const v = ds.PixelData;
+  const parts = (Array.isArray(v) ? v : [v]) as Array<ArrayBuffer | ArrayBufferView>;
+  if (parts.length !== want.frames) return undefined;
+  const out = new Uint8Array(want.rows * want.columns * want.samples * want.frames);
+  for (let f = 0; f < parts.length; f++) {
+    const p = parts[f]!;
+    const bytes = p instanceof ArrayBuffer ? new Uint8Array(p) : new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+    const { data, info } = await sharp(bytes).toColourspace(want.samples === 1 ? 'b-w' : 'srgb').raw().toBuffer({ resolveWithObject: true });
+    if (info.width !== want.columns || info.height !== want.rows || info.channels !== want.samples) return undefined;
+    out.set(data, f * data.length);
+  }
+  return out;
+}
+
 async function decodeCompressed(
   path: string,
   transferSyntax: string,
   want: { rows: number; columns: number; frames: number; samples: number },
+  ds: NaturalizedDataset,
 ): Promise<DecodedPixels> {
   const unsupported = (cause?: unknown): MedmaskError =>
     new MedmaskError('UNSUPPORTED_FORMAT', `${path}: compressed pixel data in transfer syntax ${transferSyntaxName(transferSyntax)} could not be decoded`, {
@@ -183,14 +234,22 @@ async function decodeCompressed(
       details: { file: path, transferSyntaxUid: transferSyntax },
     });
   const exitCode = process.exitCode;
-  let img;
-  try {
-    img = await readImageNode(path);
-  } catch (e) {
-    // itk-wasm's Emscripten runtime sets process.exitCode when a pipeline throws: restore it.
-    process.exitCode = exitCode;
-    throw unsupported(e);
+  // GDCM and Emscripten print to stderr; the text goes into the error's details instead.
+  const r = await captureStderr(() => readImageNode(path));
+  // itk-wasm's Emscripten runtime sets process.exitCode when a pipeline throws: restore it.
+  process.exitCode = exitCode;
+  if (r.error !== undefined || !r.value) {
+    // libjpeg converts YCbCr to RGB, which is right only when the header says the JPEG holds YBR.
+    const photometric = String(first(ds.PhotometricInterpretation) ?? '').trim();
+    if ((transferSyntax === '1.2.840.10008.1.2.4.50' || transferSyntax === '1.2.840.10008.1.2.4.51') && (photometric.startsWith('YBR') || want.samples === 1)) {
+      const jpeg = await decodeJpegFrames(ds, want).catch(() => undefined);
+      if (jpeg) return { data: jpeg, frames: want.frames, rows: want.rows, columns: want.columns, samples: want.samples, rescaled: false };
+    }
+    const e = unsupported(r.error);
+    if (r.noise) (e as { details?: Record<string, unknown> }).details!.stderr = printable(r.noise, 4000);
+    throw e;
   }
+  const img = r.value;
   const data = img.data as VoxelArray | null;
   const components = img.imageType.components;
   const size = img.size;

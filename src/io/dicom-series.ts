@@ -18,6 +18,7 @@ import { MedmaskError } from '../core/errors.js';
 import { createVolume, voxelTypeOf, type Mat3, type Vec3, type Volume, type VolumeMeta, type VoxelArray, type VoxelType } from '../core/volume.js';
 import { deidentifyDataset, remapUid, DEIDENTIFICATION_METHOD } from './deidentify.js';
 import { parseDicom, probeDicom, transferSyntaxName } from './dicom-parse.js';
+import { checkDeclaredSize, maxVoxelsOf, printable } from './limits.js';
 import { decodePixels, first, hasPixelData, noPixelDataError, num, type DecodedPixels } from './dicom-pixels.js';
 import type { ReadOptions } from './registry.js';
 
@@ -204,6 +205,35 @@ function numbers(v: unknown): number[] | undefined {
   return out.every((x) => Number.isFinite(x)) ? out : undefined;
 }
 
+/**
+ * A geometry or rescale attribute: undefined when absent, else its numbers, which must all be
+ * finite (a NaN ImagePositionPatient must not become an origin of 0).
+ */
+function strictNumbers(path: string, name: string, v: unknown, check?: (xs: number[]) => string | undefined): number[] | undefined {
+  if (v === undefined || v === '') return undefined;
+  // dcmjs turns a DS it cannot parse ("NaN", "abc") into null: present, but not a number.
+  const arr = v === null ? ['(unparsable)'] : Array.isArray(v) ? v : String(v).split('\\');
+  const out = arr.map((x) => (typeof x === 'number' ? x : x === null || String(x).trim() === '' ? NaN : Number(String(x).trim())));
+  const why = out.some((x) => !Number.isFinite(x)) ? 'holds a value that is not a finite number' : check?.(out);
+  if (why) {
+    throw new MedmaskError('CORRUPT_FILE', `${path}: ${name} ${JSON.stringify(printable(arr.map(String).join('\\'), 120))} ${why}`, { hint: 'the header holds impossible geometry or scaling; export the image again', details: { attribute: name } });
+  }
+  return out;
+}
+
+const positiveSpacing = (xs: number[]) => (xs.some((x) => !(x > 0)) ? 'must hold positive spacings' : undefined);
+
+/** Row and column cosines: two non-zero, non-parallel vectors. */
+const orientation = (xs: number[]) => {
+  if (xs.length !== 6) return `must hold 6 numbers, it holds ${xs.length}`;
+  const r = xs.slice(0, 3);
+  const c = xs.slice(3, 6);
+  if (Math.hypot(...r) < 1e-6 || Math.hypot(...c) < 1e-6) return 'has a zero row or column direction';
+  const n = cross(r, c);
+  if (Math.hypot(...n) < 1e-3 * Math.hypot(...r) * Math.hypot(...c)) return 'has parallel row and column directions';
+  return undefined;
+};
+
 function item(v: unknown): NaturalizedDataset | undefined {
   const x = Array.isArray(v) ? v[0] : v;
   return x && typeof x === 'object' ? (x as NaturalizedDataset) : undefined;
@@ -226,17 +256,17 @@ function normalize(v: number[]): Vec3 {
 function planesOf(path: string, header: NaturalizedDataset, pixels: DecodedPixels): Plane[] {
   const shared = item(header.SharedFunctionalGroupsSequence);
   const perFrame = Array.isArray(header.PerFrameFunctionalGroupsSequence) ? (header.PerFrameFunctionalGroupsSequence as NaturalizedDataset[]) : [];
-  const topIop = numbers(header.ImageOrientationPatient) ?? numbers(item(shared?.PlaneOrientationSequence)?.ImageOrientationPatient);
-  const topPos = numbers(header.ImagePositionPatient);
-  const topSpacing = numbers(header.PixelSpacing) ?? numbers(item(shared?.PixelMeasuresSequence)?.PixelSpacing) ?? numbers(header.ImagerPixelSpacing);
+  const topIop = strictNumbers(path, 'ImageOrientationPatient', header.ImageOrientationPatient, orientation) ?? strictNumbers(path, 'ImageOrientationPatient (shared functional groups)', item(shared?.PlaneOrientationSequence)?.ImageOrientationPatient, orientation);
+  const topPos = strictNumbers(path, 'ImagePositionPatient', header.ImagePositionPatient);
+  const topSpacing = strictNumbers(path, 'PixelSpacing', header.PixelSpacing, positiveSpacing) ?? strictNumbers(path, 'PixelSpacing (shared functional groups)', item(shared?.PixelMeasuresSequence)?.PixelSpacing, positiveSpacing) ?? strictNumbers(path, 'ImagerPixelSpacing', header.ImagerPixelSpacing, positiveSpacing);
   const sharedTx = item(shared?.PixelValueTransformationSequence);
   const thickness = num(header.SliceThickness) ?? num(item(shared?.PixelMeasuresSequence)?.SliceThickness);
   const offsets = numbers(header.GridFrameOffsetVector);
   const out: Plane[] = [];
   for (let f = 0; f < pixels.frames; f++) {
     const pf = perFrame[f];
-    const iop = numbers(item(pf?.PlaneOrientationSequence)?.ImageOrientationPatient) ?? topIop;
-    let position = numbers(item(pf?.PlanePositionSequence)?.ImagePositionPatient) as Vec3 | undefined;
+    const iop = strictNumbers(path, `ImageOrientationPatient of frame ${f + 1}`, item(pf?.PlaneOrientationSequence)?.ImageOrientationPatient, orientation) ?? topIop;
+    let position = strictNumbers(path, `ImagePositionPatient of frame ${f + 1}`, item(pf?.PlanePositionSequence)?.ImagePositionPatient) as Vec3 | undefined;
     if (!position && topPos) {
       if (pixels.frames === 1) position = topPos as Vec3;
       else if (iop && offsets && offsets.length === pixels.frames) {
@@ -247,7 +277,7 @@ function planesOf(path: string, header: NaturalizedDataset, pixels: DecodedPixel
       }
     }
     const tx = item(pf?.PixelValueTransformationSequence) ?? sharedTx;
-    const spacing = numbers(item(pf?.PixelMeasuresSequence)?.PixelSpacing) ?? topSpacing;
+    const spacing = strictNumbers(path, `PixelSpacing of frame ${f + 1}`, item(pf?.PixelMeasuresSequence)?.PixelSpacing, positiveSpacing) ?? topSpacing;
     out.push({
       path,
       frame: f,
@@ -256,8 +286,8 @@ function planesOf(path: string, header: NaturalizedDataset, pixels: DecodedPixel
       position,
       iop: iop && iop.length === 6 ? iop : undefined,
       pixelSpacing: spacing && spacing.length >= 2 ? [spacing[0]!, spacing[1]!] : undefined,
-      slope: pixels.rescaled ? 1 : num(tx?.RescaleSlope ?? header.RescaleSlope, 1),
-      intercept: pixels.rescaled ? 0 : num(tx?.RescaleIntercept ?? header.RescaleIntercept, 0),
+      slope: pixels.rescaled ? 1 : (strictNumbers(path, 'RescaleSlope', tx?.RescaleSlope ?? header.RescaleSlope, (xs) => (xs[0] === 0 ? 'is 0, which would make every pixel the intercept' : undefined))?.[0] ?? 1),
+      intercept: pixels.rescaled ? 0 : (strictNumbers(path, 'RescaleIntercept', tx?.RescaleIntercept ?? header.RescaleIntercept)?.[0] ?? 0),
       thickness,
     });
   }
@@ -451,8 +481,10 @@ export async function readDicomFiles(files: readonly string[], label: string, op
     const { dataset, transferSyntax: ts } = parseDicom(bytes, path);
     if (!hasPixelData(dataset)) throw noPixelDataError(path, dataset);
     transferSyntax ||= ts;
-    const pixels = await decodePixels(dataset, ts, path);
+    const pixels = await decodePixels(dataset, ts, path, opts);
     planes.push(...planesOf(path, dataset, pixels));
+    const total = planes.length * pixels.rows * pixels.columns * pixels.samples;
+    if (total > maxVoxelsOf(opts)) checkDeclaredSize(label, { dims: [pixels.columns, pixels.rows, planes.length], components: pixels.samples, bytesPerElement: pixels.data.BYTES_PER_ELEMENT, type: 'DICOM series so far' }, maxVoxelsOf(opts));
   }
   if (!planes.length) throw new MedmaskError('NOT_FOUND', `${label}: no DICOM images to read`, { hint: 'check the path' });
   const geometry = sortAndMeasure(planes, label);

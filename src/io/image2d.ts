@@ -12,7 +12,8 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { MedmaskError } from '../core/errors.js';
 import { atomicWrite } from './atomic.js';
 import { createVolume, valueRange, voxelTypeOf, type Vec3, type Volume } from '../core/volume.js';
-import { hasExtension, hasMagic, type ProbeInput, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
+import { checkDeclaredSize, maxVoxelsOf, printable } from './limits.js';
+import { hasExtension, hasMagic, type ProbeInput, type ReadOptions, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
 
 const EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
 
@@ -40,12 +41,14 @@ export const imageReader: VolumeReader = {
     }
     return 'no PNG/JPEG/TIFF signature';
   },
-  async read(path: string): Promise<Volume> {
+  async read(path: string, opts: ReadOptions = {}): Promise<Volume> {
     let meta: Metadata;
+    const cap = maxVoxelsOf(opts);
     try {
-      meta = await sharp(path).metadata();
+      // metadata() reads the header only: the size is checked before any pixel is decoded.
+      meta = await sharp(path, { limitInputPixels: false }).metadata();
     } catch (e) {
-      throw new MedmaskError('CORRUPT_FILE', `${path}: cannot decode the image header (${(e as Error).message})`, {
+      throw new MedmaskError('CORRUPT_FILE', `${path}: cannot decode the image header (${printable((e as Error).message)})`, {
         cause: e,
         hint: 'the file is probably truncated or not really an image; export it again',
       });
@@ -59,16 +62,19 @@ export const imageReader: VolumeReader = {
     }
     const pages = meta.format === 'tiff' ? (meta.pages ?? 1) : 1;
     const components = grey ? 1 : 3;
+    const pageHeight = pages > 1 ? (meta.pageHeight ?? meta.height ?? 0) : (meta.height ?? 0);
+    checkDeclaredSize(path, { dims: [meta.width ?? 0, pageHeight, pages], components, bytesPerElement: sixteen ? 2 : 1, type: `${meta.format ?? 'image'} ${sixteen ? '16' : '8'}-bit` }, cap);
     const colourspace = grey ? (sixteen ? 'grey16' : 'b-w') : sixteen ? 'rgb16' : 'srgb';
     let raw: { data: Buffer; info: OutputInfo };
     try {
-      raw = await sharp(path, pages > 1 ? { pages: -1 } : {})
+      // limitInputPixels: libvips itself also refuses more pixels than the header check allowed.
+      raw = await sharp(path, { limitInputPixels: Math.max(1, Math.floor(cap / components)), ...(pages > 1 ? { pages: -1 } : {}) })
         .toColourspace(colourspace)
         .removeAlpha()
         .raw(sixteen ? { depth: 'ushort' } : {})
         .toBuffer({ resolveWithObject: true });
     } catch (e) {
-      throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data cannot be decoded (${(e as Error).message})`, {
+      throw new MedmaskError('CORRUPT_FILE', `${path}: pixel data cannot be decoded (${printable((e as Error).message)})`, {
         cause: e,
         hint: 'the file is probably truncated; export or copy it again',
       });

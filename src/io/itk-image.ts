@@ -4,13 +4,16 @@
  * row-major with the axis directions as columns (checked by a test with a non-symmetric matrix).
  * @module
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, extname } from 'node:path';
-import { readImageNode, writeImageNode } from '@itk-wasm/image-io';
+import { copyFile, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, extname, join } from 'node:path';
+import { metaReadImageNode, nrrdReadImageNode, writeImageNode } from '@itk-wasm/image-io';
 import type { Image } from 'itk-wasm';
-import { MedmaskError } from '../core/errors.js';
+import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import { createVolume, voxelTypeOf, type Mat3, type Vec3, type Volume, type VoxelType } from '../core/volume.js';
-import { hasExtension, hasMagic, type ProbeInput, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
+import { MAX_HEADER_BYTES, parseMetaImageHeader, parseNrrdHeader, type ItkHeader } from './itk-header.js';
+import { captureStderr, checkGeometry, maxVoxelsOf, printable } from './limits.js';
+import { hasExtension, hasMagic, type ProbeInput, type ReadOptions, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
 
 const NRRD = ['.nrrd', '.nhdr'];
 const META = ['.mha', '.mhd'];
@@ -18,6 +21,30 @@ const TYPES: readonly VoxelType[] = ['uint8', 'int8', 'uint16', 'int16', 'uint32
 
 function ascii(head: Uint8Array, n: number): string {
   return String.fromCharCode(...head.subarray(0, n));
+}
+
+const NRRD_MAGIC = [0x4e, 0x52, 0x52, 0x44, 0x30, 0x30, 0x30]; // "NRRD000"
+
+/** Read and check the header (see itk-header.ts) before ITK is given the file. */
+async function readHeader(path: string, maxVoxels: number): Promise<ItkHeader> {
+  const fh = await open(path, 'r');
+  let head: Uint8Array;
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+    head = new Uint8Array(Math.min(size, MAX_HEADER_BYTES + 1));
+    if (head.length) await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  if (hasMagic(head, NRRD_MAGIC)) return parseNrrdHeader(head, path, size, maxVoxels);
+  return parseMetaImageHeader(head, path, size, maxVoxels);
+}
+
+/** The first line of what ITK printed, for the one-line error (all of it goes into details). */
+function firstNoise(noise: string): string {
+  const line = noise.split(/\r?\n/).map((l) => l.trim()).find((l) => l && !/^(itk::|Description:|Location:|File:|Line:)/.test(l)) ?? '';
+  return line ? ` — ITK: ${printable(line, 160)}` : '';
 }
 
 /**
@@ -36,19 +63,46 @@ export const itkImageReader: VolumeReader = {
     if (named) return input.size === 0 ? 'file is empty' : 'named like NRRD/MetaImage but lacks the "NRRD000" / "ObjectType =" header';
     return 'no NRRD or MetaImage header';
   },
-  async read(path: string): Promise<Volume> {
+  async read(path: string, opts: ReadOptions = {}): Promise<Volume> {
+    const header = await readHeader(path, maxVoxelsOf(opts));
+    // ITK picks its reader by extension and otherwise tries every one of its ~20 readers, which
+    // costs seconds; medmask calls the one the header names. A file with attached data under
+    // another name is read from a copy with the right ending (ITK's readers check it).
+    const want = header.format === 'nrrd' ? NRRD : META;
+    let target = path;
+    let tmp: string | undefined;
+    if (!hasExtension(path, want)) {
+      if (header.dataFile) {
+        throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: a detached ${header.format === 'nrrd' ? 'NRRD' : 'MetaImage'} header needs its usual ending (${header.format === 'nrrd' ? '.nhdr' : '.mhd'})`, { hint: 'rename the header file' });
+      }
+      tmp = await mkdtemp(join(tmpdir(), 'medmask-itk-'));
+      target = join(tmp, `${basename(path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}${header.format === 'nrrd' ? '.nrrd' : '.mha'}`);
+      await copyFile(path, target);
+    }
     let img: Image;
     const exitCode = process.exitCode;
     try {
-      img = await readImageNode(path);
-    } catch (e) {
+      // ITK and Emscripten print to stderr; that text is folded into the error instead.
+      const r = await captureStderr(() => (header.format === 'nrrd' ? nrrdReadImageNode(target) : metaReadImageNode(target)));
       // itk-wasm's Emscripten runtime sets process.exitCode when a pipeline throws; a bad input
       // file must not make the whole process fail later, so restore it.
       process.exitCode = exitCode;
-      throw new MedmaskError('CORRUPT_FILE', `${path}: ITK cannot read this ${extname(path)} file (header invalid, or the data file is missing or shorter than the header says)`, {
-        cause: e,
-        hint: 'for .nhdr/.mhd check that the data file named in the header sits beside it; otherwise export the file again',
-      });
+      // ITK reports some damage only on stderr and returns zeros ("Uncompress failed"): refuse those.
+      if (r.error !== undefined || !r.value?.couldRead || !r.value.image || /fail|error|exception/i.test(r.noise)) {
+        const msg = r.error instanceof Error ? r.error.message : '';
+        throw new MedmaskError('CORRUPT_FILE', `${path}: ITK cannot read this ${header.format === 'nrrd' ? 'NRRD' : 'MetaImage'} file (${header.encoding} data${header.dataFile ? ` in ${printable(header.dataFile, 80)}` : ''})${firstNoise(r.noise || msg)}`, {
+          ...(r.error !== undefined ? { cause: r.error } : {}),
+          hint: header.dataFile ? 'check that the data file named in the header sits beside it and is complete' : `the ${header.encoding} data are damaged or shorter than the header says; export the file again`,
+          details: { stderr: printable(r.noise || msg, 4000) },
+        });
+      }
+      img = r.value.image;
+    } catch (e) {
+      process.exitCode = exitCode;
+      if (isMedmaskError(e)) throw e;
+      throw new MedmaskError('CORRUPT_FILE', `${path}: ITK cannot read this ${extname(path)} file`, { cause: e, hint: 'export the file again' });
+    } finally {
+      if (tmp) await rm(tmp, { recursive: true, force: true });
     }
     const dim = img.imageType.dimension;
     if (dim < 2 || dim > 3) {
@@ -63,6 +117,12 @@ export const itkImageReader: VolumeReader = {
     const origin: Vec3 = [img.origin[0]!, img.origin[1]!, dim === 3 ? img.origin[2]! : 0];
     const d = Array.from(img.direction as ArrayLike<number>);
     const direction = (dim === 3 ? d : [d[0]!, d[1]!, 0, d[2]!, d[3]!, 0, 0, 0, 1]) as Mat3;
+    const nrrd = header.format === 'nrrd';
+    checkGeometry(path, { spacing, origin, direction }, {
+      spacing: nrrd ? 'spacing (field "space directions" / "spacings")' : 'ElementSpacing',
+      origin: nrrd ? 'origin (field "space origin")' : 'Offset',
+      direction: nrrd ? 'direction (field "space directions")' : 'TransformMatrix',
+    });
     return createVolume(shape, type, {
       data: img.data as Volume['data'],
       components: img.imageType.components,

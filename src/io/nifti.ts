@@ -19,7 +19,7 @@
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { constants as bufferConstants } from 'node:buffer';
-import { gunzip as gunzipCb, gunzipSync, gzip as gzipCb, constants as zc } from 'node:zlib';
+import { gzip as gzipCb, constants as zc } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import { MedmaskError } from '../core/errors.js';
 import {
@@ -36,9 +36,8 @@ import {
   type VoxelType,
 } from '../core/volume.js';
 import { atomicWrite } from './atomic.js';
-import { hasExtension, isGzip, type ProbeInput, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
-
-const gunzip = promisify(gunzipCb);
+import { checkDeclaredSize, checkGeometry, inflateCapped, inflateHead, maxVoxelsOf } from './limits.js';
+import { hasExtension, isGzip, type ProbeInput, type ReadOptions, type VolumeReader, type VolumeWriter, type WriteOptions } from './registry.js';
 const gzip = promisify(gzipCb);
 
 /** NIfTI datatype codes medmask reads and writes. */
@@ -87,6 +86,10 @@ interface HeaderPeek {
   voxOffset: number;
   /** vox_offset + the voxel bytes the dims and bitpix promise (NaN when they make no sense). */
   expectedSize: number;
+  /** dim[1..dim[0]] as declared (empty when dim[0] is out of range). */
+  dims: number[];
+  /** bitpix as declared. */
+  bitpix: number;
 }
 
 /** Reads sizeof_hdr (348 or 540, either byte order), the magic and the sizes. Undefined when not a NIfTI/Analyze header. */
@@ -106,51 +109,68 @@ function peekHeader(b: Uint8Array): HeaderPeek | undefined {
   let voxOffset: number;
   let bitpix: number;
   let n = 1;
+  const dims: number[] = [];
   if (version === 1) {
     voxOffset = dv.getFloat32(108, le);
     bitpix = dv.getInt16(72, le);
     const nd = dv.getInt16(40, le);
-    for (let d = 1; d <= nd && d <= 7; d++) n *= Math.max(1, dv.getInt16(40 + 2 * d, le));
+    for (let d = 1; d <= nd && d <= 7; d++) dims.push(dv.getInt16(40 + 2 * d, le));
   } else {
     voxOffset = Number(dv.getBigInt64(168, le));
     bitpix = dv.getInt16(14, le);
     const nd = Number(dv.getBigInt64(16, le));
-    for (let d = 1; d <= nd && d <= 7; d++) n *= Math.max(1, Number(dv.getBigInt64(16 + 8 * d, le)));
+    for (let d = 1; d <= nd && d <= 7; d++) dims.push(Number(dv.getBigInt64(16 + 8 * d, le)));
   }
-  return { version, littleEndian: le, magic, voxOffset, expectedSize: voxOffset + (n * bitpix) / 8 };
+  for (const d of dims) n *= Math.max(1, d);
+  return { version, littleEndian: le, magic, voxOffset, expectedSize: voxOffset + (n * bitpix) / 8, dims, bitpix };
 }
 
-/** First bytes of a gzip stream, inflated as far as they go (for probes and size hints). */
-function inflateHead(gz: Uint8Array, compressedBytes = 65536): Uint8Array | undefined {
-  try {
-    return gunzipSync(gz.subarray(0, Math.min(gz.length, compressedBytes)), { finishFlush: zc.Z_SYNC_FLUSH });
-  } catch {
-    return undefined;
+/** Extensions (between the header and vox_offset) larger than this are taken as a damaged header. */
+const MAX_VOX_OFFSET = 256 * 2 ** 20;
+/** Bytes a gzip stream may inflate to beyond what the header promises (trailing padding some writers add). */
+const INFLATE_SLACK = 2 ** 20;
+
+/**
+ * Refuse a header whose declared voxels pass the cap, before anything is inflated or allocated.
+ * Dimension errors other than size are left to the full parse, which names them.
+ */
+function checkPeek(peek: HeaderPeek, name: string, maxVoxels: number): void {
+  if (peek.dims.length === 0 || peek.dims.some((d) => !(Number.isSafeInteger(d) && d >= 1)) || !(peek.bitpix > 0)) return;
+  if (!(Number.isFinite(peek.voxOffset) && peek.voxOffset <= MAX_VOX_OFFSET)) {
+    throw corrupt(name, `vox_offset ${peek.voxOffset} is implausible (more than ${MAX_VOX_OFFSET} bytes of header extensions)`, 'the header is damaged; export the file again');
   }
+  checkDeclaredSize(name, { dims: peek.dims, bytesPerElement: peek.bitpix / 8, type: `(bitpix ${peek.bitpix})` }, maxVoxels);
 }
 
 /**
- * Inflate a .nii.gz. When the header's promised size matches the gzip trailer's ISIZE, the output
- * goes into one chunk of exactly that size: Node then neither makes thousands of 16 KiB round trips
- * to its thread pool nor concatenates chunks (a second full copy).
+ * Inflate a .nii.gz with a hard cap: the header (inflated from the first compressed bytes only) is
+ * checked against `maxVoxels`, and inflation stops once the output passes what the header promises
+ * (plus {@link INFLATE_SLACK}), so a decompression bomb costs a few MiB, not gigabytes. When the
+ * header's promised size matches the gzip trailer's ISIZE, the output goes into one chunk of exactly
+ * that size: Node then neither makes thousands of 16 KiB round trips to its thread pool nor
+ * concatenates chunks (a second full copy).
  */
-async function inflate(gz: Uint8Array, name: string): Promise<Uint8Array> {
+async function inflate(gz: Uint8Array, name: string, maxVoxels: number, pairImage?: { dims: number[]; bitpix: number; voxOffset: number }): Promise<Uint8Array> {
   let chunkSize: number | undefined;
-  const head = inflateHead(gz);
-  const peek = head && peekHeader(head);
-  if (peek && gz.length >= 18 && Number.isSafeInteger(peek.expectedSize) && peek.expectedSize > 0 && peek.expectedSize < bufferConstants.MAX_LENGTH) {
-    const isize = new DataView(gz.buffer, gz.byteOffset + gz.length - 4, 4).getUint32(0, true);
-    if (isize === peek.expectedSize % 2 ** 32) chunkSize = Math.max(64, peek.expectedSize + 1);
-  }
-  try {
-    return await gunzip(gz, chunkSize ? { chunkSize } : {});
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'Z_BUF_ERROR' || /unexpected end/i.test((e as Error).message)) {
-      throw corrupt(name, 'the gzip stream ends early (unexpected end of file)', 'the file is truncated: the copy or download was interrupted; fetch or export it again', e);
+  let expected: number | undefined;
+  if (pairImage) {
+    expected = pairImage.voxOffset + (pairImage.dims.reduce((a, b) => a * Math.max(1, b), 1) * pairImage.bitpix) / 8;
+  } else {
+    const head = inflateHead(gz, 540);
+    const peek = head && peekHeader(head);
+    if (!peek) {
+      // Not a NIfTI header: decode() says so from the inflated head; never inflate the rest.
+      return head ?? (await inflateCapped(gz, name, 64 * 1024, 'a NIfTI header needs'));
     }
-    throw corrupt(name, `the gzip stream is corrupt (${(e as Error).message})`, 'the file is damaged; fetch or export it again', e);
+    checkPeek(peek, name, maxVoxels);
+    expected = peek.expectedSize;
   }
+  if (!(Number.isSafeInteger(expected) && expected > 0)) expected = 0;
+  if (gz.length >= 18 && expected > 0 && expected < bufferConstants.MAX_LENGTH) {
+    const isize = new DataView(gz.buffer, gz.byteOffset + gz.length - 4, 4).getUint32(0, true);
+    if (isize === expected % 2 ** 32) chunkSize = Math.max(64, expected + 1);
+  }
+  return inflateCapped(gz, name, expected + INFLATE_SLACK, `the ${expected} bytes its header declares`, chunkSize);
 }
 
 /**
@@ -286,6 +306,8 @@ function voxelsOf(type: VoxelType, src: Uint8Array, offset: number, count: numbe
 
 /** Options for {@link decodeNifti}. */
 export interface DecodeNiftiOptions {
+  /** Cap on the declared voxels × components (default: {@link maxVoxelsOf}). */
+  maxVoxels?: number;
   /**
    * The voxel file of a `.hdr`/`.img` pair (magic `ni1`/`ni2`), already read (gzip or not). Not
    * needed for single-file NIfTI (`n+1`/`n+2`).
@@ -310,7 +332,8 @@ export function decodeNifti(bytes: Uint8Array, name = '<bytes>', opts: DecodeNif
 /** {@link decodeNifti}; `owned`: the caller hands over `bytes` (and imageBytes), which may then be reused in place. */
 async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions, owned: boolean): Promise<Volume> {
   const gz = isGzip(bytes);
-  const raw = gz ? await inflate(bytes, name) : bytes;
+  const maxVoxels = maxVoxelsOf(opts);
+  const raw = gz ? await inflate(bytes, name, maxVoxels) : bytes;
   const peek = peekHeader(raw);
   if (!peek) {
     throw corrupt(name, `not a NIfTI file: ${raw.length < 348 ? `only ${raw.length} bytes, a header needs 348` : 'sizeof_hdr is neither 348 nor 540 in either byte order'}`, 'check that the file really is NIfTI (.nii / .nii.gz); the file may also be truncated');
@@ -324,6 +347,7 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
   if (pair && !opts.imageBytes) {
     throw new MedmaskError('USAGE', `${name}: this is the header of a .hdr/.img pair; the voxels live in the .img file`, { hint: 'read the .hdr path with niftiReader, which loads the .img beside it' });
   }
+  if (!gz) checkPeek(peek, name, maxVoxels);
   const hdrSize = peek.version === 2 ? 540 : 348;
   // Parse only the header (+ extensions up to vox_offset) — not a copy of the whole volume.
   const headerEnd = Math.min(raw.length, Math.max(hdrSize + 4, Number.isFinite(peek.voxOffset) ? Math.round(peek.voxOffset) : 0));
@@ -338,6 +362,10 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
     } catch {
       throw corrupt(name, `the header cannot be parsed (${(e as Error).message})`, 'the file is damaged; export it again', e);
     }
+  }
+  // CIFTI-2 (intent 3000–3099) stores matrices of brainordinates in NIfTI-2 dims, not an image grid.
+  if (h.intent_code >= 3000 && h.intent_code <= 3099) {
+    throw new MedmaskError('UNSUPPORTED_FORMAT', `${name}: a CIFTI-2 file (intent code ${h.intent_code}): its dims index brainordinates, not voxels`, { hint: 'read it with a CIFTI tool (nibabel.cifti2, Connectome Workbench)' });
   }
   const ndim = h.dims[0]!;
   if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) throw corrupt(name, `dim[0] = ${ndim} must be between 1 and 7`, 'the header is damaged (or written with the wrong byte order); export it again');
@@ -359,7 +387,7 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
   const elemBytes = dt.rgb ? 1 : dt.bytes;
   const voxOffset = Math.round(h.vox_offset);
   const imgGz = pair && isGzip(opts.imageBytes!);
-  const src = pair ? (imgGz ? await inflate(opts.imageBytes!, name.replace(/\.hdr(\.gz)?$/i, '.img$1')) : opts.imageBytes!) : raw;
+  const src = pair ? (imgGz ? await inflate(opts.imageBytes!, name.replace(/\.hdr(\.gz)?$/i, '.img$1'), maxVoxels, { dims: rawDims, bitpix: h.numBitsPerVoxel, voxOffset: Math.max(0, Math.round(h.vox_offset)) || 0 }) : opts.imageBytes!) : raw;
   const srcOwned = owned || (pair ? imgGz : gz);
   const srcName = pair ? `${name} (its .img)` : name;
   if (!Number.isFinite(h.vox_offset) || voxOffset < (pair ? 0 : hdrSize) || voxOffset > src.length) {
@@ -396,15 +424,24 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
   }
   // scl_slope / scl_inter as nibabel applies them: slope 0 or not finite means "no scaling".
   const slope = h.scl_slope;
+  const scaling = !dt.rgb && Number.isFinite(slope) && slope !== 0;
+  // nibabel refuses a valid slope with an invalid intercept ("Valid slope but invalid intercept").
+  if (scaling && !Number.isFinite(h.scl_inter)) throw corrupt(name, `scl_inter ${h.scl_inter} is not finite while scl_slope is ${slope}`, 'fix scl_inter (e.g. nibabel: img.header.set_slope_inter(slope, 0))');
   const inter = Number.isFinite(h.scl_inter) ? h.scl_inter : 0;
   let scaled = false;
-  if (!dt.rgb && Number.isFinite(slope) && slope !== 0 && !(slope === 1 && inter === 0)) {
+  if (scaling && !(slope === 1 && inter === 0)) {
     const f = new Float32Array(data.length);
     let integral = true;
+    let overflow: number | undefined;
     for (let i = 0; i < data.length; i++) {
-      const v = data[i]! * slope + inter;
+      const x = data[i]!;
+      const v = x * slope + inter;
       f[i] = v;
       if (integral && (!Number.isInteger(v) || v < -32768 || v > 32767)) integral = false;
+      if (!(Math.abs(v) <= 3.4028234663852886e38) && Number.isFinite(x) && overflow === undefined) overflow = x;
+    }
+    if (overflow !== undefined) {
+      throw corrupt(name, `scl_slope ${slope} and scl_inter ${inter} scale the stored value ${overflow} past the float32 range`, 'the scaling fields are damaged; fix scl_slope/scl_inter (nibabel: img.header.set_slope_inter)');
     }
     data = integral ? Int16Array.from(f) : f;
     scaled = true;
@@ -418,6 +455,8 @@ async function decode(bytes: Uint8Array, name: string, opts: DecodeNiftiOptions,
   } catch (e) {
     throw corrupt(name, `the ${source} affine is degenerate (${(e as Error).message})`, 'fix the sform/qform (e.g. nibabel: img.set_sform(affine, code=1)) or the pixdims', e);
   }
+  const field = source === 'sform' ? 'srow_x/y/z' : source === 'qform' ? 'qform (quatern, qoffset, pixdim)' : 'pixdim';
+  checkGeometry(name, geo, { spacing: `spacing from the ${field}`, origin: `origin from the ${field}`, direction: `direction from the ${field}` });
   const intentName = h.intent_name.replace(/\0[\s\S]*$/, '');
   return createVolume(shape, voxelTypeOf(data), {
     data,
@@ -463,9 +502,9 @@ export const niftiReader: VolumeReader = {
     if (named) return input.size === 0 ? 'file is empty' : `named ${input.name.replace(/^.*?(\.[a-z.]+)$/, '$1')} but ${gz ? 'the gzip content' : 'the file'} does not start with a NIfTI header (sizeof_hdr 348/540)`;
     return gz ? 'gzip content is not a NIfTI header' : 'no NIfTI header';
   },
-  async read(path: string): Promise<Volume> {
+  async read(path: string, opts: ReadOptions = {}): Promise<Volume> {
     const bytes = await readFile(path);
-    const head = isGzip(bytes) ? inflateHead(bytes) : bytes;
+    const head = isGzip(bytes) ? inflateHead(bytes, 540) : bytes;
     const peek = head && peekHeader(head);
     if (peek && (peek.magic === 'ni1' || peek.magic === 'ni2')) {
       const candidates = [/\.hdr\.gz$/i, /\.hdr$/i].some((r) => r.test(path))
@@ -478,13 +517,13 @@ export const niftiReader: VolumeReader = {
         } catch {
           continue;
         }
-        return decode(bytes, path, { imageBytes: img }, true);
+        return decode(bytes, path, { imageBytes: img, ...(opts.maxVoxels ? { maxVoxels: opts.maxVoxels } : {}) }, true);
       }
       throw new MedmaskError('NOT_FOUND', `${path}: the header of a .hdr/.img pair, but its voxel file ${candidates[0] ?? '(name ending .img)'} is missing`, {
         hint: 'keep the .img beside the .hdr with the same base name',
       });
     }
-    return decode(bytes, path, {}, true);
+    return decode(bytes, path, opts.maxVoxels ? { maxVoxels: opts.maxVoxels } : {}, true);
   },
 };
 

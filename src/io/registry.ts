@@ -38,6 +38,11 @@ export interface ReadOptions {
   deidentify?: boolean;
   /** Salt for consistent UID remapping during de-identification (a project secret). */
   uidSalt?: string;
+  /**
+   * Cap on the voxels × components a header may declare, checked before anything is inflated or
+   * allocated (default `MEDMASK_MAX_VOXELS`, else a 1024×1024×2048 CT; see limits.ts).
+   */
+  maxVoxels?: number;
 }
 
 /** A volume reader. */

@@ -101,9 +101,9 @@ const intensity: Schema = {
 
 const common = {
   format: { type: 'string', const: MANIFEST_FORMAT, description: `"${MANIFEST_FORMAT}"` },
-  name: { ...str, description: 'model name' },
+  name: { ...str, maxLength: 200, description: 'model name' },
   task: str,
-  model: { ...str, description: 'the .onnx file, relative to the manifest' },
+  model: { ...str, maxLength: 1024, description: 'the .onnx file, relative to the manifest' },
   description: { type: 'string' },
   version: { type: 'string' },
   card: { type: 'string', description: 'model card file, relative to the manifest' },
@@ -141,7 +141,7 @@ const classifier: ObjectSchema = {
       type: 'object',
       properties: {
         dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'head MC dropout rate' },
-        samples: posInt,
+        samples: { type: 'integer', minimum: 1, maximum: 10_000 },
         site: str,
       },
       required: ['dropout'],
@@ -227,6 +227,8 @@ export async function readManifest(path: string): Promise<ModelManifest> {
     throw new MedmaskError('NOT_FOUND', `cannot read manifest ${path}: ${(e as Error).message}`, { cause: e });
   }
   let json: unknown;
+  // A UTF-8 byte order mark (Windows editors write one) is not part of the JSON.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     json = JSON.parse(text);
   } catch (e) {

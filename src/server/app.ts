@@ -26,6 +26,9 @@ import { can, type Permission } from './permissions.js';
 import { ROLES } from '../store/schema.js';
 import type { ServerContext, ServerSettings } from './context.js';
 import { installErrorHandlers } from './errors.js';
+import { DecodePool } from './decode-pool.js';
+import { installSecurityHeaders } from './security-headers.js';
+import { DEFAULT_MAX_VOXELS } from '../io/limits.js';
 import { SCRYPT_DEFAULTS } from './passwords.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -50,6 +53,10 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   uidSalt: '',
   tmpDir: join(tmpdir(), 'medmask-uploads'),
   scrypt: { ...SCRYPT_DEFAULTS },
+  maxVoxels: DEFAULT_MAX_VOXELS,
+  decodeTimeoutMs: 60_000,
+  decodeWorkers: 2,
+  fourEyesReview: false,
 };
 
 /** Options for {@link createServer}. */
@@ -83,6 +90,7 @@ export interface CreateServerOptions {
 export async function createServer(o: CreateServerOptions): Promise<FastifyInstance> {
   const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...o.settings };
   const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: registerDicomwebHandlers(o.handlers ?? createDefaultHandlers(), { uidSalt: settings.uidSalt }), settings };
+  if (settings.decodeWorkers > 0) ctx.decoder = new DecodePool({ size: settings.decodeWorkers, timeoutMs: settings.decodeTimeoutMs });
   const app = Fastify({
     logger: o.logger ?? false,
     // Behind reverse proxies: req.ip is the client named in X-Forwarded-For, only when it comes from these.
@@ -92,6 +100,8 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   });
   // Before any plugin: error handlers are inherited by plugins registered after them.
   installErrorHandlers(app, settings.maxUploadBytes);
+  app.addHook('onClose', async () => ctx.decoder?.close());
+  installSecurityHeaders(app, { hsts: settings.secureCookies });
   await app.register(cookie);
   await app.register(multipart, { limits: { fileSize: settings.maxUploadBytes } });
   await app.register(swagger, {

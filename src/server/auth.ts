@@ -11,6 +11,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 import { MedmaskError } from '../core/errors.js';
 import { nowIso } from '../store/util.js';
+import { clearAttempts, giveBackAttempt, takeAttempt } from '../store/accounts.js';
 import type { ServerContext, AuthUser } from './context.js';
 import { secretHash } from './passwords.js';
 import { can, type Permission } from './permissions.js';
@@ -109,13 +110,17 @@ export function userOf(req: FastifyRequest): AuthUser {
 }
 
 /**
- * Failed-login limit: at most `max` failed logins per client address, and per user name since its
- * last successful login, within `windowMs`. The failures are counted in the audit log (every login
- * attempt leaves a row before its answer is sent), so every server process sharing the database
- * enforces the same limit — a cluster behind a load balancer gives an attacker no extra tries.
+ * Login limit: at most `max` attempts per client address and per user name within `windowMs`
+ * (a successful login clears its user name's counter and gives its address's attempt back), and
+ * at most `max` password-change attempts per user. Each attempt is counted in the database in one
+ * atomic statement *before* the password is checked (src/store/accounts.ts), so a burst of
+ * concurrent requests — on one process or on several sharing the database — checks at most `max`
+ * passwords, and a cluster behind a load balancer gives an attacker no extra tries.
  * @example
  * const rl = new LoginLimiter(db, 10, 15 * 60_000);
- * await rl.check('1.2.3.4', 'alice'); // throws RATE_LIMITED with retryAfterSeconds
+ * await rl.begin('1.2.3.4', 'alice'); // throws RATE_LIMITED with retryAfterSeconds
+ * // … password checked and right:
+ * await rl.succeeded('1.2.3.4', 'alice');
  */
 export class LoginLimiter {
   constructor(
@@ -124,26 +129,37 @@ export class LoginLimiter {
     private readonly windowMs: number,
   ) {}
 
-  /** Throws RATE_LIMITED when the address or the user name has used up its attempts. */
-  async check(ip: string, username: string): Promise<void> {
+  private async take(keys: string[], what: string): Promise<void> {
     const now = Date.now();
-    const since = new Date(now - this.windowMs).toISOString();
-    const logins = () => this.db.selectFrom('audit_log').where('action', '=', LOGIN_ACTION).where('at', '>=', since);
-    const who = JSON.stringify({ username });
-    const lastOk = await logins().select((eb) => eb.fn.max('at').as('at')).where('status', '=', 200).where('details', '=', who).executeTakeFirst();
-    const userSince = lastOk?.at && lastOk.at > since ? lastOk.at : since;
-    for (const failures of [
-      logins().where('status', '=', 401).where('ip', '=', ip),
-      logins().where('status', '=', 401).where('details', '=', who).where('at', '>', userSince),
-    ]) {
-      const r = await failures.select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('at').as('first')]).executeTakeFirst();
-      if (Number(r?.n ?? 0) >= this.max && r?.first) {
-        const retry = Math.max(1, Math.ceil((Date.parse(r.first) + this.windowMs - now) / 1000));
-        throw new MedmaskError('RATE_LIMITED', `too many failed logins; try again in ${retry} s`, { details: { retryAfterSeconds: retry } });
-      }
+    let refuse: number | undefined;
+    for (const key of keys) {
+      const r = await takeAttempt(this.db, key, this.windowMs, now);
+      if (r.attempts > this.max) refuse = Math.max(refuse ?? 0, r.windowEndsMs);
+    }
+    if (refuse !== undefined) {
+      const retry = Math.max(1, Math.ceil((refuse - now) / 1000));
+      throw new MedmaskError('RATE_LIMITED', `too many ${what}; try again in ${retry} s`, { details: { retryAfterSeconds: retry } });
     }
   }
-}
 
-/** The audit log's action for a login attempt. */
-const LOGIN_ACTION = 'POST /api/auth/login';
+  /** Count a login attempt; throws RATE_LIMITED when the address or the user name is over the limit. */
+  async begin(ip: string, username: string): Promise<void> {
+    await this.take([`ip:${ip}`, `user:${username}`], 'failed logins');
+  }
+
+  /** A login succeeded: clear the user name's counter, give the address its attempt back. */
+  async succeeded(ip: string, username: string): Promise<void> {
+    await giveBackAttempt(this.db, `ip:${ip}`);
+    await clearAttempts(this.db, `user:${username}`, this.windowMs);
+  }
+
+  /** Count a password-change attempt of a logged-in user; throws RATE_LIMITED over the limit. */
+  async beginPasswordChange(userId: string): Promise<void> {
+    await this.take([`password:${userId}`], 'wrong current passwords');
+  }
+
+  /** The password was changed: clear the counter. */
+  async passwordChanged(userId: string): Promise<void> {
+    await clearAttempts(this.db, `password:${userId}`, this.windowMs);
+  }
+}

@@ -23,7 +23,13 @@ export interface ServiceConfig {
   host: string;
   port: number;
   maxUploadMb: number;
+  /** Cap on the voxels × components an uploaded image may declare. */
+  maxVoxels: number;
+  /** Time budget of one upload's decode, seconds. */
+  decodeTimeoutS: number;
   secureCookies: boolean;
+  /** A reviewer may not accept a mask version they wrote (four-eyes review). */
+  fourEyesReview: boolean;
   /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client (default none). */
   trustProxy: string[];
   /** Salt for DICOM UID remapping (default: made once and kept in the database, shared by the deployment). */
@@ -59,7 +65,10 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   host: { env: 'MEDMASK_HOST', kind: 'string', help: 'address to listen on' },
   port: { env: 'MEDMASK_PORT', kind: 'int', min: 0, max: 65535, help: 'TCP port' },
   maxUploadMb: { env: 'MEDMASK_MAX_UPLOAD_MB', kind: 'int', min: 1, max: 1_000_000, help: 'largest upload (all files of one request together), MiB' },
+  maxVoxels: { env: 'MEDMASK_MAX_VOXELS', kind: 'int', min: 1, max: 2 ** 40, help: 'largest image an upload may declare, in voxels × components (checked before decoding; default 2147483648, a 1024×1024×2048 CT)' },
+  decodeTimeoutS: { env: 'MEDMASK_DECODE_TIMEOUT_S', kind: 'int', min: 1, max: 3600, help: 'time budget of one upload\'s decode, seconds (past it: 413)' },
   secureCookies: { env: 'MEDMASK_SECURE_COOKIES', kind: 'bool', help: 'mark session cookies Secure (behind HTTPS)' },
+  fourEyesReview: { env: 'MEDMASK_FOUR_EYES_REVIEW', kind: 'bool', help: 'four-eyes review: a reviewer may not accept a mask version they wrote themselves (default false)' },
   trustProxy: { env: 'MEDMASK_TRUST_PROXY', kind: 'list', help: 'reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client — for the per-address login limit and the audit log' },
   uidSalt: { env: 'MEDMASK_UID_SALT', kind: 'string', help: 'secret salt for DICOM UID remapping' },
   jobConcurrency: { env: 'MEDMASK_JOB_CONCURRENCY', kind: 'int', min: 1, max: 64, help: 'jobs run at once per process' },
@@ -140,7 +149,10 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     host: (out.host as string | undefined) ?? '127.0.0.1',
     port: (out.port as number | undefined) ?? 8080,
     maxUploadMb: (out.maxUploadMb as number | undefined) ?? 1024,
+    maxVoxels: (out.maxVoxels as number | undefined) ?? 1024 * 1024 * 2048,
+    decodeTimeoutS: (out.decodeTimeoutS as number | undefined) ?? 60,
     secureCookies: (out.secureCookies as boolean | undefined) ?? false,
+    fourEyesReview: (out.fourEyesReview as boolean | undefined) ?? false,
     trustProxy: (out.trustProxy as string[] | undefined) ?? [],
     uidSalt: (out.uidSalt as string | undefined) ?? '',
     jobConcurrency: (out.jobConcurrency as number | undefined) ?? 1,

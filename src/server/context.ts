@@ -11,6 +11,7 @@ import type { Role } from '../store/schema.js';
 import type { JobHandlerRegistry } from '../queue/handlers.js';
 import type { JobQueue } from '../queue/queue.js';
 import type { Permission } from './permissions.js';
+import type { DecodePool } from './decode-pool.js';
 
 /** The logged-in user of a request. */
 export interface AuthUser {
@@ -40,6 +41,14 @@ export interface ServerSettings {
   tmpDir: string;
   /** scrypt cost for new password hashes. */
   scrypt: { N: number; r: number; p: number };
+  /** Cap on the voxels × components an uploaded image may declare (checked before decoding). */
+  maxVoxels: number;
+  /** Time budget of one upload's decode, ms (past it the decode worker is stopped: 413). */
+  decodeTimeoutMs: number;
+  /** Decode worker threads (0: decode on the event loop, for tests only). */
+  decodeWorkers: number;
+  /** Four-eyes review: a reviewer may not accept a mask version they wrote themselves. */
+  fourEyesReview: boolean;
 }
 
 /** Shared by every route module. */
@@ -49,6 +58,8 @@ export interface ServerContext {
   queue: JobQueue;
   handlers: JobHandlerRegistry;
   settings: ServerSettings;
+  /** Upload decoding off the event loop (absent when `decodeWorkers` is 0). */
+  decoder?: DecodePool;
 }
 
 declare module 'fastify' {

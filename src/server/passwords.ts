@@ -9,8 +9,25 @@ import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type Scry
 const scrypt = (pw: string, salt: Buffer, len: number, o: ScryptOptions) =>
   new Promise<Buffer>((res, rej) => scryptCb(pw, salt, len, o, (e, k) => (e ? rej(e) : res(k))));
 
-/** Default cost: N = 2^15, r = 8, p = 1 (32 MiB, ≈ 0.1 s here) — OWASP's scrypt minimum is N = 2^17 with p = 1 or 2^15 with more memory; raise N where logins are rare. */
-export const SCRYPT_DEFAULTS = { N: 2 ** 15, r: 8, p: 1 } as const;
+/**
+ * Default cost: OWASP's Password Storage Cheat Sheet minimum for scrypt, N = 2^17, r = 8, p = 1
+ * (128 MiB per hash while it runs; Node runs at most four at once on its thread pool). Hashes made
+ * with weaker parameters are replaced at the next successful login ({@link needsRehash}).
+ */
+export const SCRYPT_DEFAULTS = { N: 2 ** 17, r: 8, p: 1 } as const;
+
+/**
+ * True when a stored hash was made with weaker parameters than `params` (or is not a scrypt hash
+ * medmask understands): the login route then stores a new hash of the password just verified.
+ * @example
+ * needsRehash('scrypt$32768$8$1$…$…', { N: 2 ** 17, r: 8, p: 1 }); // true
+ */
+export function needsRehash(stored: string, params: { N: number; r: number; p: number }): boolean {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return true;
+  const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
+  return N < params.N || r < params.r || p < params.p;
+}
 
 /**
  * Hash a password.

@@ -4,7 +4,7 @@
  * accepting requests and jobs, let running jobs finish for `shutdownGraceMs`, re-queue the rest.
  * @module
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -73,7 +73,10 @@ export async function removeStaleTemp(dir: string): Promise<number> {
 }
 
 async function common(cfg: ServiceConfig) {
-  mkdirSync(cfg.dataDir, { recursive: true });
+  // Everything the server and workers create (database, blobs, temporary uploads, the admin
+  // password file) is for this account only: files 0600, folders 0700.
+  process.umask(0o077);
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   await removeStaleTemp(join(cfg.dataDir, 'tmp'));
   await removeStaleTemp(join(cfg.dataDir, 'work'));
   const store = await openStore(cfg.db);
@@ -107,7 +110,14 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     if (fromEnv !== undefined && fromEnv.length < 10) throw new MedmaskError('USAGE', 'MEDMASK_ADMIN_PASSWORD must have at least 10 characters');
     const password = fromEnv ?? generatePassword();
     await createUser({ store, settings: { scrypt: SCRYPT_DEFAULTS } as never }, { username: 'admin', password, role: 'admin' });
-    say(fromEnv ? 'created user "admin" with the password from MEDMASK_ADMIN_PASSWORD' : `created user "admin" with password ${password}  (shown once: change it with POST /api/auth/password)`);
+    if (fromEnv) say('created user "admin" with the password from MEDMASK_ADMIN_PASSWORD');
+    else {
+      // Never on stdout (which goes into log files): once into a file only this account can read.
+      const file = join(cfg.dataDir, 'initial-admin-password');
+      writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'w' });
+      chmodSync(file, 0o600);
+      say(`created user "admin"; its password is in ${file} (mode 0600): read it, log in, change it with POST /api/auth/password, then delete the file`);
+    }
   }
   if (cfg.demoModels) {
     const demo = await registerDemoModels(store, blobs);
@@ -121,7 +131,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
     workDir: join(cfg.dataDir, 'work'),
-    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp') },
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, maxVoxels: cfg.maxVoxels, decodeTimeoutMs: cfg.decodeTimeoutS * 1000, fourEyesReview: cfg.fourEyesReview, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });

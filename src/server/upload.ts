@@ -20,6 +20,7 @@ import type { FastifyRequest } from 'fastify';
 import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import type { Volume } from '../core/volume.js';
 import { probeDicom } from '../io/dicom-parse.js';
+import { printable } from '../io/limits.js';
 import { loadDicom, readVolume } from '../io/index.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ServerContext } from './context.js';
@@ -45,9 +46,11 @@ const EXTS = ['.nii.gz', '.nii', '.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm
  * checkFileName('../../etc/passwd'); // throws
  */
 export function checkFileName(name: string): string {
+  // Control characters and NUL, bidirectional overrides and isolates, zero-width characters: a name
+  // must display as what it is (U+202E makes "gpj.exe" show as "exe.jpg").
   // eslint-disable-next-line no-control-regex
-  if (!name || name.length > 255 || /[/\\\u0000-\u001f\u007f]/.test(name) || name === '.' || name === '..') {
-    throw new MedmaskError('USAGE', `file name ${JSON.stringify(name.slice(0, 300))} is not allowed: it must be a plain name of at most 255 characters without "/", "\\" or control characters`, {
+  if (!name || name.length > 255 || /[/\\\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/.test(name) || name === '.' || name === '..') {
+    throw new MedmaskError('USAGE', `file name ${JSON.stringify(printable(name, 300))} is not allowed: it must be a plain name of at most 255 printable characters without "/", "\\", control characters or bidirectional overrides`, {
       hint: 'send the bare file name (e.g. "scan.nii.gz"); medmask never uses it as a path',
     });
   }
@@ -131,8 +134,11 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
   for (const f of other) {
     if (f.size === 0) throw new MedmaskError('CORRUPT_FILE', `${f.name}: the file is empty`, { hint: 'upload the file again' });
     let volume: Volume;
+    const opts = { uidSalt: ctx.settings.uidSalt, maxVoxels: ctx.settings.maxVoxels };
     try {
-      volume = await readVolume(f.path, { uidSalt: ctx.settings.uidSalt });
+      // Off the event loop, within a time budget (decode-pool.ts); every reader checks the
+      // declared size against maxVoxels before it inflates or allocates.
+      volume = ctx.decoder ? await ctx.decoder.read(f.path, opts) : await readVolume(f.path, opts);
     } catch (e) {
       throw renamed(e, f.path, f.name);
     }
@@ -145,7 +151,8 @@ export async function readUploads(up: { files: UploadedFile[]; fields: Record<st
     let volume: Volume;
     let headers: NaturalizedDataset[];
     try {
-      ({ volume, headers } = await loadDicom(series, { uidSalt: ctx.settings.uidSalt, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) }));
+      const opts = { uidSalt: ctx.settings.uidSalt, maxVoxels: ctx.settings.maxVoxels, ...(up.fields.seriesUid ? { seriesUid: up.fields.seriesUid } : {}) };
+      ({ volume, headers } = ctx.decoder ? await ctx.decoder.loadDicom(series, opts) : await loadDicom(series, opts));
     } catch (e) {
       throw renamed(e, series, dicom.length === 1 ? dicom[0]!.name : `the ${dicom.length} DICOM files`);
     }

@@ -386,9 +386,27 @@ const modelVersions: Migration = {
   },
 };
 
+/**
+ * h17: one counter row per login key (user name, client address, password change of a user),
+ * updated in one statement per attempt, so the limit holds across concurrent requests and processes.
+ */
+const loginAttempts: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('login_attempts')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('window_start', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('login_attempts').ifExists().execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0016_dicomweb': dicomweb };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb };
 }
 
 /**

@@ -319,7 +319,16 @@ export interface DicomwebPushesTable {
 }
 
 /** The whole database, for Kysely. */
+/** Login attempt counters (one row per key: "user:NAME", "ip:ADDRESS", "password:USERID"). */
+export interface LoginAttemptsTable {
+  key: string;
+  /** Attempts (reserved before the password check) since window_start. */
+  attempts: number;
+  window_start: string;
+}
+
 export interface Database {
+  login_attempts: LoginAttemptsTable;
   users: UsersTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;

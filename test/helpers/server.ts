@@ -12,6 +12,7 @@ import { InProcessQueue, createDefaultHandlers, type JobHandlerRegistry, type Jo
 import type { Role } from '../../src/store/schema.js';
 import { ROLES } from '../../src/store/schema.js';
 import { testHandlers } from './test-handlers.js';
+import type { ServerSettings } from '../../src/server/context.js';
 
 /** Cheap scrypt for tests (the default costs ≈ 0.1 s per hash). */
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -52,6 +53,11 @@ export interface TestServerOptions {
   uidSalt?: string;
   /** Blob store (default: a folder in the temp folder). */
   blobs?: BlobStore;
+  /**
+   * Further server settings (e.g. maxVoxels, decodeTimeoutMs). Uploads decode on the event loop
+   * unless `decodeWorkers` is set: a worker thread run from source loads tsx first (seconds).
+   */
+  settings?: Partial<ServerSettings>;
 }
 
 /** Build a server with one user per role. */
@@ -68,7 +74,7 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     queue,
     handlers,
     workDir: join(dir, 'work'),
-    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt' },
+    settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', decodeWorkers: 0, ...o.settings },
   });
   const users = {} as Record<Role, TestUser>;
   for (const role of ROLES) {
@@ -151,4 +157,28 @@ export async function phantomsDataset(s: TestServer, input: Record<string, unkno
   const pj = await waitJob(s, (ph.json() as { job: { id: string } }).job.id);
   if (pj.status !== 'done') throw new Error(`phantoms job ${pj.status}: ${JSON.stringify(pj.error)}`);
   return pj.result.datasetId as string;
+}
+
+/**
+ * Another server process on a test server's database (its own app, queue and store connection):
+ * for limits that must hold across processes.
+ */
+export async function secondServerProcess(a: TestServer, o: { db?: string; loginMaxAttempts: number; trustProxy?: string[] }): Promise<{ app: FastifyInstance; store: Store; close(): Promise<void> }> {
+  const store = await openStore(o.db ?? join(a.dir, 'medmask.sqlite'));
+  const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
+  const app = await createServer({
+    store,
+    blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
+    queue,
+    handlers: createDefaultHandlers(),
+    workDir: join(a.dir, 'work-2'),
+    settings: { tmpDir: join(a.dir, 'tmp-2'), scrypt: TEST_SCRYPT, loginMaxAttempts: o.loginMaxAttempts, uidSalt: 'test-salt', decodeWorkers: 0 },
+    ...(o.trustProxy ? { trustProxy: o.trustProxy } : {}),
+  });
+  const close = async () => {
+    await queue.close(1000);
+    await app.close();
+    await store.close();
+  };
+  return { app, store, close };
 }

@@ -1,33 +1,13 @@
-// The failed-login limit is kept in the database (the audit log), so it holds across server
+// The failed-login limit is kept in the database (login_attempts), so it holds across server
 // processes sharing one database, per user name (reset by a successful login) and per address.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { createServer } from '../../src/server/index.js';
-import { FsBlobStore, openStore } from '../../src/store/index.js';
-import { InProcessQueue, createDefaultHandlers } from '../../src/queue/index.js';
-import { startTestServer, TEST_SCRYPT, type TestServer } from '../helpers/server.js';
+import { secondServerProcess, startTestServer, type TestServer } from '../helpers/server.js';
 import { loadConfig } from '../../src/server/config.js';
 
-/** Another server process on the test server's database: its own app, queue and store connection. */
-async function secondProcess(a: TestServer, loginMaxAttempts: number, trustProxy?: string[]) {
-  const store = await openStore(join(a.dir, 'medmask.sqlite'));
-  const queue = new InProcessQueue({ attempts: 1, backoffMs: 10 });
-  const app = await createServer({
-    store,
-    blobs: new FsBlobStore(join(a.dir, 'blobs'), { fsync: false }),
-    queue,
-    handlers: createDefaultHandlers(),
-    workDir: join(a.dir, 'work-2'),
-    settings: { tmpDir: join(a.dir, 'tmp-2'), scrypt: TEST_SCRYPT, loginMaxAttempts, uidSalt: 'test-salt' },
-    ...(trustProxy ? { trustProxy } : {}),
-  });
-  const close = async () => {
-    await queue.close(1000);
-    await app.close();
-    await store.close();
-  };
-  return { app, store, close };
+/** Another server process on the test server's database. */
+function secondProcess(a: TestServer, loginMaxAttempts: number, trustProxy?: string[]) {
+  return secondServerProcess(a, { loginMaxAttempts, ...(trustProxy ? { trustProxy } : {}) });
 }
 
 test('failed logins counted on one server process are refused by another sharing the database; the user counter resets on success', async () => {

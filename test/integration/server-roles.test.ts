@@ -117,8 +117,11 @@ test('every route × every role: 401 without login, 403 without the permission, 
     switch (route) {
       case 'POST /api/auth/login':
         return { ...base, payload: { username: role ?? 'viewer', password: `pw-${role ?? 'viewer'}-0123456789` } };
-      case 'POST /api/auth/password':
-        return { ...base, payload: { currentPassword: `pw-${role}-0123456789`, newPassword: `pw-${role}-0123456789` } };
+      case 'POST /api/auth/password': {
+        // A password change revokes the user's API tokens unless kept: keep them, the matrix goes on with them.
+        const keepTokens = role ? ((await s.as(role, { url: '/api/tokens' })).json().tokens as Array<{ id: string }>).map((t) => t.id) : [];
+        return { ...base, payload: { currentPassword: `pw-${role}-0123456789`, newPassword: `pw-${role}-0123456789`, keepTokens } };
+      }
       case 'POST /api/tokens':
         return { ...base, payload: { name: `t${i}` } };
       case 'DELETE /api/tokens/:id': {

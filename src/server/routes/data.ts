@@ -19,9 +19,9 @@ import type { ServerContext } from '../context.js';
 import { extractSlice, rawBytes, slicePng, type SliceAxis } from '../slices.js';
 import { readUploads, receiveMultipart } from '../upload.js';
 import { checkLabelled, checkSourceName } from '../dataset-upload.js';
-import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
+import { errorResponses, idParams, objectResponse, pageQuery, secured, NAME_PATTERN } from './schemas.js';
 
-const nameSchema = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const nameSchema = { type: 'string', minLength: 1, maxLength: 200, pattern: NAME_PATTERN } as const;
 
 /** The API view of an image row. */
 export function imageView(r: ImageRow): Record<string, unknown> {

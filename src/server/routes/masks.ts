@@ -4,6 +4,7 @@
  * version, the edit kept as a draft), accept / reject, claims, and the heat-map overlays.
  * @module
  */
+import { versionAuthor } from '../../store/review-rules.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
@@ -298,6 +299,10 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (b.decision === 'reject' && !b.reason?.trim()) throw new MedmaskError('USAGE', 'a rejection needs a reason', { hint: 'send { "decision": "reject", "reason": "…" }' });
       const m = await getMask(db, req.params.id);
       const user = userOf(req).id;
+      // Four-eyes review (setting fourEyesReview): nobody accepts a version they wrote themselves.
+      if (ctx.settings.fourEyesReview && b.decision === 'accept' && (await versionAuthor(db, m.id, b.version)) === user) {
+        throw new MedmaskError('FORBIDDEN', `four-eyes review is on: you wrote version ${b.version} of this mask, so another reviewer must accept it`, { hint: 'ask another reviewer; an administrator can turn the rule off with the fourEyesReview setting' });
+      }
       const ok = await reviewMask(db, { maskId: m.id, version: b.version, reviewerId: user, decision: b.decision, reason: b.reason ?? null, timeSpentMs: b.timeSpentMs ?? null });
       if (!ok) {
         const cur = await getMask(db, m.id);

@@ -43,3 +43,10 @@ export const secured: { [scheme: string]: string[] }[] = [{ session: [] }, { bea
 export function objectResponse(description: string, properties: Record<string, unknown> = {}): Record<string, unknown> {
   return { description, type: 'object', properties, additionalProperties: true };
 }
+
+/**
+ * What a name (project, data set, image, token, label) may hold: printable characters only — no
+ * control characters or NUL, no bidirectional overrides or isolates (U+202A–U+202E, U+2066–U+2069,
+ * which make "gpj.exe" display as "exe.jpg"), no zero-width or line/paragraph separators.
+ */
+export const NAME_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2069\\ufeff]*$';
