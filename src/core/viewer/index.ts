@@ -22,3 +22,4 @@ export * from './viewport.js';
 export * from './regions.js';
 export * from './timer.js';
 export * from './slice-format.js';
+export * from './heatmap-composite.js';

@@ -18,7 +18,6 @@ import { MedmaskError } from '../../core/errors.js';
 import type { Volume, VoxelArray } from '../../core/volume.js';
 import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
-import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
@@ -31,6 +30,11 @@ import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
 import { webUiRoutes } from './web-ui.js';
+import { decodeOverlay } from '../overlays.js';
+import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
+
+/** The server's context plus this server's viewer caches. */
+type Vc = ServerContext & { caches: ViewerCaches };
 
 /** Overlay kinds a prediction may carry. */
 export const OVERLAY_KINDS = ['heatmap', 'uncertainty', 'attention'] as const;
@@ -51,35 +55,12 @@ export interface EditsBody {
   note?: string;
 }
 
-// ── small caches keyed by blob hash (blobs never change) ──
-class Lru<V> {
-  private readonly m = new Map<string, V>();
-  constructor(private readonly max: number) {}
-  get(k: string): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
-    }
-    return v;
-  }
-  set(k: string, v: V): V {
-    this.m.set(k, v);
-    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
-    return v;
-  }
-}
-const statsCache = new Lru<{ range: [number, number]; window: [number, number]; ct: boolean }>(64);
-const labelsCache = new Lru<number[]>(64);
-const overlayCache = new Lru<Promise<Uint8Array>>(6);
-const regionsCache = new Lru<ReturnType<typeof flaggedRegions>>(32);
-
 /**
  * Display range, window and CT-ness of an image, from its voxels (or, for a volume not decoded
  * yet, from its middle axial plane): cached per blob so every request of a case agrees.
  */
-function imageStats(hash: string, d: VoxelArray, nz: number) {
-  const hit = statsCache.get(hash);
+function imageStats(caches: ViewerCaches, hash: string, d: VoxelArray, nz: number): ImageStats {
+  const hit = caches.stats.get(hash);
   if (hit) return hit;
   let lo = Infinity, hi = -Infinity;
   const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
@@ -90,33 +71,29 @@ function imageStats(hash: string, d: VoxelArray, nz: number) {
   }
   const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
   const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
-  return statsCache.set(hash, { range: [lo, hi], window, ct });
+  return caches.stats.set(hash, { range: [lo, hi], window, ct });
 }
 
 // Volumes whose full decode has finished (the store caches them); until then axial planes are
 // streamed out of the .nii.gz (slice-stream.ts) so the first slice does not wait for the decode.
-const decoded = new Set<string>();
-const planeCache = new Lru<Promise<VoxelArray | null>>(64);
-
-function volumeOf(ctx: ServerContext, hash: string): Promise<Volume> {
+function volumeOf(ctx: Vc, hash: string): Promise<Volume> {
   return getVolume(ctx.blobs, hash).then((v) => {
-    decoded.add(hash);
-    if (decoded.size > 256) decoded.delete(decoded.values().next().value!);
+    ctx.caches.decoded.set(hash, true);
     return v;
   });
 }
 
 /** Axial plane k of a stored single-component volume: from the decoded volume, or streamed. */
-async function axialPlane(ctx: ServerContext, hash: string, k: number): Promise<VoxelArray> {
-  if (decoded.has(hash)) {
+async function axialPlane(ctx: Vc, hash: string, k: number): Promise<VoxelArray> {
+  if (ctx.caches.decoded.has(hash)) {
     const v = await volumeOf(ctx, hash);
     if (v.components === 1) return extractSlice(v, 'z', k).data;
   }
   const key = `${hash}:${k}`;
-  let p = planeCache.get(key);
+  let p = ctx.caches.planes.get(key);
   if (!p) {
     p = ctx.blobs.get(hash).then((gz) => readAxialPlanes(gz, [k])).then((r) => r?.planes.get(k) ?? null, () => null);
-    planeCache.set(key, p);
+    ctx.caches.planes.set(key, p);
     // the whole volume next (neighbours, other axes), once this plane is out
     void p.then(() => volumeOf(ctx, hash).catch(() => undefined));
   }
@@ -125,52 +102,40 @@ async function axialPlane(ctx: ServerContext, hash: string, k: number): Promise<
   return extractSlice(await volumeOf(ctx, hash), 'z', k).data;
 }
 
-function labelValues(hash: string, data: Uint8Array): number[] {
-  const hit = labelsCache.get(hash);
+function labelValues(caches: ViewerCaches, hash: string, data: Uint8Array): number[] {
+  const hit = caches.labels.get(hash);
   if (hit) return hit;
   const seen = new Uint8Array(256);
   for (let i = 0; i < data.length; i++) seen[data[i]!] = 1;
   const out: number[] = [];
   for (let v = 1; v < 256; v++) if (seen[v]) out.push(v);
-  return labelsCache.set(hash, out);
+  return caches.labels.set(hash, out);
 }
 
-/** Overlay voxels as 8-bit (0…255 ≙ 0…1): uint8 maps as they are (×255 when they hold only 0/1), others scaled by their maximum. */
-function overlayU8(ctx: ServerContext, hash: string): Promise<Uint8Array> {
-  const hit = overlayCache.get(hash);
+/** An overlay as 8 bits on the image's grid (0…255 ≙ 0…1), whatever format its job stored (overlays.ts). */
+function overlayU8(ctx: Vc, hash: string, img: ImageRow): Promise<Uint8Array> {
+  const hit = ctx.caches.overlays.get(hash);
   if (hit) return hit;
-  const p = volumeOf(ctx, hash).then((v) => {
-    const d = v.data;
-    let mx = 0;
-    for (let i = 0; i < d.length; i++) if (d[i]! > mx) mx = d[i]!;
-    if (d instanceof Uint8Array && mx > 1) return d;
-    const s = mx > 0 ? 255 / mx : 0;
-    const out = new Uint8Array(d.length);
-    for (let i = 0; i < d.length; i++) {
-      const x = d[i]! * s;
-      out[i] = x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x);
-    }
-    return out;
-  });
+  const p = decodeOverlay(ctx.blobs, hash, () => volumeOf(ctx, img.blob));
   p.catch(() => undefined);
-  return overlayCache.set(hash, p);
+  return ctx.caches.overlays.set(hash, p);
 }
 
-async function versionRow(ctx: ServerContext, mask: MaskRow, version: number) {
+async function versionRow(ctx: Vc, mask: MaskRow, version: number) {
   const v = await ctx.store.db.selectFrom('mask_versions').select(['blob']).where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
   if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { hint: `the current version is ${mask.current_version}`, details: { currentVersion: mask.current_version } });
   return v;
 }
 
 /** Label voxels of a version (null for version 0: empty). */
-async function versionLabels(ctx: ServerContext, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
+async function versionLabels(ctx: Vc, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
   if (version === 0) return null;
   const v = await versionRow(ctx, mask, version);
   const vol = await volumeOf(ctx, v.blob);
   return { data: vol.data as Uint8Array, hash: v.blob };
 }
 
-async function predictionOf(ctx: ServerContext, mask: MaskRow) {
+async function predictionOf(ctx: Vc, mask: MaskRow) {
   return mask.prediction_id ? ctx.store.db.selectFrom('predictions').select(['heatmap_blob', 'uncertainty_blob', 'attention_blob']).where('id', '=', mask.prediction_id).executeTakeFirst() : undefined;
 }
 
@@ -233,7 +198,8 @@ const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', descrip
  * @example
  * viewerRoutes(app, ctx); // in createServer, after the other routes
  */
-export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export function viewerRoutes(app: FastifyInstance, server: ServerContext): void {
+  const ctx: Vc = { ...server, caches: new ViewerCaches() };
   const db = ctx.store.db;
 
   async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
@@ -259,16 +225,16 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const pred = await predictionOf(ctx, mask);
       // The image's middle axial plane (streamed when the volume is not decoded yet: it is the
       // first slice the viewer asks for) and the labels, together; overlays after them.
-      const fresh = !decoded.has(img.blob) && img.components === 1;
+      const fresh = !ctx.caches.decoded.has(img.blob) && img.components === 1;
       const [sample, labels] = await Promise.all([
         fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
         versionLabels(ctx, mask, mask.current_version),
       ]);
       for (const k of OVERLAY_KINDS) {
         const b = overlayBlob(pred, k);
-        if (b) void overlayU8(ctx, b);
+        if (b) void overlayU8(ctx, b, img);
       }
-      const stats = imageStats(img.blob, sample, shape[2]);
+      const stats = imageStats(ctx.caches, img.blob, sample, shape[2]);
       const versions = await db
         .selectFrom('mask_versions')
         .leftJoin('users', 'users.id', 'mask_versions.author_id')
@@ -297,7 +263,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         modality: stats.ct ? 'ct' : 'image',
         range: stats.range,
         window: stats.window,
-        labels: labels ? labelValues(labels.hash, labels.data) : [],
+        labels: labels ? labelValues(ctx.caches, labels.hash, labels.data) : [],
         overlays: Object.fromEntries(OVERLAY_KINDS.map((k) => [k, !!overlayBlob(pred, k)])),
         versions: versions.map((v) => ({ version: v.version, origin: v.origin, author: v.username, note: v.note, createdAt: v.created_at })),
       };
@@ -352,7 +318,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
           if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
           else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
           if (q.image === 'u8') {
-            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (statsCache.get(img.blob) ?? imageStats(img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
+            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
             const g = new Uint8Array(data.length);
             windowToGrey(data as never, g, window);
             data = g;
@@ -366,7 +332,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
           pred ??= await predictionOf(ctx, mask);
           const b = overlayBlob(pred, name as OverlayKind);
           if (!b) continue; // absent overlays are simply left out (the header lists what is there)
-          const u8 = await overlayU8(ctx, b);
+          const u8 = await overlayU8(ctx, b, img);
           out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, index).data, width, tile) });
         }
       }
@@ -433,9 +399,8 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (!kind || !blob) return { kind: kind ?? null, regions: [] };
       const thr = Math.max(1, Math.round(req.query.threshold * 255));
       const key = `${blob}:${thr}:${req.query.minVoxels}:${req.query.max}`;
-      let regions = regionsCache.get(key);
-      if (!regions) regions = regionsCache.set(key, await regionsOffThread(await overlayU8(ctx, blob), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
-      void img;
+      let regions = ctx.caches.regions.get(key);
+      if (!regions) regions = ctx.caches.regions.set(key, await regionsOffThread(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
       return { kind, threshold: req.query.threshold, regions: regions.map((r) => ({ ...r, peak: r.peak / 255, mean: r.mean / 255 })) };
     },
   );
