@@ -77,7 +77,12 @@ export class MaskEditor {
     return this.step !== null;
   }
 
-  private writeVoxel(voxel: number, current: number, value: number): void {
+  /**
+   * Write one voxel inside the open step (one is opened when none is): `current` is its value as
+   * shown now. The building block of tools that compute their voxels elsewhere (sphere brush,
+   * bounded fill, interpolation, restored and loaded edits).
+   */
+  writeVoxel(voxel: number, current: number, value: number): void {
     if (!this.step) this.begin('edit');
     this.step!.record(voxel, current, value);
     this.edits.set(voxel, value, current);

@@ -23,3 +23,8 @@ export * from './regions.js';
 export * from './timer.js';
 export * from './slice-format.js';
 export * from './heatmap-composite.js';
+export * from './window-drag.js';
+export * from './bounded-fill.js';
+export * from './sphere.js';
+export * from './interpolate.js';
+export * from './restore.js';
