@@ -54,19 +54,19 @@ export function scalarToU8(d: ArrayLike<number>): Uint8Array {
  * Decode an overlay blob to an 8-bit map on the image's grid.
  * @param blobs - the blob store
  * @param hash - the overlay's blob
- * @param image - the image the overlay belongs to (its grid; for pictures also what they were drawn on)
+ * @param shape - the image's grid
+ * @param image - the image the overlay belongs to (decoded only for pictures: what they were drawn on)
  * @returns nx · ny · nz values, x fastest
  * @throws MedmaskError CORRUPT_FILE / UNSUPPORTED_FORMAT / GEOMETRY_MISMATCH naming the blob
  */
-export async function decodeOverlay(blobs: BlobStore, hash: string, image: () => Promise<Volume>): Promise<Uint8Array> {
+export async function decodeOverlay(blobs: BlobStore, hash: string, shape: readonly [number, number, number], image: () => Promise<Volume>): Promise<Uint8Array> {
   const bytes = await blobs.get(hash);
   const what = `overlay blob ${hash.slice(0, 12)}`;
   const format = overlayFormat(bytes);
-  const img = await image();
-  const n = img.shape[0] * img.shape[1] * img.shape[2];
+  const n = shape[0] * shape[1] * shape[2];
   if (format === 'nifti-gz' || format === 'nifti') {
     const v = await getVolume(blobs, hash);
-    if (v.data.length !== n) throw new MedmaskError('GEOMETRY_MISMATCH', `${what} holds ${v.shape.join('×')} voxels but the image ${img.shape.join('×')}`, { hint: 'run the job again on this image' });
+    if (v.data.length !== n) throw new MedmaskError('GEOMETRY_MISMATCH', `${what} holds ${v.shape.join('×')} voxels but the image ${shape.join('×')}`, { hint: 'run the job again on this image' });
     return scalarToU8(v.data);
   }
   if (format !== 'png') throw new MedmaskError('UNSUPPORTED_FORMAT', `${what} is neither NIfTI nor PNG (first bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`, { hint: 'overlays are stored by annotate / atlas jobs; run the job again' });
@@ -77,10 +77,11 @@ export async function decodeOverlay(blobs: BlobStore, hash: string, image: () =>
     throw new MedmaskError('CORRUPT_FILE', `${what}: the PNG cannot be decoded (${(e as Error).message})`, { cause: e, hint: 'run the job again on this image' });
   }
   const { width, height, channels } = raw.info;
-  if (img.shape[2] !== 1 || width !== img.shape[0] || height !== img.shape[1]) {
-    throw new MedmaskError('GEOMETRY_MISMATCH', `${what} is a ${width}×${height} picture but the image is ${img.shape.join('×')}`, { hint: 'run the job again on this image' });
+  if (shape[2] !== 1 || width !== shape[0] || height !== shape[1]) {
+    throw new MedmaskError('GEOMETRY_MISMATCH', `${what} is a ${width}×${height} picture but the image is ${shape.join('×')}`, { hint: 'run the job again on this image' });
   }
   if (channels === 1) return new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.length).slice();
+  const img = await image();
   const rgb = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) rgb[3 * i + c] = raw.data[i * channels + Math.min(c, channels - 1)]!;
   return invertHeatmapComposite(rgb, displayRgb(img)).map;

@@ -167,3 +167,42 @@ test('restored edits are one undoable step; a loaded draft shows exactly its lab
   assert.equal(loadLabelsAsEdits(ed, base, before, 'same'), null);
   assert.deepEqual(labelsAfterRuns([1, 7], [{ runs: [0, 3, 5, 10, 2, 0] }, { runs: [4, 1, 2] }]), [1, 2, 5, 7]);
 });
+
+test('orientation letters: identity LPS gives the radiological convention; a rotated grid follows its direction', async () => {
+  const { orientationLabels, flipRows } = await import('../../src/core/viewer/index.js');
+  const I = [1, 0, 0, 0, 1, 0, 0, 0, 1];
+  assert.deepEqual(orientationLabels(I, 'z', flipRows(I, 'z')), { left: 'R', right: 'L', top: 'A', bottom: 'P' });
+  assert.deepEqual(orientationLabels(I, 'y', flipRows(I, 'y')), { left: 'R', right: 'L', top: 'S', bottom: 'I' });
+  assert.deepEqual(orientationLabels(I, 'x', flipRows(I, 'x')), { left: 'A', right: 'P', top: 'S', bottom: 'I' });
+  // i runs to the patient's right (RAS-stored image read as LPS with a flipped x): letters swap
+  const flipped = [-1, 0, 0, 0, -1, 0, 0, 0, 1];
+  assert.deepEqual(orientationLabels(flipped, 'z', false), { left: 'L', right: 'R', top: 'P', bottom: 'A' });
+});
+
+test('locked labels: brush and fill never change a locked label', () => {
+  const ed = new MaskEditor([10, 10, 1]);
+  const labels = new Uint8Array(100);
+  for (let x = 0; x < 10; x++) labels[x + 10 * 5] = 2; // a locked line across
+  const locked = new Set([2]);
+  ed.begin('brush');
+  ed.brush({ axis: 'z', index: 0, labels }, { x: 5, y: 0 }, { x: 5, y: 9.5 }, 1.5, { value: 1, locked });
+  ed.end();
+  for (let x = 0; x < 10; x++) assert.equal(labels[x + 10 * 5], 2);
+  assert.ok(labels[5 + 10 * 2] === 1 && labels[5 + 10 * 8] === 1, 'painted elsewhere');
+  ed.begin('fill');
+  const r = ed.fill({ axis: 'z', index: 0, labels }, { x: 5, y: 5 }, { value: 3, locked });
+  assert.equal(r.pixels, 0);
+});
+
+test('cancel takes an open step back without a history entry', () => {
+  const ed = new MaskEditor([8, 8, 1]);
+  const labels = new Uint8Array(64);
+  ed.begin('fill');
+  ed.fill({ axis: 'z', index: 0, labels }, { x: 1, y: 1 }, { value: 4 });
+  assert.equal(ed.edits.size, 64);
+  const c = ed.cancel();
+  assert.equal(c?.voxels.length, 64);
+  assert.equal(ed.edits.size, 0);
+  assert.equal(ed.history.canUndo, false);
+  assert.equal(ed.history.canRedo, false);
+});

@@ -28,10 +28,14 @@ export interface WriteOptions {
   onlyOver?: number;
   /** Leave pixels of other labels alone (paint only over background or the same label). */
   keepOthers?: boolean;
+  /** Label values never changed (locked in the legend). */
+  locked?: ReadonlySet<number>;
 }
 
-function allowed(current: number, o: WriteOptions): boolean {
+/** Whether a write of `o` may change a voxel that shows `current`. */
+export function allowed(current: number, o: WriteOptions): boolean {
   if (current === o.value) return false;
+  if (o.locked?.has(current)) return false;
   if (o.onlyOver !== undefined && current !== o.onlyOver) return false;
   if (o.keepOthers && current !== 0 && o.value !== 0) return false;
   return true;
@@ -69,6 +73,17 @@ export class MaskEditor {
     const c = this.step?.build() ?? null;
     this.step = null;
     if (c) this.history.push(c);
+    return c;
+  }
+
+  /**
+   * Close the open step and take its writes back, leaving no trace in the history (a tool's
+   * guard refusing what it just computed). @returns the reverted change (to redraw), or null
+   */
+  cancel(): Change | null {
+    const c = this.step?.build() ?? null;
+    this.step = null;
+    if (c) for (let t = c.voxels.length - 1; t >= 0; t--) this.edits.set(c.voxels[t]!, c.before[t]!, c.after[t]!);
     return c;
   }
 

@@ -28,3 +28,4 @@ export * from './bounded-fill.js';
 export * from './sphere.js';
 export * from './interpolate.js';
 export * from './restore.js';
+export * from './orientation.js';

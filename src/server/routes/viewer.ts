@@ -21,6 +21,7 @@ import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
+import { reviewProgress } from '../../store/review-progress.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -35,6 +36,9 @@ import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
 
 /** The server's context plus this server's viewer caches. */
 type Vc = ServerContext & { caches: ViewerCaches };
+
+/** A claim without a heartbeat for this long has expired (the browser that held it is gone). */
+export const CLAIM_TTL_MS = 5 * 60_000;
 
 /** Overlay kinds a prediction may carry. */
 export const OVERLAY_KINDS = ['heatmap', 'uncertainty', 'attention'] as const;
@@ -116,7 +120,7 @@ function labelValues(caches: ViewerCaches, hash: string, data: Uint8Array): numb
 function overlayU8(ctx: Vc, hash: string, img: ImageRow): Promise<Uint8Array> {
   const hit = ctx.caches.overlays.get(hash);
   if (hit) return hit;
-  const p = decodeOverlay(ctx.blobs, hash, () => volumeOf(ctx, img.blob));
+  const p = decodeOverlay(ctx.blobs, hash, imageGeometry(img).shape, () => volumeOf(ctx, img.blob));
   p.catch(() => undefined);
   return ctx.caches.overlays.set(hash, p);
 }
@@ -243,7 +247,9 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         .orderBy('version', 'desc')
         .limit(20)
         .execute();
-      const claimed = mask.claimed_by ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by).executeTakeFirst() : undefined;
+      // claims are renewed by the viewer's heartbeat; one without a recent heartbeat has expired
+      const live = mask.claimed_by && mask.claimed_at && Date.now() - Date.parse(mask.claimed_at) < CLAIM_TTL_MS;
+      const claimed = live ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by!).executeTakeFirst() : undefined;
       return {
         maskId: mask.id,
         imageId: img.id,
@@ -255,6 +261,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         priority: mask.priority,
         currentVersion: mask.current_version,
         claimedBy: claimed?.username ?? null,
+        claimedAt: claimed ? mask.claimed_at : null,
         shape,
         spacing: parseJson(img.spacing),
         direction: parseJson(img.direction),
@@ -268,6 +275,21 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         versions: versions.map((v) => ({ version: v.version, origin: v.origin, author: v.username, note: v.note, createdAt: v.created_at })),
       };
     },
+  );
+
+  app.get<{ Querystring: { dataset: string; since: string } }>(
+    '/api/viewer/progress',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'Review progress of a data set: cases, cases accepted or rejected, and the cases you decided since a time (e.g. your local midnight)',
+        security: secured,
+        querystring: { type: 'object', required: ['dataset', 'since'], properties: { dataset: { type: 'string', maxLength: 100 }, since: { type: 'string', format: 'date-time' } } },
+        response: { 200: objectResponse('progress', { total: { type: 'integer' }, done: { type: 'integer' }, doneByMeSince: { type: 'integer' } }), ...errorResponses },
+      },
+    },
+    async (req) => reviewProgress(db, req.query.dataset, userOf(req).id, new Date(req.query.since).toISOString()),
   );
 
   app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; index?: number; version?: number; layers: string; image: 'raw' | 'u8'; low?: number; high?: number; x?: number; y?: number; w?: number; h?: number } }>(
