@@ -13,11 +13,13 @@
  * type, offset, length }] }`, then each layer's bytes at its offset (8-byte aligned, little-endian).
  * @module
  */
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import type { Volume, VoxelArray } from '../../core/volume.js';
 import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
+import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
@@ -33,9 +35,10 @@ import { errorResponses, idParams, objectResponse, secured } from './schemas.js'
 import { webUiRoutes } from './web-ui.js';
 import { decodeOverlay } from '../overlays.js';
 import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
+import { VolumeSlices } from '../volume-slices.js';
 
-/** The server's context plus this server's viewer caches. */
-type Vc = ServerContext & { caches: ViewerCaches };
+/** The server's context plus this server's viewer caches and slice-addressable volume files. */
+type Vc = ServerContext & { caches: ViewerCaches; slices: VolumeSlices };
 
 /** A claim without a heartbeat for this long has expired (the browser that held it is gone). */
 export const CLAIM_TTL_MS = 5 * 60_000;
@@ -82,6 +85,7 @@ function imageStats(caches: ViewerCaches, hash: string, d: VoxelArray, nz: numbe
 // streamed out of the .nii.gz (slice-stream.ts) so the first slice does not wait for the decode.
 function volumeOf(ctx: Vc, hash: string): Promise<Volume> {
   return getVolume(ctx.blobs, hash).then((v) => {
+    if (!ctx.caches.decoded.has(hash)) void ctx.slices.build(hash, v); // never decoded again, even after a restart
     ctx.caches.decoded.set(hash, true);
     return v;
   });
@@ -89,6 +93,8 @@ function volumeOf(ctx: Vc, hash: string): Promise<Volume> {
 
 /** Axial plane k of a stored single-component volume: from the decoded volume, or streamed. */
 async function axialPlane(ctx: Vc, hash: string, k: number): Promise<VoxelArray> {
+  const fromDisk = await ctx.slices.slice(hash, 'z', k);
+  if (fromDisk) return fromDisk;
   if (ctx.caches.decoded.has(hash)) {
     const v = await volumeOf(ctx, hash);
     if (v.components === 1) return extractSlice(v, 'z', k).data;
@@ -125,10 +131,50 @@ function overlayU8(ctx: Vc, hash: string, img: ImageRow): Promise<Uint8Array> {
   return ctx.caches.overlays.set(hash, p);
 }
 
+/** One slice of an overlay (8 bits): from its slice files, else decoded (and its files written). */
+async function overlaySlice(ctx: Vc, hash: string, img: ImageRow, axis: SliceAxis, index: number): Promise<Uint8Array> {
+  const key = `${hash}-u8`;
+  const s = await ctx.slices.slice(key, axis, index);
+  if (s) return s as Uint8Array;
+  const u8 = await overlayU8(ctx, hash, img);
+  const shape = imageGeometry(img).shape;
+  void ctx.slices.build(key, { shape, data: u8, components: 1 });
+  return extractSlice(labelVolume(img, u8), axis, index).data as Uint8Array;
+}
+
 async function versionRow(ctx: Vc, mask: MaskRow, version: number) {
   const v = await ctx.store.db.selectFrom('mask_versions').select(['blob']).where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
   if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { hint: `the current version is ${mask.current_version}`, details: { currentVersion: mask.current_version } });
   return v;
+}
+
+/** Label values present in a label blob: kept beside its slice files, computed once. */
+async function labelValuesOf(ctx: Vc, hash: string, data: () => Promise<Uint8Array>): Promise<number[]> {
+  const hit = ctx.caches.labels.get(hash) ?? (await ctx.slices.getJson<number[]>(hash, 'values'));
+  if (hit) return ctx.caches.labels.set(hash, hit);
+  const vals = labelValues(ctx.caches, hash, await data());
+  void ctx.slices.putJson(hash, 'values', vals);
+  return vals;
+}
+
+/** One slice of a version's labels: from its slice files, else from the decoded volume. */
+async function labelSlice(ctx: Vc, img: ImageRow, mask: MaskRow, version: number, axis: SliceAxis, index: number): Promise<Uint8Array> {
+  const [w, h] = sliceDims(imageGeometry(img).shape, axis);
+  if (version === 0) return new Uint8Array(w * h);
+  const row = await versionRow(ctx, mask, version);
+  const s = await ctx.slices.slice(row.blob, axis, index);
+  if (s) return s as Uint8Array;
+  const lab = await versionLabels(ctx, mask, version);
+  return extractSlice(labelVolume(img, lab!.data), axis, index).data as Uint8Array;
+}
+
+/** A version's whole label volume: read from its axial slice file when there is one, else decoded. */
+async function labelsWhole(ctx: Vc, mask: MaskRow, version: number): Promise<Uint8Array | null> {
+  if (version === 0) return null;
+  const row = await versionRow(ctx, mask, version);
+  const w = await ctx.slices.whole(row.blob);
+  if (w && w.data instanceof Uint8Array) return w.data;
+  return (await versionLabels(ctx, mask, version))!.data;
 }
 
 /** Label voxels of a version (null for version 0: empty). */
@@ -203,7 +249,7 @@ const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', descrip
  * viewerRoutes(app, ctx); // in createServer, after the other routes
  */
 export function viewerRoutes(app: FastifyInstance, server: ServerContext): void {
-  const ctx: Vc = { ...server, caches: new ViewerCaches() };
+  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')) };
   const db = ctx.store.db;
 
   async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
@@ -230,9 +276,10 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       // The image's middle axial plane (streamed when the volume is not decoded yet: it is the
       // first slice the viewer asks for) and the labels, together; overlays after them.
       const fresh = !ctx.caches.decoded.has(img.blob) && img.components === 1;
+      const labelBlob = mask.current_version ? (await versionRow(ctx, mask, mask.current_version)).blob : null;
       const [sample, labels] = await Promise.all([
         fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
-        versionLabels(ctx, mask, mask.current_version),
+        labelBlob ? labelValuesOf(ctx, labelBlob, async () => (await versionLabels(ctx, mask, mask.current_version))!.data) : [],
       ]);
       for (const k of OVERLAY_KINDS) {
         const b = overlayBlob(pred, k);
@@ -270,7 +317,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         modality: stats.ct ? 'ct' : 'image',
         range: stats.range,
         window: stats.window,
-        labels: labels ? labelValues(ctx.caches, labels.hash, labels.data) : [],
+        labels,
         overlays: Object.fromEntries(OVERLAY_KINDS.map((k) => [k, !!overlayBlob(pred, k)])),
         versions: versions.map((v) => ({ version: v.version, origin: v.origin, author: v.username, note: v.note, createdAt: v.created_at })),
       };
@@ -338,7 +385,10 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         if (name === 'image') {
           let data: VoxelArray;
           if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
-          else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
+          else {
+            const fromDisk = img.components === 1 ? await ctx.slices.slice(img.blob, q.axis, index) : null;
+            data = crop(fromDisk ?? toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
+          }
           if (q.image === 'u8') {
             window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
             const g = new Uint8Array(data.length);
@@ -347,15 +397,12 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
           }
           out.push({ name, data });
         } else if (name === 'labels') {
-          const lab = await versionLabels(ctx, mask, version);
-          const data = lab ? crop(extractSlice(labelVolume(img, lab.data), q.axis, index).data, width, tile) : new Uint8Array(tile.w * tile.h);
-          out.push({ name, data });
+          out.push({ name, data: crop(await labelSlice(ctx, img, mask, version, q.axis, index), width, tile) });
         } else {
           pred ??= await predictionOf(ctx, mask);
           const b = overlayBlob(pred, name as OverlayKind);
           if (!b) continue; // absent overlays are simply left out (the header lists what is there)
-          const u8 = await overlayU8(ctx, b, img);
-          out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, index).data, width, tile) });
+          out.push({ name, data: crop(await overlaySlice(ctx, b, img, q.axis, index), width, tile) });
         }
       }
       void reply.type('application/x-medmask-slice').header('cache-control', 'private, no-cache');
@@ -382,12 +429,8 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       if (q.from > q.to || q.to >= depth) throw new MedmaskError('USAGE', `planes ${q.from}…${q.to} are not a range inside 0…${depth - 1} along ${q.axis}`);
       const [w, h] = sliceDims(shape, q.axis);
       const version = q.version ?? mask.current_version;
-      const lab = await versionLabels(ctx, mask, version);
       const out = Buffer.alloc(w * h * (q.to - q.from + 1));
-      if (lab) {
-        const vol = labelVolume(img, lab.data);
-        for (let k = q.from; k <= q.to; k++) out.set(extractSlice(vol, q.axis, k).data as Uint8Array, (k - q.from) * w * h);
-      }
+      for (let k = q.from; k <= q.to; k++) out.set(await labelSlice(ctx, img, mask, version, q.axis, k), (k - q.from) * w * h);
       void reply.type('application/octet-stream').header('x-width', String(w)).header('x-height', String(h)).header('x-version', String(version));
       return reply.send(out);
     },
@@ -421,8 +464,14 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       if (!kind || !blob) return { kind: kind ?? null, regions: [] };
       const thr = Math.max(1, Math.round(req.query.threshold * 255));
       const key = `${blob}:${thr}:${req.query.minVoxels}:${req.query.max}`;
-      let regions = ctx.caches.regions.get(key);
-      if (!regions) regions = ctx.caches.regions.set(key, await regionsOffThread(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
+      // regions are kept beside the overlay's slice files too: no decode after a restart
+      const sidecar = `regions-${thr}-${req.query.minVoxels}-${req.query.max}`;
+      let regions = ctx.caches.regions.get(key) ?? (await ctx.slices.getJson<ReturnType<typeof flaggedRegions>>(`${blob}-u8`, sidecar));
+      if (!regions) {
+        regions = await regionsOffThread(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max });
+        void ctx.slices.putJson(`${blob}-u8`, sidecar, regions);
+      }
+      ctx.caches.regions.set(key, regions);
       return { kind, threshold: req.query.threshold, regions: regions.map((r) => ({ ...r, peak: r.peak / 255, mean: r.mean / 255 })) };
     },
   );
@@ -473,11 +522,13 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         seen.add(p.z);
         checkRuns(p.runs, plane, `plane z=${p.z}`);
       }
-      const base = await versionLabels(ctx, mask, b.baseVersion);
-      const data = base ? base.data.slice() : new Uint8Array(plane * shape[2]);
+      const base = await labelsWhole(ctx, mask, b.baseVersion);
+      const data = base ? base.slice() : new Uint8Array(plane * shape[2]);
       let changed = 0;
       for (const p of b.planes) changed += applyRuns(data, p.z * plane, p.runs);
       const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+      // the new version is slice-addressable at once: its first slices are reads, not a decode
+      void ctx.slices.build(hash, { shape, data, components: 1 });
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
       if (!r.ok) {
         req.auditDetails = { conflict: true, baseVersion: b.baseVersion, onto, currentVersion: r.currentVersion, draftId: r.draftId };

@@ -1,0 +1,170 @@
+/**
+ * Decoded volumes kept slice-addressable on disk, so no `.nii.gz` is decoded more than once on the
+ * request path (nor again after a restart): after the first decode of a blob, its voxels are
+ * written uncompressed in three orientations — axial planes as stored (x fastest), coronal planes
+ * contiguous (`[j][k][i]`) and sagittal planes contiguous (`[i][k][j]`) — so any slice of any
+ * axis is one positioned read of exactly that slice. Files are named by blob hash (blobs never
+ * change), written to a temporary name and renamed, so a crash leaves nothing half-written that
+ * looks complete. The transposes run in small steps that yield to the event loop, so building
+ * a 512×512×203 CT's files does not stall slice requests. Single-component volumes only.
+ * @module
+ */
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { allocVoxels, voxelTypeOf, type Volume, type VoxelArray, type VoxelType } from '../core/volume.js';
+import type { SliceAxis } from './slices.js';
+
+/** What the files of one volume hold. */
+export interface SlicedMeta {
+  shape: [number, number, number];
+  type: VoxelType;
+}
+
+const BYTES: Record<VoxelType, number> = { uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8 } as Record<VoxelType, number>;
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** Slice-addressable copies of decoded volumes in a folder. */
+export class VolumeSlices {
+  private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
+  private readonly building = new Map<string, Promise<void>>();
+
+  /** @param dir - the folder (made when first written) */
+  constructor(readonly dir: string) {}
+
+  private file(key: string, ext: string): string {
+    return join(this.dir, `${key}.${ext}`);
+  }
+
+  /** The volume's description when its files are complete, else null. */
+  meta(key: string): Promise<SlicedMeta | null> {
+    let m = this.metas.get(key);
+    if (!m) {
+      m = readFile(this.file(key, 'json'), 'utf8').then((t) => JSON.parse(t) as SlicedMeta, () => null);
+      // a miss is not remembered for long: the files may be written a moment later
+      void m.then((v) => {
+        if (!v) this.metas.delete(key);
+      });
+      this.metas.set(key, m);
+      if (this.metas.size > 4096) this.metas.delete(this.metas.keys().next().value!);
+    }
+    return m;
+  }
+
+  /**
+   * One slice, read from disk: the same plane `extractSlice` gives (axial i × j, coronal i × k,
+   * sagittal j × k, x fastest). @returns null when the volume has no files (yet)
+   */
+  async slice(key: string, axis: SliceAxis, index: number): Promise<VoxelArray | null> {
+    const m = await this.meta(key);
+    if (!m) return null;
+    const [nx, ny, nz] = m.shape;
+    const n = axis === 'z' ? nx * ny : axis === 'y' ? nx * nz : ny * nz;
+    const depth = axis === 'z' ? nz : axis === 'y' ? ny : nx;
+    if (index < 0 || index >= depth) return null;
+    const bytes = BYTES[m.type];
+    const out = allocVoxels(m.type, n);
+    let fh;
+    try {
+      fh = await open(this.file(key, axis), 'r');
+      const { bytesRead } = await fh.read(new Uint8Array(out.buffer, out.byteOffset, n * bytes), 0, n * bytes, index * n * bytes);
+      if (bytesRead !== n * bytes) return null;
+    } catch {
+      this.metas.delete(key);
+      return null;
+    } finally {
+      await fh?.close();
+    }
+    return out;
+  }
+
+  /** The whole volume (axial file), or null when it has no files: a read instead of a decode. */
+  async whole(key: string): Promise<{ meta: SlicedMeta; data: VoxelArray } | null> {
+    const m = await this.meta(key);
+    if (!m) return null;
+    try {
+      const b = await readFile(this.file(key, 'z'));
+      const n = m.shape[0] * m.shape[1] * m.shape[2];
+      if (b.length !== n * BYTES[m.type]) return null;
+      const data = allocVoxels(m.type, n);
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(b);
+      return { meta: m, data };
+    } catch {
+      return null;
+    }
+  }
+
+  /** A small JSON fact kept beside a volume's files (e.g. the label values present). */
+  async getJson<T>(key: string, name: string): Promise<T | null> {
+    return readFile(this.file(key, `${name}.json`), 'utf8').then((t) => JSON.parse(t) as T, () => null);
+  }
+  /** Keep a small JSON fact beside a volume's files (best effort). */
+  async putJson(key: string, name: string, value: unknown): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const f = this.file(key, `${name}.json`);
+      await writeFile(`${f}.${process.pid}`, JSON.stringify(value));
+      await rename(`${f}.${process.pid}`, f);
+    } catch {
+      // a cache: losing it costs a recomputation
+    }
+  }
+
+  /** Whether the files of `key` are being written now. */
+  isBuilding(key: string): boolean {
+    return this.building.has(key);
+  }
+
+  /**
+   * Write the three orientations of a decoded single-component volume (once per key; concurrent
+   * calls share the work). Errors (disk full) are swallowed: the caller falls back to decoding.
+   */
+  build(key: string, vol: Pick<Volume, 'shape' | 'data' | 'components'>): Promise<void> {
+    if (vol.components !== 1) return Promise.resolve();
+    let b = this.building.get(key);
+    if (b) return b;
+    b = (async () => {
+      if (await this.meta(key)) return;
+      await mkdir(this.dir, { recursive: true });
+      const [nx, ny, nz] = vol.shape;
+      const d = vol.data;
+      const type = voxelTypeOf(d);
+      const bytes = BYTES[type];
+      const tmp = `.${process.pid}-${Math.random().toString(36).slice(2)}`;
+      const written: string[] = [];
+      const put = async (ext: string, data: VoxelArray) => {
+        const f = this.file(key, ext) + tmp;
+        written.push(f);
+        await writeFile(f, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      };
+      try {
+        await put('z', d);
+        // coronal: for each j, the k rows of i
+        const y = allocVoxels(type, d.length);
+        for (let j = 0; j < ny; j++) {
+          for (let k = 0; k < nz; k++) y.set(d.subarray((k * ny + j) * nx, (k * ny + j + 1) * nx) as never, (j * nz + k) * nx);
+          if ((j & 15) === 15) await tick();
+        }
+        await put('y', y);
+        // sagittal: for each i, the k rows of j (a gather: done in steps that yield)
+        const x = y; // reuse the buffer: y is on disk
+        for (let i = 0; i < nx; i++) {
+          let o = i * nz * ny;
+          for (let k = 0; k < nz; k++) {
+            let s = k * ny * nx + i;
+            for (let j = 0; j < ny; j++, s += nx) x[o++] = d[s]!;
+          }
+          if ((i & 7) === 7) await tick();
+        }
+        await put('x', x);
+        for (const ext of ['z', 'y', 'x']) await rename(this.file(key, ext) + tmp, this.file(key, ext));
+        await writeFile(this.file(key, 'json'), JSON.stringify({ shape: [nx, ny, nz], type, bytes } satisfies SlicedMeta & { bytes: number }));
+        this.metas.delete(key);
+      } catch {
+        for (const f of written) await rm(f, { force: true }).catch(() => undefined);
+      }
+    })().finally(() => this.building.delete(key));
+    this.building.set(key, b);
+    return b;
+  }
+}
