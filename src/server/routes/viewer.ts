@@ -22,7 +22,8 @@ import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
-import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
+import { encodeNifti } from '../../io/nifti.js';
+import { getVolume, imageGeometry, labelVolume, type ImageRow } from '../../store/volumes.js';
 import { reviewProgress } from '../../store/review-progress.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
@@ -35,6 +36,7 @@ import { errorResponses, idParams, objectResponse, secured } from './schemas.js'
 import { webUiRoutes } from './web-ui.js';
 import { decodeOverlay } from '../overlays.js';
 import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
+import { saveLabelsIncremental } from '../label-blobs.js';
 import { VolumeSlices } from '../volume-slices.js';
 
 /** The server's context plus this server's viewer caches and slice-addressable volume files. */
@@ -526,7 +528,9 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       const data = base ? base.slice() : new Uint8Array(plane * shape[2]);
       let changed = 0;
       for (const p of b.planes) changed += applyRuns(data, p.z * plane, p.runs);
-      const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+      // only the edited planes are compressed; the base's other planes are copied as they are
+      const baseBlob = b.baseVersion ? (await versionRow(ctx, mask, b.baseVersion)).blob : null;
+      const { hash } = await saveLabelsIncremental(ctx.blobs, ctx.slices, () => encodeNifti(labelVolume(img, data), { labelMap: true }).subarray(0, 352), shape, data, baseBlob, seen);
       // the new version is slice-addressable at once: its first slices are reads, not a decode
       void ctx.slices.build(hash, { shape, data, components: 1 });
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
