@@ -114,7 +114,7 @@ async function openFromQueue(page: Page, maskId: string): Promise<number> {
   await page.waitForSelector(`tr.case-row[data-mask="${maskId}"]`);
   const n = (await samplesOf(page, 'first_paint')).length;
   await page.click(`tr.case-row[data-mask="${maskId}"]`);
-  await page.waitForFunction((k) => ((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples.first_paint?.length ?? 0) > k, n, { timeout: 60_000 });
+  await page.waitForFunction((k) => ((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples.first_paint?.length ?? 0) > k, n, { timeout: 300_000 });
   return (await samplesOf(page, 'first_paint')).at(-1)!;
 }
 
@@ -280,7 +280,7 @@ export default defineBenchmark<State>({
           await page.keyboard.press(String(9 - i)); // a label not painted there yet
           await stroke(page, [200.5, 200.5 + 20 * i], [300.5, 220.5 + 20 * i], 8);
           await page.click('#save');
-          await page.waitForFunction((v) => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion === v + 1, v0, { timeout: 60_000 });
+          await page.waitForFunction((v) => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion === v + 1, v0, { timeout: 300_000 });
           out.push((await samplesOf(page, 'save')).at(-1)!);
         }
         record(s, 'save', { samples: out });

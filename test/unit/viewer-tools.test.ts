@@ -206,3 +206,17 @@ test('cancel takes an open step back without a history entry', () => {
   assert.equal(ed.history.canUndo, false);
   assert.equal(ed.history.canRedo, false);
 });
+
+test('heat-map palette: magma from black to pale yellow with steadily rising luminance, no hue of the organ legend', async () => {
+  const { magmaLut256, ORGAN_COLORS } = await import('../../src/core/viewer/index.js');
+  const m = magmaLut256();
+  assert.deepEqual([...m.subarray(0, 3)], [0, 0, 4]);
+  assert.deepEqual([...m.subarray(765, 768)], [252, 253, 191]);
+  const lum = (k: number) => 0.2126 * m[3 * k]! + 0.7152 * m[3 * k + 1]! + 0.0722 * m[3 * k + 2]!;
+  for (let k = 1; k < 256; k++) assert.ok(lum(k) >= lum(k - 1) - 0.5, `luminance falls at ${k}`);
+  // above the drawing floor (0.1) no colour of the map is within 40 (RGB distance) of blue, green or cyan organs
+  for (const v of [4, 8, 9]) {
+    const c = ORGAN_COLORS[v]!;
+    for (let k = 26; k < 256; k++) assert.ok(Math.hypot(m[3 * k]! - c[0], m[3 * k + 1]! - c[1], m[3 * k + 2]! - c[2]) > 40, `level ${k} looks like organ ${v}`);
+  }
+});

@@ -66,9 +66,13 @@ export class ViewerLayout {
       size: h('input', { type: 'range', min: 1, max: 64, value: st.brushSize, 'aria-label': 'brush size', title: 'Brush size ([ and ])' }) as HTMLInputElement,
       sizeLabel: h('span', { class: 'muted' }),
       range: h('input', { type: 'number', min: 0, max: 200, value: st.fillRange, class: 'narrow', 'aria-label': 'fill range ± slices', title: 'slices each side for Fill ±N' }) as HTMLInputElement,
+      rangeBox: null as unknown as HTMLElement,
+      boundsBox: null as unknown as HTMLElement,
       bounds: h('input', { type: 'text', class: 'narrow', id: 'fill-bounds', 'aria-label': 'fill intensity range', placeholder: 'auto', title: 'Fill ≈ intensity range lo..hi (empty: from the clicked pixel)' }) as HTMLInputElement,
     });
 
+    this.el.rangeBox = h('label', { class: 'small', hidden: true }, '±', el.range);
+    this.el.boundsBox = h('label', { class: 'small', hidden: true }, '≈', el.bounds);
     for (const t of TOOLS) {
       if (t.only3d && !st.is3d) continue;
       el.toolButtons.set(t.id, h('button', { class: 'tool', 'data-tool': t.id, title: `${t.title} (${t.key})`, onclick: () => v.edit.setTool(t.id) }, t.label) as HTMLButtonElement);
@@ -101,16 +105,14 @@ export class ViewerLayout {
         : h('p', { class: 'muted' }, 'No heat map for this case.'),
     );
 
-    const toolbar = h('header', { class: 'vbar' },
+    const toolbar = h('header', { class: `vbar ${st.is3d ? 'vbar-3d' : 'vbar-2d'}` },
       h('button', { onclick: () => void v.saver.leave(), title: 'Back to the queue (Esc)' }, '← Queue'),
-      el.title, el.version, el.status, el.progress,
+      el.title, el.version, el.status,
       h('span', { class: 'sep' }),
       st.is3d ? h('span', { class: 'group' }, [...el.axisButtons.values()]) : null,
       st.is3d && gpuInfo().offer3d ? h('button', { class: 'btn-3d', title: `3D / multiplanar view with NiiVue (WebGL2: ${gpuInfo().renderer})`, onclick: () => void import('./view3d.js').then((m) => m.open3d({ imageId: info.imageId, maskId: st.maskId, version: st.baseVersion, window: s.window, legend: st.legend, unsaved: st.editor.edits.size })) }, '3D') : null,
-      h('label', { class: 'group' }, 'W ', el.windowSel, el.windowText),
-      h('span', { class: 'sep' }),
       st.canEdit
-        ? h('span', { class: 'group tools' }, [...el.toolButtons.values()], h('label', { class: 'small' }, el.size, el.sizeLabel), st.is3d ? h('label', { class: 'small' }, '±', el.range) : null, h('label', { class: 'small' }, '≈', el.bounds), h('label', { class: 'small', title: 'do not paint over other labels' }, check(st.keepOthers, (x) => (st.keepOthers = x), 'keep-others'), 'keep'), st.is3d ? h('button', { id: 'interpolate', title: 'Fill between slices: interpolate the selected label between the two nearest edited slices around this one (Shift+I)', onclick: () => void v.edit.interpolate() }, '⇕') : null, el.undo, el.redo)
+        ? h('span', { class: 'group tools' }, [...el.toolButtons.values()], h('label', { class: 'small' }, el.size, el.sizeLabel), st.is3d ? el.rangeBox : null, el.boundsBox, st.is3d ? h('button', { id: 'interpolate', title: 'Fill between slices: interpolate the selected label between the two nearest edited slices around this one (Shift+I)', onclick: () => void v.edit.interpolate() }, '⇕') : null, el.undo, el.redo)
         : h('span', { class: 'readonly' }, `Read-only (${st.api.user?.role ?? 'no'} role)`),
       h('span', { class: 'grow' }),
       st.canEdit ? [el.save, el.saveNext] : null,
@@ -119,7 +121,7 @@ export class ViewerLayout {
     );
     this.canvasBox = h('div', { class: 'canvas-box' }, st.view.canvas, el.orient.top, el.orient.bottom, el.orient.left, el.orient.right, el.cursor, el.marker, el.sliceLoading);
     const side = h('aside', { class: 'side' },
-      h('section', {}, h('h3', {}, 'Labels'), el.legend),
+      h('section', {}, h('h3', {}, 'Labels'), el.legend, st.canEdit ? h('label', { class: 'small keep-others', title: 'tools do not paint over other labels' }, check(st.keepOthers, (x) => (st.keepOthers = x), 'keep-others'), ' keep other labels') : null),
       h('section', {}, h('h3', {}, 'Overlays'), overlayControls),
       h('section', {}, h('h3', {}, 'Flagged regions'), el.regions),
       h('section', {}, h('h3', {}, 'Unsaved edits'), el.edits, el.time),
@@ -127,7 +129,7 @@ export class ViewerLayout {
       el.draftsSection,
     );
     mount(el.draftsSection, h('h3', {}, 'Drafts'), el.drafts);
-    mount(root, h('div', { class: 'viewer' }, toolbar, el.claimBanner, h('div', { class: 'viewer-main' }, h('div', { class: 'stage' }, this.canvasBox, h('div', { class: 'slice-bar' }, st.is3d ? el.slider : null, el.sliceLabel, h('span', { class: 'grow' }), el.cursorInfo, el.zoomLabel), loading), side)));
+    mount(root, h('div', { class: 'viewer' }, toolbar, el.claimBanner, h('div', { class: 'viewer-main' }, h('div', { class: 'stage' }, this.canvasBox, h('div', { class: 'slice-bar' }, st.is3d ? el.slider : null, el.sliceLabel, h('label', { class: 'group window-group', title: 'Window: preset, or type width/level and Enter' }, 'W/L ', el.windowSel, el.windowText), el.cursorInfo, h('span', { class: 'grow' }), el.progress, el.zoomLabel), loading), side)));
   }
 
   renderHeader(): void {
@@ -142,6 +144,8 @@ export class ViewerLayout {
     for (const [t, b] of el.toolButtons) b.classList.toggle('active', t === st.tool);
     for (const [a, b] of el.axisButtons) b.classList.toggle('active', a === st.axis);
     el.sizeLabel.textContent = st.tool === 'sphere' ? `${st.sphereMm} mm` : `${st.brushSize}px`;
+    el.rangeBox.hidden = st.tool !== 'fill-range';
+    el.boundsBox.hidden = st.tool !== 'bounded';
     const wl = windowLevel(st.settings.window);
     if (document.activeElement !== el.windowText) el.windowText.value = `${+wl.width.toFixed(1)}/${+wl.level.toFixed(1)}`;
   }
@@ -153,7 +157,7 @@ export class ViewerLayout {
         h('span', { class: 'swatch', style: `background: rgb(${e.color.join(',')})` }), `${i < 9 ? `${i + 1} ` : ''}${e.name}`, st.info.labels.includes(e.value) ? null : h('span', { class: 'muted' }, ' (none)'));
       if (!st.canEdit) pick.setAttribute('disabled', '');
       const eye = h('button', { class: `legend-eye ${st.hidden.has(e.value) ? 'off' : ''}`, 'data-hide': e.value, title: `${st.hidden.has(e.value) ? 'show' : 'hide'} ${e.name}`, 'aria-label': `show or hide ${e.name}`, onclick: () => this.v.edit.toggleHidden(e.value) }, st.hidden.has(e.value) ? '◌' : '◉');
-      const lock = h('button', { class: `legend-lock ${st.locked.has(e.value) ? 'on' : ''}`, 'data-lock': e.value, title: `${st.locked.has(e.value) ? 'unlock' : 'lock'} ${e.name} (locked labels are never painted over)`, 'aria-label': `lock ${e.name}`, onclick: () => this.v.edit.toggleLocked(e.value) }, st.locked.has(e.value) ? '🔒' : '🔓');
+      const lock = h('button', { class: `legend-lock ${st.locked.has(e.value) ? 'on' : ''}`, 'data-lock': e.value, title: `${st.locked.has(e.value) ? 'unlock' : 'lock'} ${e.name} (locked labels are never painted over)`, 'aria-label': `lock ${e.name}`, onclick: () => this.v.edit.toggleLocked(e.value) }, st.locked.has(e.value) ? 'locked' : 'lock');
       return h('div', { class: 'legend-row' }, pick, eye, st.canEdit ? lock : null);
     }));
   }

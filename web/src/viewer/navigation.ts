@@ -44,8 +44,9 @@ export class Navigation {
     ui.el.sliceLabel.textContent = st.is3d ? `${axisName(s.axis)} ${s.index + 1} / ${this.depth()}` : `${s.width}×${s.height}`;
     ui.el.slider.max = String(this.depth() - 1);
     ui.el.slider.value = String(s.index);
-    const o = orientationLabels(st.info.direction, s.axis, flipY);
-    for (const side of ['top', 'bottom', 'left', 'right'] as const) ui.el.orient[side].textContent = o[side];
+    // a 2D picture (PNG, JPEG) states no patient orientation: letters only for volumes
+    const o = st.is3d ? orientationLabels(st.info.direction, s.axis, flipY) : null;
+    for (const side of ['top', 'bottom', 'left', 'right'] as const) ui.el.orient[side].textContent = o ? o[side] : '';
     this.renderZoom();
   }
 

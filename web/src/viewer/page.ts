@@ -166,6 +166,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   ui.renderVersions();
   ui.renderRegions();
   renderClaim(v);
+  nav.opened?.(st.info.datasetId);
   void renderProgress(v);
   void v.drafts.refresh();
   st.cache.onOverlays = (s) => {

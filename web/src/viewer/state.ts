@@ -22,6 +22,8 @@ export interface ViewerNav {
   toQueue(): void;
   /** Open the next case after this one (resolves false when the queue is empty). */
   next(currentMaskId: string): Promise<boolean>;
+  /** A case of this data set was opened (the queue defaults to it). */
+  opened?(datasetId: string): void;
 }
 
 /** The state of one open case. */
