@@ -136,6 +136,7 @@ test('log in, the queue is sorted by priority with counts, the top case opens an
   assert.ok(plain.coloured < st.coloured / 10, `toggles hide the overlays (${plain.coloured} vs ${st.coloured})`);
   await reviewer.keyboard.press('l');
   await reviewer.keyboard.press('m');
+  await reviewer.waitForSelector('.regions button', { timeout: 15_000 }); // listed once computed (after the first paint)
   assert.ok((await reviewer.locator('.regions button').count()) >= 1, 'flagged regions listed');
   await reviewer.keyboard.press('?');
   await reviewer.waitForSelector('.dialog.help');
