@@ -9,7 +9,7 @@
  * a 512×512×203 CT's files does not stall slice requests. Single-component volumes only.
  * @module
  */
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { allocVoxels, voxelTypeOf, type Volume, type VoxelArray, type VoxelType } from '../core/volume.js';
 import type { SliceAxis } from './slices.js';
@@ -29,8 +29,44 @@ export class VolumeSlices {
   private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
   private readonly building = new Map<string, Promise<void>>();
 
-  /** @param dir - the folder (made when first written) */
-  constructor(readonly dir: string) {}
+  /**
+   * @param dir - the folder (made when first written)
+   * @param maxBytes - the folder's budget: after each build the volumes built longest ago are
+   *   removed until it fits (every saved CT version adds its three copies)
+   */
+  constructor(
+    readonly dir: string,
+    readonly maxBytes = 8 * 2 ** 30,
+  ) {}
+
+  /** Remove the volumes built longest ago until the folder fits its budget. */
+  async prune(keep?: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    const vols = new Map<string, { bytes: number; built: number; files: string[] }>();
+    for (const n of names) {
+      const key = n.slice(0, n.indexOf('.') < 0 ? n.length : n.indexOf('.'));
+      const st = await stat(join(this.dir, n)).catch(() => null);
+      if (!st) continue;
+      const v = vols.get(key) ?? { bytes: 0, built: Infinity, files: [] };
+      v.bytes += st.size;
+      v.files.push(n);
+      if (n === `${key}.json`) v.built = st.mtimeMs;
+      vols.set(key, v);
+    }
+    let total = [...vols.values()].reduce((a, v) => a + v.bytes, 0);
+    for (const [key, v] of [...vols].sort((a, b) => a[1].built - b[1].built)) {
+      if (total <= this.maxBytes) break;
+      if (key === keep || v.built === Infinity) continue; // being written, or the one just built
+      for (const f of v.files) await rm(join(this.dir, f), { force: true }).catch(() => undefined);
+      this.metas.delete(key);
+      total -= v.bytes;
+    }
+  }
 
   private file(key: string, ext: string): string {
     return join(this.dir, `${key}.${ext}`);
@@ -160,6 +196,7 @@ export class VolumeSlices {
         for (const ext of ['z', 'y', 'x']) await rename(this.file(key, ext) + tmp, this.file(key, ext));
         await writeFile(this.file(key, 'json'), JSON.stringify({ shape: [nx, ny, nz], type, bytes } satisfies SlicedMeta & { bytes: number }));
         this.metas.delete(key);
+        await this.prune(key);
       } catch {
         for (const f of written) await rm(f, { force: true }).catch(() => undefined);
       }

@@ -41,3 +41,21 @@ test('volume slices: every slice of every axis read from disk equals extractSlic
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('volume slices: the folder keeps to its budget, removing the volumes built longest ago', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-vs-'));
+  try {
+    // each volume: 3 × 1000 bytes + its json; a budget of about two volumes
+    const vs = new VolumeSlices(join(dir, 'c'), 6500);
+    const v = () => createVolume([10, 10, 10], 'uint8', { data: new Uint8Array(1000).fill(3) });
+    for (const k of ['a', 'b', 'c']) {
+      await vs.build(k, v());
+      await new Promise((r) => setTimeout(r, 20)); // distinct build times
+    }
+    assert.equal(await vs.slice('a', 'z', 0), null, 'the oldest went');
+    assert.ok(await vs.slice('b', 'z', 0));
+    assert.ok(await vs.slice('c', 'x', 9));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
