@@ -159,15 +159,22 @@ async function labelValuesOf(ctx: Vc, hash: string, data: () => Promise<Uint8Arr
   return vals;
 }
 
-/** One slice of a version's labels: from its slice files, else from the decoded volume. */
-async function labelSlice(ctx: Vc, img: ImageRow, mask: MaskRow, version: number, axis: SliceAxis, index: number): Promise<Uint8Array> {
-  const [w, h] = sliceDims(imageGeometry(img).shape, axis);
-  if (version === 0) return new Uint8Array(w * h);
-  const row = await versionRow(ctx, mask, version);
-  const s = await ctx.slices.slice(row.blob, axis, index);
-  if (s) return s as Uint8Array;
-  const lab = await versionLabels(ctx, mask, version);
-  return extractSlice(labelVolume(img, lab!.data), axis, index).data as Uint8Array;
+/**
+ * Slices of a version's labels: from its slice files, else from the decoded volume (the version's
+ * row is looked up once, the volume decoded at most once).
+ */
+function labelSlicer(ctx: Vc, img: ImageRow, mask: MaskRow, version: number): (axis: SliceAxis, index: number) => Promise<Uint8Array> {
+  const shape = imageGeometry(img).shape;
+  let row: Promise<{ blob: string }> | undefined;
+  return async (axis, index) => {
+    const [w, h] = sliceDims(shape, axis);
+    if (version === 0) return new Uint8Array(w * h);
+    const { blob } = await (row ??= versionRow(ctx, mask, version));
+    const s = await ctx.slices.slice(blob, axis, index);
+    if (s) return s as Uint8Array;
+    const lab = await versionLabels(ctx, mask, version);
+    return extractSlice(labelVolume(img, lab!.data), axis, index).data as Uint8Array;
+  };
 }
 
 /** A version's whole label volume: read from its axial slice file when there is one, else decoded. */
@@ -399,7 +406,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
           }
           out.push({ name, data });
         } else if (name === 'labels') {
-          out.push({ name, data: crop(await labelSlice(ctx, img, mask, version, q.axis, index), width, tile) });
+          out.push({ name, data: crop(await labelSlicer(ctx, img, mask, version)(q.axis, index), width, tile) });
         } else {
           pred ??= await predictionOf(ctx, mask);
           const b = overlayBlob(pred, name as OverlayKind);
@@ -432,7 +439,8 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       const [w, h] = sliceDims(shape, q.axis);
       const version = q.version ?? mask.current_version;
       const out = Buffer.alloc(w * h * (q.to - q.from + 1));
-      for (let k = q.from; k <= q.to; k++) out.set(await labelSlice(ctx, img, mask, version, q.axis, k), (k - q.from) * w * h);
+      const slice = labelSlicer(ctx, img, mask, version);
+      for (let k = q.from; k <= q.to; k++) out.set(await slice(q.axis, k), (k - q.from) * w * h);
       void reply.type('application/octet-stream').header('x-width', String(w)).header('x-height', String(h)).header('x-version', String(version));
       return reply.send(out);
     },
