@@ -1,9 +1,10 @@
 /**
  * Decoded volumes kept slice-addressable on disk, so no `.nii.gz` is decoded more than once on the
  * request path (nor again after a restart): after the first decode of a blob, its voxels are
- * written uncompressed in three orientations — axial planes as stored (x fastest), coronal planes
- * contiguous (`[j][k][i]`) and sagittal planes contiguous (`[i][k][j]`) — so any slice of any
- * axis is one positioned read of exactly that slice. Files are named by blob hash (blobs never
+ * written uncompressed — axial planes as stored (x fastest) at once, coronal planes contiguous
+ * (`[j][k][i]`) and sagittal planes contiguous (`[i][k][j]`) when that orientation is first asked
+ * for (most reading is axial; a transpose costs CPU the first open should not pay) — so any
+ * slice of any written axis is one positioned read of exactly that slice. Files are named by blob hash (blobs never
  * change), written to a temporary name and renamed, so a crash leaves nothing half-written that
  * looks complete. The transposes run in small steps that yield to the event loop, so building
  * a 512×512×203 CT's files does not stall slice requests. Single-component volumes only.
@@ -18,6 +19,8 @@ import type { SliceAxis } from './slices.js';
 export interface SlicedMeta {
   shape: [number, number, number];
   type: VoxelType;
+  /** Orientations written so far: z first (a plain write), y and x when first asked for. */
+  axes: SliceAxis[];
 }
 
 const BYTES: Record<VoxelType, number> = { uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8 } as Record<VoxelType, number>;
@@ -28,6 +31,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 export class VolumeSlices {
   private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
   private readonly building = new Map<string, Promise<void>>();
+  private readonly metaLocks = new Map<string, Promise<void>>();
 
   /**
    * @param dir - the folder (made when first written)
@@ -93,7 +97,7 @@ export class VolumeSlices {
    */
   async slice(key: string, axis: SliceAxis, index: number): Promise<VoxelArray | null> {
     const m = await this.meta(key);
-    if (!m) return null;
+    if (!m || !m.axes.includes(axis)) return null;
     const [nx, ny, nz] = m.shape;
     const n = axis === 'z' ? nx * ny : axis === 'y' ? nx * nz : ny * nz;
     const depth = axis === 'z' ? nz : axis === 'y' ? ny : nx;
@@ -152,56 +156,92 @@ export class VolumeSlices {
   }
 
   /**
-   * Write the three orientations of a decoded single-component volume (once per key; concurrent
-   * calls share the work). Errors (disk full) are swallowed: the caller falls back to decoding.
+   * Write the axial file of a decoded single-component volume (once per key; concurrent calls
+   * share the work): a plain write, no transpose. The coronal and sagittal files follow when
+   * first asked for ({@link VolumeSlices.extend}). Errors (disk full) are swallowed: the caller
+   * falls back to decoding.
    */
   build(key: string, vol: Pick<Volume, 'shape' | 'data' | 'components'>): Promise<void> {
     if (vol.components !== 1) return Promise.resolve();
-    let b = this.building.get(key);
-    if (b) return b;
-    b = (async () => {
+    return this.once(key, async () => {
       if (await this.meta(key)) return;
       await mkdir(this.dir, { recursive: true });
       const [nx, ny, nz] = vol.shape;
+      const type = voxelTypeOf(vol.data);
+      await this.put(key, 'z', vol.data);
+      await this.putMeta(key, { shape: [nx, ny, nz], type, axes: ['z'] });
+      await this.prune(key);
+    });
+  }
+
+  /**
+   * Add the coronal (`y`: planes `[j][k][i]`) or sagittal (`x`: `[i][k][j]`) file of a volume whose
+   * axial file exists, from its decoded voxels; the transpose runs in steps that yield to the event
+   * loop.
+   */
+  extend(key: string, vol: Pick<Volume, 'shape' | 'data' | 'components'>, axis: SliceAxis): Promise<void> {
+    if (vol.components !== 1 || axis === 'z') return this.build(key, vol);
+    return this.once(`${key}:${axis}`, async () => {
+      await this.build(key, vol);
+      const m = await this.meta(key);
+      if (!m || m.axes.includes(axis)) return;
+      const [nx, ny, nz] = vol.shape;
       const d = vol.data;
-      const type = voxelTypeOf(d);
-      const bytes = BYTES[type];
-      const tmp = `.${process.pid}-${Math.random().toString(36).slice(2)}`;
-      const written: string[] = [];
-      const put = async (ext: string, data: VoxelArray) => {
-        const f = this.file(key, ext) + tmp;
-        written.push(f);
-        await writeFile(f, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      };
-      try {
-        await put('z', d);
-        // coronal: for each j, the k rows of i
-        const y = allocVoxels(type, d.length);
+      const out = allocVoxels(m.type, d.length);
+      if (axis === 'y') {
         for (let j = 0; j < ny; j++) {
-          for (let k = 0; k < nz; k++) y.set(d.subarray((k * ny + j) * nx, (k * ny + j + 1) * nx) as never, (j * nz + k) * nx);
+          for (let k = 0; k < nz; k++) out.set(d.subarray((k * ny + j) * nx, (k * ny + j + 1) * nx) as never, (j * nz + k) * nx);
           if ((j & 15) === 15) await tick();
         }
-        await put('y', y);
-        // sagittal: for each i, the k rows of j (a gather: done in steps that yield)
-        const x = y; // reuse the buffer: y is on disk
+      } else {
         for (let i = 0; i < nx; i++) {
           let o = i * nz * ny;
           for (let k = 0; k < nz; k++) {
-            let s = k * ny * nx + i;
-            for (let j = 0; j < ny; j++, s += nx) x[o++] = d[s]!;
+            let src = k * ny * nx + i;
+            for (let j = 0; j < ny; j++, src += nx) out[o++] = d[src]!;
           }
           if ((i & 7) === 7) await tick();
         }
-        await put('x', x);
-        for (const ext of ['z', 'y', 'x']) await rename(this.file(key, ext) + tmp, this.file(key, ext));
-        await writeFile(this.file(key, 'json'), JSON.stringify({ shape: [nx, ny, nz], type, bytes } satisfies SlicedMeta & { bytes: number }));
-        this.metas.delete(key);
-        await this.prune(key);
-      } catch {
-        for (const f of written) await rm(f, { force: true }).catch(() => undefined);
       }
-    })().finally(() => this.building.delete(key));
-    this.building.set(key, b);
+      await this.put(key, axis, out);
+      // meta updates of one key one after another (x and y may finish together)
+      const update = (this.metaLocks.get(key) ?? Promise.resolve()).then(async () => {
+        const now = (await this.meta(key)) ?? m;
+        await this.putMeta(key, { ...now, axes: [...new Set([...now.axes, axis])] });
+      });
+      const tail = update.catch(() => undefined);
+      this.metaLocks.set(key, tail);
+      await update;
+      if (this.metaLocks.get(key) === tail) this.metaLocks.delete(key);
+    });
+  }
+
+  private once(id: string, f: () => Promise<void>): Promise<void> {
+    let b = this.building.get(id);
+    if (b) return b;
+    b = f()
+      .catch(() => undefined)
+      .finally(() => this.building.delete(id));
+    this.building.set(id, b);
     return b;
+  }
+
+  private async put(key: string, ext: string, data: VoxelArray): Promise<void> {
+    const f = this.file(key, ext);
+    const tmp = `${f}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await writeFile(tmp, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      await rename(tmp, f);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async putMeta(key: string, m: SlicedMeta): Promise<void> {
+    const f = this.file(key, 'json');
+    await writeFile(`${f}.${process.pid}`, JSON.stringify(m));
+    await rename(`${f}.${process.pid}`, f);
+    this.metas.delete(key);
   }
 }

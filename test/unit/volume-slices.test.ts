@@ -16,6 +16,9 @@ test('volume slices: every slice of every axis read from disk equals extractSlic
     const vol = createVolume(shape, 'int16', { data });
     assert.equal(await vs.slice('abc', 'z', 0), null, 'nothing before the build');
     await Promise.all([vs.build('abc', vol), vs.build('abc', vol)]); // concurrent builds share the work
+    assert.ok(await vs.slice('abc', 'z', 0));
+    assert.equal(await vs.slice('abc', 'x', 0), null, 'sagittal planes only once asked for');
+    await Promise.all([vs.extend('abc', vol, 'x'), vs.extend('abc', vol, 'y'), vs.extend('abc', vol, 'x')]);
     for (const axis of ['x', 'y', 'z'] as const) {
       const depth = axis === 'z' ? 5 : axis === 'y' ? 7 : 13;
       for (let k = 0; k < depth; k++) {
@@ -50,6 +53,8 @@ test('volume slices: the folder keeps to its budget, removing the volumes built 
     const v = () => createVolume([10, 10, 10], 'uint8', { data: new Uint8Array(1000).fill(3) });
     for (const k of ['a', 'b', 'c']) {
       await vs.build(k, v());
+      await vs.extend(k, v(), 'x');
+      await vs.extend(k, v(), 'y');
       await new Promise((r) => setTimeout(r, 20)); // distinct build times
     }
     assert.equal(await vs.slice('a', 'z', 0), null, 'the oldest went');

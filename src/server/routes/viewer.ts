@@ -140,7 +140,7 @@ async function overlaySlice(ctx: Vc, hash: string, img: ImageRow, axis: SliceAxi
   if (s) return s as Uint8Array;
   const u8 = await overlayU8(ctx, hash, img);
   const shape = imageGeometry(img).shape;
-  void ctx.slices.build(key, { shape, data: u8, components: 1 });
+  void ctx.slices.extend(key, { shape, data: u8, components: 1 }, axis);
   return extractSlice(labelVolume(img, u8), axis, index).data as Uint8Array;
 }
 
@@ -172,8 +172,9 @@ function labelSlicer(ctx: Vc, img: ImageRow, mask: MaskRow, version: number): (a
     const { blob } = await (row ??= versionRow(ctx, mask, version));
     const s = await ctx.slices.slice(blob, axis, index);
     if (s) return s as Uint8Array;
-    const lab = await versionLabels(ctx, mask, version);
-    return extractSlice(labelVolume(img, lab!.data), axis, index).data as Uint8Array;
+    const vol = labelVolume(img, (await versionLabels(ctx, mask, version))!.data);
+    void ctx.slices.extend(blob, vol, axis);
+    return extractSlice(vol, axis, index).data as Uint8Array;
   };
 }
 
@@ -395,8 +396,13 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
           let data: VoxelArray;
           if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
           else {
-            const fromDisk = img.components === 1 ? await ctx.slices.slice(img.blob, q.axis, index) : null;
-            data = crop(fromDisk ?? toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
+            let plane = img.components === 1 ? await ctx.slices.slice(img.blob, q.axis, index) : null;
+            if (!plane) {
+              const vol = await volumeOf(ctx, img.blob);
+              void ctx.slices.extend(img.blob, vol, q.axis); // this orientation from disk next time
+              plane = toGrey(extractSlice(vol, q.axis, index));
+            }
+            data = crop(plane, width, tile);
           }
           if (q.image === 'u8') {
             window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
@@ -539,7 +545,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       // only the edited planes are compressed; the base's other planes are copied as they are
       const baseBlob = b.baseVersion ? (await versionRow(ctx, mask, b.baseVersion)).blob : null;
       const { hash } = await saveLabelsIncremental(ctx.blobs, ctx.slices, () => encodeNifti(labelVolume(img, data), { labelMap: true }).subarray(0, 352), shape, data, baseBlob, seen);
-      // the new version is slice-addressable at once: its first slices are reads, not a decode
+      // the new version's axial slices are reads at once, not a decode
       void ctx.slices.build(hash, { shape, data, components: 1 });
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
       if (!r.ok) {
