@@ -129,6 +129,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     listeners.push([t, type, f]);
   };
   listen(window, 'resize', () => st.view.draw());
+  listen(ui.el.slider, 'input', ((e: Event) => void slices.showSlice(st.axis, Number(ui.el.slider.value), e.timeStamp)) as EventListener);
   // the canvas box also changes size without a window resize (side panel, banners)
   const resizeObserver = new ResizeObserver(() => {
     if (st.view.resize()) st.view.draw();
