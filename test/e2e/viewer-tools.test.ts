@@ -169,6 +169,9 @@ test('W/L by drag: dragging right widens the window and flattens the drawn contr
   assert.ok(narrow.std > after.std, 'a narrow typed window raises contrast');
   assert.match((await page.textContent('.canvas-box'))!, /A[\s\S]*P|P[\s\S]*A/, 'orientation letters drawn');
   assert.match((await page.textContent('#zoom-fit'))!, /\d+ %/);
+  await page.locator('.slice-slider').fill('3'); // the slider moves through the slices
+  await page.waitForFunction(() => (globalThis as unknown as { __viewer: { index: number } }).__viewer.index === 3);
+  await page.locator('.slice-label', { hasText: /^axial 4 \// }).waitFor(); // drawn, and 1-based on screen
 });
 
 test('the intensity-bounded fill stops at the disc\'s edge; the guard refuses the background', async () => {
