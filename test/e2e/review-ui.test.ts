@@ -268,7 +268,10 @@ test('unsaved edits survive leaving the case and are restored when it is opened 
   await openCase(reviewer, chest);
   assert.equal((await viewerState(reviewer)).editsSize, n, 'restored');
   assert.match((await reviewer.textContent('.toasts'))!, /Restored/);
-  await reviewer.keyboard.press('Control+z'); // nothing to undo after a restore: the edits stay
+  await reviewer.keyboard.press('Control+z'); // the restored edits are one undoable step
+  assert.equal((await viewerState(reviewer)).editsSize, 0, 'undo takes the restored edits back');
+  await reviewer.keyboard.press('Control+Shift+z');
+  assert.equal((await viewerState(reviewer)).editsSize, n, 'redo brings them back');
   await reviewer.click('#save');
   await reviewer.waitForFunction((b) => (globalThis as unknown as { __viewer: V }).__viewer.baseVersion === b + 1, v, { timeout: 15_000 });
 });
@@ -315,7 +318,7 @@ test('volume: axial, coronal and sagittal views with a CT window; flagged region
   await reviewer.keyboard.press('a');
   await reviewer.keyboard.press('w'); // next window preset
   await reviewer.waitForSelector('.regions button');
-  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/z (\d+)/) ?? [])[1]);
+  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/axial (\d+)/) ?? [])[1]) - 1; // shown 1-based
   await reviewer.click('.regions button >> nth=1');
   await reviewer.waitForFunction((z) => (globalThis as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
   await reviewer.keyboard.press('ArrowDown');

@@ -50,6 +50,8 @@ export interface CaseInfo {
   priority: number;
   currentVersion: number;
   claimedBy: string | null;
+  /** Last heartbeat of the claim (claims expire after a few minutes without one). */
+  claimedAt?: string | null;
   shape: [number, number, number];
   spacing: [number, number, number];
   direction: number[];
@@ -279,6 +281,10 @@ export class Api {
   }
   claim(maskId: string): Promise<unknown> {
     return this.request('POST', `/api/masks/${encodeURIComponent(maskId)}/claim`);
+  }
+  /** Review progress of a data set: cases, cases done, and cases this user decided since `since`. */
+  progress(datasetId: string, since: Date): Promise<{ total: number; done: number; doneByMeSince: number }> {
+    return this.request('GET', `/api/viewer/progress?dataset=${encodeURIComponent(datasetId)}&since=${encodeURIComponent(since.toISOString())}`);
   }
   release(maskId: string): Promise<unknown> {
     return this.request('DELETE', `/api/masks/${encodeURIComponent(maskId)}/claim`);

@@ -14,7 +14,20 @@ const api = new Api();
 const app = document.getElementById('app')!;
 const banner = document.getElementById('banner')!;
 let cleanup: (() => void) | null = null;
-let filter: QueueFilter = JSON.parse(sessionStorage.getItem('medmask-filter') ?? '{}') as QueueFilter;
+// The queue's filter is remembered in this browser; the data set defaults to the one last worked
+// on (so "next case" stays in it) until "all data sets" is chosen on purpose.
+let filter: QueueFilter = JSON.parse(localStorage.getItem('medmask-filter') ?? '{}') as QueueFilter;
+let allDatasets = localStorage.getItem('medmask-all-datasets') === '1';
+const saveFilter = () => {
+  localStorage.setItem('medmask-filter', JSON.stringify(filter));
+  localStorage.setItem('medmask-all-datasets', allDatasets ? '1' : '0');
+};
+/** A case was opened: its data set becomes the queue's default. */
+function openedIn(datasetId: string): void {
+  if (allDatasets || filter.dataset === datasetId) return;
+  filter = { ...filter, dataset: datasetId, offset: 0 };
+  saveFilter();
+}
 
 api.onReachability((up) => {
   banner.hidden = up;
@@ -71,7 +84,7 @@ async function doRoute(sessionLost: boolean): Promise<void> {
   const m = /^#\/case\/(.+)$/.exec(hash);
   if (m) {
     const page = shell(h('div'));
-    cleanup = await openViewer(page, api, decodeURIComponent(m[1]!), { toQueue: () => (location.hash = '#/queue'), next: nextCase });
+    cleanup = await openViewer(page, api, decodeURIComponent(m[1]!), { toQueue: () => (location.hash = '#/queue'), next: nextCase, opened: openedIn });
     return;
   }
   if (hash === '#/pacs') {
@@ -85,7 +98,8 @@ async function doRoute(sessionLost: boolean): Promise<void> {
   const page = shell(h('div'));
   cleanup = await showQueue(page, api, filter, (id) => (location.hash = `#/case/${encodeURIComponent(id)}`), (f) => {
     filter = { dataset: f.dataset, status: f.status, decision: f.decision, target: f.target, claimed: f.claimed };
-    sessionStorage.setItem('medmask-filter', JSON.stringify(filter));
+    allDatasets = !f.dataset;
+    saveFilter();
   });
 }
 

@@ -102,3 +102,36 @@ export function jetLut256(): Uint8Array {
   }
   return JET;
 }
+
+/**
+ * Matplotlib's magma at nine even stops (van der Walt & Smith's perceptually uniform maps, as
+ * R's viridisLite `magma(9)` lists them): black → purple → red-orange → pale yellow.
+ */
+export const MAGMA_STOPS: readonly [number, number, number][] = [
+  [0x00, 0x00, 0x04], [0x1d, 0x11, 0x47], [0x51, 0x12, 0x7c], [0x82, 0x26, 0x81], [0xb6, 0x36, 0x79],
+  [0xe6, 0x51, 0x64], [0xfb, 0x88, 0x61], [0xfe, 0xc2, 0x87], [0xfc, 0xfd, 0xbf],
+];
+
+let MAGMA: Uint8Array | undefined;
+
+/**
+ * The magma colour map at 256 levels as 8-bit RGB (768 bytes), linear between {@link MAGMA_STOPS}.
+ * The viewer draws heat maps with it: its luminance rises steadily and its hues stay clear of the
+ * organ legend's blues, greens and cyan (jet's blue end looked like the spleen, its red and yellow
+ * like the aorta and stomach).
+ * @example
+ * magmaLut256().subarray(3 * 255); // [252, 253, 191]
+ */
+export function magmaLut256(): Uint8Array {
+  if (!MAGMA) {
+    MAGMA = new Uint8Array(256 * 3);
+    const last = MAGMA_STOPS.length - 1;
+    for (let k = 0; k < 256; k++) {
+      const t = (k / 255) * last;
+      const a = Math.min(last - 1, Math.floor(t));
+      const f = t - a;
+      for (let c = 0; c < 3; c++) MAGMA[3 * k + c] = Math.round(MAGMA_STOPS[a]![c]! * (1 - f) + MAGMA_STOPS[a + 1]![c]! * f);
+    }
+  }
+  return MAGMA;
+}

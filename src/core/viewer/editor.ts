@@ -28,10 +28,14 @@ export interface WriteOptions {
   onlyOver?: number;
   /** Leave pixels of other labels alone (paint only over background or the same label). */
   keepOthers?: boolean;
+  /** Label values never changed (locked in the legend). */
+  locked?: ReadonlySet<number>;
 }
 
-function allowed(current: number, o: WriteOptions): boolean {
+/** Whether a write of `o` may change a voxel that shows `current`. */
+export function allowed(current: number, o: WriteOptions): boolean {
   if (current === o.value) return false;
+  if (o.locked?.has(current)) return false;
   if (o.onlyOver !== undefined && current !== o.onlyOver) return false;
   if (o.keepOthers && current !== 0 && o.value !== 0) return false;
   return true;
@@ -72,12 +76,28 @@ export class MaskEditor {
     return c;
   }
 
+  /**
+   * Close the open step and take its writes back, leaving no trace in the history (a tool's
+   * guard refusing what it just computed). @returns the reverted change (to redraw), or null
+   */
+  cancel(): Change | null {
+    const c = this.step?.build() ?? null;
+    this.step = null;
+    if (c) for (let t = c.voxels.length - 1; t >= 0; t--) this.edits.set(c.voxels[t]!, c.before[t]!, c.after[t]!);
+    return c;
+  }
+
   /** True while a step is open. */
   get inStep(): boolean {
     return this.step !== null;
   }
 
-  private writeVoxel(voxel: number, current: number, value: number): void {
+  /**
+   * Write one voxel inside the open step (one is opened when none is): `current` is its value as
+   * shown now. The building block of tools that compute their voxels elsewhere (sphere brush,
+   * bounded fill, interpolation, restored and loaded edits).
+   */
+  writeVoxel(voxel: number, current: number, value: number): void {
     if (!this.step) this.begin('edit');
     this.step!.record(voxel, current, value);
     this.edits.set(voxel, value, current);

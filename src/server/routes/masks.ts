@@ -17,6 +17,7 @@ import { claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseCla
 import type { ImageRow } from '../../store/volumes.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
+import { overlayMime } from '../overlays.js';
 import { extractSlice, rawBytes, slicePng, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, pageQuery, secured } from './schemas.js';
@@ -326,13 +327,15 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { id: string; kind: 'heatmap' | 'uncertainty' | 'attention' } }>(
     '/api/masks/:id/overlays/:kind',
-    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'The prediction\'s heat map (XGrad-CAM), uncertainty or attention map as .nii.gz', security: secured, params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { type: 'string', enum: ['heatmap', 'uncertainty', 'attention'] } } } } },
+    { config: { permission: 'read' }, schema: { tags: ['masks'], summary: 'The prediction\'s heat map (XGrad-CAM), uncertainty or attention map as stored: .nii.gz (atlas jobs) or the PNG picture annotate draws, with its content type', security: secured, params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { type: 'string', enum: ['heatmap', 'uncertainty', 'attention'] } } } } },
     async (req, reply) => {
       const m = await getMask(db, req.params.id);
       const p = await predictionOf(db, m);
       const blob = p?.[`${req.params.kind}_blob` as 'heatmap_blob'];
       if (!blob) throw new MedmaskError('NOT_FOUND', `mask ${m.id} has no ${req.params.kind} map`, { hint: 'overlays come from annotate / atlas jobs' });
-      return reply.type('application/gzip').send(await ctx.blobs.stream(blob));
+      const bytes = await ctx.blobs.get(blob); // annotate stores pictures (PNG), atlas NIfTI: tell by content
+      const { type, ext } = overlayMime(bytes);
+      return reply.type(type).header('content-disposition', `attachment; filename="${req.params.kind}-${m.id}${ext}"`).send(bytes);
     },
   );
 }

@@ -13,6 +13,7 @@
  * type, offset, length }] }`, then each layer's bytes at its offset (8-byte aligned, little-endian).
  * @module
  */
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import type { Volume, VoxelArray } from '../../core/volume.js';
@@ -21,7 +22,9 @@ import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import type { flaggedRegions } from '../../core/viewer/regions.js';
 import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
 import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
-import { getVolume, imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
+import { encodeNifti } from '../../io/nifti.js';
+import { getVolume, imageGeometry, labelVolume, type ImageRow } from '../../store/volumes.js';
+import { reviewProgress } from '../../store/review-progress.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -31,6 +34,16 @@ import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
 import { webUiRoutes } from './web-ui.js';
+import { decodeOverlay } from '../overlays.js';
+import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
+import { saveLabelsIncremental } from '../label-blobs.js';
+import { VolumeSlices } from '../volume-slices.js';
+
+/** The server's context plus this server's viewer caches and slice-addressable volume files. */
+type Vc = ServerContext & { caches: ViewerCaches; slices: VolumeSlices };
+
+/** A claim without a heartbeat for this long has expired (the browser that held it is gone). */
+export const CLAIM_TTL_MS = 5 * 60_000;
 
 /** Overlay kinds a prediction may carry. */
 export const OVERLAY_KINDS = ['heatmap', 'uncertainty', 'attention'] as const;
@@ -51,35 +64,12 @@ export interface EditsBody {
   note?: string;
 }
 
-// ── small caches keyed by blob hash (blobs never change) ──
-class Lru<V> {
-  private readonly m = new Map<string, V>();
-  constructor(private readonly max: number) {}
-  get(k: string): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
-    }
-    return v;
-  }
-  set(k: string, v: V): V {
-    this.m.set(k, v);
-    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
-    return v;
-  }
-}
-const statsCache = new Lru<{ range: [number, number]; window: [number, number]; ct: boolean }>(64);
-const labelsCache = new Lru<number[]>(64);
-const overlayCache = new Lru<Promise<Uint8Array>>(6);
-const regionsCache = new Lru<ReturnType<typeof flaggedRegions>>(32);
-
 /**
  * Display range, window and CT-ness of an image, from its voxels (or, for a volume not decoded
  * yet, from its middle axial plane): cached per blob so every request of a case agrees.
  */
-function imageStats(hash: string, d: VoxelArray, nz: number) {
-  const hit = statsCache.get(hash);
+function imageStats(caches: ViewerCaches, hash: string, d: VoxelArray, nz: number): ImageStats {
+  const hit = caches.stats.get(hash);
   if (hit) return hit;
   let lo = Infinity, hi = -Infinity;
   const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
@@ -90,33 +80,32 @@ function imageStats(hash: string, d: VoxelArray, nz: number) {
   }
   const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
   const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
-  return statsCache.set(hash, { range: [lo, hi], window, ct });
+  return caches.stats.set(hash, { range: [lo, hi], window, ct });
 }
 
 // Volumes whose full decode has finished (the store caches them); until then axial planes are
 // streamed out of the .nii.gz (slice-stream.ts) so the first slice does not wait for the decode.
-const decoded = new Set<string>();
-const planeCache = new Lru<Promise<VoxelArray | null>>(64);
-
-function volumeOf(ctx: ServerContext, hash: string): Promise<Volume> {
+function volumeOf(ctx: Vc, hash: string): Promise<Volume> {
   return getVolume(ctx.blobs, hash).then((v) => {
-    decoded.add(hash);
-    if (decoded.size > 256) decoded.delete(decoded.values().next().value!);
+    if (!ctx.caches.decoded.has(hash)) void ctx.slices.build(hash, v); // never decoded again, even after a restart
+    ctx.caches.decoded.set(hash, true);
     return v;
   });
 }
 
 /** Axial plane k of a stored single-component volume: from the decoded volume, or streamed. */
-async function axialPlane(ctx: ServerContext, hash: string, k: number): Promise<VoxelArray> {
-  if (decoded.has(hash)) {
+async function axialPlane(ctx: Vc, hash: string, k: number): Promise<VoxelArray> {
+  const fromDisk = await ctx.slices.slice(hash, 'z', k);
+  if (fromDisk) return fromDisk;
+  if (ctx.caches.decoded.has(hash)) {
     const v = await volumeOf(ctx, hash);
     if (v.components === 1) return extractSlice(v, 'z', k).data;
   }
   const key = `${hash}:${k}`;
-  let p = planeCache.get(key);
+  let p = ctx.caches.planes.get(key);
   if (!p) {
     p = ctx.blobs.get(hash).then((gz) => readAxialPlanes(gz, [k])).then((r) => r?.planes.get(k) ?? null, () => null);
-    planeCache.set(key, p);
+    ctx.caches.planes.set(key, p);
     // the whole volume next (neighbours, other axes), once this plane is out
     void p.then(() => volumeOf(ctx, hash).catch(() => undefined));
   }
@@ -125,52 +114,88 @@ async function axialPlane(ctx: ServerContext, hash: string, k: number): Promise<
   return extractSlice(await volumeOf(ctx, hash), 'z', k).data;
 }
 
-function labelValues(hash: string, data: Uint8Array): number[] {
-  const hit = labelsCache.get(hash);
+function labelValues(caches: ViewerCaches, hash: string, data: Uint8Array): number[] {
+  const hit = caches.labels.get(hash);
   if (hit) return hit;
   const seen = new Uint8Array(256);
   for (let i = 0; i < data.length; i++) seen[data[i]!] = 1;
   const out: number[] = [];
   for (let v = 1; v < 256; v++) if (seen[v]) out.push(v);
-  return labelsCache.set(hash, out);
+  return caches.labels.set(hash, out);
 }
 
-/** Overlay voxels as 8-bit (0…255 ≙ 0…1): uint8 maps as they are (×255 when they hold only 0/1), others scaled by their maximum. */
-function overlayU8(ctx: ServerContext, hash: string): Promise<Uint8Array> {
-  const hit = overlayCache.get(hash);
+/** An overlay as 8 bits on the image's grid (0…255 ≙ 0…1), whatever format its job stored (overlays.ts). */
+function overlayU8(ctx: Vc, hash: string, img: ImageRow): Promise<Uint8Array> {
+  const hit = ctx.caches.overlays.get(hash);
   if (hit) return hit;
-  const p = volumeOf(ctx, hash).then((v) => {
-    const d = v.data;
-    let mx = 0;
-    for (let i = 0; i < d.length; i++) if (d[i]! > mx) mx = d[i]!;
-    if (d instanceof Uint8Array && mx > 1) return d;
-    const s = mx > 0 ? 255 / mx : 0;
-    const out = new Uint8Array(d.length);
-    for (let i = 0; i < d.length; i++) {
-      const x = d[i]! * s;
-      out[i] = x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x);
-    }
-    return out;
-  });
+  const p = decodeOverlay(ctx.blobs, hash, imageGeometry(img).shape, () => volumeOf(ctx, img.blob));
   p.catch(() => undefined);
-  return overlayCache.set(hash, p);
+  return ctx.caches.overlays.set(hash, p);
 }
 
-async function versionRow(ctx: ServerContext, mask: MaskRow, version: number) {
+/** One slice of an overlay (8 bits): from its slice files, else decoded (and its files written). */
+async function overlaySlice(ctx: Vc, hash: string, img: ImageRow, axis: SliceAxis, index: number): Promise<Uint8Array> {
+  const key = `${hash}-u8`;
+  const s = await ctx.slices.slice(key, axis, index);
+  if (s) return s as Uint8Array;
+  const u8 = await overlayU8(ctx, hash, img);
+  const shape = imageGeometry(img).shape;
+  void ctx.slices.extend(key, { shape, data: u8, components: 1 }, axis);
+  return extractSlice(labelVolume(img, u8), axis, index).data as Uint8Array;
+}
+
+async function versionRow(ctx: Vc, mask: MaskRow, version: number) {
   const v = await ctx.store.db.selectFrom('mask_versions').select(['blob']).where('mask_id', '=', mask.id).where('version', '=', version).executeTakeFirst();
   if (!v) throw new MedmaskError('NOT_FOUND', `mask ${mask.id} has no version ${version}`, { hint: `the current version is ${mask.current_version}`, details: { currentVersion: mask.current_version } });
   return v;
 }
 
+/** Label values present in a label blob: kept beside its slice files, computed once. */
+async function labelValuesOf(ctx: Vc, hash: string, data: () => Promise<Uint8Array>): Promise<number[]> {
+  const hit = ctx.caches.labels.get(hash) ?? (await ctx.slices.getJson<number[]>(hash, 'values'));
+  if (hit) return ctx.caches.labels.set(hash, hit);
+  const vals = labelValues(ctx.caches, hash, await data());
+  void ctx.slices.putJson(hash, 'values', vals);
+  return vals;
+}
+
+/**
+ * Slices of a version's labels: from its slice files, else from the decoded volume (the version's
+ * row is looked up once, the volume decoded at most once).
+ */
+function labelSlicer(ctx: Vc, img: ImageRow, mask: MaskRow, version: number): (axis: SliceAxis, index: number) => Promise<Uint8Array> {
+  const shape = imageGeometry(img).shape;
+  let row: Promise<{ blob: string }> | undefined;
+  return async (axis, index) => {
+    const [w, h] = sliceDims(shape, axis);
+    if (version === 0) return new Uint8Array(w * h);
+    const { blob } = await (row ??= versionRow(ctx, mask, version));
+    const s = await ctx.slices.slice(blob, axis, index);
+    if (s) return s as Uint8Array;
+    const vol = labelVolume(img, (await versionLabels(ctx, mask, version))!.data);
+    void ctx.slices.extend(blob, vol, axis);
+    return extractSlice(vol, axis, index).data as Uint8Array;
+  };
+}
+
+/** A version's whole label volume: read from its axial slice file when there is one, else decoded. */
+async function labelsWhole(ctx: Vc, mask: MaskRow, version: number): Promise<Uint8Array | null> {
+  if (version === 0) return null;
+  const row = await versionRow(ctx, mask, version);
+  const w = await ctx.slices.whole(row.blob);
+  if (w && w.data instanceof Uint8Array) return w.data;
+  return (await versionLabels(ctx, mask, version))!.data;
+}
+
 /** Label voxels of a version (null for version 0: empty). */
-async function versionLabels(ctx: ServerContext, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
+async function versionLabels(ctx: Vc, mask: MaskRow, version: number): Promise<{ data: Uint8Array; hash: string } | null> {
   if (version === 0) return null;
   const v = await versionRow(ctx, mask, version);
   const vol = await volumeOf(ctx, v.blob);
   return { data: vol.data as Uint8Array, hash: v.blob };
 }
 
-async function predictionOf(ctx: ServerContext, mask: MaskRow) {
+async function predictionOf(ctx: Vc, mask: MaskRow) {
   return mask.prediction_id ? ctx.store.db.selectFrom('predictions').select(['heatmap_blob', 'uncertainty_blob', 'attention_blob']).where('id', '=', mask.prediction_id).executeTakeFirst() : undefined;
 }
 
@@ -233,7 +258,8 @@ const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', descrip
  * @example
  * viewerRoutes(app, ctx); // in createServer, after the other routes
  */
-export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export function viewerRoutes(app: FastifyInstance, server: ServerContext): void {
+  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')) };
   const db = ctx.store.db;
 
   async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
@@ -259,16 +285,17 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const pred = await predictionOf(ctx, mask);
       // The image's middle axial plane (streamed when the volume is not decoded yet: it is the
       // first slice the viewer asks for) and the labels, together; overlays after them.
-      const fresh = !decoded.has(img.blob) && img.components === 1;
+      const fresh = !ctx.caches.decoded.has(img.blob) && img.components === 1;
+      const labelBlob = mask.current_version ? (await versionRow(ctx, mask, mask.current_version)).blob : null;
       const [sample, labels] = await Promise.all([
         fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
-        versionLabels(ctx, mask, mask.current_version),
+        labelBlob ? labelValuesOf(ctx, labelBlob, async () => (await versionLabels(ctx, mask, mask.current_version))!.data) : [],
       ]);
       for (const k of OVERLAY_KINDS) {
         const b = overlayBlob(pred, k);
-        if (b) void overlayU8(ctx, b);
+        if (b) void overlayU8(ctx, b, img);
       }
-      const stats = imageStats(img.blob, sample, shape[2]);
+      const stats = imageStats(ctx.caches, img.blob, sample, shape[2]);
       const versions = await db
         .selectFrom('mask_versions')
         .leftJoin('users', 'users.id', 'mask_versions.author_id')
@@ -277,7 +304,9 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         .orderBy('version', 'desc')
         .limit(20)
         .execute();
-      const claimed = mask.claimed_by ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by).executeTakeFirst() : undefined;
+      // claims are renewed by the viewer's heartbeat; one without a recent heartbeat has expired
+      const live = mask.claimed_by && mask.claimed_at && Date.now() - Date.parse(mask.claimed_at) < CLAIM_TTL_MS;
+      const claimed = live ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by!).executeTakeFirst() : undefined;
       return {
         maskId: mask.id,
         imageId: img.id,
@@ -289,6 +318,7 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         priority: mask.priority,
         currentVersion: mask.current_version,
         claimedBy: claimed?.username ?? null,
+        claimedAt: claimed ? mask.claimed_at : null,
         shape,
         spacing: parseJson(img.spacing),
         direction: parseJson(img.direction),
@@ -297,11 +327,26 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         modality: stats.ct ? 'ct' : 'image',
         range: stats.range,
         window: stats.window,
-        labels: labels ? labelValues(labels.hash, labels.data) : [],
+        labels,
         overlays: Object.fromEntries(OVERLAY_KINDS.map((k) => [k, !!overlayBlob(pred, k)])),
         versions: versions.map((v) => ({ version: v.version, origin: v.origin, author: v.username, note: v.note, createdAt: v.created_at })),
       };
     },
+  );
+
+  app.get<{ Querystring: { dataset: string; since: string } }>(
+    '/api/viewer/progress',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['viewer'],
+        summary: 'Review progress of a data set: cases, cases accepted or rejected, and the cases you decided since a time (e.g. your local midnight)',
+        security: secured,
+        querystring: { type: 'object', required: ['dataset', 'since'], properties: { dataset: { type: 'string', maxLength: 100 }, since: { type: 'string', format: 'date-time' } } },
+        response: { 200: objectResponse('progress', { total: { type: 'integer' }, done: { type: 'integer' }, doneByMeSince: { type: 'integer' } }), ...errorResponses },
+      },
+    },
+    async (req) => reviewProgress(db, req.query.dataset, userOf(req).id, new Date(req.query.since).toISOString()),
   );
 
   app.get<{ Params: { id: string }; Querystring: { axis: SliceAxis; index?: number; version?: number; layers: string; image: 'raw' | 'u8'; low?: number; high?: number; x?: number; y?: number; w?: number; h?: number } }>(
@@ -350,24 +395,29 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         if (name === 'image') {
           let data: VoxelArray;
           if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
-          else data = crop(toGrey(extractSlice(await volumeOf(ctx, img.blob), q.axis, index)), width, tile);
+          else {
+            let plane = img.components === 1 ? await ctx.slices.slice(img.blob, q.axis, index) : null;
+            if (!plane) {
+              const vol = await volumeOf(ctx, img.blob);
+              void ctx.slices.extend(img.blob, vol, q.axis); // this orientation from disk next time
+              plane = toGrey(extractSlice(vol, q.axis, index));
+            }
+            data = crop(plane, width, tile);
+          }
           if (q.image === 'u8') {
-            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (statsCache.get(img.blob) ?? imageStats(img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
+            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
             const g = new Uint8Array(data.length);
             windowToGrey(data as never, g, window);
             data = g;
           }
           out.push({ name, data });
         } else if (name === 'labels') {
-          const lab = await versionLabels(ctx, mask, version);
-          const data = lab ? crop(extractSlice(labelVolume(img, lab.data), q.axis, index).data, width, tile) : new Uint8Array(tile.w * tile.h);
-          out.push({ name, data });
+          out.push({ name, data: crop(await labelSlicer(ctx, img, mask, version)(q.axis, index), width, tile) });
         } else {
           pred ??= await predictionOf(ctx, mask);
           const b = overlayBlob(pred, name as OverlayKind);
           if (!b) continue; // absent overlays are simply left out (the header lists what is there)
-          const u8 = await overlayU8(ctx, b);
-          out.push({ name, data: crop(extractSlice(labelVolume(img, u8), q.axis, index).data, width, tile) });
+          out.push({ name, data: crop(await overlaySlice(ctx, b, img, q.axis, index), width, tile) });
         }
       }
       void reply.type('application/x-medmask-slice').header('cache-control', 'private, no-cache');
@@ -394,12 +444,9 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (q.from > q.to || q.to >= depth) throw new MedmaskError('USAGE', `planes ${q.from}…${q.to} are not a range inside 0…${depth - 1} along ${q.axis}`);
       const [w, h] = sliceDims(shape, q.axis);
       const version = q.version ?? mask.current_version;
-      const lab = await versionLabels(ctx, mask, version);
       const out = Buffer.alloc(w * h * (q.to - q.from + 1));
-      if (lab) {
-        const vol = labelVolume(img, lab.data);
-        for (let k = q.from; k <= q.to; k++) out.set(extractSlice(vol, q.axis, k).data as Uint8Array, (k - q.from) * w * h);
-      }
+      const slice = labelSlicer(ctx, img, mask, version);
+      for (let k = q.from; k <= q.to; k++) out.set(await slice(q.axis, k), (k - q.from) * w * h);
       void reply.type('application/octet-stream').header('x-width', String(w)).header('x-height', String(h)).header('x-version', String(version));
       return reply.send(out);
     },
@@ -433,9 +480,14 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (!kind || !blob) return { kind: kind ?? null, regions: [] };
       const thr = Math.max(1, Math.round(req.query.threshold * 255));
       const key = `${blob}:${thr}:${req.query.minVoxels}:${req.query.max}`;
-      let regions = regionsCache.get(key);
-      if (!regions) regions = regionsCache.set(key, await regionsOffThread(await overlayU8(ctx, blob), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max }));
-      void img;
+      // regions are kept beside the overlay's slice files too: no decode after a restart
+      const sidecar = `regions-${thr}-${req.query.minVoxels}-${req.query.max}`;
+      let regions = ctx.caches.regions.get(key) ?? (await ctx.slices.getJson<ReturnType<typeof flaggedRegions>>(`${blob}-u8`, sidecar));
+      if (!regions) {
+        regions = await regionsOffThread(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max });
+        void ctx.slices.putJson(`${blob}-u8`, sidecar, regions);
+      }
+      ctx.caches.regions.set(key, regions);
       return { kind, threshold: req.query.threshold, regions: regions.map((r) => ({ ...r, peak: r.peak / 255, mean: r.mean / 255 })) };
     },
   );
@@ -486,11 +538,15 @@ export function viewerRoutes(app: FastifyInstance, ctx: ServerContext): void {
         seen.add(p.z);
         checkRuns(p.runs, plane, `plane z=${p.z}`);
       }
-      const base = await versionLabels(ctx, mask, b.baseVersion);
-      const data = base ? base.data.slice() : new Uint8Array(plane * shape[2]);
+      const base = await labelsWhole(ctx, mask, b.baseVersion);
+      const data = base ? base.slice() : new Uint8Array(plane * shape[2]);
       let changed = 0;
       for (const p of b.planes) changed += applyRuns(data, p.z * plane, p.runs);
-      const { hash } = await putVolume(ctx.blobs, labelVolume(img, data), true);
+      // only the edited planes are compressed; the base's other planes are copied as they are
+      const baseBlob = b.baseVersion ? (await versionRow(ctx, mask, b.baseVersion)).blob : null;
+      const { hash } = await saveLabelsIncremental(ctx.blobs, ctx.slices, () => encodeNifti(labelVolume(img, data), { labelMap: true }).subarray(0, 352), shape, data, baseBlob, seen);
+      // the new version's axial slices are reads at once, not a decode
+      void ctx.slices.build(hash, { shape, data, components: 1 });
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
       if (!r.ok) {
         req.auditDetails = { conflict: true, baseVersion: b.baseVersion, onto, currentVersion: r.currentVersion, draftId: r.draftId };

@@ -5,7 +5,7 @@
  * move recomposes and redraws only its dirty rectangle.
  */
 import {
-  canvasToSlice, sliceToCanvas, composeRgba, fitViewport, growRect, clipRect, jetLut256, sliceRectToCanvas, windowRect, windowToGrey, type LayerArray, type Rect, type Viewport,
+  canvasToSlice, sliceToCanvas, composeRgba, fitViewport, growRect, clipRect, magmaLut256, sliceRectToCanvas, windowRect, windowToGrey, type LayerArray, type Rect, type Viewport,
 } from '../../../src/core/viewer/index.js';
 import type { OverlayKind } from '../api.js';
 
@@ -101,7 +101,7 @@ export class SliceView {
     const c = this.content!;
     const s = this.settings;
     const heat = s.showHeat && s.heatKind ? (c.overlays[s.heatKind] ?? null) : null;
-    return { grey: this.grey, labels: s.showLabels ? c.labels : null, labelLut: this.lut(), labelOpacity: s.labelOpacity, labelOutline: s.outline, heat, heatLut: jetLut256(), heatOpacity: s.heatOpacity };
+    return { grey: this.grey, labels: s.showLabels ? c.labels : null, labelLut: this.lut(), labelOpacity: s.labelOpacity, labelOutline: s.outline, heat, heatLut: magmaLut256(), heatOpacity: s.heatOpacity };
   }
 
   /** Recompose `rect` (null: everything) and draw it. */

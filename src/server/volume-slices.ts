@@ -1,0 +1,247 @@
+/**
+ * Decoded volumes kept slice-addressable on disk, so no `.nii.gz` is decoded more than once on the
+ * request path (nor again after a restart): after the first decode of a blob, its voxels are
+ * written uncompressed — axial planes as stored (x fastest) at once, coronal planes contiguous
+ * (`[j][k][i]`) and sagittal planes contiguous (`[i][k][j]`) when that orientation is first asked
+ * for (most reading is axial; a transpose costs CPU the first open should not pay) — so any
+ * slice of any written axis is one positioned read of exactly that slice. Files are named by blob hash (blobs never
+ * change), written to a temporary name and renamed, so a crash leaves nothing half-written that
+ * looks complete. The transposes run in small steps that yield to the event loop, so building
+ * a 512×512×203 CT's files does not stall slice requests. Single-component volumes only.
+ * @module
+ */
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { allocVoxels, voxelTypeOf, type Volume, type VoxelArray, type VoxelType } from '../core/volume.js';
+import type { SliceAxis } from './slices.js';
+
+/** What the files of one volume hold. */
+export interface SlicedMeta {
+  shape: [number, number, number];
+  type: VoxelType;
+  /** Orientations written so far: z first (a plain write), y and x when first asked for. */
+  axes: SliceAxis[];
+}
+
+const BYTES: Record<VoxelType, number> = { uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8 } as Record<VoxelType, number>;
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** Slice-addressable copies of decoded volumes in a folder. */
+export class VolumeSlices {
+  private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
+  private readonly building = new Map<string, Promise<void>>();
+  private readonly metaLocks = new Map<string, Promise<void>>();
+
+  /**
+   * @param dir - the folder (made when first written)
+   * @param maxBytes - the folder's budget: after each build the volumes built longest ago are
+   *   removed until it fits (every saved CT version adds its three copies)
+   */
+  constructor(
+    readonly dir: string,
+    readonly maxBytes = 8 * 2 ** 30,
+  ) {}
+
+  /** Remove the volumes built longest ago until the folder fits its budget. */
+  async prune(keep?: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    const vols = new Map<string, { bytes: number; built: number; files: string[] }>();
+    for (const n of names) {
+      const key = n.slice(0, n.indexOf('.') < 0 ? n.length : n.indexOf('.'));
+      const st = await stat(join(this.dir, n)).catch(() => null);
+      if (!st) continue;
+      const v = vols.get(key) ?? { bytes: 0, built: Infinity, files: [] };
+      v.bytes += st.size;
+      v.files.push(n);
+      if (n === `${key}.json`) v.built = st.mtimeMs;
+      vols.set(key, v);
+    }
+    let total = [...vols.values()].reduce((a, v) => a + v.bytes, 0);
+    for (const [key, v] of [...vols].sort((a, b) => a[1].built - b[1].built)) {
+      if (total <= this.maxBytes) break;
+      if (key === keep || v.built === Infinity) continue; // being written, or the one just built
+      for (const f of v.files) await rm(join(this.dir, f), { force: true }).catch(() => undefined);
+      this.metas.delete(key);
+      total -= v.bytes;
+    }
+  }
+
+  private file(key: string, ext: string): string {
+    return join(this.dir, `${key}.${ext}`);
+  }
+
+  /** The volume's description when its files are complete, else null. */
+  meta(key: string): Promise<SlicedMeta | null> {
+    let m = this.metas.get(key);
+    if (!m) {
+      m = readFile(this.file(key, 'json'), 'utf8').then((t) => JSON.parse(t) as SlicedMeta, () => null);
+      // a miss is not remembered for long: the files may be written a moment later
+      void m.then((v) => {
+        if (!v) this.metas.delete(key);
+      });
+      this.metas.set(key, m);
+      if (this.metas.size > 4096) this.metas.delete(this.metas.keys().next().value!);
+    }
+    return m;
+  }
+
+  /**
+   * One slice, read from disk: the same plane `extractSlice` gives (axial i × j, coronal i × k,
+   * sagittal j × k, x fastest). @returns null when the volume has no files (yet)
+   */
+  async slice(key: string, axis: SliceAxis, index: number): Promise<VoxelArray | null> {
+    const m = await this.meta(key);
+    if (!m || !m.axes.includes(axis)) return null;
+    const [nx, ny, nz] = m.shape;
+    const n = axis === 'z' ? nx * ny : axis === 'y' ? nx * nz : ny * nz;
+    const depth = axis === 'z' ? nz : axis === 'y' ? ny : nx;
+    if (index < 0 || index >= depth) return null;
+    const bytes = BYTES[m.type];
+    const out = allocVoxels(m.type, n);
+    let fh;
+    try {
+      fh = await open(this.file(key, axis), 'r');
+      const { bytesRead } = await fh.read(new Uint8Array(out.buffer, out.byteOffset, n * bytes), 0, n * bytes, index * n * bytes);
+      if (bytesRead !== n * bytes) return null;
+    } catch {
+      this.metas.delete(key);
+      return null;
+    } finally {
+      await fh?.close();
+    }
+    return out;
+  }
+
+  /** The whole volume (axial file), or null when it has no files: a read instead of a decode. */
+  async whole(key: string): Promise<{ meta: SlicedMeta; data: VoxelArray } | null> {
+    const m = await this.meta(key);
+    if (!m) return null;
+    try {
+      const b = await readFile(this.file(key, 'z'));
+      const n = m.shape[0] * m.shape[1] * m.shape[2];
+      if (b.length !== n * BYTES[m.type]) return null;
+      const data = allocVoxels(m.type, n);
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(b);
+      return { meta: m, data };
+    } catch {
+      return null;
+    }
+  }
+
+  /** A small JSON fact kept beside a volume's files (e.g. the label values present). */
+  async getJson<T>(key: string, name: string): Promise<T | null> {
+    return readFile(this.file(key, `${name}.json`), 'utf8').then((t) => JSON.parse(t) as T, () => null);
+  }
+  /** Keep a small JSON fact beside a volume's files (best effort). */
+  async putJson(key: string, name: string, value: unknown): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+      const f = this.file(key, `${name}.json`);
+      await writeFile(`${f}.${process.pid}`, JSON.stringify(value));
+      await rename(`${f}.${process.pid}`, f);
+    } catch {
+      // a cache: losing it costs a recomputation
+    }
+  }
+
+  /** Whether the files of `key` are being written now. */
+  isBuilding(key: string): boolean {
+    return this.building.has(key);
+  }
+
+  /**
+   * Write the axial file of a decoded single-component volume (once per key; concurrent calls
+   * share the work): a plain write, no transpose. The coronal and sagittal files follow when
+   * first asked for ({@link VolumeSlices.extend}). Errors (disk full) are swallowed: the caller
+   * falls back to decoding.
+   */
+  build(key: string, vol: Pick<Volume, 'shape' | 'data' | 'components'>): Promise<void> {
+    if (vol.components !== 1) return Promise.resolve();
+    return this.once(key, async () => {
+      if (await this.meta(key)) return;
+      await mkdir(this.dir, { recursive: true });
+      const [nx, ny, nz] = vol.shape;
+      const type = voxelTypeOf(vol.data);
+      await this.put(key, 'z', vol.data);
+      await this.putMeta(key, { shape: [nx, ny, nz], type, axes: ['z'] });
+      await this.prune(key);
+    });
+  }
+
+  /**
+   * Add the coronal (`y`: planes `[j][k][i]`) or sagittal (`x`: `[i][k][j]`) file of a volume whose
+   * axial file exists, from its decoded voxels; the transpose runs in steps that yield to the event
+   * loop.
+   */
+  extend(key: string, vol: Pick<Volume, 'shape' | 'data' | 'components'>, axis: SliceAxis): Promise<void> {
+    if (vol.components !== 1 || axis === 'z') return this.build(key, vol);
+    return this.once(`${key}:${axis}`, async () => {
+      await this.build(key, vol);
+      const m = await this.meta(key);
+      if (!m || m.axes.includes(axis)) return;
+      const [nx, ny, nz] = vol.shape;
+      const d = vol.data;
+      const out = allocVoxels(m.type, d.length);
+      if (axis === 'y') {
+        for (let j = 0; j < ny; j++) {
+          for (let k = 0; k < nz; k++) out.set(d.subarray((k * ny + j) * nx, (k * ny + j + 1) * nx) as never, (j * nz + k) * nx);
+          if ((j & 15) === 15) await tick();
+        }
+      } else {
+        for (let i = 0; i < nx; i++) {
+          let o = i * nz * ny;
+          for (let k = 0; k < nz; k++) {
+            let src = k * ny * nx + i;
+            for (let j = 0; j < ny; j++, src += nx) out[o++] = d[src]!;
+          }
+          if ((i & 7) === 7) await tick();
+        }
+      }
+      await this.put(key, axis, out);
+      // meta updates of one key one after another (x and y may finish together)
+      const update = (this.metaLocks.get(key) ?? Promise.resolve()).then(async () => {
+        const now = (await this.meta(key)) ?? m;
+        await this.putMeta(key, { ...now, axes: [...new Set([...now.axes, axis])] });
+      });
+      const tail = update.catch(() => undefined);
+      this.metaLocks.set(key, tail);
+      await update;
+      if (this.metaLocks.get(key) === tail) this.metaLocks.delete(key);
+    });
+  }
+
+  private once(id: string, f: () => Promise<void>): Promise<void> {
+    let b = this.building.get(id);
+    if (b) return b;
+    b = f()
+      .catch(() => undefined)
+      .finally(() => this.building.delete(id));
+    this.building.set(id, b);
+    return b;
+  }
+
+  private async put(key: string, ext: string, data: VoxelArray): Promise<void> {
+    const f = this.file(key, ext);
+    const tmp = `${f}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await writeFile(tmp, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      await rename(tmp, f);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async putMeta(key: string, m: SlicedMeta): Promise<void> {
+    const f = this.file(key, 'json');
+    await writeFile(`${f}.${process.pid}`, JSON.stringify(m));
+    await rename(`${f}.${process.pid}`, f);
+    this.metas.delete(key);
+  }
+}
