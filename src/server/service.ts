@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
 import { createDefaultHandlers } from '../queue/default-handlers.js';
-import type { JobHandlerRegistry } from '../queue/handlers.js';
+import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
+import { BullmqQueue } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
 import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
@@ -70,19 +71,37 @@ export async function removeStaleTemp(dir: string): Promise<number> {
   return n;
 }
 
-async function common(cfg: ServiceConfig) {
+/** How long start-up waits for the database or Redis before it gives up (exit 6). */
+export const START_TIMEOUT_MS = 10_000;
+
+/** Reject with an ENVIRONMENT error when `p` takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string, hint: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<never>((_, rej) => {
+      t = setTimeout(() => rej(new MedmaskError('ENVIRONMENT', `${what} does not answer within ${ms / 1000} s`, { hint })), ms);
+      t.unref();
+    }),
+  ]);
+}
+
+async function common(cfg: ServiceConfig, say: (line: string) => void) {
   mkdirSync(cfg.dataDir, { recursive: true });
   await removeStaleTemp(join(cfg.dataDir, 'tmp'));
   await removeStaleTemp(join(cfg.dataDir, 'work'));
-  const store = await openStore(cfg.db);
+  // Unreachable database or Redis: a one-line ENVIRONMENT error (exit 6) well within 15 s, and
+  // nothing left open that would keep the process alive.
+  const store = await within(openStore(cfg.db), START_TIMEOUT_MS, `the database ${cfg.db.replace(/\/\/[^@/]*@/, '//…@')}`, 'check --db, that the database server runs and accepts this user');
   const blobs = new FsBlobStore(cfg.blobs);
   await blobs.cleanup();
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
-  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs });
+  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
   try {
     await queue.ping();
   } catch (e) {
+    if (queue instanceof BullmqQueue) await queue.disconnect();
     await store.close();
     throw e;
   }
@@ -94,7 +113,7 @@ async function common(cfg: ServiceConfig) {
  * @param say - where to print the start-up lines (and the first admin password, once)
  */
 export async function startServe(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
-  const { store, blobs, handlers, queue } = await common(cfg);
+  const { store, blobs, handlers, queue } = await common(cfg, say);
   const users = await store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   if (Number(users.n) === 0) {
     const fromEnv = process.env.MEDMASK_ADMIN_PASSWORD;
@@ -110,6 +129,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     handlers,
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
+    reconcileMs: cfg.reconcileMs,
+    staleMs: cfg.staleMs,
+    say,
     workDir: join(cfg.dataDir, 'work'),
     settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, secureCookies: cfg.secureCookies, uidSalt: resolveUidSalt(cfg), tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
@@ -147,20 +169,23 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
   if (!/^rediss?:\/\//.test(cfg.queue)) {
     throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
   }
-  const { store, blobs, handlers, queue } = await common(cfg);
+  const { store, blobs, handlers, queue } = await common(cfg, say);
   const workerId = defaultWorkerId();
   await queue.consume(
     createJobProcessor({
       store,
       blobs,
       handlers,
+      queue,
       workerId,
       workDir: join(cfg.dataDir, 'work'),
-      log: (e) => say(`job ${e.jobId} ${e.event} (attempt ${e.attempt})${e.error ? `: ${e.error}` : ''}`),
+      heartbeatMs: Math.max(250, Math.min(5000, Math.floor(cfg.staleMs / 4))),
+      log: (e) => say(`job ${e.jobId}${e.task ? ` task ${e.task}` : ''} ${e.event} (attempt ${e.attempt})${e.note ? `: ${e.note}` : ''}${e.error ? `: ${e.error}` : ''}`),
+      say,
     }),
     { concurrency: cfg.jobConcurrency },
   );
-  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; database ${store.description}; queue ${cfg.queue}`);
+  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; database ${store.description}; queue ${cfg.queue}`);
   let stopping: Promise<void> | undefined;
   return {
     store,

@@ -16,7 +16,9 @@ export type Provenance = 'original' | 'pseudo' | 'revised';
 /** Who made a mask version. */
 export type MaskOrigin = 'model' | 'human' | 'merge';
 /** Life of a job. */
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+export type JobStatus = 'queued' | 'running' | 'done' | 'partial' | 'failed';
+/** Life of one task (case or chunk) of a job that fans out. */
+export type TaskStatus = 'pending' | 'running' | 'done' | 'failed';
 /** State of a review case (a mask). */
 export type MaskStatus = 'open' | 'accepted' | 'rejected';
 
@@ -135,6 +137,28 @@ export interface JobsTable {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** The job format it was submitted as: a worker that knows an older format refuses it. */
+  format: Generated<number>;
+  /** How many times its pending tasks were put on the queue (names the queue entries of a round). */
+  fan_round: Generated<number>;
+}
+
+/** One case (or chunk) of a job that fans out. */
+export interface JobTasksTable {
+  job_id: string;
+  /** Unique within the job (an image id, or a chunk name). */
+  key: string;
+  /** Order of the task in the job's plan. */
+  ord: number;
+  /** JSON: what the task works on. */
+  input: string;
+  status: TaskStatus;
+  attempts: number;
+  error: string | null;
+  /** JSON: what the task produced (read by the job's reduce step). */
+  result: string | null;
+  worker: string | null;
+  updated_at: string;
 }
 
 export interface PredictionsTable {
@@ -232,6 +256,7 @@ export interface Database {
   labels: LabelsTable;
   models: ModelsTable;
   jobs: JobsTable;
+  job_tasks: JobTasksTable;
   predictions: PredictionsTable;
   masks: MasksTable;
   mask_versions: MaskVersionsTable;
