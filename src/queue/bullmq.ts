@@ -6,6 +6,7 @@
  * @module
  */
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
 import { MedmaskError } from '../core/errors.js';
 import { messageKey, type Consumer, type FlowSpec, type JobQueue, type QueueMessage, type RetryOptions } from './queue.js';
 
@@ -23,6 +24,26 @@ export interface BullmqQueueOptions extends RetryOptions {
   maxStalledCount?: number;
   /** Where connection trouble is reported (rate-limited: once per outage, then when it is over). */
   log?: (line: string) => void;
+}
+
+/**
+ * Check once that Redis answers, with a client that does not retry: used before any BullMQ object
+ * exists, so that an unreachable Redis at start-up is an error and leaves nothing reconnecting.
+ * @throws MedmaskError ENVIRONMENT naming the URL
+ */
+export async function probeRedis(url: string, timeoutMs = 3000): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  let first: Error | undefined;
+  client.on('error', (e: Error) => (first ??= e));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    const why = first ?? (e as Error);
+    throw new MedmaskError('ENVIRONMENT', `Redis at ${url} does not answer: ${why.message}`, { cause: why, hint: 'start redis-server or fix --queue' });
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** States in which an entry will still run (or is running). */

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
 import { createDefaultHandlers } from '../queue/default-handlers.js';
 import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
-import { BullmqQueue } from '../queue/bullmq.js';
+import { probeRedis } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
 import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
@@ -97,14 +97,13 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
   await blobs.cleanup();
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
-  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
   try {
-    await queue.ping();
+    if (/^rediss?:\/\//.test(cfg.queue)) await probeRedis(cfg.queue);
   } catch (e) {
-    if (queue instanceof BullmqQueue) await queue.disconnect();
     await store.close();
     throw e;
   }
+  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
   return { store, blobs, handlers, queue };
 }
 
