@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVolume } from '../../src/core/volume.js';
+import { sql } from 'kysely';
 import { BullmqQueue } from '../../src/queue/index.js';
 import { FsBlobStore, openStore, type Store } from '../../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
@@ -46,8 +47,8 @@ async function dataset(db: Store, name: string, n: number): Promise<string> {
   return id;
 }
 
-function worker(queueName: string, env: Record<string, string> = {}, redisUrl = redis.url): { child: ChildProcess; lines: string[]; ready: Promise<boolean> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', pg.url, '--blobs', join(dir, 'blobs'), '--queue', redisUrl, '--lock-ms', '1500', '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w-${Date.now()}-${Math.random()}`)], {
+function worker(s: DbServer, queueName: string, env: Record<string, string> = {}, redisUrl = redis.url): { child: ChildProcess; lines: string[]; ready: Promise<boolean> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', s.dbUrl, '--blobs', join(dir, 'blobs'), '--queue', redisUrl, '--lock-ms', '1500', '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w-${Date.now()}-${Math.random()}`)], {
     cwd: ROOT,
     env: { ...process.env, MEDMASK_QUEUE_NAME: queueName, MEDMASK_JOB_ATTEMPTS: '3', MEDMASK_STALE_MS: '2000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,7 +75,17 @@ async function expected(db: Store, datasetId: string): Promise<string[]> {
   return images.map((img, i) => `${img.id}:${i}`).sort();
 }
 
-const bullServer = (name: string, url = redis.url) => startTestServer({ db: pg.url, queue: new BullmqQueue({ url, name }), reconcileMs: 300, staleMs: 2000 });
+type DbServer = TestServer & { dbUrl: string };
+let databases = 0;
+
+/** A server on a database of its own (each test server makes the same users) with a BullMQ queue on `url`. */
+async function bullServer(name: string, url = redis.url): Promise<DbServer> {
+  const db = `fan_${++databases}_${process.pid}`;
+  await sql.raw(`create database ${db}`).execute(store.db);
+  const dbUrl = pg.url.replace(/\/[^/]*$/, `/${db}`);
+  const s = await startTestServer({ db: dbUrl, queue: new BullmqQueue({ url, name }), reconcileMs: 300, staleMs: 2000 });
+  return Object.assign(s, { dbUrl });
+}
 
 async function submit(s: TestServer, type: string, input: unknown): Promise<string> {
   const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type, input } });
@@ -83,9 +94,9 @@ async function submit(s: TestServer, type: string, input: unknown): Promise<stri
 }
 
 /** Poll the job row directly (also while the database restarts: errors count as "not yet"). */
-async function finished(jobId: string, ms = 60_000) {
+async function finished(s: TestServer, jobId: string, ms = 60_000) {
   return waitFor(async () => {
-    const j = await store.db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst().catch(() => undefined);
+    const j = await s.store.db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst().catch(() => undefined);
     return j && ['done', 'partial', 'failed'].includes(j.status) ? j : null;
   }, ms, `job ${jobId} to finish`);
 }
@@ -133,15 +144,15 @@ test('in-process: a case failing its tries leaves the job partial with the error
 test('bullmq: a job fans out over two worker processes; SIGKILL of one mid-job redoes only its current case and ends as a clean run', async () => {
   const name = `fan-${Date.now()}`;
   const s = await bullServer(name);
-  const a = worker(name);
-  const b = worker(name);
+  const a = worker(s, name);
+  const b = worker(s, name);
   try {
     await Promise.all([a.ready, b.ready]);
     const ds = await dataset(s.store, 'two-workers', 16);
     const id = await submit(s, 'test-fan', { datasetId: ds, delayMs: 250 });
     const pidOf = (w: { child: ChildProcess }) => String(w.child.pid);
     const byWorker = async () => {
-      const rows = await store.db.selectFrom('job_tasks').select(['worker', 'status']).where('job_id', '=', id).execute();
+      const rows = await s.store.db.selectFrom('job_tasks').select(['worker', 'status']).where('job_id', '=', id).execute();
       const n = (w: { child: ChildProcess }, st: string) => rows.filter((r) => r.worker?.split(':').pop() === pidOf(w) && r.status === st).length;
       return { aDone: n(a, 'done'), bDone: n(b, 'done'), aRunning: n(a, 'running') };
     };
@@ -150,14 +161,14 @@ test('bullmq: a job fans out over two worker processes; SIGKILL of one mid-job r
       return c.aDone >= 2 && c.bDone >= 2 && c.aRunning === 1;
     }, 30_000, 'both workers done with two cases each, A on its third');
     await stop(a, 'SIGKILL');
-    const job = await finished(id);
+    const job = await finished(s, id);
     assert.equal(job.status, 'done', job.error ?? '');
     const result = JSON.parse(job.result!) as { done: number; perPid: Record<string, number> };
     assert.equal(result.done, 16);
     assert.ok(result.perPid[pidOf(a)]! >= 2 && result.perPid[pidOf(b)]! >= 2, `both workers recorded work: ${JSON.stringify(result.perPid)}`);
-    const tries = await store.db.selectFrom('job_tasks').select(['attempts']).where('job_id', '=', id).execute();
+    const tries = await s.store.db.selectFrom('job_tasks').select(['attempts']).where('job_id', '=', id).execute();
     assert.deepEqual(tries.map((t) => t.attempts).sort(), [...Array(15).fill(1), 2], 'only the killed worker\'s case ran twice');
-    assert.deepEqual(await predictions(store, id), await expected(store, ds), 'same rows as a clean run, none twice');
+    assert.deepEqual(await predictions(s.store, id), await expected(s.store, ds), 'same rows as a clean run, none twice');
   } finally {
     await stop(a, 'SIGKILL');
     await stop(b);
@@ -168,19 +179,19 @@ test('bullmq: a job fans out over two worker processes; SIGKILL of one mid-job r
 test('bullmq: PostgreSQL stopped and started mid-job: the worker waits and reconnects, every job ends done, no duplicates', async () => {
   const name = `pg-${Date.now()}`;
   const s = await bullServer(name);
-  const w = worker(name);
+  const w = worker(s, name);
   try {
     await w.ready;
     const ds = await dataset(s.store, 'pg-restart', 10);
     const fan = await submit(s, 'test-fan', { datasetId: ds, delayMs: 200 });
     const rows = await submit(s, 'test-rows', { datasetId: ds, delayMs: 50, tag: 'pg' });
-    await waitFor(async () => (await predictions(store, fan)).length >= 3, 30_000, 'the fan-out job under way');
+    await waitFor(async () => (await predictions(s.store, fan)).length >= 3, 30_000, 'the fan-out job under way');
     await pg.down();
     await new Promise((r) => setTimeout(r, 3000));
     await pg.up();
-    for (const id of [fan, rows]) assert.equal((await finished(id)).status, 'done');
-    assert.deepEqual(await predictions(store, fan), await expected(store, ds));
-    assert.equal((await predictions(store, rows)).length, 10);
+    for (const id of [fan, rows]) assert.equal((await finished(s, id)).status, 'done');
+    assert.deepEqual(await predictions(s.store, fan), await expected(s.store, ds));
+    assert.equal((await predictions(s.store, rows)).length, 10);
     assert.equal(w.child.exitCode, null, 'the worker is still running');
     assert.ok(w.lines.some((l) => /database (unreachable|error)/.test(l)), `the outage was logged:\n${w.lines.join('\n')}`);
   } finally {
@@ -194,19 +205,19 @@ for (const persistence of [false, true]) {
     const r = persistence ? await startRedis({ persistence: true }) : redis;
     const name = `redis-${persistence}-${Date.now()}`;
     const s = await bullServer(name, r.url);
-    const w = worker(name, {}, r.url);
+    const w = worker(s, name, {}, r.url);
     try {
       await w.ready;
       const ds = await dataset(s.store, `redis-${persistence}`, 10);
       const fan = await submit(s, 'test-fan', { datasetId: ds, delayMs: 200, tag: String(persistence) });
       const waiting = await submit(s, 'test-rows', { datasetId: ds, delayMs: 10, tag: `redis-${persistence}` });
-      await waitFor(async () => (await predictions(store, fan)).length >= 3, 30_000, 'the fan-out job under way');
+      await waitFor(async () => (await predictions(s.store, fan)).length >= 3, 30_000, 'the fan-out job under way');
       await r.down();
       await new Promise((res) => setTimeout(res, 1000));
       await r.up();
-      for (const id of [fan, waiting]) assert.equal((await finished(id)).status, 'done', id);
-      assert.deepEqual(await predictions(store, fan), await expected(store, ds));
-      assert.equal((await predictions(store, waiting)).length, 10);
+      for (const id of [fan, waiting]) assert.equal((await finished(s, id)).status, 'done', id);
+      assert.deepEqual(await predictions(s.store, fan), await expected(s.store, ds));
+      assert.equal((await predictions(s.store, waiting)).length, 10);
       assert.equal(w.child.exitCode, null, 'the worker is still running');
     } finally {
       await stop(w);
@@ -220,24 +231,24 @@ test('bullmq: past the stalled limit a job is marked failed by the reconciler; P
   const name = `stall-${Date.now()}`;
   const s = await bullServer(name);
   const env = { MEDMASK_MAX_STALLED: '0' };
-  const a = worker(name, env);
+  const a = worker(s, name, env);
   let b: ReturnType<typeof worker> | undefined;
   try {
     await a.ready;
     const ds = await dataset(s.store, 'stall', 12);
     const id = await submit(s, 'test-rows', { datasetId: ds, delayMs: 150, tag: 'stall' });
-    await waitFor(async () => (await predictions(store, id)).length >= 3, 30_000, 'worker A under way');
+    await waitFor(async () => (await predictions(s.store, id)).length >= 3, 30_000, 'worker A under way');
     await stop(a, 'SIGKILL');
-    b = worker(name, env); // its stalled check finds A's job: stalled once, limit 0 → BullMQ fails it
+    b = worker(s, name, env); // its stalled check finds A's job: stalled once, limit 0 → BullMQ fails it
     await b.ready;
-    const failed = await finished(id);
+    const failed = await finished(s, id);
     assert.equal(failed.status, 'failed');
     assert.match(failed.error!, /stopped working on this job .* retry it with POST \/api\/jobs\/\w+\/retry/);
     const retry = await s.as('reviewer', { method: 'POST', url: `/api/jobs/${id}/retry` });
     assert.equal(retry.statusCode, 202, retry.body);
-    const done = await finished(id);
+    const done = await finished(s, id);
     assert.equal(done.status, 'done', done.error ?? '');
-    assert.equal((await predictions(store, id)).length, 12, 'no duplicates');
+    assert.equal((await predictions(s.store, id)).length, 12, 'no duplicates');
   } finally {
     await stop(a, 'SIGKILL');
     await stop(b);
