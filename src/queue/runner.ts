@@ -192,10 +192,16 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
     }
   }
 
+  /** The job row, or null when it was deleted (a database outage is thrown, for the outage wrapper). */
+  const jobOrNull = (id: string) => getJob(db, id).catch((e: unknown) => {
+    if (isMedmaskError(e) && e.code === 'NOT_FOUND') return null;
+    throw e;
+  });
+
   /** A task message. */
   async function onTask(msg: QueueMessage, info: DeliveryInfo): Promise<void> {
     const key = msg.task!;
-    const job = await getJob(db, msg.jobId).catch(() => null);
+    const job = await jobOrNull(msg.jobId);
     if (!job || FINISHED_JOB_STATES.includes(job.status) || job.status === 'failed') return o.log?.({ jobId: msg.jobId, task: key, event: 'skipped', attempt: info.attempt });
     const task = await claimTask(db, job.id, key, workerId);
     if (!task) return o.log?.({ jobId: job.id, task: key, event: 'skipped', attempt: info.attempt });
@@ -221,7 +227,7 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
 
   /** A reduce message: every task of its round is settled. */
   async function onReduce(msg: QueueMessage, info: DeliveryInfo): Promise<void> {
-    const job = await getJob(db, msg.jobId).catch(() => null);
+    const job = await jobOrNull(msg.jobId);
     if (!job || FINISHED_JOB_STATES.includes(job.status) || job.status === 'failed' || (msg.round ?? 0) < job.fan_round) {
       return o.log?.({ jobId: msg.jobId, event: 'skipped', attempt: info.attempt, note: 'reduce of an old round' });
     }

@@ -189,7 +189,10 @@ test('bullmq: PostgreSQL stopped and started mid-job: the worker waits and recon
     await pg.down();
     await new Promise((r) => setTimeout(r, 3000));
     await pg.up();
-    for (const id of [fan, rows]) assert.equal((await finished(s, id)).status, 'done');
+    for (const id of [fan, rows]) {
+      const j = await finished(s, id).catch((e: Error) => assert.fail(`${e.message}; worker:\n${w.lines.slice(-40).join('\n')}`));
+      assert.equal(j.status, 'done', j.error ?? '');
+    }
     assert.deepEqual(await predictions(s.store, fan), await expected(s.store, ds));
     assert.equal((await predictions(s.store, rows)).length, 10);
     assert.equal(w.child.exitCode, null, 'the worker is still running');
