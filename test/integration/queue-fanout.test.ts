@@ -94,7 +94,7 @@ async function submit(s: TestServer, type: string, input: unknown): Promise<stri
 }
 
 /** Poll the job row directly (also while the database restarts: errors count as "not yet"). */
-async function finished(s: TestServer, jobId: string, ms = 60_000) {
+async function finished(s: TestServer, jobId: string, ms = 180_000) {
   return waitFor(async () => {
     const j = await s.store.db.selectFrom('jobs').selectAll().where('id', '=', jobId).executeTakeFirst().catch(() => undefined);
     return j && ['done', 'partial', 'failed'].includes(j.status) ? j : null;
