@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createVolume } from '../../src/core/volume.js';
 import { sql } from 'kysely';
-import { BullmqQueue } from '../../src/queue/index.js';
+import { BullmqQueue, JOB_FORMAT } from '../../src/queue/index.js';
+import { createJob } from '../../src/store/jobs.js';
 import { FsBlobStore, openStore, type Store } from '../../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
 import { ROOT, watchLines } from '../helpers/cli.js';
@@ -136,6 +137,22 @@ test('in-process: a case failing its tries leaves the job partial with the error
     const done = await s.as('reviewer', { method: 'POST', url: `/api/jobs/${id}/retry` });
     assert.equal(done.statusCode, 409);
     assert.match(done.json().message, /is done: there is nothing to retry/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a worker refuses a job of a newer format with a clear error (upgrade the workers) and leaves it failed, not run', async () => {
+  const s = await startTestServer();
+  try {
+    const { job } = await createJob(s.store.db, { type: 'test-fail', input: { times: 0, tag: 'newer' }, format: JOB_FORMAT + 1 });
+    await s.queue.enqueue({ jobId: job.id, type: job.type });
+    const j = await waitJob(s, job.id);
+    assert.equal(j.status, 'failed');
+    assert.match(String(j.error), new RegExp(`has format ${JOB_FORMAT + 1} but this worker .* understands format ${JOB_FORMAT} at most`));
+    const row = await s.store.db.selectFrom('jobs').select(['attempts', 'result']).where('id', '=', job.id).executeTakeFirstOrThrow();
+    assert.equal(row.result, null, 'the handler never ran');
+    assert.equal(row.attempts, 3, 'refused on every try, then marked failed');
   } finally {
     await s.close();
   }
