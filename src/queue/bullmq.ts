@@ -5,9 +5,10 @@
  * `lockDurationMs` another worker's stalled-job check takes the job over.
  * @module
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
 import { MedmaskError } from '../core/errors.js';
-import type { Consumer, JobQueue, QueueMessage, RetryOptions } from './queue.js';
+import { messageKey, type Consumer, type FlowSpec, type JobQueue, type QueueMessage, type RetryOptions } from './queue.js';
 
 /** Options for {@link BullmqQueue}. */
 export interface BullmqQueueOptions extends RetryOptions {
@@ -19,10 +20,34 @@ export interface BullmqQueueOptions extends RetryOptions {
   lockDurationMs?: number;
   /** How often workers look for stalled jobs (default lockDurationMs / 2). */
   stalledIntervalMs?: number;
+  /** How many times a job may stall (its worker died) before BullMQ fails it (default 5). */
+  maxStalledCount?: number;
+  /** Where connection trouble is reported (rate-limited: once per outage, then when it is over). */
+  log?: (line: string) => void;
 }
 
-/** BullMQ refuses job ids that look like integers; ours are hex, so prefix them. */
-const bullId = (jobId: string) => `job-${jobId}`;
+/**
+ * Check once that Redis answers, with a client that does not retry: used before any BullMQ object
+ * exists, so that an unreachable Redis at start-up is an error and leaves nothing reconnecting.
+ * @throws MedmaskError ENVIRONMENT naming the URL
+ */
+export async function probeRedis(url: string, timeoutMs = 3000): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  let first: Error | undefined;
+  client.on('error', (e: Error) => (first ??= e));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    const why = first ?? (e as Error);
+    throw new MedmaskError('ENVIRONMENT', `Redis at ${url} does not answer: ${why.message}`, { cause: why, hint: 'start redis-server or fix --queue' });
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** States in which an entry will still run (or is running). */
+const LIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
 /**
  * Job queue on Redis through BullMQ.
@@ -33,37 +58,86 @@ const bullId = (jobId: string) => `job-${jobId}`;
  */
 export class BullmqQueue implements JobQueue {
   readonly kind = 'bullmq' as const;
-  private readonly opts: Required<Omit<BullmqQueueOptions, 'stalledIntervalMs'>> & { stalledIntervalMs: number };
+  private readonly opts: Required<Omit<BullmqQueueOptions, 'stalledIntervalMs' | 'log'>> & { stalledIntervalMs: number };
   private readonly queue: Queue;
+  private flows: FlowProducer | undefined;
   private worker: Worker | undefined;
   private readonly aborts = new Map<string, AbortController>();
+  private readonly log: (line: string) => void;
+  private outageSince = 0;
 
   constructor(opts: BullmqQueueOptions) {
     const lock = opts.lockDurationMs ?? 30_000;
-    this.opts = { url: opts.url, name: opts.name ?? 'medmask-jobs', attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 1000, lockDurationMs: lock, stalledIntervalMs: opts.stalledIntervalMs ?? Math.max(500, Math.floor(lock / 2)) };
+    this.opts = { url: opts.url, name: opts.name ?? 'medmask-jobs', attempts: opts.attempts ?? 3, backoffMs: opts.backoffMs ?? 1000, lockDurationMs: lock, stalledIntervalMs: opts.stalledIntervalMs ?? Math.max(500, Math.floor(lock / 2)), maxStalledCount: opts.maxStalledCount ?? 5 };
+    this.log = opts.log ?? (() => {});
     this.queue = new Queue(this.opts.name, { connection: this.connection() });
-    this.queue.on('error', () => {});
+    this.queue.on('error', (e) => this.onError(e));
   }
 
+  /** ioredis reconnects by itself with this bounded back-off (0.2 s, 0.4 s, … at most 2 s). */
   private connection() {
     return { url: this.opts.url, maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 200, 2000) };
   }
 
+  /** Log the first error of an outage (not every reconnect try); {@link noteUp} logs its end. */
+  private onError(e: Error): void {
+    if (this.outageSince) return;
+    this.outageSince = Date.now();
+    this.log(`Redis at ${this.opts.url}: ${e.message}; reconnecting (every ≤ 2 s)`);
+    // With maxRetriesPerRequest null, ioredis holds commands until it is connected again: this
+    // one answers when the outage is over.
+    void this.queue.getJobCounts('waiting').then(() => {
+      this.log(`Redis at ${this.opts.url} reachable again after ${((Date.now() - this.outageSince) / 1000).toFixed(1)} s`);
+      this.outageSince = 0;
+    }, () => {
+      this.outageSince = 0;
+    });
+  }
+
+  private jobOpts() {
+    return { attempts: this.opts.attempts, backoff: { type: 'exponential', delay: this.opts.backoffMs }, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } };
+  }
+
   async enqueue(msg: QueueMessage): Promise<void> {
-    const id = bullId(msg.jobId);
+    const id = messageKey(msg);
     const old = await this.queue.getJob(id);
     if (old) {
       const state = await old.getState();
       if (state === 'completed' || state === 'failed') await old.remove();
       else return; // waiting, delayed or active: already queued
     }
-    await this.queue.add(msg.type, msg, {
-      jobId: id,
-      attempts: this.opts.attempts,
-      backoff: { type: 'exponential', delay: this.opts.backoffMs },
-      removeOnComplete: { count: 1000 },
-      removeOnFail: { count: 5000 },
+    await this.queue.add(msg.type, msg, { jobId: id, ...this.jobOpts() });
+  }
+
+  /**
+   * A BullMQ flow: the reduce message is the parent, the tasks its children; the parent runs once
+   * every child is completed or failed (`ignoreDependencyOnFailure`: a task that fails its tries
+   * does not hold the job up — the runner has recorded it as failed).
+   */
+  async addFlow(f: FlowSpec): Promise<void> {
+    const parent: QueueMessage = { jobId: f.jobId, type: f.type, phase: 'reduce', round: f.round };
+    const parentId = messageKey(parent);
+    if (await this.queue.getJob(parentId)) return; // this round is queued already
+    this.flows ??= new FlowProducer({ connection: this.connection() });
+    this.flows.on('error', (e) => this.onError(e));
+    await this.flows.add({
+      name: `${f.type}:reduce`,
+      queueName: this.opts.name,
+      data: parent,
+      opts: { jobId: parentId, ...this.jobOpts() },
+      children: f.tasks.map((task) => {
+        const m: QueueMessage = { jobId: f.jobId, type: f.type, task, round: f.round };
+        return { name: `${f.type}:task`, queueName: this.opts.name, data: m, opts: { jobId: messageKey(m), ...this.jobOpts(), removeOnComplete: true, ignoreDependencyOnFailure: true } };
+      }),
     });
+  }
+
+  async live(jobId: string, round: number): Promise<boolean> {
+    for (const id of [messageKey({ jobId, type: '' }), messageKey({ jobId, type: '', phase: 'reduce', round })]) {
+      const j = await this.queue.getJob(id);
+      if (j && LIVE_STATES.has(await j.getState())) return true;
+    }
+    return false;
   }
 
   async consume(consumer: Consumer, opts: { concurrency?: number } = {}): Promise<void> {
@@ -83,10 +157,10 @@ export class BullmqQueue implements JobQueue {
         concurrency: Math.max(1, opts.concurrency ?? 1),
         lockDuration: this.opts.lockDurationMs,
         stalledInterval: this.opts.stalledIntervalMs,
-        maxStalledCount: 5,
+        maxStalledCount: this.opts.maxStalledCount,
       },
     );
-    this.worker.on('error', () => {});
+    this.worker.on('error', (e) => this.onError(e));
     await this.worker.waitUntilReady();
   }
 
@@ -116,6 +190,14 @@ export class BullmqQueue implements JobQueue {
         await w.close(true).catch(() => {});
       }
     }
+    await this.flows?.close().catch(() => {});
     await this.queue.close().catch(() => {});
+  }
+
+  /** Drop the connections at once (start-up failed: Redis unreachable); nothing waits for Redis. */
+  async disconnect(): Promise<void> {
+    await this.flows?.disconnect().catch(() => {});
+    await this.worker?.disconnect().catch(() => {});
+    await this.queue.disconnect().catch(() => {});
   }
 }

@@ -30,7 +30,49 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
-/** A kind of job. */
+/** What the checks at submission may read. */
+export interface SubmitContext {
+  store: Store;
+  blobs: BlobStore;
+}
+
+/** One task of a job that fans out, as planned. */
+export interface PlannedTask {
+  /** Unique within the job (an image id, a chunk name); at most 200 characters. */
+  key: string;
+  /** What the task works on (JSON). */
+  input: unknown;
+}
+
+/** What a task is given: the job's context plus the task. */
+export interface TaskContext extends JobContext {
+  task: PlannedTask;
+}
+
+/** A settled task, as the reduce step sees it. */
+export interface SettledTask {
+  key: string;
+  input: unknown;
+  status: 'done' | 'failed';
+  /** The task's result (done) or null. */
+  result: unknown;
+  /** Why it failed (failed). */
+  error: string | null;
+}
+
+/**
+ * A job split into tasks (map → reduce): `plan` lists the tasks (cases or chunks) once, each task
+ * runs on whichever worker is free (`runTask`, idempotent: a retried task runs again from its
+ * start), and `reduce` runs once every task is settled — done, or failed after its tries — with
+ * all their results; its result is the job's. A job with failed tasks ends `partial`.
+ */
+export interface FanOut {
+  plan(ctx: JobContext): Promise<PlannedTask[]>;
+  runTask(ctx: TaskContext): Promise<unknown>;
+  reduce(ctx: JobContext, tasks: readonly SettledTask[]): Promise<unknown>;
+}
+
+/** A kind of job: either `run` (one unit of work) or `fanOut` (tasks on any worker, then a reduce). */
 export interface JobHandler {
   /** One line for the API docs and error messages. */
   description: string;
@@ -41,9 +83,23 @@ export interface JobHandler {
    * exact registered versions (src/runtime/model-registry.ts). Returns the input to store.
    */
   resolve?(input: unknown, ctx: { store: Store }): Promise<unknown>;
+  /**
+   * Checks against the database at submission (data set exists and is not empty, labels are the
+   * models' classes, …): throw the MedmaskError the job would fail with, so that a job that can
+   * only fail is answered 400 instead of being queued.
+   */
+  check?(input: unknown, ctx: SubmitContext): Promise<void>;
   /** Run the job; the result is stored as JSON on the job row. */
-  run(ctx: JobContext): Promise<unknown>;
+  run?(ctx: JobContext): Promise<unknown>;
+  /** Run the job as tasks (see {@link FanOut}); takes precedence over `run`. */
+  fanOut?: FanOut;
 }
+
+/**
+ * The job format this version writes and understands: 1 = one unit of work, 2 = jobs that fan
+ * out into tasks. A worker refuses a job of a newer format with a clear error (upgrade it).
+ */
+export const JOB_FORMAT = 2;
 
 /** Job types that exist in the design but whose pipelines have not landed yet. */
 export const PLANNED_JOB_TYPES: Readonly<Record<string, string>> = {
@@ -62,6 +118,7 @@ export class JobHandlerRegistry {
   /** Add (or replace) a handler. */
   register(name: string, handler: JobHandler): this {
     if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) throw new MedmaskError('USAGE', `job type "${name}" must be lower-case letters, digits and dashes`);
+    if (!handler.run && !handler.fanOut) throw new MedmaskError('USAGE', `job type "${name}" has neither run nor fanOut`, { hint: 'a handler runs the job (run) or splits it into tasks (fanOut)' });
     this.handlers.set(name, handler);
     return this;
   }

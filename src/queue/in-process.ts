@@ -4,7 +4,7 @@
  * server re-enqueues unfinished jobs from the database when it starts.
  * @module
  */
-import { backoffDelay, type Consumer, type JobQueue, type QueueMessage, type RetryOptions } from './queue.js';
+import { backoffDelay, messageKey, type Consumer, type FlowSpec, type JobQueue, type QueueMessage, type RetryOptions } from './queue.js';
 
 interface Entry {
   msg: QueueMessage;
@@ -23,8 +23,10 @@ export class InProcessQueue implements JobQueue {
   private readonly attempts: number;
   private readonly backoffMs: number;
   private readonly waiting: Entry[] = [];
-  /** Job ids waiting, running or waiting for a retry. */
+  /** Message keys waiting, running or waiting for a retry. */
   private readonly known = new Set<string>();
+  /** Reduce messages waiting for their tasks: reduce key → tasks not settled yet. */
+  private readonly flows = new Map<string, { reduce: QueueMessage; left: number }>();
   private readonly running = new Map<string, { done: Promise<void>; abort: AbortController }>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private consumer: Consumer | undefined;
@@ -37,10 +39,36 @@ export class InProcessQueue implements JobQueue {
   }
 
   async enqueue(msg: QueueMessage): Promise<void> {
-    if (this.closed || this.known.has(msg.jobId)) return;
-    this.known.add(msg.jobId);
+    if (this.closed || this.known.has(messageKey(msg))) return;
+    this.known.add(messageKey(msg));
     this.waiting.push({ msg, attempt: 1 });
     this.pump();
+  }
+
+  async addFlow(f: FlowSpec): Promise<void> {
+    const reduce: QueueMessage = { jobId: f.jobId, type: f.type, phase: 'reduce', round: f.round };
+    const key = messageKey(reduce);
+    if (this.closed || this.flows.has(key) || this.known.has(key)) return;
+    if (!f.tasks.length) return this.enqueue(reduce);
+    this.flows.set(key, { reduce, left: f.tasks.length });
+    for (const task of f.tasks) await this.enqueue({ jobId: f.jobId, type: f.type, task, round: f.round });
+  }
+
+  async live(jobId: string, round: number): Promise<boolean> {
+    const reduce = messageKey({ jobId, type: '', phase: 'reduce', round });
+    return this.known.has(messageKey({ jobId, type: '' })) || this.known.has(reduce) || this.flows.has(reduce);
+  }
+
+  /** A message is settled (done, or failed for good): a task may release its reduce. */
+  private settled(msg: QueueMessage): void {
+    this.known.delete(messageKey(msg));
+    if (msg.task === undefined) return;
+    const key = messageKey({ jobId: msg.jobId, type: msg.type, phase: 'reduce', round: msg.round ?? 0 });
+    const f = this.flows.get(key);
+    if (f && --f.left === 0) {
+      this.flows.delete(key);
+      void this.enqueue(f.reduce);
+    }
   }
 
   async consume(consumer: Consumer, opts: { concurrency?: number } = {}): Promise<void> {
@@ -55,21 +83,23 @@ export class InProcessQueue implements JobQueue {
     while (!this.closed && this.consumer && this.running.size < this.concurrency && this.waiting.length) {
       const e = this.waiting.shift()!;
       const abort = new AbortController();
+      const key = messageKey(e.msg);
       const done = this.run(e, abort).finally(() => {
-        this.running.delete(e.msg.jobId);
+        this.running.delete(key);
         this.pump();
       });
-      this.running.set(e.msg.jobId, { done, abort });
+      this.running.set(key, { done, abort });
     }
   }
 
   private async run(e: Entry, abort: AbortController): Promise<void> {
     try {
       await this.consumer!(e.msg, { attempt: e.attempt, maxAttempts: this.attempts, signal: abort.signal });
-      this.known.delete(e.msg.jobId);
+      this.settled(e.msg);
     } catch {
-      if (this.closed || e.attempt >= this.attempts) {
-        this.known.delete(e.msg.jobId);
+      if (this.closed) return;
+      if (e.attempt >= this.attempts) {
+        this.settled(e.msg);
         return;
       }
       const t = setTimeout(() => {
@@ -81,7 +111,7 @@ export class InProcessQueue implements JobQueue {
     }
   }
 
-  /** Jobs waiting or running (for tests and /ready). */
+  /** Messages waiting or running (for tests and /ready). */
   get size(): number {
     return this.known.size;
   }

@@ -3,11 +3,13 @@
  * and the runner that executes a job from its database row.
  * @module
  */
-export { backoffDelay, type JobQueue, type QueueMessage, type Consumer, type DeliveryInfo, type RetryOptions } from './queue.js';
+export { backoffDelay, messageKey, type JobQueue, type QueueMessage, type FlowSpec, type Consumer, type DeliveryInfo, type RetryOptions } from './queue.js';
+export { reconcileOnce, startReconciler, type ReconcileOptions, type ReconcileResult } from './reconcile.js';
+export { isTransientError, waitForDatabase, withOutageRetry } from './outage.js';
 export { InProcessQueue } from './in-process.js';
 export { BullmqQueue, type BullmqQueueOptions } from './bullmq.js';
-export { JobHandlerRegistry, PLANNED_JOB_TYPES, type JobHandler, type JobContext } from './handlers.js';
-export { createJobProcessor, defaultWorkerId, type JobProcessorOptions } from './runner.js';
+export { JobHandlerRegistry, PLANNED_JOB_TYPES, JOB_FORMAT, type JobHandler, type JobContext, type FanOut, type PlannedTask, type SettledTask, type TaskContext, type SubmitContext } from './handlers.js';
+export { createJobProcessor, defaultWorkerId, type JobProcessorOptions, type RunnerEvent } from './runner.js';
 export { createDefaultHandlers } from './default-handlers.js';
 export { phantomsHandler, type PhantomsJobInput } from './handlers/phantoms.js';
 
@@ -21,8 +23,8 @@ import type { JobQueue, RetryOptions } from './queue.js';
  * @example
  * const q = createQueue(process.env.MEDMASK_QUEUE ?? 'inline');
  */
-export function createQueue(url: string | undefined, opts: RetryOptions & { name?: string; lockDurationMs?: number } = {}): JobQueue {
-  if (!url || url === 'inline' || url === 'in-process') return new InProcessQueue(opts);
+export function createQueue(url: string | undefined, opts: RetryOptions & { name?: string; lockDurationMs?: number; maxStalledCount?: number; log?: (line: string) => void } = {}): JobQueue {
+  if (!url || url === 'inline' || url === 'in-process') return new InProcessQueue({ ...(opts.attempts ? { attempts: opts.attempts } : {}), ...(opts.backoffMs ? { backoffMs: opts.backoffMs } : {}) });
   if (/^rediss?:\/\//.test(url)) return new BullmqQueue({ url, ...opts });
   throw new MedmaskError('USAGE', `queue "${url}" is neither "inline" nor a redis:// URL`, { hint: '--queue inline (default) or --queue redis://host:6379' });
 }

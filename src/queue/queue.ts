@@ -6,10 +6,34 @@
  * @module
  */
 
-/** A message on the queue. */
+/**
+ * A message on the queue: a job (run it, or plan it when it fans out), one task of a job that fans
+ * out (`task`), or its reduce step (`phase: "reduce"`, after every task of `round` is settled).
+ */
 export interface QueueMessage {
   jobId: string;
   type: string;
+  /** The task's key (a task message). */
+  task?: string;
+  /** The fan-out round the task or reduce message belongs to. */
+  round?: number;
+  phase?: 'reduce';
+}
+
+/** One round of a job's tasks: the tasks run on any worker, then the reduce message. */
+export interface FlowSpec {
+  jobId: string;
+  type: string;
+  round: number;
+  /** Task keys. */
+  tasks: readonly string[];
+}
+
+/** The queue's own id of a message (one entry per job, per task and round, per reduce round). */
+export function messageKey(m: QueueMessage): string {
+  if (m.task !== undefined) return `job-${m.jobId}-r${m.round ?? 0}-t-${m.task}`;
+  if (m.phase === 'reduce') return `job-${m.jobId}-r${m.round ?? 0}`;
+  return `job-${m.jobId}`;
 }
 
 /** What a consumer is told about the delivery. */
@@ -40,6 +64,16 @@ export interface JobQueue {
   enqueue(msg: QueueMessage): Promise<void>;
   /** Start running jobs with `consumer`, at most `concurrency` at once. */
   consume(consumer: Consumer, opts?: { concurrency?: number }): Promise<void>;
+  /**
+   * Queue a round of tasks and, once every one is settled (done, or failed after its tries), the
+   * reduce message `{ jobId, type, phase: "reduce", round }`. Idempotent per job and round.
+   */
+  addFlow(flow: FlowSpec): Promise<void>;
+  /**
+   * Whether the queue holds anything of this job that will still run: the job's message waiting or
+   * running, or the reduce of `round` waiting for its tasks (for the reconciler).
+   */
+  live(jobId: string, round: number): Promise<boolean>;
   /** Throws when the queue's backend is unreachable. */
   ping(): Promise<void>;
   /**

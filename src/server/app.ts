@@ -19,6 +19,7 @@ import { unfinishedJobs } from '../store/jobs.js';
 import { createDefaultHandlers } from '../queue/default-handlers.js';
 import type { JobHandlerRegistry } from '../queue/handlers.js';
 import type { JobQueue } from '../queue/queue.js';
+import { reconcileOnce, startReconciler } from '../queue/reconcile.js';
 import { createJobProcessor } from '../queue/runner.js';
 import { installAudit } from './audit.js';
 import { SESSION_COOKIE, installAuth, routePermission } from './auth.js';
@@ -73,6 +74,15 @@ export interface CreateServerOptions {
   workDir?: string;
   /** Concurrent jobs in this process (default 1). */
   jobConcurrency?: number;
+  /**
+   * Compare database and queue every this many ms and repair the difference (queue/reconcile.ts;
+   * default 30000; 0: only at start).
+   */
+  reconcileMs?: number;
+  /** A running job untouched this long with no queue entry has lost its worker (default 60000). */
+  staleMs?: number;
+  /** Lines about reconciliation and database outages (default: the fastify logger at warn). */
+  say?: (line: string) => void;
   /** fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed (default: none). */
@@ -133,11 +143,21 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   dicomwebRoutes(app, ctx); // PACS: DICOMweb archives, imports, DICOM SEG pushes (docs/pacs.md)
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
+  const say = o.say ?? ((line: string) => app.log.warn(line));
   if (o.runJobs ?? o.queue.kind === 'in-process') {
-    await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, workDir: o.workDir ?? join(settings.tmpDir, 'jobs') }), { concurrency: o.jobConcurrency ?? 1 });
+    await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, queue: o.queue, workDir: o.workDir ?? join(settings.tmpDir, 'jobs'), say }), { concurrency: o.jobConcurrency ?? 1 });
   }
-  // Jobs left queued or running by a previous process run again (handlers are idempotent).
-  for (const j of await unfinishedJobs(o.store.db)) await o.queue.enqueue({ jobId: j.id, type: j.type });
+  if (o.queue.kind === 'in-process') {
+    // Nothing of an earlier process survives in memory: its unfinished jobs run again (handlers are idempotent).
+    for (const j of await unfinishedJobs(o.store.db)) await o.queue.enqueue({ jobId: j.id, type: j.type });
+  } else {
+    await reconcileOnce({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say });
+  }
+  const reconcileMs = o.reconcileMs ?? 30_000;
+  if (reconcileMs > 0) {
+    const r = startReconciler({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, intervalMs: reconcileMs });
+    app.addHook('onClose', () => r.stop());
+  }
   await app.ready();
   return app;
 }

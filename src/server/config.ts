@@ -39,6 +39,14 @@ export interface ServiceConfig {
   lockMs: number;
   /** How long shutdown waits for running jobs before re-queueing them. */
   shutdownGraceMs: number;
+  /** Tries per job or task (BullMQ and in-process). */
+  jobAttempts: number;
+  /** How many times a job may stall (its worker died) before BullMQ fails it. */
+  maxStalled: number;
+  /** The server compares database and queue this often, ms (0: only at start). */
+  reconcileMs: number;
+  /** A running job untouched this long with nothing on the queue has lost its worker, ms. */
+  staleMs: number;
   logLevel: string;
   /** Extra job handler modules (each default-exports `(registry) => void`). */
   handlers: string[];
@@ -74,6 +82,10 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   jobConcurrency: { env: 'MEDMASK_JOB_CONCURRENCY', kind: 'int', min: 1, max: 64, help: 'jobs run at once per process' },
   lockMs: { env: 'MEDMASK_LOCK_MS', kind: 'int', min: 500, max: 3_600_000, help: 'BullMQ job lock, ms (a dead worker\'s job is taken over after this)' },
   shutdownGraceMs: { env: 'MEDMASK_SHUTDOWN_GRACE_MS', kind: 'int', min: 0, max: 3_600_000, help: 'how long shutdown waits for running jobs, ms' },
+  jobAttempts: { env: 'MEDMASK_JOB_ATTEMPTS', kind: 'int', min: 1, max: 100, help: 'tries per job or per case task before it is recorded as failed' },
+  maxStalled: { env: 'MEDMASK_MAX_STALLED', kind: 'int', min: 0, max: 1000, help: 'how many times a job may lose its worker (lock lapsed) before BullMQ fails it; the reconciler then marks it failed, to be retried' },
+  reconcileMs: { env: 'MEDMASK_RECONCILE_MS', kind: 'int', min: 0, max: 86_400_000, help: 'how often the server compares database and queue (re-enqueues lost jobs, fails jobs whose worker died), ms; 0 = only at start' },
+  staleMs: { env: 'MEDMASK_STALE_MS', kind: 'int', min: 1000, max: 86_400_000, help: 'a running job with no sign of life this long and nothing on the queue has lost its worker, ms' },
   logLevel: { env: 'MEDMASK_LOG_LEVEL', kind: 'string', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
   handlers: { env: 'MEDMASK_HANDLERS', kind: 'list', help: 'extra job handler modules, comma-separated' },
   demoModels: { env: 'MEDMASK_DEMO_MODELS', kind: 'bool', help: 'on start, register the bundled demo models (models/demo) whose names the registry does not hold yet, as version 1' },
@@ -158,6 +170,10 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     jobConcurrency: (out.jobConcurrency as number | undefined) ?? 1,
     lockMs: (out.lockMs as number | undefined) ?? 30_000,
     shutdownGraceMs: (out.shutdownGraceMs as number | undefined) ?? 30_000,
+    jobAttempts: (out.jobAttempts as number | undefined) ?? 3,
+    maxStalled: (out.maxStalled as number | undefined) ?? 5,
+    reconcileMs: (out.reconcileMs as number | undefined) ?? 30_000,
+    staleMs: (out.staleMs as number | undefined) ?? 60_000,
     logLevel: (out.logLevel as string | undefined) ?? 'info',
     handlers: (out.handlers as string[] | undefined) ?? [],
     demoModels: (out.demoModels as boolean | undefined) ?? true,

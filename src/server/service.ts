@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
 import { createDefaultHandlers } from '../queue/default-handlers.js';
-import type { JobHandlerRegistry } from '../queue/handlers.js';
+import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
+import { probeRedis } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
 import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
@@ -72,29 +73,53 @@ export async function removeStaleTemp(dir: string): Promise<number> {
   return n;
 }
 
-async function common(cfg: ServiceConfig) {
+/** How long start-up waits for the database or Redis before it gives up (exit 6). */
+export const START_TIMEOUT_MS = 10_000;
+
+/** Reject with an ENVIRONMENT error when `p` takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string, hint: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<never>((_, rej) => {
+      t = setTimeout(() => rej(new MedmaskError('ENVIRONMENT', `${what} does not answer within ${ms / 1000} s`, { hint })), ms);
+      t.unref();
+    }),
+  ]);
+}
+
+async function common(cfg: ServiceConfig, say: (line: string) => void) {
   // Everything the server and workers create (database, blobs, temporary uploads, the admin
   // password file) is for this account only: files 0600, folders 0700.
   process.umask(0o077);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   await removeStaleTemp(join(cfg.dataDir, 'tmp'));
   await removeStaleTemp(join(cfg.dataDir, 'work'));
-  const store = await openStore(cfg.db);
-  // One deployment, one blob store: refuse (exit 6) a store that is not the one the database records.
-  const blobs = await openDeploymentBlobs(store, cfg.blobs);
-  await blobs.cleanup();
-  const handlers = createDefaultHandlers();
-  await loadHandlerModules(handlers, cfg.handlers);
-  // One deployment, one UID salt (kept in the database; a configured one must agree with it).
-  const uidSalt = await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir });
-  registerDicomwebHandlers(handlers, { uidSalt });
-  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs });
+  // Unreachable database or Redis: a one-line ENVIRONMENT error (exit 6) well within 15 s, and
+  // nothing left open that would keep the process alive.
+  const store = await within(openStore(cfg.db), START_TIMEOUT_MS, `the database ${cfg.db.replace(/\/\/[^@/]*@/, '//…@')}`, 'check --db, that the database server runs and accepts this user');
+  let blobs: Awaited<ReturnType<typeof openDeploymentBlobs>>;
+  let uidSalt: string;
   try {
-    await queue.ping();
+    // One deployment, one blob store: refuse (exit 6) a store that is not the one the database records.
+    blobs = await openDeploymentBlobs(store, cfg.blobs);
+    await blobs.cleanup();
+    // One deployment, one UID salt (kept in the database; a configured one must agree with it).
+    uidSalt = await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir });
   } catch (e) {
     await store.close();
     throw e;
   }
+  const handlers = createDefaultHandlers();
+  await loadHandlerModules(handlers, cfg.handlers);
+  registerDicomwebHandlers(handlers, { uidSalt });
+  try {
+    if (/^rediss?:\/\//.test(cfg.queue)) await probeRedis(cfg.queue);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
   return { store, blobs, handlers, queue, uidSalt };
 }
 
@@ -103,7 +128,7 @@ async function common(cfg: ServiceConfig) {
  * @param say - where to print the start-up lines (and the first admin password, once)
  */
 export async function startServe(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
-  const { store, blobs, handlers, queue, uidSalt } = await common(cfg);
+  const { store, blobs, handlers, queue, uidSalt } = await common(cfg, say);
   const users = await store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   if (Number(users.n) === 0) {
     const fromEnv = process.env.MEDMASK_ADMIN_PASSWORD;
@@ -130,6 +155,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     handlers,
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
+    reconcileMs: cfg.reconcileMs,
+    staleMs: cfg.staleMs,
+    say,
     workDir: join(cfg.dataDir, 'work'),
     settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, maxVoxels: cfg.maxVoxels, decodeTimeoutMs: cfg.decodeTimeoutS * 1000, fourEyesReview: cfg.fourEyesReview, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
@@ -167,20 +195,23 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
   if (!/^rediss?:\/\//.test(cfg.queue)) {
     throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
   }
-  const { store, blobs, handlers, queue } = await common(cfg);
+  const { store, blobs, handlers, queue } = await common(cfg, say);
   const workerId = defaultWorkerId();
   await queue.consume(
     createJobProcessor({
       store,
       blobs,
       handlers,
+      queue,
       workerId,
       workDir: join(cfg.dataDir, 'work'),
-      log: (e) => say(`job ${e.jobId} ${e.event} (attempt ${e.attempt})${e.error ? `: ${e.error}` : ''}`),
+      heartbeatMs: Math.max(250, Math.min(5000, Math.floor(cfg.staleMs / 4))),
+      log: (e) => say(`job ${e.jobId}${e.task ? ` task ${e.task}` : ''} ${e.event} (attempt ${e.attempt})${e.note ? `: ${e.note}` : ''}${e.error ? `: ${e.error}` : ''}`),
+      say,
     }),
     { concurrency: cfg.jobConcurrency },
   );
-  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; database ${store.description}; queue ${cfg.queue}`);
+  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; database ${store.description}; queue ${cfg.queue}`);
   let stopping: Promise<void> | undefined;
   return {
     store,

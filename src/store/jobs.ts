@@ -8,6 +8,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { MedmaskError } from '../core/errors.js';
 import { sha256 } from './blob-store.js';
+import type { TaskCounts } from './job-tasks.js';
 import type { Database, JobsTable } from './schema.js';
 import { canonicalJson, nowIso, parseJson } from './util.js';
 
@@ -29,10 +30,12 @@ export interface JobView {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** For a job that fans out: its tasks (cases or chunks) per state. */
+  tasks?: TaskCounts;
 }
 
 /** Row → API view. */
-export function jobView(r: JobRow): JobView {
+export function jobView(r: JobRow, tasks?: TaskCounts): JobView {
   return {
     id: r.id,
     type: r.type,
@@ -47,8 +50,12 @@ export function jobView(r: JobRow): JobView {
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    ...(tasks && tasks.total ? { tasks } : {}),
   };
 }
+
+/** Finished states: a job in one of them is not run again unless retried. */
+export const FINISHED_JOB_STATES: readonly JobRow['status'][] = ['done', 'partial'];
 
 /** The input hash of a job: SHA-256 of type, NUL, canonical JSON input. */
 export function jobInputHash(type: string, input: unknown): string {
@@ -62,13 +69,13 @@ export function jobInputHash(type: string, input: unknown): string {
  * @example
  * const { job, enqueue } = await createJob(db, { type: 'phantoms', input: { kind: '2d', n: 10, seed: 1 } });
  */
-export async function createJob(db: Kysely<Database>, j: { type: string; input: unknown; createdBy?: string | null }): Promise<{ job: JobRow; enqueue: boolean; created: boolean }> {
+export async function createJob(db: Kysely<Database>, j: { type: string; input: unknown; createdBy?: string | null; format?: number }): Promise<{ job: JobRow; enqueue: boolean; created: boolean }> {
   const hash = jobInputHash(j.type, j.input);
   const id = hash.slice(0, 32);
   const now = nowIso();
   const ins = await db
     .insertInto('jobs')
-    .values({ id, type: j.type, input_hash: hash, input: canonicalJson(j.input), status: 'queued', progress: 0, message: null, attempts: 0, result: null, error: null, worker: null, created_at: now, created_by: j.createdBy ?? null, started_at: null, finished_at: null, updated_at: now })
+    .values({ id, type: j.type, input_hash: hash, input: canonicalJson(j.input), status: 'queued', progress: 0, message: null, attempts: 0, result: null, error: null, worker: null, created_at: now, created_by: j.createdBy ?? null, started_at: null, finished_at: null, updated_at: now, ...(j.format !== undefined ? { format: j.format } : {}) })
     .onConflict((oc) => oc.column('input_hash').doNothing())
     .executeTakeFirst();
   const created = Number(ins.numInsertedOrUpdatedRows ?? 0) === 1;
@@ -88,8 +95,8 @@ export async function getJob(db: Kysely<Database>, id: string): Promise<JobRow> 
 }
 
 /**
- * Mark a job running on `worker` (attempt + 1). Returns null when the job is done already — a
- * redelivered or duplicated message then does nothing.
+ * Mark a job running on `worker` (attempt + 1). Returns null when the job is finished already
+ * (done or partial) — a redelivered or duplicated message then does nothing.
  */
 export async function claimJob(db: Kysely<Database>, id: string, worker: string): Promise<JobRow | null> {
   const now = nowIso();
@@ -97,7 +104,7 @@ export async function claimJob(db: Kysely<Database>, id: string, worker: string)
     .updateTable('jobs')
     .set((eb) => ({ status: 'running', worker, attempts: eb('attempts', '+', 1), started_at: now, updated_at: now, error: null }))
     .where('id', '=', id)
-    .where('status', '!=', 'done')
+    .where('status', 'not in', FINISHED_JOB_STATES)
     .executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) return null;
   return getJob(db, id);
@@ -113,10 +120,25 @@ export async function setJobProgress(db: Kysely<Database>, id: string, progress:
     .execute();
 }
 
-/** Mark a job done with its result. */
-export async function completeJob(db: Kysely<Database>, id: string, result: unknown): Promise<void> {
+/** Mark a job done (or partial: some of its tasks failed) with its result. */
+export async function completeJob(db: Kysely<Database>, id: string, result: unknown, status: 'done' | 'partial' = 'done', message?: string): Promise<void> {
   const now = nowIso();
-  await db.updateTable('jobs').set({ status: 'done', progress: 1, result: canonicalJson(result ?? null), finished_at: now, updated_at: now, message: 'done' }).where('id', '=', id).execute();
+  await db.updateTable('jobs').set({ status, progress: 1, result: canonicalJson(result ?? null), finished_at: now, updated_at: now, message: message ?? status }).where('id', '=', id).execute();
+}
+
+/** The job is alive: its worker writes this while it runs (the reconciler reads updated_at). */
+export async function touchJob(db: Kysely<Database>, id: string): Promise<void> {
+  await db.updateTable('jobs').set({ updated_at: nowIso() }).where('id', '=', id).where('status', '=', 'running').execute();
+}
+
+/**
+ * Put a failed, partial or stuck job back to queued for another try (its done tasks are kept; a
+ * partial job's failed tasks become pending). Returns the row, or null when the job is done or not
+ * in `from`.
+ */
+export async function requeueJob(db: Kysely<Database>, id: string, from: readonly JobRow['status'][], message: string): Promise<JobRow | null> {
+  const upd = await db.updateTable('jobs').set({ status: 'queued', attempts: 0, error: null, message, finished_at: null, updated_at: nowIso() }).where('id', '=', id).where('status', 'in', from).executeTakeFirst();
+  return Number(upd.numUpdatedRows) === 1 ? getJob(db, id) : null;
 }
 
 /** Record a failure: `final` marks the job failed, otherwise it goes back to queued for a retry. */

@@ -178,7 +178,8 @@ export async function recordPrediction(db: Kysely<Database>, p: PredictionInput)
       attention_blob: p.attentionBlob ?? null,
       created_at: nowIso(),
     })
-    .onConflict((oc) => oc.columns(['job_id', 'image_id', 'target']).doNothing())
+    // A job's reduce step may run again over more cases (failed ones retried): ranks may change.
+    .onConflict((oc) => oc.columns(['job_id', 'image_id', 'target']).doUpdateSet({ decision: p.decision, priority: p.priority }))
     .execute();
   const pred = await db.selectFrom('predictions').select('id').where('job_id', '=', p.jobId).where('image_id', '=', p.imageId).where('target', '=', p.target).executeTakeFirstOrThrow();
   const mask = await ensureMask(db, p.imageId, p.target);

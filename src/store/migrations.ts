@@ -404,9 +404,40 @@ const loginAttempts: Migration = {
   },
 };
 
+/**
+ * Jobs that fan out (h15q): one row per case (or chunk) task with its own state, tries, error and
+ * result; the job's format (workers refuse jobs newer than they understand) and its fan-out round.
+ */
+const jobTasks: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('job_tasks')
+      .addColumn('job_id', 'text', (c) => c.notNull().references('jobs.id'))
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('ord', 'integer', (c) => c.notNull())
+      .addColumn('input', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('error', 'text')
+      .addColumn('result', 'text')
+      .addColumn('worker', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('job_tasks_pk', ['job_id', 'key'])
+      .execute();
+    await db.schema.createIndex('job_tasks_status').on('job_tasks').columns(['job_id', 'status']).execute();
+    await db.schema.alterTable('jobs').addColumn('format', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    await db.schema.alterTable('jobs').addColumn('fan_round', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('job_tasks').execute();
+    await db.schema.alterTable('jobs').dropColumn('format').execute();
+    await db.schema.alterTable('jobs').dropColumn('fan_round').execute();
+  },
+};
+
 /** The migrations, in order (names sort in order). */
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb };
 }
 
 /**

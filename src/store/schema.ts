@@ -16,7 +16,9 @@ export type Provenance = 'original' | 'pseudo' | 'revised';
 /** Who made a mask version. */
 export type MaskOrigin = 'model' | 'human' | 'merge';
 /** Life of a job. */
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+export type JobStatus = 'queued' | 'running' | 'done' | 'partial' | 'failed';
+/** Life of one task (case or chunk) of a job that fans out. */
+export type TaskStatus = 'pending' | 'running' | 'done' | 'failed';
 /** State of a review case (a mask). */
 export type MaskStatus = 'open' | 'accepted' | 'rejected';
 
@@ -158,6 +160,28 @@ export interface JobsTable {
   created_by: string | null;
   started_at: string | null;
   finished_at: string | null;
+  updated_at: string;
+  /** The job format it was submitted as: a worker that knows an older format refuses it. */
+  format: Generated<number>;
+  /** How many times its pending tasks were put on the queue (names the queue entries of a round). */
+  fan_round: Generated<number>;
+}
+
+/** One case (or chunk) of a job that fans out. */
+export interface JobTasksTable {
+  job_id: string;
+  /** Unique within the job (an image id, or a chunk name). */
+  key: string;
+  /** Order of the task in the job's plan. */
+  ord: number;
+  /** JSON: what the task works on. */
+  input: string;
+  status: TaskStatus;
+  attempts: number;
+  error: string | null;
+  /** JSON: what the task produced (read by the job's reduce step). */
+  result: string | null;
+  worker: string | null;
   updated_at: string;
 }
 
@@ -338,6 +362,7 @@ export interface Database {
   labels: LabelsTable;
   model_versions: ModelVersionsTable;
   jobs: JobsTable;
+  job_tasks: JobTasksTable;
   predictions: PredictionsTable;
   masks: MasksTable;
   mask_versions: MaskVersionsTable;

@@ -58,6 +58,9 @@ export interface TestServerOptions {
    * unless `decodeWorkers` is set: a worker thread run from source loads tsx first (seconds).
    */
   settings?: Partial<ServerSettings>;
+  /** Reconciliation interval and stale limit (createServer's defaults: 30 s, 60 s). */
+  reconcileMs?: number;
+  staleMs?: number;
 }
 
 /** Build a server with one user per role. */
@@ -74,6 +77,8 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     queue,
     handlers,
     workDir: join(dir, 'work'),
+    ...(o.reconcileMs !== undefined ? { reconcileMs: o.reconcileMs } : {}),
+    ...(o.staleMs !== undefined ? { staleMs: o.staleMs } : {}),
     settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', decodeWorkers: 0, ...o.settings },
   });
   const users = {} as Record<Role, TestUser>;
@@ -140,11 +145,11 @@ export interface FinishedJob {
   error?: unknown;
 }
 
-/** Poll GET /api/jobs/:id until the job is done, failed or cancelled (about 2 minutes at most). */
+/** Poll GET /api/jobs/:id until the job is done, partial, failed or cancelled (about 2 minutes at most). */
 export async function waitJob(s: TestServer, id: string): Promise<FinishedJob> {
   for (let i = 0; i < 2400; i++) {
     const j = (await s.as('viewer', { url: `/api/jobs/${id}` })).json() as FinishedJob;
-    if (j.status === 'done' || j.status === 'failed' || j.status === 'cancelled') return j;
+    if (j.status === 'done' || j.status === 'partial' || j.status === 'failed' || j.status === 'cancelled') return j;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`job ${id} did not finish`);

@@ -29,6 +29,14 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** A service that a fault test can take down and bring back on the same port and data. */
+export interface RestartableService extends Service {
+  /** Take it down (PostgreSQL: fast shutdown; Redis: SIGKILL), keeping its data folder. */
+  down(): Promise<void>;
+  /** Start it again on the same port and folder; resolves when it answers. */
+  up(): Promise<void>;
+}
+
 const isRoot = () => process.getuid?.() === 0;
 
 function run(cmd: string, args: string[], asPostgres: boolean): void {
@@ -42,7 +50,7 @@ function run(cmd: string, args: string[], asPostgres: boolean): void {
  * refuses root), trust auth for user "app" on 127.0.0.1, fsync off (a test database).
  * @returns the URL (postgres://app@127.0.0.1:PORT/postgres) and stop()
  */
-export async function startPostgres(): Promise<Service> {
+export async function startPostgres(): Promise<RestartableService> {
   (ensureSystemPackages as (n: string[]) => string[])(['postgresql']);
   const bin = (postgresBinDir as () => string | undefined)() ?? '';
   const tool = (n: string) => (bin ? join(bin, n) : n);
@@ -56,7 +64,8 @@ export async function startPostgres(): Promise<Service> {
   const data = join(dir, 'data');
   run(tool('initdb'), ['-D', data, '-U', 'app', '--auth=trust', '-E', 'UTF8', '--no-sync'], asPg);
   const port = await freePort();
-  run(tool('pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start'], asPg);
+  const start = () => run(tool('pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start'], asPg);
+  start();
   let stopped = false;
   const stopSync = () => {
     if (stopped) return;
@@ -71,29 +80,43 @@ export async function startPostgres(): Promise<Service> {
       stopSync();
       process.removeListener('exit', stopSync);
     },
+    async down() {
+      run(tool('pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], asPg);
+    },
+    async up() {
+      start();
+    },
   };
 }
 
-/** Start redis-server on a free port, no persistence; stopped by stop() or when this process exits. */
-export async function startRedis(): Promise<Service> {
+/**
+ * Start redis-server on a free port; stopped by stop() or when this process exits.
+ * @param o - persistence: `appendonly yes` with `appendfsync always` (default none)
+ */
+export async function startRedis(o: { persistence?: boolean } = {}): Promise<RestartableService> {
   (ensureSystemPackages as (n: string[]) => string[])(['redis-server']);
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'medmask-redis-'));
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'], { stdio: 'ignore' });
+  const persist = o.persistence ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persist, '--dir', dir, '--daemonize', 'no'], { stdio: 'ignore' });
+    // Wait until it answers.
+    const t0 = Date.now();
+    for (;;) {
+      const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
+      if (r.stdout?.trim() === 'PONG') break;
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+      if (Date.now() - t0 > 10_000) throw new Error('redis-server did not answer within 10 s');
+      await new Promise((r2) => setTimeout(r2, 50));
+    }
+  };
   const kill = () => {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', kill);
-  // Wait until it answers.
-  const t0 = Date.now();
-  for (;;) {
-    const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
-    if (r.stdout?.trim() === 'PONG') break;
-    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-    if (Date.now() - t0 > 10_000) throw new Error('redis-server did not answer within 10 s');
-    await new Promise((r2) => setTimeout(r2, 50));
-  }
+  await start();
   return {
     url: `redis://127.0.0.1:${port}`,
     async stop() {
@@ -102,5 +125,10 @@ export async function startRedis(): Promise<Service> {
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
       rmSync(dir, { recursive: true, force: true });
     },
+    async down() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+    },
+    up: start,
   };
 }

@@ -1,9 +1,13 @@
 /**
  * Job handlers used only by tests: `test-rows` writes one prediction per image of a data set, with
  * a pause between them (so a test can kill a worker mid-job), through the store's idempotent
- * recordPrediction; `test-fail` fails a given number of times before succeeding.
+ * recordPrediction; `test-fail` fails a given number of times before succeeding; `test-fan` fans
+ * out, one task per image (each records a prediction, then pauses), and its reduce step counts the
+ * cases per worker process; tasks of the images named in `failNames` fail while the file
+ * `failWhile` exists.
  * `medmask worker --handlers test/helpers/test-handlers.ts` loads them into a worker process.
  */
+import { existsSync } from 'node:fs';
 import { MedmaskError } from '../../src/core/errors.js';
 import type { JobHandler, JobHandlerRegistry } from '../../src/queue/handlers.js';
 import { recordPrediction } from '../../src/store/masks.js';
@@ -20,6 +24,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
     const t = setTimeout(res, ms);
     signal.addEventListener('abort', () => (clearTimeout(t), rej(new Error('aborted'))), { once: true });
   });
+
+interface FanInput {
+  datasetId: string;
+  delayMs: number;
+  tag?: string;
+  failNames?: string[];
+  failWhile?: string;
+}
 
 /** Times (ms) of the attempts per job id, for the retry tests (in the process that runs the job). */
 export const attemptTimes = new Map<string, number[]>();
@@ -54,6 +66,39 @@ export const testHandlers: Record<string, JobHandler> = {
       attemptTimes.set(ctx.jobId, times);
       if (times.length <= o.times) throw new Error(`planned failure ${times.length}`);
       return { attempts: times.length, gapsMs: times.slice(1).map((t, i) => t - times[i]!) };
+    },
+  },
+};
+
+testHandlers['test-fan'] = {
+  description: 'test only: one task per image of a data set (a prediction each, slowly), then a count per worker',
+  validate(input) {
+    const o = input as FanInput;
+    if (typeof o?.datasetId !== 'string' || !Number.isInteger(o.delayMs)) throw new MedmaskError('USAGE', 'test-fan needs { datasetId, delayMs }');
+    return o;
+  },
+  async check(input, ctx) {
+    const n = await ctx.store.db.selectFrom('images').select('id').where('dataset_id', '=', (input as FanInput).datasetId).executeTakeFirst();
+    if (!n) throw new MedmaskError('NOT_FOUND', `test-fan: data set ${(input as FanInput).datasetId} has no images`);
+  },
+  fanOut: {
+    async plan(ctx) {
+      const input = ctx.input as FanInput;
+      const images = await ctx.store.db.selectFrom('images').select(['id', 'name']).where('dataset_id', '=', input.datasetId).orderBy('name').execute();
+      return images.map((img, index) => ({ key: img.id, input: { name: img.name, index } }));
+    },
+    async runTask(ctx) {
+      const input = ctx.input as FanInput;
+      const t = ctx.task.input as { name: string; index: number };
+      if (input.failNames?.includes(t.name) && input.failWhile && existsSync(input.failWhile)) throw new Error(`planned failure of ${t.name}`);
+      await recordPrediction(ctx.store.db, { jobId: ctx.jobId, imageId: ctx.task.key, target: 'fan', probabilities: { a: t.index }, decision: 'review', priority: t.index, maskBlob: null });
+      await sleep(input.delayMs, ctx.signal);
+      return { pid: process.pid, index: t.index };
+    },
+    async reduce(_ctx, tasks) {
+      const perPid: Record<string, number> = {};
+      for (const t of tasks) if (t.status === 'done') perPid[(t.result as { pid: number }).pid] = (perPid[(t.result as { pid: number }).pid] ?? 0) + 1;
+      return { done: tasks.filter((t) => t.status === 'done').length, failed: tasks.filter((t) => t.status === 'failed').map((t) => ({ key: t.key, error: t.error })), perPid };
     },
   },
 };

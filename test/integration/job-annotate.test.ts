@@ -89,10 +89,10 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.equal(again.json().created, false);
   assert.equal(again.json().job.id, jobId);
 
-  // A retried delivery of the same job writes no duplicate rows.
+  // Retried deliveries of the job's tasks (every chunk run again) write no duplicate rows.
   const work = mkdtempSync(join(tmpdir(), 'medmask-annotate-retry-'));
   try {
-    await annotateHandler.run({
+    const ctx = {
       jobId,
       type: 'annotate',
       input: annotateHandler.validate(input),
@@ -103,7 +103,10 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
       userId: null,
       progress: async () => {},
       signal: new AbortController().signal,
-    });
+    };
+    const tasks = await annotateHandler.fanOut!.plan(ctx);
+    assert.equal(tasks.length, 1, 'eight images: one chunk of the default size');
+    for (const task of tasks) await annotateHandler.fanOut!.runTask({ ...ctx, task });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -133,11 +136,31 @@ test('annotate job: phantoms → annotate with the demo ensemble, idempotent', a
   assert.equal(moved.length, 6, 'the six untouched cases got the new candidate');
 });
 
-test('annotate job: stored labels that are not model classes fail with a hint about labelMap', async () => {
+test('annotate job: stored labels that are not model classes are a 400 at submission, with the message the job would fail with', async () => {
   const datasetId = await phantomsDataset(s, { kind: '2d', n: 4, seed: 5, size: 48, project: 'ann', dataset: 'ann-bad', reviewCases: false });
-  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { datasetId, models: MODELS.slice(0, 1), mcSamples: 0 } } });
-  assert.equal(r.statusCode, 202, r.body);
-  const job = await waitJob(r.json().job.id);
-  assert.equal(job.status, 'failed');
-  assert.match(JSON.stringify(job.error), /labelMap/);
+  const input = { datasetId, models: MODELS.slice(0, 1), mcSamples: 0 };
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
+  assert.equal(r.statusCode, 400, r.body);
+  assert.match(r.json().message, /^annotate job: labels "[a-z]+"(, "[a-z]+")* are not classes of the models \(healthy, abnormal\); map them with "labelMap"/);
+  // The same check inside the job (a task run directly, as a worker would) fails with the same message.
+  const ctx = { jobId: 'direct', type: 'annotate', input: annotateHandler.validate(input), attempt: 1, store: s.store, blobs: s.blobs, workDir: mkdtempSync(join(tmpdir(), 'medmask-annotate-bad-')), userId: null, progress: async () => {}, signal: new AbortController().signal };
+  try {
+    const [task] = await annotateHandler.fanOut!.plan(ctx);
+    await assert.rejects(annotateHandler.fanOut!.runTask({ ...ctx, task: task! }), (e: Error) => e.message === r.json().message);
+  } finally {
+    rmSync(ctx.workDir, { recursive: true, force: true });
+  }
+  // A data set that does not exist, or is empty, is a 400 too.
+  const missing = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input, datasetId: 'no-such-set' } } });
+  assert.equal(missing.statusCode, 400, missing.body);
+  assert.match(missing.json().message, /data set no-such-set does not exist/);
+  const project = (await s.as('reviewer', { method: 'POST', url: '/api/projects', payload: { name: 'ann-empty' } })).json().id as string;
+  const empty = (await s.as('reviewer', { method: 'POST', url: `/api/projects/${project}/datasets`, payload: { name: 'empty' } })).json().id as string;
+  const none = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input, datasetId: empty } } });
+  assert.equal(none.statusCode, 400, none.body);
+  assert.match(none.json().message, /has no images/);
+  // With the labelMap the same request is accepted.
+  const ok = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input: { ...input, labelMap: LABEL_MAP } } });
+  assert.equal(ok.statusCode, 202, ok.body);
+  assert.equal((await waitJob(ok.json().job.id)).status, 'done');
 });

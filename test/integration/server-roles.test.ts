@@ -59,6 +59,7 @@ const EXPECTED: Record<string, Permission> = {
   'GET /api/jobs': 'read',
   'GET /api/jobs/:id': 'read',
   'GET /api/jobs/:id/events': 'read',
+  'GET /api/jobs/:id/tasks': 'read',
   'GET /api/models': 'read',
   'POST /api/models': 'model:write',
 };

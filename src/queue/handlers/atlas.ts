@@ -15,12 +15,14 @@ import { ABDOMEN_LABELS, PHANTOM_SOURCES } from '../../core/phantom/abdomen.js';
 import type { Volume } from '../../core/volume.js';
 import { atomicWrite } from '../../io/atomic.js';
 import { readVolume } from '../../io/index.js';
-import { putVolume } from '../../store/volumes.js';
-import { caseOriginOf } from '../../store/images.js';
-import { atlasRun } from '../../pipeline/atlas-run.js';
-import { recordPrediction } from '../../store/masks.js';
+import { atlasAttention, atlasMerge, atlasPredict, atlasRank, type CaseAttention } from '../../pipeline/atlas.js';
+import { validateManifest } from '../../runtime/manifest.js';
 import { checkModelRefs, materializeModels, pinModelRefs } from '../../runtime/model-registry.js';
-import type { JobContext, JobHandler } from '../handlers.js';
+import { caseOriginOf } from '../../store/images.js';
+import { recordPrediction } from '../../store/masks.js';
+import { resolveModelRef } from '../../store/models.js';
+import { putVolume } from '../../store/volumes.js';
+import type { JobContext, JobHandler, PlannedTask, SettledTask, SubmitContext, TaskContext } from '../handlers.js';
 
 /** Input of the atlas job. */
 export interface AtlasJobInput {
@@ -51,75 +53,150 @@ function validate(raw: unknown): AtlasJobInput {
   return { datasetId: o.datasetId, models, ...(o.fraction !== undefined ? { fraction: o.fraction as number } : {}), ...(o.target !== undefined ? { target: o.target as string } : {}) };
 }
 
-async function run(ctx: JobContext): Promise<unknown> {
-  const input = ctx.input as AtlasJobInput;
+/** One volume: an atlas task. */
+interface AtlasTask {
+  /** Position in the job's plan: names the case (case_0000, …) as one whole run would. */
+  index: number;
+  imageId: string;
+  name: string;
+  source: string;
+  /** The partial organ label map. */
+  labelBlob: string;
+  /** The organs the case's source labels, as the upload recorded them (else the phantom source's). */
+  labelled?: string[];
+}
+
+/** What a task hands to the reduce step. */
+interface AtlasTaskResult {
+  case: string;
+  summary: CaseAttention;
+  maskBlob: string | null;
+  attentionBlob: string | null;
+}
+
+/** The data set's volumes with their newest partial organ label and source, or the error the job would fail with. */
+async function volumes(ctx: { store: JobContext['store'] }, datasetId: string): Promise<Omit<AtlasTask, 'index'>[]> {
   const db = ctx.store.db;
-  const target = input.target ?? 'organs';
-  const images = await db.selectFrom('images').selectAll().where('dataset_id', '=', input.datasetId).orderBy('name').orderBy('id').execute();
-  if (!images.length) throw new MedmaskError('NOT_FOUND', `atlas job: data set ${input.datasetId} has no images`, { hint: 'upload CT volumes or run a phantoms job with kind "3d" first' });
+  const ds = await db.selectFrom('datasets').select('id').where('id', '=', datasetId).executeTakeFirst();
+  if (!ds) throw new MedmaskError('NOT_FOUND', `atlas job: data set ${datasetId} does not exist`, { hint: 'list data sets with GET /api/projects/…/datasets' });
+  const images = await db.selectFrom('images').select(['id', 'name', 'meta']).where('dataset_id', '=', datasetId).orderBy('name').orderBy('id').execute();
+  if (!images.length) throw new MedmaskError('NOT_FOUND', `atlas job: data set ${datasetId} has no images`, { hint: 'upload CT volumes or run a phantoms job with kind "3d" first' });
   // The newest partial organ label per image, and its source ("source:<name>" as the phantoms job stores it).
-  const masks = await db.selectFrom('labels').select(['image_id', 'blob', 'value', 'created_at']).where('kind', '=', 'mask').where('image_id', 'in', images.map((i) => i.id)).orderBy('created_at').execute();
   const partial = new Map<string, { blob: string | null; source: string }>();
-  for (const m of masks) partial.set(m.image_id, { blob: m.blob, source: m.value?.startsWith('source:') ? m.value.slice(7) : 'default' });
-  // Write the data set in the nnU-Net layout the atlas reads (blobs are .nii.gz already).
+  for (let i = 0; i < images.length; i += 500) {
+    const masks = await db.selectFrom('labels').select(['image_id', 'blob', 'value', 'created_at']).where('kind', '=', 'mask').where('image_id', 'in', images.slice(i, i + 500).map((x) => x.id)).orderBy('created_at').execute();
+    for (const m of masks) partial.set(m.image_id, { blob: m.blob, source: m.value?.startsWith('source:') ? m.value.slice(7) : 'default' });
+  }
+  const missing = images.filter((img) => !partial.get(img.id)?.blob);
+  if (missing.length) throw new MedmaskError('DATASET_INVALID', `atlas job: ${missing.length} volume(s) have no partial organ label map (e.g. ${missing[0]!.name})`, { hint: 'add a mask label per volume (an empty one when the source labels no organ)' });
+  return images.map((img) => {
+    const labelled = caseOriginOf(img).labelled;
+    return { imageId: img.id, name: img.name, source: partial.get(img.id)!.source, labelBlob: partial.get(img.id)!.blob!, ...(labelled ? { labelled } : {}) };
+  });
+}
+
+/** At submission: the data set exists, is not empty, every volume has its partial label; the models are segmenters of the data set's organs. */
+async function check(raw: unknown, ctx: SubmitContext): Promise<void> {
+  const input = raw as AtlasJobInput;
+  await volumes(ctx, input.datasetId);
+  const organs = new Set<string>(Object.values(ABDOMEN_LABELS));
+  for (const m of input.models) {
+    const manifest = validateManifest(JSON.parse((await resolveModelRef(ctx.store.db, m)).manifest), m);
+    if (manifest.task !== 'segment') throw new MedmaskError('MODEL_INVALID', `atlas job: model "${m}" is a ${manifest.task} model; the atlas needs 3D segmenters (task "segment")`, { hint: 'use demo-unet3d@1 or another registered segmenter (GET /api/models)' });
+    const unknown = Object.values(manifest.labels).filter((n) => n !== 'background' && !organs.has(n));
+    if (unknown.length) throw new MedmaskError('MODEL_INVALID', `atlas job: model "${m}" predicts organ(s) ${unknown.join(', ')} that the data set does not name (${[...organs].join(', ')})`, { hint: 'use a segmenter of the abdominal organs' });
+  }
+}
+
+/** Plan: one task per volume. */
+async function plan(ctx: JobContext): Promise<PlannedTask[]> {
+  const input = ctx.input as AtlasJobInput;
+  const vols = await volumes(ctx, input.datasetId);
+  await ctx.progress(0.01, `planned ${vols.length} volume(s)`);
+  return vols.map((v, index) => ({ key: v.imageId, input: { index, ...v } satisfies AtlasTask }));
+}
+
+/** One volume: fetch its two blobs, predict with every segmenter, attention and pseudo-labels, merge (original > pseudo). */
+async function runTask(ctx: TaskContext): Promise<AtlasTaskResult> {
+  const input = ctx.input as AtlasJobInput;
+  const t = ctx.task.input as AtlasTask;
+  const id = caseName(t.index);
   const data = join(ctx.workDir, 'data');
   await mkdir(join(data, 'imagesTr'), { recursive: true });
   await mkdir(join(data, 'labelsTr'), { recursive: true });
-  const caseOf = new Map<string, string>();
-  const cases: { case: string; source: string; labelled?: string[] }[] = [];
-  for (const [i, img] of images.entries()) {
-    if (ctx.signal.aborted) throw new Error('job aborted');
-    const id = `case_${String(i).padStart(4, '0')}`;
-    caseOf.set(id, img.id);
-    await writeFile(join(data, 'imagesTr', `${id}_0000.nii.gz`), await ctx.blobs.get(img.blob));
-    const p = partial.get(img.id);
-    if (p?.blob) await writeFile(join(data, 'labelsTr', `${id}.nii.gz`), await ctx.blobs.get(p.blob));
-    // Labelled organs: as uploaded (dataset.json medmask.cases, or the upload's "labelled" field), else the phantom source's.
-    const labelled = caseOriginOf(img).labelled ?? (PHANTOM_SOURCES as Record<string, { labelled: readonly string[] }>)[p?.source ?? '']?.labelled;
-    cases.push({ case: id, source: p?.source ?? 'default', ...(labelled ? { labelled: [...labelled] } : {}) });
-  }
-  const missing = cases.filter((c) => !existsSync(join(data, 'labelsTr', `${c.case}.nii.gz`)));
-  if (missing.length) throw new MedmaskError('DATASET_INVALID', `atlas job: ${missing.length} volume(s) have no partial organ label map (e.g. ${images.find((i) => i.id === caseOf.get(missing[0]!.case))?.name})`, { hint: 'add a mask label per volume (an empty one when the source labels no organ)' });
+  const image = await ctx.store.db.selectFrom('images').select('blob').where('id', '=', t.imageId).executeTakeFirst();
+  if (!image) throw new MedmaskError('NOT_FOUND', `atlas job: volume ${t.name} (${t.imageId}) was deleted after the job was planned`);
+  await writeFile(join(data, 'imagesTr', `${id}_0000.nii.gz`), await ctx.blobs.get(image.blob));
+  await writeFile(join(data, 'labelsTr', `${id}.nii.gz`), await ctx.blobs.get(t.labelBlob));
+  // Labelled organs: as uploaded (dataset.json medmask.cases, or the upload's "labelled" field), else the phantom source's.
+  const known = t.labelled ?? (PHANTOM_SOURCES as Record<string, { labelled: readonly string[] }>)[t.source]?.labelled;
   await atomicWrite(join(data, 'dataset.json'), JSON.stringify({
     name: 'medmask-atlas-job',
     channel_names: { 0: 'CT' },
     labels: { background: 0, ...Object.fromEntries(Object.entries(ABDOMEN_LABELS).map(([k, v]) => [v, Number(k)])) },
-    numTraining: cases.length,
+    numTraining: 1,
     file_ending: '.nii.gz',
-    medmask: { cases },
+    medmask: { cases: [{ case: id, source: t.source, ...(known ? { labelled: [...known] } : {}) }] },
   }));
-  await ctx.progress(0.05, `exported ${images.length} volume(s)`);
   const work = join(ctx.workDir, 'work'), out = join(ctx.workDir, 'out');
-  const r = await atlasRun(data, work, out, {
-    models: await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')),
-    rank: { fraction: input.fraction ?? 0.05 },
-    export: { formats: ['nifti'] },
-    onProgress: (d, t, note) => void ctx.progress(0.05 + (0.85 * d) / t, note),
-  });
-  const ranking = JSON.parse(await readFile(join(work, 'ranking.json'), 'utf8')) as { ranked: { id: string; priority: number; selected: boolean; organs: string[] }[] };
-  let recorded = 0;
-  let keptAsDrafts = 0;
-  for (const c of ranking.ranked) {
-    const imageId = caseOf.get(c.id);
-    if (!imageId) continue;
-    const merged = join(out, 'labelsTr', `${c.id}.nii.gz`);
-    const maskBlob = existsSync(merged) ? (await ctx.blobs.put(await readFile(merged))).hash : undefined;
-    const attentionBlob = await maxHeat(ctx, join(work, 'attention', c.id));
-    const rec = await recordPrediction(db, {
-      jobId: ctx.jobId,
-      imageId,
-      target,
-      probabilities: {},
-      decision: c.selected ? 'review' : 'accept',
-      priority: c.priority,
-      ...(maskBlob ? { maskBlob } : {}),
-      ...(attentionBlob ? { attentionBlob } : {}),
-    });
-    recorded++;
-    if (maskBlob && rec.version === null) keptAsDrafts++;
+  await atlasPredict(data, await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')), work);
+  if (ctx.signal.aborted) throw new Error('job aborted');
+  const [summary] = await atlasAttention(data, work);
+  await atlasMerge(data, work, out);
+  const merged = join(out, 'labelsTr', `${id}.nii.gz`);
+  const maskBlob = existsSync(merged) ? (await ctx.blobs.put(await readFile(merged))).hash : null;
+  const attentionBlob = (await maxHeat(ctx, join(work, 'attention', id))) ?? null;
+  return { case: id, summary: summary!, maskBlob, attentionBlob };
+}
+
+const caseName = (index: number) => `case_${String(index).padStart(4, '0')}`;
+
+/** Reduce: rank the cases and select the top fraction per source; record each case's prediction and merged label map. */
+async function reduce(ctx: JobContext, tasks: readonly SettledTask[]): Promise<unknown> {
+  const input = ctx.input as AtlasJobInput;
+  const target = input.target ?? 'organs';
+  const done = tasks.filter((t) => t.status === 'done');
+  const failed = tasks.filter((t) => t.status === 'failed').map((t) => ({ image: (t.input as AtlasTask).name, error: t.error ?? 'failed' }));
+  const byCase = new Map(done.map((t) => [(t.result as AtlasTaskResult).case, t]));
+  let perSource: Record<string, { cases: number; selected: number }> = {};
+  let selected = 0, recorded = 0, keptAsDrafts = 0;
+  if (done.length) {
+    // atlasRank reads WORK/attention/<case>.json: the same ranking code as `medmask atlas rank`.
+    const work = join(ctx.workDir, 'rank');
+    await mkdir(join(work, 'attention'), { recursive: true });
+    for (const t of done) {
+      const r = t.result as AtlasTaskResult;
+      await writeFile(join(work, 'attention', `${r.case}.json`), JSON.stringify(r.summary));
+    }
+    const ranking = await atlasRank(work, { fraction: input.fraction ?? 0.05 });
+    perSource = {};
+    for (const c of ranking.ranked) {
+      const s = (perSource[c.source] ??= { cases: 0, selected: 0 });
+      s.cases++;
+      if (c.selected) s.selected++;
+    }
+    selected = ranking.selected.length;
+    for (const [i, c] of ranking.ranked.entries()) {
+      if (ctx.signal.aborted) throw new Error('job aborted');
+      const t = byCase.get(c.id)!;
+      const r = t.result as AtlasTaskResult;
+      const rec = await recordPrediction(ctx.store.db, {
+        jobId: ctx.jobId,
+        imageId: (t.input as AtlasTask).imageId,
+        target,
+        probabilities: {},
+        decision: c.selected ? 'review' : 'accept',
+        priority: c.priority,
+        ...(r.maskBlob ? { maskBlob: r.maskBlob } : {}),
+        ...(r.attentionBlob ? { attentionBlob: r.attentionBlob } : {}),
+      });
+      recorded++;
+      if (r.maskBlob && rec.version === null) keptAsDrafts++;
+      await ctx.progress((i + 1) / ranking.ranked.length, `recorded ${i + 1}/${ranking.ranked.length}`);
+    }
   }
   // keptAsDrafts: merged label maps not made current because a person already reviewed or edited the case.
-  return { datasetId: input.datasetId, cases: r.cases, selected: r.rank.selected.length, perSource: r.rank.perSource, recorded, keptAsDrafts, headline: r.report.headline };
+  return { datasetId: input.datasetId, cases: done.length, selected, perSource, recorded, keptAsDrafts, failed };
 }
 
 /** The per-organ attention heat maps of a case (uint8, heat × 255) folded into one by maximum, as a blob. */
@@ -141,8 +218,9 @@ async function maxHeat(ctx: JobContext, caseDir: string): Promise<string | undef
  * POST /api/jobs { "type": "atlas", "input": { "datasetId": "…", "models": ["demo-unet3d@1", "demo-resunet3d@1"] } }
  */
 export const atlasHandler: JobHandler = {
-  description: 'one round of the 3D multi-organ workflow over a stored data set: predictions, attention, ranking, merged labels, review cases',
+  description: 'one round of the 3D multi-organ workflow over a stored data set, one task per volume on any worker: predictions, attention, merged labels; then ranking and review cases',
   validate,
   resolve: async (input, { store }) => ({ ...(input as AtlasJobInput), models: await pinModelRefs(store.db, (input as AtlasJobInput).models) }),
-  run,
+  check,
+  fanOut: { plan, runTask, reduce },
 };
