@@ -83,13 +83,19 @@ test('registry: a rejected candidate keeps its metrics and lineage, gets no numb
 });
 
 test('registry: a job naming a model without a version is pinned to the current version at submit', async () => {
-  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: 'pin-test', models: ['demo-unet3d'] } } });
+  // train-mask-head checks nothing against the database at submit (atlas and annotate would refuse
+  // the missing data set first), so the stored input shows the pinning; the job itself then fails.
+  const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'train-mask-head', input: { datasetId: 'pin-test', models: ['demo-unet3d'] } } });
   assert.equal(r.statusCode, 202, r.body);
   assert.deepEqual(r.json().job.input.models, ['demo-unet3d@2']);
   // By version id it is pinned to the same name@version.
   const v1 = (await s.as('viewer', { method: 'GET', url: '/api/model-versions/demo-unet3d@1' })).json() as { id: string };
-  const r1 = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: 'pin-test', models: [v1.id] } } });
+  const r1 = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'train-mask-head', input: { datasetId: 'pin-test', models: [v1.id] } } });
   assert.deepEqual(r1.json().job.input.models, ['demo-unet3d@1']);
+  // atlas and annotate pin the same way, after which their submission check refuses the missing data set.
+  const a = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: 'pin-test', models: ['demo-unet3d'] } } });
+  assert.equal(a.statusCode, 400, a.body);
+  assert.match(a.json().message, /data set pin-test does not exist/);
 });
 
 test('registry: paths from clients are refused with the rule, the same answer whether the file exists or not, naming no server folder', async () => {
