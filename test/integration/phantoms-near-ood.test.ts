@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +7,7 @@ import { writeChestDataset } from '../../src/pipeline/phantoms.js';
 import { evaluateRun } from '../../src/pipeline/evaluate.js';
 import { readVolume } from '../../src/io/index.js';
 import { cli } from '../helpers/cli.js';
-
-function hashTree(dir: string, files: string[]): string {
-  const h = createHash('sha256');
-  for (const f of [...files].sort()) h.update(f).update(readFileSync(join(dir, f)));
-  return h.digest('hex');
-}
+import { hashTree } from '../helpers/hash-tree.js';
 
 test('2D set with near-OOD images: the plain files are byte-identical to before; near-ood/ is seeded, listed and its masks match truth', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-near-'));
