@@ -59,9 +59,13 @@ export function registerDemo(program: Command): void {
         const s = r.annotate;
         const acc = e.segmentation.meanDiceByDecision.accept;
         say(`  models:  the three bundled classifiers (ResNet, DenseNet, EfficientNet; models/demo)`);
+        const [lo, hi] = e.segmentation.meanDiceCi95;
+        const fam = (f: typeof e.ood.far, name: string) => (f ? `${name} ${f2(f.auroc)} (${f.flagged}/${f.n} caught)` : undefined);
         say(`  annotated ${s.done} images (${e.classification.n} test + ${e.ood.ood} out-of-distribution) at ${s.imagesPerSecond.toFixed(1)} images/s`);
-        say(`  accuracy ${pct(e.classification.accuracy)}; mean Dice of lesion masks ${f2(e.segmentation.meanDice)}; of accepted masks ${f2(acc?.meanDice)} (${acc?.n ?? 0})`);
+        say(`  accuracy ${pct(e.classification.accuracy)}; mean Dice of lesion masks ${f2(e.segmentation.meanDice)} (95 % t-interval ${f2(lo)}–${f2(hi)}, ${e.segmentation.lesionImages} lesion images); of accepted masks ${f2(acc?.meanDice)} (${acc?.n ?? 0})`);
         say(`  routed:  ${s.decisions.accept} accepted, ${s.decisions.review} to review, ${s.decisions.ood} out of distribution (OOD AUROC ${f2(e.ood.auroc)}, ${e.ood.flaggedOod}/${e.ood.ood} OOD images caught)`);
+        const fams = [fam(e.ood.far, 'far'), fam(e.ood.near, 'near')].filter(Boolean);
+        if (fams.length) say(`  OOD AUROC by family: ${fams.join('; ')}`);
         say(`  review ranking: area under risk–coverage ${f2(e.riskCoverage.aurc)} vs ${f2(e.riskCoverage.randomAurc)} for random order`);
         say();
         say(`  report:  ${rel(r.report)}   (open in a browser; works offline)`);

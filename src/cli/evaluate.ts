@@ -10,7 +10,7 @@ export function registerEvaluate(program: Command): void {
     .command('evaluate')
     .description('compare an annotate run with ground truth: Dice, IoU, HD95 (mm); accuracy, AUROC, ECE; OOD AUROC and FPR@95TPR; risk–coverage of the review ranking. Writes RUN/evaluation.json and refreshes report.html')
     .requiredOption('--run <dir>', 'the annotate output folder')
-    .requiredOption('--truth <dir>', 'folder with labels.csv (image,label,mask) and optionally ood.csv — as medmask phantoms 2d writes')
+    .requiredOption('--truth <dir>', 'folder with labels.csv (image,label,mask) and optionally ood.csv (far OOD) and near-ood.csv (near OOD) — as medmask phantoms 2d writes')
     .option('--label-column <col>', 'truth CSV column with the image-level label (default label)')
     .option('--images <dir>', 'image folder of the run, for report thumbnails (default: as recorded in run.json)')
     .option('--json', 'print the evaluation (without per-image rows) as JSON')
@@ -26,9 +26,9 @@ export function registerEvaluate(program: Command): void {
       process.stdout.write(
         [
           `${e.matched} of ${e.images} image(s) matched to truth`,
-          `masks: mean Dice ${f(s.meanDice)}, IoU ${f(s.meanIou)}, median HD95 ${f(s.medianHd95, 1)} mm over ${s.lesionImages} lesion image(s); accepted ${f(s.meanDiceByDecision.accept?.meanDice ?? NaN)} (${s.meanDiceByDecision.accept?.n ?? 0}), review ${f(s.meanDiceByDecision.review?.meanDice ?? NaN)} (${s.meanDiceByDecision.review?.n ?? 0})`,
+          `masks: mean Dice ${f(s.meanDice)} (95 % t-interval ${f(s.meanDiceCi95[0])}–${f(s.meanDiceCi95[1])}), IoU ${f(s.meanIou)}, median HD95 ${f(s.medianHd95, 1)} mm over ${s.lesionImages} lesion image(s); accepted ${f(s.meanDiceByDecision.accept?.meanDice ?? NaN)} (${s.meanDiceByDecision.accept?.n ?? 0}), review ${f(s.meanDiceByDecision.review?.meanDice ?? NaN)} (${s.meanDiceByDecision.review?.n ?? 0})`,
           `classification: accuracy ${f(e.classification.accuracy)}, AUROC ${f(e.classification.aurocMacro)}, ECE ${f(e.classification.ece)} (${e.classification.n} images)`,
-          `open set: AUROC ${f(e.ood.auroc)}, FPR@95TPR ${f(e.ood.fprAt95Tpr)} (${e.ood.ood} OOD, ${e.ood.inDistribution} in-distribution)`,
+          `open set: AUROC ${f(e.ood.auroc)}, FPR@95TPR ${f(e.ood.fprAt95Tpr)} (${e.ood.ood} OOD, ${e.ood.inDistribution} in-distribution)${[e.ood.far && `; far ${f(e.ood.far.auroc)} (${e.ood.far.n})`, e.ood.near && `; near ${f(e.ood.near.auroc)} (${e.ood.near.n}), FPR@95TPR ${f(e.ood.near.fprAt95Tpr)}`].filter(Boolean).join('')}`,
           `review ranking: AURC ${f(e.riskCoverage.aurc)} vs random ${f(e.riskCoverage.randomAurc)}`,
           `wrote ${o.run}/evaluation.json and ${report}`,
         ].join('\n') + '\n',

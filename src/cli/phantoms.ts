@@ -11,7 +11,7 @@ export function describeCounts(w: WrittenDataset): string {
   return Object.entries(w.counts).filter(([, c]) => c > 0).map(([k, c]) => `${k} ${c}`).join(', ');
 }
 
-interface PhantomOpts { n?: string; seed?: string; out: string; size?: string; ood?: string; difficulty?: string; sources?: string; json?: boolean }
+interface PhantomOpts { n?: string; seed?: string; out: string; size?: string; ood?: string; nearOod?: string; difficulty?: string; sources?: string; json?: boolean }
 
 /** Register `medmask phantoms 2d|3d`. */
 export function registerPhantoms(program: Command): void {
@@ -24,10 +24,11 @@ export function registerPhantoms(program: Command): void {
     .option('--seed <int>', 'seed: the same seed and options give identical files', '0')
     .option('--size <px>', '2d: image width/height (default 256); 3d: in-plane voxels (default 96)')
     .option('--ood <fraction>', '2d: out-of-distribution images to add, as a fraction of n (default 0.1)')
+    .option('--near-ood <fraction>', '2d: near-out-of-distribution chest images (other scanner, child, effusion, devices) to add under near-ood/, as a fraction of n (default 0)')
     .option('--difficulty <0..1>', '2d: 0 large high-contrast lesions … 1 small faint ones (default 0.3)')
     .option('--sources <list>', `3d: comma-separated sources to draw from (${SOURCE_NAMES.join(', ')}; default all)`)
     .option('--json', 'print a JSON summary on stdout')
-    .addHelpText('after', '\nLayouts: docs/phantoms.md. Examples:\n  medmask phantoms 2d --n 200 --seed 1 --out data/chest\n  medmask phantoms 3d --n 20 --seed 1 --out data/abdomen --sources btcv,lits,kits')
+    .addHelpText('after', '\nLayouts: docs/phantoms.md. Examples:\n  medmask phantoms 2d --n 200 --seed 1 --out data/chest\n  medmask phantoms 2d --n 200 --seed 1 --near-ood 0.2 --out data/chest\n  medmask phantoms 3d --n 20 --seed 1 --out data/abdomen --sources btcv,lits,kits')
     .action(async (kind: string, o: PhantomOpts) => {
       const seed = numberOption('--seed', o.seed, 0, isInt(-(2 ** 31), 2 ** 32), 'an integer');
       let w: WrittenDataset;
@@ -35,9 +36,10 @@ export function registerPhantoms(program: Command): void {
         const n = numberOption('--n', o.n, 100, isInt(1, 1_000_000), 'a whole number from 1 to 1000000');
         const size = numberOption('--size', o.size, 256, isInt(32, 4096), 'a whole number of pixels from 32 to 4096');
         const ood = numberOption('--ood', o.ood, 0.1, (v) => v >= 0 && v <= 1, 'a fraction from 0 to 1');
+        const nearOod = numberOption('--near-ood', o.nearOod, 0, (v) => v >= 0 && v <= 1, 'a fraction from 0 to 1');
         const difficulty = numberOption('--difficulty', o.difficulty, 0.3, (v) => v >= 0 && v <= 1, 'a number from 0 to 1');
-        const p = startProgress('phantoms 2d', n + Math.round(n * ood), { quiet: !!o.json });
-        w = await writeChestDataset(o.out, { n, seed, size, oodFraction: ood, difficulty }, () => p.tick());
+        const p = startProgress('phantoms 2d', n + Math.round(n * ood) + Math.round(n * nearOod), { quiet: !!o.json });
+        w = await writeChestDataset(o.out, { n, seed, size, oodFraction: ood, nearOodFraction: nearOod, difficulty }, () => p.tick());
         p.stop();
       } else if (kind === '3d') {
         const n = numberOption('--n', o.n, 10, isInt(1, 100_000), 'a whole number from 1 to 100000');

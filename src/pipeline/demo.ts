@@ -1,10 +1,10 @@
 /**
  * The demo behind the README's first command: on embedded defaults (bundled demo models, seeded
  * phantoms, no database), it
- * 1. writes a 2D chest phantom set (train / val / test splits and out-of-distribution images) and
- *    a small 3D abdominal set;
+ * 1. writes a 2D chest phantom set (train / val / test splits, far and a few near
+ *    out-of-distribution images) and a small 3D abdominal set;
  * 2. fits the open-set statistics of the three bundled classifiers on the training split;
- * 3. annotates the test split and the OOD images with the ensemble (masks from image-level labels,
+ * 3. annotates the test split and the far and near OOD images with the ensemble (masks from image-level labels,
  *    MC Dropout uncertainty, open-set routing);
  * 4. evaluates against the phantoms' ground truth and writes the report.
  * @module
@@ -64,7 +64,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const root = opts.root ?? resolve(new URL('../..', import.meta.url).pathname);
   const n = opts.quick ? 60 : 300;
   const chestDir = join(out, 'chest-2d');
-  const chest = await writeChestDataset(chestDir, { n, seed, size: 256, oodFraction: 0.15 }, (d, t) => stage('chest phantoms', d, t));
+  // A few near-OOD images (another scanner, children, effusions, devices): 15 of 300, 3 quick.
+  const chest = await writeChestDataset(chestDir, { n, seed, size: 256, oodFraction: 0.15, nearOodFraction: 0.05 }, (d, t) => stage('chest phantoms', d, t));
   const abdomen = await writeAbdomenDataset(join(out, 'abdomen-3d'), { n: opts.quick ? 2 : 6, seed, size: 96 }, (d, t) => stage('abdominal CT phantoms', d, t));
   const models = DEMO_CLASSIFIERS.map((m) => join(root, m));
   const missing = models.filter((m) => !existsSync(join(m, 'model.json')));
@@ -91,7 +92,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   }
   const test = await collectItems(chestDir, { labels, ...lc, split: 'test', roiColumn: 'lungs' });
   const oodRows = parse(await readFile(join(chestDir, 'ood.csv'), 'utf8'), { columns: true }) as { image: string }[];
-  const oodItems: AnnotateItem[] = oodRows.map((r) => ({ path: join(chestDir, r.image), rel: r.image }));
+  const nearRows = parse(await readFile(join(chestDir, 'near-ood.csv'), 'utf8'), { columns: true }) as { image: string }[];
+  const oodItems: AnnotateItem[] = [...oodRows, ...nearRows].map((r) => ({ path: join(chestDir, r.image), rel: r.image }));
   const run = join(out, 'run-chest');
   const summary = await annotate({
     models,

@@ -4,7 +4,9 @@
  * routing ranks errors (risk–coverage against random ordering).
  *
  * Truth is a folder with a `labels.csv` (columns image, label and optionally mask) and optionally
- * an `ood.csv` listing out-of-distribution images — the layout `medmask phantoms 2d` writes.
+ * an `ood.csv` listing far out-of-distribution images and a `near-ood.csv` listing near ones — the
+ * layout `medmask phantoms 2d` writes. OOD AUROC is reported over both and for each separately;
+ * the mean lesion Dice comes with its 95 % Student-t interval.
  * Results are matched to truth by image path relative to the folder, else by file stem.
  * @module
  */
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { MedmaskError } from '../core/errors.js';
 import { auroc, ece, fprAtTpr, riskCoverage, rocCurve } from '../core/metrics/classification.js';
+import { meanCi95 } from '../core/metrics/interval.js';
 import { dice, hd95, iou } from '../core/metrics/segmentation.js';
 import { multiclassAuroc } from '../core/train/metrics.js';
 import { atomicWrite } from '../io/atomic.js';
@@ -26,6 +29,8 @@ export interface ImageEvaluation {
   image: string;
   truthLabel?: string;
   ood: boolean;
+  /** For OOD images: far (ood.csv: another body part, inverted, CT) or near (near-ood.csv: another chest radiograph). */
+  oodFamily?: OodFamily;
   predicted?: string;
   correct?: boolean;
   decision?: string;
@@ -37,6 +42,19 @@ export interface ImageEvaluation {
   truthPixels?: number;
 }
 
+/** Which list an OOD image came from. */
+export type OodFamily = 'far' | 'near';
+
+/** OOD detection of one family against the in-distribution images. */
+export interface OodFamilyEvaluation {
+  /** OOD images of the family that were scored. */
+  n: number;
+  auroc: number;
+  fprAt95Tpr: number;
+  /** Of them, routed to "ood". */
+  flagged: number;
+}
+
 /** evaluation.json. */
 export interface Evaluation {
   images: number;
@@ -45,6 +63,8 @@ export interface Evaluation {
     /** Images whose truth mask is non-empty. */
     lesionImages: number;
     meanDice: number;
+    /** 95 % Student-t interval of the mean Dice, [low, high] (null-valued with fewer than 2 lesion images). */
+    meanDiceCi95: [number, number];
     meanIou: number;
     medianHd95: number;
     /** Mean Dice over lesion images by decision. */
@@ -53,7 +73,19 @@ export interface Evaluation {
     falseMasks: number;
   };
   classification: { n: number; accuracy: number; aurocMacro: number; ece: number; classes: string[] };
-  ood: { inDistribution: number; ood: number; auroc: number; fprAt95Tpr: number; flaggedOod: number; flaggedIn: number; roc?: { fpr: number[]; tpr: number[] } };
+  ood: {
+    inDistribution: number;
+    ood: number;
+    /** Over all OOD images, far and near together. */
+    auroc: number;
+    fprAt95Tpr: number;
+    flaggedOod: number;
+    flaggedIn: number;
+    roc?: { fpr: number[]; tpr: number[] };
+    /** Per family, present when the truth folder lists images of it (ood.csv: far, near-ood.csv: near). */
+    far?: OodFamilyEvaluation;
+    near?: OodFamilyEvaluation;
+  };
   /** Ranking of lesion images by review priority vs 1 − Dice. */
   riskCoverage: { n: number; aurc: number; randomAurc: number; coverage: number[]; risk: number[] };
   decisions: Record<string, number>;
@@ -65,6 +97,7 @@ interface TruthRow {
   label?: string;
   mask?: string;
   ood: boolean;
+  family?: OodFamily;
 }
 
 async function readCsv(path: string): Promise<Record<string, string>[]> {
@@ -109,7 +142,8 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   const rowsIn = await readCsv(labelsCsv);
   if (rowsIn[0] && rowsIn[0][labelColumn] === undefined) throw new MedmaskError('USAGE', `${labelsCsv}: no column "${labelColumn}"`, { hint: `columns: ${Object.keys(rowsIn[0]).join(', ')}` });
   for (const r of rowsIn) add({ image: r.image ?? '', ...(r[labelColumn] ? { label: r[labelColumn] } : {}), ...(r.mask ? { mask: r.mask } : {}), ood: false });
-  if (existsSync(join(truthDir, 'ood.csv'))) for (const r of await readCsv(join(truthDir, 'ood.csv'))) add({ image: r.image ?? '', ood: true });
+  if (existsSync(join(truthDir, 'ood.csv'))) for (const r of await readCsv(join(truthDir, 'ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'far' });
+  if (existsSync(join(truthDir, 'near-ood.csv'))) for (const r of await readCsv(join(truthDir, 'near-ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'near' });
 
   const results = await readResults(run);
   const per: ImageEvaluation[] = [];
@@ -117,7 +151,7 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   for (const r of results) for (const k of Object.keys(r.probabilities ?? {})) classes.add(k);
   const classList = [...classes];
   const clsRows: { probs: number[]; label: number; conf: number; correct: number }[] = [];
-  const oodScores: number[] = [], oodIs: number[] = [];
+  const oodScores: number[] = [], oodIs: number[] = [], oodFamilies: (OodFamily | undefined)[] = [];
   const decisions: Record<string, number> = {};
   let flaggedOod = 0, flaggedIn = 0, falseMasks = 0;
   for (const r of results) {
@@ -125,10 +159,11 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
     if (r.decision) decisions[r.decision] = (decisions[r.decision] ?? 0) + 1;
     if (r.status !== 'ok') decisions.error = (decisions.error ?? 0) + 1;
     if (!t || r.status !== 'ok') continue;
-    const e: ImageEvaluation = { image: r.image, ood: t.ood, ...(t.label ? { truthLabel: t.label } : {}), ...(r.predicted ? { predicted: r.predicted } : {}), ...(r.decision ? { decision: r.decision } : {}), ...(r.priority !== undefined ? { priority: r.priority } : {}) };
+    const e: ImageEvaluation = { image: r.image, ood: t.ood, ...(t.family ? { oodFamily: t.family } : {}), ...(t.label ? { truthLabel: t.label } : {}), ...(r.predicted ? { predicted: r.predicted } : {}), ...(r.decision ? { decision: r.decision } : {}), ...(r.priority !== undefined ? { priority: r.priority } : {}) };
     if (r.ood?.score !== undefined) {
       oodScores.push(r.ood.score);
       oodIs.push(t.ood ? 1 : 0);
+      oodFamilies.push(t.family);
     }
     if (r.decision === 'ood') t.ood ? flaggedOod++ : flaggedIn++;
     if (!t.ood && t.label && r.probabilities && r.predicted) {
@@ -166,12 +201,23 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   const hds = lesion.map((e) => e.hd95).filter((h): h is number => h !== undefined).sort((a, b) => a - b);
   const rc = riskCoverage(lesion.map((e) => e.priority ?? 0), lesion.map((e) => 1 - e.dice!));
   const k = classList.length;
+  const diceCi = meanCi95(lesion.map((e) => e.dice!));
+  /** One family against all in-distribution images. */
+  const family = (f: OodFamily): OodFamilyEvaluation | undefined => {
+    const keep = oodFamilies.map((g, i) => !oodIs[i] || g === f);
+    const scores = oodScores.filter((_, i) => keep[i]), is = oodIs.filter((_, i) => keep[i]);
+    const n = is.filter((x) => x).length;
+    if (!n) return undefined;
+    return { n, auroc: auroc(scores, is), fprAt95Tpr: fprAtTpr(scores, is), flagged: per.filter((e) => e.oodFamily === f && e.decision === 'ood').length };
+  };
+  const far = family('far'), near = family('near');
   const evaluation: Evaluation = {
     images: results.length,
     matched: per.length,
     segmentation: {
       lesionImages: lesion.length,
       meanDice: mean(lesion.map((e) => e.dice!)),
+      meanDiceCi95: [diceCi.low, diceCi.high],
       meanIou: mean(lesion.map((e) => e.iou!)),
       medianHd95: hds.length ? hds[Math.floor(hds.length / 2)]! : NaN,
       meanDiceByDecision: byDecision,
@@ -191,6 +237,8 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
       fprAt95Tpr: oodIs.some((x) => x) ? fprAtTpr(oodScores, oodIs) : NaN,
       flaggedOod,
       flaggedIn,
+      ...(far ? { far } : {}),
+      ...(near ? { near } : {}),
       ...(oodIs.some((x) => x) && oodIs.some((x) => !x) ? { roc: (({ fpr, tpr }) => ({ fpr, tpr }))(rocCurve(oodScores, oodIs)) } : {}),
     },
     riskCoverage: { n: lesion.length, aurc: rc.aurc, randomAurc: mean(lesion.map((e) => 1 - e.dice!)), coverage: rc.coverage, risk: rc.risk },

@@ -6,7 +6,7 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chestPhantom, oodPhantom, OOD_KINDS, CHEST_LABELS, type ChestLabel, type OodKind } from '../core/phantom/chest.js';
+import { chestPhantom, oodPhantom, OOD_KINDS, NEAR_OOD_KINDS, CHEST_LABELS, type ChestLabel, type OodKind } from '../core/phantom/chest.js';
 import { abdomenPhantom, assignSources, ABDOMEN_LABELS, type SourceName } from '../core/phantom/abdomen.js';
 import { Rng } from '../core/random.js';
 import { MedmaskError } from '../core/errors.js';
@@ -29,6 +29,11 @@ export interface ChestDatasetOptions {
   difficulty?: number;
   /** Probability that an image is abnormal (default 0.6). */
   abnormalRate?: number;
+  /**
+   * Near-OOD chest images to add under near-ood/, as a fraction of n (default 0: none, and the
+   * rest of the set is byte-identical whatever this is).
+   */
+  nearOodFraction?: number;
 }
 
 /** Options for {@link writeAbdomenDataset}. */
@@ -75,7 +80,8 @@ const scale255 = (m: Uint8Array) => m.map((v) => (v ? 255 : 0));
 
 /**
  * Write a 2D chest data set: images/, masks/, lungs/, labels.csv, truth.json and, unless
- * oodFraction is 0, ood/ with ood.csv.
+ * oodFraction is 0, ood/ with ood.csv; with a nearOodFraction above 0 also near-ood/ with
+ * near-ood.csv.
  * @param dir - output folder (created; files inside are overwritten)
  * @param opts - n, seed, size, difficulty, OOD fraction
  * @param onProgress - progress callback
@@ -93,7 +99,8 @@ export async function writeChestDataset(dir: string, opts: ChestDatasetOptions, 
   const split = splits(opts.n, opts.seed);
   const rows = ['image,label,abnormal,mask,lungs,split,presence'];
   const truth: Record<string, unknown>[] = [];
-  const total = opts.n + nOod;
+  const nNear = Math.round(opts.n * (opts.nearOodFraction ?? 0));
+  const total = opts.n + nOod + nNear;
   for (let i = 0; i < opts.n; i++) {
     const name = `img_${String(i).padStart(5, '0')}.png`;
     const p = chestPhantom({ seed: caseSeed(opts.seed, i), size, ...(opts.difficulty !== undefined ? { difficulty: opts.difficulty } : {}), ...(opts.abnormalRate !== undefined ? { abnormalRate: opts.abnormalRate } : {}) });
@@ -131,7 +138,49 @@ export async function writeChestDataset(dir: string, opts: ChestDatasetOptions, 
     await atomicWrite(join(dir, 'ood.csv'), oodRows.join('\n') + '\n');
     files.push('ood.csv');
   }
+  if (nNear) files.push(...(await writeNearOod(dir, opts, size, nNear, counts, (i) => onProgress?.(opts.n + nOod + i, total))));
   return { dir, files, counts };
+}
+
+/**
+ * The near-OOD part of a chest set: near-ood/{images,masks,lungs}/ and near-ood.csv (columns image,
+ * kind, label, finding, mask, lungs). Seeds come from their own stream, so nothing else changes.
+ * Masks hold every lesion pixel and, for kind effusion, the effusion's pixels.
+ */
+async function writeNearOod(dir: string, opts: ChestDatasetOptions, size: number, count: number, counts: Record<string, number>, onItem: (i: number) => void): Promise<string[]> {
+  const files: string[] = [];
+  const sub = join(dir, 'near-ood');
+  for (const s of ['images', 'masks', 'lungs']) await mkdir(join(sub, s), { recursive: true });
+  const rows = ['image,kind,label,finding,mask,lungs'];
+  const truth: Record<string, unknown>[] = [];
+  const seeds = new Rng(opts.seed).fork('near-ood');
+  for (let i = 0; i < count; i++) {
+    const kind = NEAR_OOD_KINDS[i % NEAR_OOD_KINDS.length]!;
+    const name = `near_${String(i).padStart(5, '0')}.png`;
+    const p = chestPhantom({
+      seed: seeds.fork(`case-${i}`).seed, size, nearOod: kind,
+      ...(opts.difficulty !== undefined ? { difficulty: opts.difficulty } : {}),
+      ...(opts.abnormalRate !== undefined ? { abnormalRate: opts.abnormalRate } : {}),
+    });
+    const rel = (s: string) => `near-ood/${s}/${name}`;
+    await writeVolume(png(p.image, size), join(dir, rel('images')));
+    await writeVolume(png(scale255(p.mask), size), join(dir, rel('masks')));
+    await writeVolume(png(scale255(p.lungs), size), join(dir, rel('lungs')));
+    files.push(rel('images'), rel('masks'), rel('lungs'));
+    rows.push(`${rel('images')},${kind},${p.label},${p.effusion ? 'effusion' : ''},${rel('masks')},${rel('lungs')}`);
+    truth.push({
+      image: rel('images'), kind, label: p.label, seed: p.seed,
+      lesions: p.lesions.length,
+      ...(p.effusion ? { effusion: { side: p.effusion.side, level: +p.effusion.level.toFixed(2), pixels: p.effusion.pixels } } : {}),
+      maskPixels: p.mask.reduce((a, b) => a + b, 0),
+    });
+    counts[`near-ood:${kind}`] = (counts[`near-ood:${kind}`] ?? 0) + 1;
+    onItem(i + 1);
+  }
+  await atomicWrite(join(dir, 'near-ood.csv'), rows.join('\n') + '\n');
+  await atomicWrite(join(dir, 'near-ood', 'truth.json'), JSON.stringify({ generator: 'medmask phantoms 2d --near-ood', seed: opts.seed, size, kinds: NEAR_OOD_KINDS, images: truth }, null, 1) + '\n');
+  files.push('near-ood.csv', 'near-ood/truth.json');
+  return files;
 }
 
 /**

@@ -142,7 +142,8 @@ export async function writeReport(run: string, opts: { imagesRoot?: string; thum
   const metrics = ev
     ? `<table class="kv"><tr><th>mean Dice (lesion images)</th><td>${num(ev.segmentation.meanDice)}</td><th>accuracy</th><td>${num(ev.classification.accuracy)}</td><th>OOD AUROC</th><td>${num(ev.ood.auroc)}</td></tr>
 <tr><th>mean Dice of accepted</th><td>${num(ev.segmentation.meanDiceByDecision.accept?.meanDice)} (${ev.segmentation.meanDiceByDecision.accept?.n ?? 0})</td><th>AUROC (classes)</th><td>${num(ev.classification.aurocMacro)}</td><th>FPR@95TPR</th><td>${num(ev.ood.fprAt95Tpr)}</td></tr>
-<tr><th>mean Dice sent to review</th><td>${num(ev.segmentation.meanDiceByDecision.review?.meanDice)} (${ev.segmentation.meanDiceByDecision.review?.n ?? 0})</td><th>ECE</th><td>${num(ev.classification.ece)}</td><th>median HD95</th><td>${num(ev.segmentation.medianHd95, 1)} mm</td></tr></table>`
+<tr><th>mean Dice sent to review</th><td>${num(ev.segmentation.meanDiceByDecision.review?.meanDice)} (${ev.segmentation.meanDiceByDecision.review?.n ?? 0})</td><th>ECE</th><td>${num(ev.classification.ece)}</td><th>median HD95</th><td>${num(ev.segmentation.medianHd95, 1)} mm</td></tr>
+<tr><th>mean Dice, 95 % t-interval</th><td>${num(ev.segmentation.meanDiceCi95?.[0])}–${num(ev.segmentation.meanDiceCi95?.[1])}</td><th>OOD AUROC far</th><td>${ev.ood.far ? `${num(ev.ood.far.auroc)} (${ev.ood.far.n})` : '–'}</td><th>OOD AUROC near</th><td>${ev.ood.near ? `${num(ev.ood.near.auroc)} (${ev.ood.near.n})` : '–'}</td></tr></table>`
     : '<p>No evaluation yet: run <code>medmask evaluate --run RUN --truth DIR</code> for Dice, AUROC and the plots.</p>';
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>medmask report — ${esc(run)}</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}h1{margin:0 0 4px}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +8,7 @@ import { readVolume } from '../../src/io/index.js';
 import { readLabelsCsv, readSegmentationDataset } from '../../src/io/dataset.js';
 import { PHANTOM_SOURCES, organLabel, type SourceName } from '../../src/core/phantom/abdomen.js';
 import { cli } from '../helpers/cli.js';
-
-function hashTree(dir: string, files: string[]): string {
-  const h = createHash('sha256');
-  for (const f of [...files].sort()) h.update(f).update(readFileSync(join(dir, f)));
-  return h.digest('hex');
-}
+import { hashTree } from '../helpers/hash-tree.js';
 
 test('2D data set: identical bytes for the same seed; masks and lungs read back as written; splits and OOD present', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-ph2-'));

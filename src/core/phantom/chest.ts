@@ -20,6 +20,14 @@ export type ChestLabel = (typeof CHEST_LABELS)[number];
 export const OOD_KINDS = ['knee', 'inverted', 'ct-slice'] as const;
 /** One OOD kind. */
 export type OodKind = (typeof OOD_KINDS)[number];
+/**
+ * Kinds of near-out-of-distribution chest images: still chest radiographs, but from another
+ * "scanner" (contrast curve, correlated noise, lower resolution), of a small child, with an unseen
+ * finding (pleural effusion) or with devices (a central line, a pacemaker, ECG electrodes).
+ */
+export const NEAR_OOD_KINDS = ['scanner', 'paediatric', 'effusion', 'devices'] as const;
+/** One near-OOD kind. */
+export type NearOodKind = (typeof NEAR_OOD_KINDS)[number];
 
 /** Knobs of {@link chestPhantom}. */
 export interface ChestOptions {
@@ -36,8 +44,27 @@ export interface ChestOptions {
    * noise). Default 0.3.
    */
   difficulty?: number;
-  /** Draw the lesions (default true). With false, the label and lesion list are still drawn but not painted. */
+  /**
+   * Draw the lesions (default true). With false, the label and lesion list are still drawn but not
+   * painted, and neither is an effusion.
+   */
   lesions?: boolean;
+  /**
+   * Make a near-OOD image of this kind (default: none — the image is exactly what it was before
+   * near-OOD kinds existed). Each kind draws from its own seeded stream, so the anatomy, texture,
+   * noise and lesions are those of the same seed without it, changed only as the kind says.
+   */
+  nearOod?: NearOodKind;
+}
+
+/** A pleural effusion as drawn (near-OOD kind `effusion`). */
+export interface Effusion {
+  /** 0: the lung on the image's left, 1: on its right. */
+  side: 0 | 1;
+  /** Row of the fluid level at the lung's centre line, pixels. */
+  level: number;
+  /** Pixels in the mask that belong to the effusion. */
+  pixels: number;
 }
 
 /** One lesion as drawn. */
@@ -67,6 +94,10 @@ export interface ChestPhantom {
   label: ChestLabel;
   lesions: Lesion[];
   seed: number;
+  /** The near-OOD kind, when one was asked for. */
+  nearOod?: NearOodKind;
+  /** The effusion (near-OOD kind `effusion`); its pixels are part of `mask`. */
+  effusion?: Effusion;
 }
 
 interface Ellipse {
@@ -177,6 +208,165 @@ function paintAnatomy(a: ChestAnatomy, n: number, base: Float32Array, body: Uint
 }
 
 /**
+ * A small child's chest on the same detector: the anatomy shrunk about the image centre by
+ * 0.62–0.78 and a relatively larger heart (a higher cardiothoracic ratio).
+ */
+function paediatricAnatomy(a: ChestAnatomy, rng: Rng, n: number): ChestAnatomy {
+  const s = rng.uniform(0.62, 0.78), c = n / 2;
+  const at = (v: number) => c + (v - c) * s;
+  const el = (e: Ellipse, fx = 1, fy = 1): Ellipse => ({ cx: at(e.cx), cy: at(e.cy), rx: e.rx * s * fx, ry: e.ry * s * fy, a: e.a });
+  return {
+    body: el(a.body),
+    lungs: [el(a.lungs[0]), el(a.lungs[1])],
+    heart: el(a.heart, rng.uniform(1.1, 1.25), rng.uniform(1.05, 1.15)),
+    spineX: at(a.spineX),
+    spineHalf: a.spineHalf * s,
+    // y = y0 + curve·dx² in the scaled frame: y0 moves, curve grows by 1/s.
+    ribs: a.ribs.map((r) => ({ y0: at(r.y0), curve: r.curve / s, half: r.half * s })),
+    diaphragm: at(a.diaphragm),
+  };
+}
+
+/** Add `amount` to `base` within `half` pixels of the segment (x0, y0)–(x1, y1). */
+function addSegment(base: Float32Array, n: number, x0: number, y0: number, x1: number, y1: number, half: number, amount: number, done: Uint8Array): void {
+  const dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy || 1;
+  const xa = Math.max(0, Math.floor(Math.min(x0, x1) - half - 1)), xb = Math.min(n - 1, Math.ceil(Math.max(x0, x1) + half + 1));
+  const ya = Math.max(0, Math.floor(Math.min(y0, y1) - half - 1)), yb = Math.min(n - 1, Math.ceil(Math.max(y0, y1) + half + 1));
+  for (let y = ya; y <= yb; y++) {
+    for (let x = xa; x <= xb; x++) {
+      const px = x + 0.5, py = y + 0.5;
+      const t = Math.min(1, Math.max(0, ((px - x0) * dx + (py - y0) * dy) / len2));
+      const i = y * n + x;
+      // `done` keeps one device from being added twice where its segments meet.
+      if (!done[i] && (px - x0 - t * dx) ** 2 + (py - y0 - t * dy) ** 2 <= half * half) {
+        base[i]! += amount;
+        done[i] = 1;
+      }
+    }
+  }
+}
+
+/** Add a quadratic Bézier tube (a catheter or a lead) from p0 through control c to p1. */
+function addCurve(base: Float32Array, n: number, p0: [number, number], c: [number, number], p1: [number, number], half: number, amount: number): void {
+  const done = new Uint8Array(n * n);
+  const at = (t: number): [number, number] => [(1 - t) ** 2 * p0[0] + 2 * (1 - t) * t * c[0] + t * t * p1[0], (1 - t) ** 2 * p0[1] + 2 * (1 - t) * t * c[1] + t * t * p1[1]];
+  for (let k = 0; k < 24; k++) {
+    const a = at(k / 24), b = at((k + 1) / 24);
+    addSegment(base, n, a[0], a[1], b[0], b[1], half, amount, done);
+  }
+}
+
+/**
+ * Devices, added to the lesion-free background (so they never hide a lesion's change): a central
+ * venous line from the neck into the upper heart always; a pacemaker (generator under the left
+ * clavicle, lead to the right ventricle) in 60 % of images; 0–3 ECG electrodes.
+ */
+function paintDevices(a: ChestAnatomy, rng: Rng, n: number, base: Float32Array): void {
+  const w = Math.max(0.7, 0.004 * n);
+  const heartTop: [number, number] = [a.heart.cx - a.heart.rx * 0.4, a.heart.cy - a.heart.ry * 0.7];
+  const neck: [number, number] = [a.spineX - rng.uniform(0.06, 0.1) * n, Math.max(1, a.lungs[0].cy - a.lungs[0].ry * 1.15)];
+  addCurve(base, n, neck, [a.spineX - 0.03 * n, (neck[1] + heartTop[1]) / 2], heartTop, w, rng.uniform(60, 90));
+  if (rng.random() < 0.6) {
+    const gx = a.lungs[1].cx + a.lungs[1].rx * rng.uniform(0.1, 0.5), gy = a.lungs[1].cy - a.lungs[1].ry * rng.uniform(0.85, 1.05);
+    const hw = rng.uniform(0.04, 0.055) * n, hh = rng.uniform(0.03, 0.04) * n;
+    const gen = new Uint8Array(n * n);
+    addSegment(base, n, gx - hw + hh, gy, gx + hw - hh, gy, hh, rng.uniform(130, 160), gen); // a stadium-shaped can
+    const apex: [number, number] = [a.heart.cx + a.heart.rx * 0.3, a.heart.cy + a.heart.ry * 0.6];
+    addCurve(base, n, [gx - hw * 0.8, gy], [a.spineX, a.heart.cy - a.heart.ry * 1.2], apex, w * 1.3, rng.uniform(80, 110));
+  }
+  const electrodes = rng.int(0, 3);
+  for (let k = 0; k < electrodes; k++) {
+    const ex = a.body.cx + rng.uniform(-0.8, 0.8) * a.body.rx * 0.8, ey = a.body.cy + rng.uniform(-0.6, 0.4) * a.body.ry;
+    addSegment(base, n, ex, ey, ex, ey, rng.uniform(0.012, 0.018) * n, rng.uniform(70, 100), new Uint8Array(n * n));
+  }
+}
+
+/**
+ * A pleural effusion at the base of one lung: lung pixels below a fluid level that rises towards
+ * the lateral chest wall (a meniscus) become fluid-dense. The change is at least 6 grey levels and
+ * positive everywhere it is painted (it replaces a cavity's negative change), so the mask stays
+ * exactly the set of changed pixels.
+ */
+function paintEffusion(rng: Rng, n: number, a: ChestAnatomy, lungs: Uint8Array, delta: Float32Array, mask: Uint8Array): Effusion | undefined {
+  const side: 0 | 1 = rng.random() < 0.5 ? 0 : 1;
+  const lung = a.lungs[side];
+  const level = lung.cy + lung.ry * rng.uniform(0.35, 0.65);
+  const meniscus = lung.ry * rng.uniform(0.1, 0.25);
+  const contrast = rng.uniform(50, 80);
+  const lateral = side === 0 ? -1 : 1;
+  let pixels = 0;
+  for (let y = Math.max(0, Math.floor(level - meniscus - 1)); y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      const i = y * n + x, px = x + 0.5, py = y + 0.5;
+      if (!lungs[i] || !inEllipse(lung, px, py)) continue;
+      const out = Math.max(0, ((px - lung.cx) * lateral) / lung.rx);
+      const top = level - meniscus * out * out;
+      if (py < top) continue;
+      // Denser towards the bottom, as fluid layers.
+      const d = Math.max(6, contrast * (0.8 + 0.2 * Math.min(1, (py - top) / (lung.ry * 0.3))));
+      delta[i] = Math.max(0, delta[i]!) + d;
+      if (!mask[i]) pixels++;
+      mask[i] = 1;
+    }
+  }
+  return pixels ? { side, level, pixels } : undefined;
+}
+
+/** Another detector: its contrast curve, resolution (background blur) and noise texture. */
+interface Scanner {
+  /** Exponent of the contrast curve 255·(v/255)^gamma; below 1 it lifts the dark lungs. */
+  gamma: number;
+  /** Box-blur radius of the anatomy, pixels (lower resolution). */
+  blur: number;
+  /** Noise standard deviation relative to the usual one, and its row-to-row banding. */
+  noiseGain: number;
+  banding: number;
+}
+
+/** Box blur with the given radius (edges clamped), separable. */
+function boxBlur(src: Float32Array, n: number, r: number): Float32Array {
+  if (r < 1) return src;
+  const tmp = new Float32Array(n * n), out = new Float32Array(n * n), w = 2 * r + 1;
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    let s = 0;
+    for (let k = -r; k <= r; k++) s += src[y * n + Math.min(n - 1, Math.max(0, x + k))]!;
+    tmp[y * n + x] = s / w;
+  }
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    let s = 0;
+    for (let k = -r; k <= r; k++) s += tmp[Math.min(n - 1, Math.max(0, y + k)) * n + x]!;
+    out[y * n + x] = s / w;
+  }
+  return out;
+}
+
+/**
+ * The image as another detector records it: the lesion-free background (anatomy and texture) at a
+ * lower resolution, noise with a coarser texture and row banding, then a contrast curve. Lesions
+ * are added after the blur and the curve's slope is at least gamma ≥ 0.65, so a lesion's change of
+ * ≥ 6 grey levels stays ≥ 3.9 and the mask is still exactly the set of changed pixels.
+ */
+function scannerImage(rng: Rng, n: number, base: Float32Array, body: Uint8Array, tex: Float32Array, lungs: Uint8Array, delta: Float32Array, noise: Rng, sigma: number, image: Uint8Array): void {
+  const sc: Scanner = { gamma: rng.uniform(0.65, 0.8), blur: Math.max(1, Math.round(rng.uniform(0.006, 0.012) * n)), noiseGain: rng.uniform(1.2, 1.6), banding: rng.uniform(1.5, 3) };
+  const bg = new Float32Array(n * n), nz = new Float32Array(n * n);
+  for (let i = 0; i < n * n; i++) {
+    bg[i] = base[i]! + (body[i] ? tex[i]! : 0);
+    nz[i] = noise.normal(0, 1);
+  }
+  const blurred = boxBlur(bg, n, sc.blur);
+  // A 3 × 3 mean has a third of the standard deviation: scale it back, then by the gain.
+  const grain = boxBlur(nz, n, 1);
+  const rows = Array.from({ length: n }, () => rng.normal(0, sc.banding));
+  for (let i = 0; i < n * n; i++) {
+    let v = blurred[i]! + grain[i]! * 3 * sigma * sc.noiseGain + rows[Math.floor(i / n)]!;
+    if (lungs[i]) v = Math.min(180, Math.max(30, v));
+    else v = Math.min(255, Math.max(0, v));
+    const raw = Math.min(255, Math.max(0, v + delta[i]!));
+    image[i] = Math.min(255, Math.max(0, Math.round(255 * (raw / 255) ** sc.gamma)));
+  }
+}
+
+/**
  * Paint one lesion's signed grey-level change into `delta` (only where the lungs are) and mark its
  * pixels in `mask`. The change is non-zero and at least 6 grey levels everywhere it is painted, so
  * the mask is exactly where the image differs from the lesion-free image.
@@ -254,9 +444,13 @@ export function chestPhantom(opts: ChestOptions): ChestPhantom {
   const pickRng = root.fork('label');
   const label: ChestLabel =
     opts.label ?? (pickRng.random() < (opts.abnormalRate ?? 0.6) ? pickRng.pick(CHEST_LABELS.slice(1)) : 'healthy');
-  const anatomy = drawAnatomy(root.fork('anatomy'), n);
+  const near = opts.nearOod;
+  if (near !== undefined && !NEAR_OOD_KINDS.includes(near)) throw new MedmaskError('USAGE', `near-OOD kind "${String(near)}" is unknown`, { hint: `use one of ${NEAR_OOD_KINDS.join(', ')}` });
+  const drawn = drawAnatomy(root.fork('anatomy'), n);
+  const anatomy = near === 'paediatric' ? paediatricAnatomy(drawn, root.fork('near-paediatric'), n) : drawn;
   const base = new Float32Array(n * n), body = new Uint8Array(n * n), lungs = new Uint8Array(n * n);
   paintAnatomy(anatomy, n, base, body, lungs);
+  if (near === 'devices') paintDevices(anatomy, root.fork('near-devices'), n, base);
   const tex = texture(root.fork('texture'), n, 5 + 5 * difficulty);
   const delta = new Float32Array(n * n), mask = new Uint8Array(n * n);
   const lesions: Lesion[] = [];
@@ -269,6 +463,7 @@ export function chestPhantom(opts: ChestOptions): ChestPhantom {
       if (k > 20) break;
     }
   }
+  const effusion = near === 'effusion' ? paintEffusion(root.fork('near-effusion'), n, anatomy, lungs, delta, mask) : undefined;
   if (opts.lesions === false) {
     delta.fill(0);
     mask.fill(0);
@@ -276,15 +471,23 @@ export function chestPhantom(opts: ChestOptions): ChestPhantom {
   const noise = root.fork('noise');
   const sigma = 2 + 4 * difficulty;
   const image = new Uint8Array(n * n);
-  for (let i = 0; i < n * n; i++) {
-    // Texture only inside the body; keep lung pixels within [25, 200] before lesions so that a
-    // lesion's change never disappears in clipping.
-    let v = base[i]! + (body[i] ? tex[i]! : 0) + noise.normal(0, sigma);
-    if (lungs[i]) v = Math.min(180, Math.max(30, v));
-    else v = Math.min(255, Math.max(0, v));
-    image[i] = Math.min(255, Math.max(0, Math.round(v + delta[i]!)));
+  if (near === 'scanner') {
+    scannerImage(root.fork('near-scanner'), n, base, body, tex, lungs, delta, noise, sigma, image);
+  } else {
+    for (let i = 0; i < n * n; i++) {
+      // Texture only inside the body; keep lung pixels within [25, 200] before lesions so that a
+      // lesion's change never disappears in clipping.
+      let v = base[i]! + (body[i] ? tex[i]! : 0) + noise.normal(0, sigma);
+      if (lungs[i]) v = Math.min(180, Math.max(30, v));
+      else v = Math.min(255, Math.max(0, v));
+      image[i] = Math.min(255, Math.max(0, Math.round(v + delta[i]!)));
+    }
   }
-  return { size: n, image, mask, lungs, body, label, lesions: opts.lesions === false ? [] : lesions, seed: opts.seed };
+  return {
+    size: n, image, mask, lungs, body, label, lesions: opts.lesions === false ? [] : lesions, seed: opts.seed,
+    ...(near ? { nearOod: near } : {}),
+    ...(effusion && opts.lesions !== false ? { effusion } : {}),
+  };
 }
 
 /**
