@@ -298,7 +298,7 @@ async function abdomenAtRegion(): Promise<{ reviewer: Page; target: number }> {
   await reviewer.keyboard.press('a');
   await reviewer.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.axis === 'z');
   await reviewer.waitForSelector('.regions button >> nth=1');
-  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/z (\d+)/) ?? [])[1]);
+  const target = Number(((await reviewer.textContent('.regions button >> nth=1'))!.match(/axial (\d+)/) ?? [])[1]) - 1; // shown 1-based
   await reviewer.click('.regions button >> nth=1');
   await reviewer.waitForFunction((z) => (globalThis as unknown as { __viewer: V }).__viewer.index === z, target, { timeout: 10_000 });
   return { reviewer, target };

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createVolume } from '../../src/core/volume.js';
 import { phantomsDataset, waitJob } from '../helpers/server.js';
+import { registerModelDirs } from '../helpers/models.js';
 import { abdomenCase, launchChromium, login, startUiServer, type UiServer } from '../helpers/ui.js';
 
 const OUT = new URL('../../test-out/e2e/', import.meta.url).pathname;
@@ -125,7 +126,7 @@ async function saveAndWait(page: Page, version: number): Promise<void> {
 
 test('an annotate job\'s heat map (stored as PNG) is drawn in the viewer and its regions are listed', async () => {
   const datasetId = await phantomsDataset(s, { kind: '2d', n: 8, seed: 3, size: 64, project: 'ann', dataset: 'ann', reviewCases: false });
-  const input = { datasetId, models: ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet'], labelMap: { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' }, mcSamples: 4, seed: 1 };
+  const input = { datasetId, models: await registerModelDirs(s, ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet']), labelMap: { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' }, mcSamples: 4, seed: 1 };
   const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
   assert.equal(r.statusCode, 202, r.body);
   assert.equal((await waitJob(s, r.json().job.id)).status, 'done');

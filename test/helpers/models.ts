@@ -13,7 +13,7 @@ import { multipartBody, type TestServer } from './server.js';
  * @example
  * const [unet] = await registerModelDirs(s, ['models/demo/demo-unet3d']); // 'demo-unet3d@1'
  */
-export async function registerModelDirs(s: TestServer, dirs: string[], fields: Record<string, string> = {}): Promise<string[]> {
+export async function registerModelDirs(s: Pick<TestServer, 'as'>, dirs: string[], fields: Record<string, string> = {}): Promise<string[]> {
   const refs: string[] = [];
   for (const d of dirs) {
     const dir = join(ROOT, d);

@@ -20,6 +20,7 @@ import { checkBlobStoreIdentity } from '../../src/store/deployment.js';
 import { openStore, verifyStore } from '../../src/store/index.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { phantomsDataset, startTestServer, waitJob } from '../helpers/server.js';
+import { registerModelDirs } from '../helpers/models.js';
 
 let s3: TestS3;
 let dir: string;
@@ -156,7 +157,7 @@ test('a server job end to end on the S3 store: phantoms → atlas, every referen
   const s = await startTestServer({ blobs });
   try {
     const datasetId = await phantomsDataset(s, { kind: '3d', n: 2, seed: 3, size: 48, project: 's3', dataset: 's3', reviewCases: false });
-    const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId, models: ['models/demo/demo-unet3d'], fraction: 0.5 } } });
+    const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId, models: await registerModelDirs(s, ['models/demo/demo-unet3d']), fraction: 0.5 } } });
     assert.equal(r.statusCode, 202, r.body);
     const job = await waitJob(s, r.json().job.id);
     assert.equal(job.status, 'done', JSON.stringify(job.error));

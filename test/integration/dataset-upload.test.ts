@@ -18,6 +18,7 @@ import { createVolume } from '../../src/core/volume.js';
 import { encodeNifti } from '../../src/io/nifti.js';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
 import { multipartBody, startTestServer, waitJob, type TestServer } from '../helpers/server.js';
+import { registerModelDirs } from '../helpers/models.js';
 
 let s: TestServer;
 let dir: string;
@@ -99,7 +100,7 @@ test('medmask upload: the phantom folder arrives with each case\'s source and la
   assert.equal(again.code, 5, again.err);
   assert.match(again.err, /already has image\(s\) named/);
   // An atlas job over the uploaded set ranks per source.
-  const job = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: answer.datasetId, models: ['models/demo/demo-unet3d'], fraction: 0.5 } } });
+  const job = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'atlas', input: { datasetId: answer.datasetId, models: await registerModelDirs(s, ['models/demo/demo-unet3d']), fraction: 0.5 } } });
   assert.equal(job.statusCode, 202, job.body);
   const done = await waitJob(s, job.json().job.id);
   assert.equal(done.status, 'done', JSON.stringify(done.error));

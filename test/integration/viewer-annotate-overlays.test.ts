@@ -10,6 +10,7 @@ import { displayRgb, overlayHeatmap } from '../../src/core/explain/overlay.js';
 import { parseSlice } from '../../src/core/viewer/index.js';
 import { getVolume } from '../../src/store/volumes.js';
 import { phantomsDataset, startTestServer, waitJob, type TestServer } from '../helpers/server.js';
+import { registerModelDirs } from '../helpers/models.js';
 
 let s: TestServer;
 before(async () => {
@@ -21,7 +22,7 @@ after(async () => {
 
 test('viewer: an annotate job\'s heat map, uncertainty map and flagged regions are served from its PNG pictures', async () => {
   const datasetId = await phantomsDataset(s, { kind: '2d', n: 8, seed: 3, size: 64, project: 'vo', dataset: 'vo', reviewCases: false });
-  const input = { datasetId, models: ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet'], labelMap: { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' }, mcSamples: 4, seed: 1 };
+  const input = { datasetId, models: await registerModelDirs(s, ['models/demo/demo-resnet', 'models/demo/demo-densenet', 'models/demo/demo-efficientnet']), labelMap: { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' }, mcSamples: 4, seed: 1 };
   const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'annotate', input } });
   assert.equal(r.statusCode, 202, r.body);
   const job = await waitJob(s, r.json().job.id);
