@@ -213,7 +213,9 @@ test('faults: the archive down during an import (the job retries and finishes wh
   await waitFor(async () => (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json().attempts >= 2, 20_000, 'a failed try');
   const mid = (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json();
   assert.notEqual(mid.status, 'done');
-  const during = (await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
+  // Between tries the import says "retrying" (during a try it says "running"): wait for that state, not for a time.
+  let during = (await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
+  await waitFor(async () => (during = (await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` })).json()).status === 'retrying', 20_000, 'the import to say retrying');
   assert.equal(during.status, 'retrying');
   assert.match(during.error, /REMOTE_UNAVAILABLE.*connection refused/);
   await orthanc.start();
