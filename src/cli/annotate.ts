@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { MedmaskError } from '../core/errors.js';
 import { parseMaskPipeline, type MaskPipeline } from '../core/masks/pipeline.js';
+import { DEFAULT_MASK_HEAD_FUSION, defaultMaskHeadWeight, MASK_HEAD_FUSIONS, type MaskHeadFusion } from '../core/train/mask-head.js';
 import { annotate, collectItems, DEFAULT_MASK_HEAD_WEIGHT, DEFAULT_THRESHOLDS, type DecisionThresholds } from '../pipeline/annotate.js';
 import { writeReport } from '../pipeline/report.js';
 import { numberOption, startProgress } from './output.js';
@@ -55,7 +56,7 @@ export function modelList(v: string | string[]): string[] {
 interface Opts {
   models: string[]; images: string; labels?: string; labelColumn?: string; split?: string; roiColumn?: string; out: string; pipeline?: string;
   mc?: string; seed?: string; ood?: string; review?: string; device?: 'cpu' | 'cuda'; threads?: string; fresh?: boolean; report?: boolean; json?: boolean;
-  maskHeads?: string[]; maskHeadWeight?: string;
+  maskHeads?: string[]; maskHeadWeight?: string; maskHeadFusion?: MaskHeadFusion;
 }
 
 /** Register `medmask annotate`. */
@@ -76,7 +77,8 @@ export function registerAnnotate(program: Command): void {
     .option('--ood <dir>', 'folder with <model>.ood.json from medmask fit-ood (default: beside each model)')
     .option('--review <thresholds>', `when an image goes to review, e.g. entropy=0.7,outside=0.9 (defaults: entropy=${DEFAULT_THRESHOLDS.entropy} of ln K, mi=${DEFAULT_THRESHOLDS.mi} nats, mask-score=${DEFAULT_THRESHOLDS.maskScore}, outside=${DEFAULT_THRESHOLDS.outside})`)
     .option('--mask-heads <list...>', 'mask heads from medmask train-mask-head (folders), comma-separated or repeated; each joins its own model\'s map')
-    .option('--mask-head-weight <w>', `weight of a mask head's probability in its model's map, the rest is the CAM (default ${DEFAULT_MASK_HEAD_WEIGHT})`)
+    .addOption(new Option('--mask-head-fusion <rule>', 'how a mask head\'s probability P joins its model\'s CAM C: or = 1 − (1 − C)(1 − w·P), linear = w·P + (1 − w)·C').choices(MASK_HEAD_FUSIONS).default(DEFAULT_MASK_HEAD_FUSION))
+    .option('--mask-head-weight <w>', `weight w of a mask head's probability in the fusion rule (default ${DEFAULT_MASK_HEAD_WEIGHT} for or, ${defaultMaskHeadWeight('linear')} for linear)`)
     .option('--device <cpu|cuda>', 'execution provider', 'cpu')
     .option('--threads <n>', 'onnxruntime threads per session')
     .option('--fresh', 'start again instead of resuming')
@@ -97,7 +99,8 @@ export function registerAnnotate(program: Command): void {
         ...(o.threads ? { threads: numberOption('--threads', o.threads, 1, (v) => Number.isInteger(v) && v > 0, 'a positive whole number') } : {}),
         ...(o.fresh ? { fresh: true } : {}),
         ...(o.maskHeads ? { maskHeads: modelList(o.maskHeads) } : {}),
-        ...(o.maskHeadWeight !== undefined ? { maskHeadWeight: numberOption('--mask-head-weight', o.maskHeadWeight, DEFAULT_MASK_HEAD_WEIGHT, (v) => v >= 0 && v <= 1, 'a number from 0 to 1') } : {}),
+        ...(o.maskHeadFusion ? { maskHeadFusion: o.maskHeadFusion } : {}),
+        ...(o.maskHeadWeight !== undefined ? { maskHeadWeight: numberOption('--mask-head-weight', o.maskHeadWeight, defaultMaskHeadWeight(o.maskHeadFusion ?? DEFAULT_MASK_HEAD_FUSION), (v) => v >= 0 && v <= 1, 'a number from 0 to 1') } : {}),
         source: { images: o.images, ...(o.labels ? { labels: o.labels } : {}) },
         onProgress: (_d, _t, decision) => bar.tick(1, decision ?? ''),
         onNote: (n) => notes.push(n),

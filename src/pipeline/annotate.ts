@@ -15,7 +15,7 @@ import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { countOn, binarize } from '../core/masks/binary.js';
 import { temperatureScale } from '../core/uncertainty/calibration.js';
 import { buildMask, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../core/masks/pipeline.js';
-import { maskHeadMaps, type MaskHead } from '../core/train/mask-head.js';
+import { DEFAULT_MASK_HEAD_FUSION, defaultMaskHeadWeight, fuseMaskHead, MASK_HEAD_FUSIONS, maskHeadMaps, type MaskHead, type MaskHeadFusion } from '../core/train/mask-head.js';
 import { dice } from '../core/metrics/segmentation.js';
 import { mapToImage } from '../core/preprocess.js';
 import { entropy } from '../core/uncertainty/mc-dropout.js';
@@ -57,10 +57,10 @@ export interface DecisionThresholds {
 }
 
 /**
- * Default weight of a mask head's lesion probability in its model's map (the rest is the
- * normalised XGrad-CAM); chosen on the tuning phantoms (seed 5555), see docs/annotate.md.
+ * Default weight of a mask head's lesion probability in its model's map under the default fusion
+ * rule ({@link DEFAULT_MASK_HEAD_FUSION}); chosen on the tuning phantoms (seed 5555), see docs/annotate.md.
  */
-export const DEFAULT_MASK_HEAD_WEIGHT = 0.3;
+export const DEFAULT_MASK_HEAD_WEIGHT = defaultMaskHeadWeight(DEFAULT_MASK_HEAD_FUSION);
 
 /** Default decision thresholds. */
 export const DEFAULT_THRESHOLDS: DecisionThresholds = { entropy: 0.5, mi: 0.05, maskScore: 0.5, outside: 0.85 };
@@ -88,7 +88,9 @@ export interface AnnotateOptions {
    * the ensemble model whose ONNX it was trained on (sha256). Models without one keep their CAM.
    */
   maskHeads?: string[];
-  /** Weight w of a mask head's probability in its model's map: w·P_head + (1 − w)·CAM (default {@link DEFAULT_MASK_HEAD_WEIGHT}). */
+  /** How a mask head's probability P joins its model's CAM C: `or` (default) 1 − (1 − C)(1 − w·P), `linear` w·P + (1 − w)·C. */
+  maskHeadFusion?: MaskHeadFusion;
+  /** Weight w of a mask head's probability in the fusion rule (default: the rule's, {@link defaultMaskHeadWeight}). */
   maskHeadWeight?: number;
   /** Extra facts for run.json (paths of the images and labels as given). */
   source?: { images: string; labels?: string };
@@ -179,8 +181,10 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
   const seed = opts.seed ?? 0;
   const normal = new Set(opts.normalClasses ?? ['healthy', 'normal', 'negative']);
   const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
-  const headWeight = opts.maskHeadWeight ?? DEFAULT_MASK_HEAD_WEIGHT;
-  if (!(headWeight >= 0 && headWeight <= 1)) throw new MedmaskError('USAGE', `--mask-head-weight ${headWeight} must be in [0, 1]`, { hint: `e.g. --mask-head-weight ${DEFAULT_MASK_HEAD_WEIGHT}` });
+  const headFusion = opts.maskHeadFusion ?? DEFAULT_MASK_HEAD_FUSION;
+  if (!MASK_HEAD_FUSIONS.includes(headFusion)) throw new MedmaskError('USAGE', `--mask-head-fusion ${String(headFusion)} is not a fusion rule`, { hint: `one of ${MASK_HEAD_FUSIONS.join(', ')}` });
+  const headWeight = opts.maskHeadWeight ?? defaultMaskHeadWeight(headFusion);
+  if (!(headWeight >= 0 && headWeight <= 1)) throw new MedmaskError('USAGE', `--mask-head-weight ${headWeight} must be in [0, 1]`, { hint: `e.g. --mask-head-weight ${defaultMaskHeadWeight(headFusion)}` });
   let heads: (LoadedMaskHead | undefined)[];
   try {
     heads = await matchMaskHeads(opts.maskHeads ?? [], models);
@@ -226,7 +230,7 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
       }),
       options: {
         mcSamples: T, thresholds: th, normalClasses: [...normal], oodDir: opts.oodDir ?? null, node: process.version,
-        ...(heads.some(Boolean) ? { maskHeads: heads.map((h) => (h ? { path: h.path, reviewedMasks: h.reviewedMasks } : null)), maskHeadWeight: headWeight } : {}),
+        ...(heads.some(Boolean) ? { maskHeads: heads.map((h) => (h ? { path: h.path, reviewedMasks: h.reviewedMasks } : null)), maskHeadFusion: headFusion, maskHeadWeight: headWeight } : {}),
       },
     };
     await atomicWrite(join(opts.out, 'pipeline.json'), JSON.stringify(pipeline, null, 1) + '\n');
@@ -247,7 +251,7 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
         }
         let r: ImageResult;
         try {
-          r = await annotateOne(item, stem, models, oods, { pipeline, th, T, seed: seed + idx, normal, out: opts.out, stage, heads, headWeight });
+          r = await annotateOne(item, stem, models, oods, { pipeline, th, T, seed: seed + idx, normal, out: opts.out, stage, heads, headWeight, headFusion });
           decisions[r.decision!]++;
           done++;
         } catch (e) {
@@ -296,6 +300,7 @@ interface OneContext {
   stage: Record<string, number>;
   heads: readonly (LoadedMaskHead | undefined)[];
   headWeight: number;
+  headFusion: MaskHeadFusion;
 }
 
 async function annotateOne(item: AnnotateItem, stem: string, models: readonly EnsembleModel[], oods: readonly (LoadedOod | undefined)[], c: OneContext): Promise<ImageResult> {
@@ -355,13 +360,12 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
       let std = cm.std ? mapToImage(cm.std, e.width, e.height, p.pre.geometry).image : undefined;
       const head = c.heads[k];
       if (head) {
-        // the documented fusion rule: the head's lesion probability replaces a share w of the CAM
+        // the documented fusion rule (docs/annotate.md): the head's lesion probability joins the CAM
         const hm = maskHeadMaps(head.head, p.activation.data, e.width, e.height, p.pre.geometry, { samples: c.T, seed: c.seed + 7919 * k });
         headMaps.push({ probability: hm.probability, ...(hm.std ? { std: hm.std } : {}) });
-        const w = c.headWeight;
-        const camImg = img;
-        img = Float32Array.from(camImg, (v, q) => w * hm.probability[q]! + (1 - w) * v);
-        if (hm.std) std = std ? Float32Array.from(std, (v, q) => w * hm.std![q]! + (1 - w) * v) : hm.std;
+        const f = fuseMaskHead(img, hm.probability, c.headWeight, c.headFusion, { ...(std ? { cam: std } : {}), ...(hm.std ? { head: hm.std } : {}) });
+        img = f.map;
+        std = f.std;
       }
       (pred === ti ? maps : othersMaps).push({ map: img, ...(std ? { std } : {}), confidence: probs[ti]! });
     }

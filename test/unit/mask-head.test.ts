@@ -11,7 +11,7 @@ import { mulberry32 } from '../../src/core/random.js';
 import { fitHead } from '../../src/core/train/fit.js';
 import { headLoss, initHeadParams } from '../../src/core/train/head-net.js';
 import {
-  maskHeadFromFit, maskHeadLogits, maskHeadMaps, pixelFeatures, pixelInterpolation, samplePixels, splitByImage,
+  fuseMaskHead, maskHeadFromFit, maskHeadLogits, maskHeadMaps, pixelFeatures, pixelInterpolation, samplePixels, splitByImage,
 } from '../../src/core/train/mask-head.js';
 
 function gauss(rand: () => number): number {
@@ -149,4 +149,49 @@ test('mask-head MC Dropout: no spread without dropout, a spread that grows with 
   }
   const det = maskHeadLogits({ ...base, dropout: 0.3 }, act);
   for (let i = 0; i < det.length; i++) assert.ok(Math.abs(sum[i]! - det[i]!) < 0.1, `cell ${i}: ${sum[i]} vs ${det[i]}`);
+});
+
+test('mask-head fusion: the or and linear rules in closed form, and their std propagation against a perturbation of both maps', () => {
+  const rand = mulberry32(11);
+  const n = 200;
+  const cam = Float32Array.from({ length: n }, () => rand());
+  const prob = Float32Array.from({ length: n }, () => rand());
+  for (const w of [0, 0.4, 1]) {
+    const or = fuseMaskHead(cam, prob, w, 'or').map;
+    const lin = fuseMaskHead(cam, prob, w, 'linear').map;
+    for (let q = 0; q < n; q++) {
+      const c = cam[q]!, p = prob[q]!;
+      // or: the complement of "neither finds a lesion"; never below either signal
+      assert.ok(Math.abs(or[q]! - (c + w * p - c * w * p)) < 1e-6);
+      assert.ok(or[q]! >= Math.max(c, w * p) - 1e-6 && or[q]! <= 1 + 1e-6);
+      assert.ok(Math.abs(lin[q]! - (w * p + (1 - w) * c)) < 1e-6);
+    }
+    if (w === 0) assert.deepEqual(Array.from(or), Array.from(cam));
+  }
+  // a lesion the CAM ranks low (0.2) but the head finds (0.9) keeps most of its level under `or`
+  // (0.92 against 0.41 for linear at its default 0.3): refine's `core` keeps it beside a lesion at 1
+  assert.ok(fuseMaskHead([0.2], [0.9], 1, 'or').map[0]! > 0.6);
+  assert.ok(fuseMaskHead([0.2], [0.9], 0.3, 'linear').map[0]! < 0.6);
+  // std: move C and P together by ±1 sd (the case the linear bound is exact for) and compare the
+  // half-difference of the fused maps with the propagated std (both rules are bilinear in C and P,
+  // so the central difference is exact)
+  const sdC = Float32Array.from({ length: n }, () => 0.05 * rand());
+  const sdP = Float32Array.from({ length: n }, () => 0.05 * rand());
+  const eps = 1;
+  for (const rule of ['or', 'linear'] as const) {
+    const w = 0.7;
+    const f = fuseMaskHead(cam, prob, w, rule, { cam: sdC, head: sdP });
+    const up = fuseMaskHead(Float64Array.from(cam, (c, q) => c + eps * sdC[q]!), Float64Array.from(prob, (p, q) => p + eps * sdP[q]!), w, rule).map;
+    const dn = fuseMaskHead(Float64Array.from(cam, (c, q) => c - eps * sdC[q]!), Float64Array.from(prob, (p, q) => p - eps * sdP[q]!), w, rule).map;
+    for (let q = 0; q < n; q++) {
+      const fd = (up[q]! - dn[q]!) / (2 * eps);
+      assert.ok(Math.abs(fd - f.std![q]!) < 1e-6, `${rule} pixel ${q}: propagated ${f.std![q]} vs perturbed ${fd}`);
+    }
+    // only the head's std known: the CAM's counts as 0
+    const h = fuseMaskHead(cam, prob, w, rule, { head: sdP }).std!;
+    const want = rule === 'or' ? w * (1 - cam[5]!) * sdP[5]! : w * sdP[5]!;
+    assert.ok(Math.abs(h[5]! - want) < 1e-6);
+  }
+  assert.throws(() => fuseMaskHead(cam, prob.subarray(1), 1, 'or'), /pixels/);
+  assert.throws(() => fuseMaskHead(cam, prob, 1.5, 'or'), /must be in \[0, 1\]/);
 });

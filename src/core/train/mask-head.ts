@@ -337,3 +337,63 @@ export function maskHeadMaps(head: MaskHead, activation: ArrayLike<number>, widt
   }
   return { probability, mcMean, std };
 }
+
+/**
+ * How a mask head's lesion probability P joins its model's normalised CAM C (both in [0, 1], per
+ * pixel): `or` — `1 − (1 − C)(1 − w·P)`, a lesion either signal finds is kept at the level of the
+ * stronger one, so a second lesion the CAM ranks low but the head finds survives the pipeline's
+ * relative rules (Otsu threshold, refine's `core`); `linear` — `w·P + (1 − w)·C`, the first pass's
+ * rule. Measured on the tuning phantoms in docs/annotate.md.
+ */
+export type MaskHeadFusion = 'or' | 'linear';
+
+/** The fusion rules, in the order the CLI lists them. */
+export const MASK_HEAD_FUSIONS: readonly MaskHeadFusion[] = ['or', 'linear'];
+
+/** Default fusion rule (chosen on the tuning phantoms, seed 5555). */
+export const DEFAULT_MASK_HEAD_FUSION: MaskHeadFusion = 'or';
+
+/**
+ * Default weight w of a fusion rule (`or`: 1, `linear`: 0.3; chosen on the tuning phantoms).
+ * @param rule - the fusion rule
+ * @returns w
+ */
+export function defaultMaskHeadWeight(rule: MaskHeadFusion): number {
+  return rule === 'or' ? 1 : 0.3;
+}
+
+/**
+ * Fuse a mask head's probability map into its model's CAM map ({@link MaskHeadFusion}), and
+ * propagate the two MC standard deviations to first order (|∂map/∂C|·sd_C + |∂map/∂P|·sd_P, the
+ * bound that adds them linearly): `or` → (1 − w·P)·sd_C + w·(1 − C)·sd_P; `linear` →
+ * (1 − w)·sd_C + w·sd_P.
+ * @param cam - normalised CAM per pixel, in [0, 1]
+ * @param probability - the head's lesion probability per pixel
+ * @param w - weight of the head, in [0, 1]
+ * @param rule - the fusion rule
+ * @param std - MC standard deviations per pixel of the CAM and of the head's probability, when known
+ * @returns the fused map, and its std when either std is given
+ * @throws MedmaskError USAGE for maps of different sizes or w outside [0, 1]
+ * @example
+ * const { map } = fuseMaskHead(cam, head.probability, 1, 'or');
+ */
+export function fuseMaskHead(cam: ArrayLike<number>, probability: ArrayLike<number>, w: number, rule: MaskHeadFusion, std: { cam?: ArrayLike<number>; head?: ArrayLike<number> } = {}): { map: Float32Array; std?: Float32Array } {
+  const n = cam.length;
+  if (probability.length !== n) throw new MedmaskError('USAGE', `the head's map has ${probability.length} pixels, the CAM ${n}`);
+  if (!(w >= 0 && w <= 1)) throw new MedmaskError('USAGE', `mask head weight ${w} must be in [0, 1]`);
+  for (const s of [std.cam, std.head]) if (s && s.length !== n) throw new MedmaskError('USAGE', `a std map has ${s.length} pixels, the CAM ${n}`);
+  const map = new Float32Array(n);
+  const out = std.cam || std.head ? new Float32Array(n) : undefined;
+  for (let q = 0; q < n; q++) {
+    const c = cam[q]!, p = probability[q]!;
+    const sc = std.cam ? std.cam[q]! : 0, sp = std.head ? std.head[q]! : 0;
+    if (rule === 'or') {
+      map[q] = 1 - (1 - c) * (1 - w * p);
+      if (out) out[q] = Math.abs(1 - w * p) * sc + w * Math.abs(1 - c) * sp;
+    } else {
+      map[q] = w * p + (1 - w) * c;
+      if (out) out[q] = (1 - w) * sc + w * sp;
+    }
+  }
+  return out ? { map, std: out } : { map };
+}
