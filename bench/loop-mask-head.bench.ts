@@ -4,8 +4,9 @@
  * mean lesion Dice on held-out phantoms (a seed nothing was tuned on) with 0, 10, 25 and 50
  * reviewed masks, with the 95 % interval of the mean, and the time to train the three heads from
  * 50 reviewed masks (backbone passes included, no cache). The Dice figures and the training time
- * are merged into `bench/out/loop.json` (`mask_head_dice`, `mask_head_dice_ci95`,
- * `mask_head_train_s_50`) beside the keys the 3D loop benchmark writes there.
+ * are merged into `bench/out/loop.json` (`mask_head_dice`, `mask_head_dice_ci95`, the paired
+ * gain over 0 masks `mask_head_gain_ci95`, `mask_head_dice_linear_25` for the first pass's fusion
+ * rule, `mask_head_train_s_50`) beside the keys the 3D loop benchmark writes there.
  *
  * The reviewed masks are the first N lesion images of a pool seed (6161); the fusion weight was
  * chosen on seed 5555; the Dice is measured on every lesion image of seed 880013.
@@ -14,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CHEST_PHANTOM_PIPELINE } from '../src/core/masks/pipeline.js';
+import { DEFAULT_MASK_HEAD_FUSION, type MaskHeadFusion } from '../src/core/train/mask-head.js';
 import { dice } from '../src/core/metrics/segmentation.js';
 import { readVolume } from '../src/io/index.js';
 import { annotate, collectItems, type AnnotateItem } from '../src/pipeline/annotate.js';
@@ -82,8 +84,8 @@ export function meanCi(xs: readonly number[]): { mean: number; ci95: [number, nu
 }
 
 /** Annotate `items` with the given heads (none = CAMs alone) and return the lesion Dice values. */
-export async function diceWith(state: { models: string[] }, items: AnnotateItem[], data: string, out: string, heads: string[], weight?: number): Promise<number[]> {
-  await annotate({ models: state.models, items, out, mcSamples: 0, fresh: true, pipeline: CHEST_PHANTOM_PIPELINE, maskHeads: heads, ...(weight !== undefined ? { maskHeadWeight: weight } : {}) });
+export async function diceWith(state: { models: string[] }, items: AnnotateItem[], data: string, out: string, heads: string[], weight?: number, fusion?: MaskHeadFusion): Promise<number[]> {
+  await annotate({ models: state.models, items, out, mcSamples: 0, fresh: true, pipeline: CHEST_PHANTOM_PIPELINE, maskHeads: heads, ...(weight !== undefined ? { maskHeadWeight: weight } : {}), ...(fusion ? { maskHeadFusion: fusion } : {}) });
   return lesionDice(out, data);
 }
 
@@ -144,14 +146,31 @@ export default defineBenchmark<LoopState>({
         const items = await phantomItems(state.heldOut, true);
         const dices: Record<string, number> = {};
         const ci: Record<string, [number, number]> = {};
+        const per: Record<string, number[]> = {};
+        const extra: Record<string, unknown> = {};
         for (const n of state.counts) {
           const heads = n ? await trainHeads(state.models, reviewedPairs(state.pool, n), join(state.work, `heads-${n}`), { cache: join(state.work, 'cache') }) : [];
-          const d = meanCi(await diceWith(state, items, state.heldOut, join(state.work, `run-${n}`), heads));
+          const ds = await diceWith(state, items, state.heldOut, join(state.work, `run-${n}`), heads);
+          const d = meanCi(ds);
+          per[String(n)] = ds;
           dices[String(n)] = +d.mean.toFixed(4);
           ci[String(n)] = [+d.ci95[0].toFixed(4), +d.ci95[1].toFixed(4)];
           console.error(`reviewed ${n}: mean lesion Dice ${d.mean.toFixed(3)} [${d.ci95[0].toFixed(3)}, ${d.ci95[1].toFixed(3)}] over ${items.length} images`);
+          if (n && n === 25) {
+            // the first pass's rule on the same heads, for the record (docs/annotate.md)
+            const lin = meanCi(await diceWith(state, items, state.heldOut, join(state.work, `run-${n}-linear`), heads, undefined, 'linear'));
+            extra.mask_head_dice_linear_25 = +lin.mean.toFixed(4);
+            console.error(`reviewed ${n}, linear fusion: mean lesion Dice ${lin.mean.toFixed(3)} [${lin.ci95[0].toFixed(3)}, ${lin.ci95[1].toFixed(3)}]`);
+          }
         }
-        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_dice_images: items.length, mask_head_dice_seed: 880013 });
+        // paired gain over the CAMs alone (same images, same order): mean and 95 % interval
+        const gain: Record<string, [number, number, number]> = {};
+        for (const n of state.counts) {
+          if (!n || !per['0']) continue;
+          const g = meanCi(per[String(n)]!.map((v, i) => v - per['0']![i]!));
+          gain[String(n)] = [+g.mean.toFixed(4), +g.ci95[0].toFixed(4), +g.ci95[1].toFixed(4)];
+        }
+        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: items.length, mask_head_dice_seed: 880013, mask_head_fusion: DEFAULT_MASK_HEAD_FUSION, mask_head_load: +loadavg()[0]!.toFixed(1), ...extra });
         return { elapsedMs: performance.now() - t0 };
       },
     },
