@@ -180,11 +180,12 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
   const T = opts.mcSamples ?? 20;
   const seed = opts.seed ?? 0;
   const normal = new Set(opts.normalClasses ?? ['healthy', 'normal', 'negative']);
-  const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
+  // options first: nothing to release when one is refused
   const headFusion = opts.maskHeadFusion ?? DEFAULT_MASK_HEAD_FUSION;
   if (!MASK_HEAD_FUSIONS.includes(headFusion)) throw new MedmaskError('USAGE', `--mask-head-fusion ${String(headFusion)} is not a fusion rule`, { hint: `one of ${MASK_HEAD_FUSIONS.join(', ')}` });
   const headWeight = opts.maskHeadWeight ?? defaultMaskHeadWeight(headFusion);
   if (!(headWeight >= 0 && headWeight <= 1)) throw new MedmaskError('USAGE', `--mask-head-weight ${headWeight} must be in [0, 1]`, { hint: `e.g. --mask-head-weight ${defaultMaskHeadWeight(headFusion)}` });
+  const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
   let heads: (LoadedMaskHead | undefined)[];
   try {
     heads = await matchMaskHeads(opts.maskHeads ?? [], models);

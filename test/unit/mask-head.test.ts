@@ -195,3 +195,11 @@ test('mask-head fusion: the or and linear rules in closed form, and their std pr
   assert.throws(() => fuseMaskHead(cam, prob.subarray(1), 1, 'or'), /pixels/);
   assert.throws(() => fuseMaskHead(cam, prob, 1.5, 'or'), /must be in \[0, 1\]/);
 });
+
+test('annotate refuses an unknown fusion rule and a weight outside [0, 1] before loading any model', async () => {
+  const { annotate } = await import('../../src/pipeline/annotate.js');
+  // the model path does not exist: a refusal naming the option proves the options were checked first
+  const base = { models: ['no/such/model'], items: [], out: 'no/such/out' };
+  await assert.rejects(annotate({ ...base, maskHeadFusion: 'max' as never }), (e: Error & { code?: string }) => e.code === 'USAGE' && /--mask-head-fusion max/.test(e.message));
+  await assert.rejects(annotate({ ...base, maskHeadFusion: 'linear', maskHeadWeight: 1.2 }), (e: Error & { code?: string }) => e.code === 'USAGE' && /--mask-head-weight 1.2/.test(e.message));
+});
