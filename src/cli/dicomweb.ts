@@ -1,5 +1,5 @@
 /**
- * `medmask dicomweb search|pull|push`: a DICOMweb archive from the command line, without the
+ * `medmask dicomweb search|pull|pull-seg|push`: a DICOMweb archive from the command line, without the
  * server. Credentials come from the environment (MEDMASK_DICOMWEB_PASSWORD with --user, or
  * MEDMASK_DICOMWEB_TOKEN), never from flags that other users can read in the process list.
  * @module
@@ -12,6 +12,9 @@ import type { Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { DicomwebClient, type DicomwebEndpoint, type DicomwebQuery } from '../dicomweb/client.js';
 import { importSeries } from '../dicomweb/import-series.js';
+import { pullStudySegs } from '../dicomweb/pull-segs.js';
+import { ORGAN_LABELS, mergeCaseSegs, parseLabelNames, parseSegMap } from '../dicomweb/seg-labels.js';
+import { createVolume } from '../core/volume.js';
 import { createDefaultRegistry } from '../io/index.js';
 import { fmtVec, numberOption } from './output.js';
 
@@ -131,6 +134,48 @@ export function registerDicomweb(program: Command): void {
         }
       } finally {
         c.close();
+      }
+    });
+
+  connOptions(dw.command('pull-seg'))
+    .description("read the archive's DICOM SEGs drawn on a series (3D Slicer, OHIF, …) as one label map on the series' grid; segments map to organs by SegmentLabel, common synonyms or --map")
+    .requiredOption('--study <uid>', 'StudyInstanceUID')
+    .requiredOption('--series <uid>', 'SeriesInstanceUID of the image series the SEGs were drawn on')
+    .requiredOption('--out <file>', 'label map to write (.nii.gz, .nrrd, .mha)')
+    .option('--map <file>', 'rename file: JSON { "SegmentLabel or number": "organ" }')
+    .option('--labels <file>', 'label names: JSON { "name": value } (default: the AbdomenAtlas organs, spleen 1 … pancreas 9)')
+    .option('--json', 'print the status as JSON')
+    .action(async (o: ConnFlags & { study: string; series: string; out: string; map?: string; labels?: string; json?: boolean }) => {
+      const readJson = (f: string) => {
+        try {
+          return readFileSync(f, 'utf8');
+        } catch (e) {
+          throw new MedmaskError('NOT_FOUND', `${f}: cannot be read`, { cause: e });
+        }
+      };
+      const labels = o.labels ? parseLabelNames(readJson(o.labels), o.labels) : ORGAN_LABELS;
+      const rename = o.map ? parseSegMap(readJson(o.map), o.map, Object.keys(labels)) : undefined;
+      const writer = createDefaultRegistry().writerFor(o.out);
+      const c = new DicomwebClient(endpointOf(o));
+      const dir = await mkdtemp(join(tmpdir(), 'medmask-pull-seg-'));
+      try {
+        // The series itself gives the grid (read as `pull` reads it).
+        const img = await importSeries(c, o.study, o.series, { uidSalt: process.env.MEDMASK_UID_SALT ?? '', dir: await mkdir(join(dir, 'image'), { recursive: true }).then(() => join(dir, 'image')), onProgress: (_f, m) => process.stderr.write(`\r${m}`) });
+        process.stderr.write('\n');
+        const { segs, unreadable } = await pullStudySegs(c, [o.study], { dir });
+        const mine = segs.filter((s) => s.referencedSeries.includes(o.series));
+        const { labels: map, status } = mergeCaseSegs(mine, img.volume, { labels, ...(rename ? { rename } : {}) });
+        if (o.json) process.stdout.write(JSON.stringify({ ...status, segsInStudy: segs.length, unreadableSegs: unreadable }, null, 2) + '\n');
+        else {
+          for (const x of status.segments) process.stdout.write(`${x.seg}: segment ${x.number} "${x.segmentLabel}" → ${x.organ ? `${x.organ} (${x.value}), ${x.voxels} voxel(s)` : 'unknown, left out'}\n`);
+          for (const r of status.refusedSegs) process.stdout.write(`refused ${r.seg}: ${r.reason}\n`);
+        }
+        if (!map) throw new MedmaskError(status.status === 'no-seg' ? 'NOT_FOUND' : 'DATASET_INVALID', status.status === 'no-seg' ? `no DICOM SEG in the study references series ${o.series} (${segs.length} SEG(s) in the study)` : `no SEG could be read onto series ${o.series}: ${status.reason}`, { hint: status.status === 'no-seg' ? 'check the series: SEGs name the series they were drawn on' : 'map unknown segments with --map, or check that the SEG was drawn on this series' });
+        await writer.write(createVolume(img.volume.shape, 'uint8', { data: map, spacing: img.volume.spacing, origin: img.volume.origin, direction: img.volume.direction, meta: { labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [v, k])) } }), o.out, {});
+        process.stderr.write(`wrote ${o.out}: ${mine.length} SEG(s), ${status.segments.filter((x) => x.organ).length} segment(s) as labels${status.unknown.length ? `, ${status.unknown.length} unknown segment(s) left out: ${status.unknown.join('; ')}` : ''}\n`);
+      } finally {
+        c.close();
+        await rm(dir, { recursive: true, force: true });
       }
     });
 

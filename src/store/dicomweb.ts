@@ -131,9 +131,21 @@ export function listPushes(db: Db, maskId: string): Promise<DicomwebPushRow[]> {
   return db.selectFrom('dicomweb_pushes').selectAll().where('mask_id', '=', maskId).orderBy('created_at', 'desc').execute();
 }
 
-/** Record a (partial) label map read from a DICOM SEG as an original label of an image. */
-export async function insertSegLabel(db: Db, l: { imageId: string; blob: string; target: string; value: string; createdBy: string | null }): Promise<string> {
+/**
+ * Record a (partial) label map read from a DICOM SEG as an original label of an image; the same
+ * map (image, target, blob) recorded before is not recorded again (its id is returned).
+ */
+export async function insertSegLabel(db: Db, l: { imageId: string; blob: string; target: string; value: string; createdBy: string | null; jobId?: string | null }): Promise<string> {
+  const had = await db.selectFrom('labels').select('id').where('image_id', '=', l.imageId).where('target', '=', l.target).where('blob', '=', l.blob).where('kind', '=', 'mask').executeTakeFirst();
+  if (had) return had.id;
   const id = newId();
-  await db.insertInto('labels').values({ id, image_id: l.imageId, kind: 'mask', value: l.value, blob: l.blob, target: l.target, provenance: 'original', job_id: null, created_at: nowIso(), created_by: l.createdBy }).execute();
+  await db.insertInto('labels').values({ id, image_id: l.imageId, kind: 'mask', value: l.value, blob: l.blob, target: l.target, provenance: 'original', job_id: l.jobId ?? null, created_at: nowIso(), created_by: l.createdBy }).execute();
   return id;
+}
+
+/** The finished imports of a data set from one archive, oldest first, one per image. */
+export async function doneImportsOfDataset(db: Db, datasetId: string, sourceId: string): Promise<DicomwebImportRow[]> {
+  const rows = await db.selectFrom('dicomweb_imports').selectAll().where('dataset_id', '=', datasetId).where('source_id', '=', sourceId).where('status', '=', 'done').where('image_id', 'is not', null).orderBy('created_at').execute();
+  const seen = new Set<string>();
+  return rows.filter((r) => !seen.has(r.image_id!) && !!seen.add(r.image_id!));
 }

@@ -20,6 +20,7 @@ import { audit } from '../audit.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { can } from '../permissions.js';
+import { dicomwebSegRoutes } from './dicomweb-segs.js';
 import { idParams, secured } from './schemas.js';
 
 const TAGS = ['pacs'];
@@ -314,6 +315,8 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
     },
   );
+
+  dicomwebSegRoutes(app, ctx); // a data set's existing SEGs as partial labels
 
   // Automatic push on accept: after a successful review, where the image's archive asks for it.
   app.addHook('onResponse', async (req, reply) => {
