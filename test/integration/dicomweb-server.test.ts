@@ -85,6 +85,9 @@ test('admin registers the archive (checked with a search; credentials never retu
   assert.deepEqual(r.json().auth, { type: 'basic', username: 'medmask' });
   const listed = await s.as('viewer', { url: `/api/projects/${projectId}/dicomweb` });
   assert.ok(!listed.body.includes(orthanc.auth!.password));
+  // Encrypted at rest: the row holds no password, and the archive is reached with it (searches below).
+  const rows = JSON.stringify(await s.store.db.selectFrom('dicomweb_sources').selectAll().execute());
+  assert.ok(!rows.includes(orthanc.auth!.password) && rows.includes('enc:v1:'), rows);
   assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'x', url: orthanc.dicomweb } })).statusCode, 403);
 
   for (const role of ['annotator', 'viewer'] as const) assert.equal((await s.as(role, { url: `/api/dicomweb/${sourceId}/series?patientId=${expected.secrets.PatientID}` })).statusCode, 403);

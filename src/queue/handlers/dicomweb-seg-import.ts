@@ -22,6 +22,7 @@ import { doneImportsOfDataset, getSource, insertSegLabel, sourceEndpoint } from 
 import type { BlobStore } from '../../store/blob-store.js';
 import type { Database } from '../../store/schema.js';
 import { imageGeometry, labelVolume, putVolume, type ImageRow } from '../../store/volumes.js';
+import type { SecretBox } from '../../store/secret-box.js';
 import type { JobContext, JobHandler } from '../handlers.js';
 import { redactUids } from './dicomweb-import.js';
 
@@ -100,7 +101,7 @@ export function validateSegImportInput(raw: unknown): DicomwebSegImportInput {
  * @example
  * registry.register('dicomweb-seg-import', dicomwebSegImportHandler({ uidSalt }));
  */
-export function dicomwebSegImportHandler(o: { uidSalt: string }): JobHandler {
+export function dicomwebSegImportHandler(o: { uidSalt: string; secrets: SecretBox }): JobHandler {
   return {
     description: "read a data set's DICOM SEGs from its DICOMweb archive as partial labels",
     validate: validateSegImportInput,
@@ -114,7 +115,7 @@ export function dicomwebSegImportHandler(o: { uidSalt: string }): JobHandler {
       if (!imports.length) throw new MedmaskError('NOT_FOUND', `data set ${input.datasetId} has no series imported from archive "${source.name}"`, { hint: 'import series first (POST /api/dicomweb/:id/imports); SEG files of other cases go through POST /api/datasets/:id/segs' });
       const dir = join(dirname(ctx.workDir), `dicomweb-segs-${ctx.jobId}`);
       await mkdir(dir, { recursive: true });
-      const client = new DicomwebClient(sourceEndpoint(source));
+      const client = new DicomwebClient(sourceEndpoint(source, o.secrets));
       try {
         const studies = [...new Set(imports.map((i) => i.study_uid))];
         await ctx.progress(0, `searching ${studies.length} stud${studies.length === 1 ? 'y' : 'ies'} for SEG series`);

@@ -3,6 +3,7 @@
  * UID salt — the one file uploads use, so that imported series and uploaded ones map alike.
  * @module
  */
+import type { SecretBox } from '../../store/secret-box.js';
 import type { JobHandlerRegistry } from '../handlers.js';
 import { dicomwebImportHandler } from './dicomweb-import.js';
 import { dicomwebPushHandler } from './dicomweb-push.js';
@@ -11,9 +12,9 @@ import { dicomwebSegImportHandler } from './dicomweb-seg-import.js';
 /**
  * Add `dicomweb-import`, `dicomweb-push` and `dicomweb-seg-import` to a registry (kept when already there).
  * @example
- * registerDicomwebHandlers(createDefaultHandlers(), { uidSalt });
+ * registerDicomwebHandlers(createDefaultHandlers(), { uidSalt, secrets });
  */
-export function registerDicomwebHandlers(reg: JobHandlerRegistry, o: { uidSalt: string }): JobHandlerRegistry {
+export function registerDicomwebHandlers(reg: JobHandlerRegistry, o: { uidSalt: string; secrets: SecretBox }): JobHandlerRegistry {
   if (!reg.has('dicomweb-import')) reg.register('dicomweb-import', dicomwebImportHandler(o));
   if (!reg.has('dicomweb-push')) reg.register('dicomweb-push', dicomwebPushHandler(o));
   if (!reg.has('dicomweb-seg-import')) reg.register('dicomweb-seg-import', dicomwebSegImportHandler(o));
