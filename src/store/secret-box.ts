@@ -24,23 +24,37 @@ const PREFIX = 'enc:v1:';
 
 /** Seals and opens secrets with one 32-byte key. */
 export class SecretBox {
-  private readonly key: Buffer;
+  private readonly key: Buffer | undefined;
 
-  /** @param key - 32 bytes */
-  constructor(key: Uint8Array) {
-    if (key.length !== 32) throw new MedmaskError('ENVIRONMENT', `the secret key has ${key.length} bytes; AES-256 needs 32`);
-    this.key = Buffer.from(key);
+  /**
+   * @param key - 32 bytes; null for a process without the deployment's key (every seal or open is
+   *   then an error saying why: `missing`)
+   */
+  constructor(key: Uint8Array | null, private readonly missing = 'this process has no secret key') {
+    if (key && key.length !== 32) throw new MedmaskError('ENVIRONMENT', `the secret key has ${key.length} bytes; AES-256 needs 32`);
+    this.key = key ? Buffer.from(key) : undefined;
+  }
+
+  /** False for a box without a key. */
+  get usable(): boolean {
+    return !!this.key;
+  }
+
+  private need(what: string): Buffer {
+    if (!this.key) throw new MedmaskError('ENVIRONMENT', `the credentials of ${what} cannot be used: ${this.missing}`, { hint: 'give every process that talks to archives the deployment\'s MEDMASK_SECRET_KEY (a single server keeps it in <dataDir>/secret-key)' });
+    return this.key;
   }
 
   /** The key check value recorded in the database (HMAC-SHA256 of a fixed text, hex). */
   checkValue(): string {
-    return createHmac('sha256', this.key).update('medmask secret key check v1').digest('hex').slice(0, 32);
+    return createHmac('sha256', this.need('the deployment')).update('medmask secret key check v1').digest('hex').slice(0, 32);
   }
 
   /** Encrypt a text. */
-  seal(plain: string): string {
+  seal(plain: string, what = 'a DICOMweb source'): string {
+    const key = this.need(what);
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const c = createCipheriv('aes-256-gcm', key, iv);
     const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
     return `${PREFIX}${iv.toString('base64')}:${c.getAuthTag().toString('base64')}:${ct.toString('base64')}`;
   }
@@ -51,10 +65,11 @@ export class SecretBox {
    * @throws MedmaskError ENVIRONMENT when the value does not authenticate (another key, or altered)
    */
   open(sealed: string, what: string): string {
+    const key = this.need(what);
     const parts = sealed.startsWith(PREFIX) ? sealed.slice(PREFIX.length).split(':') : [];
     try {
       if (parts.length !== 3) throw new Error('not a sealed value');
-      const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(parts[0]!, 'base64'));
+      const d = createDecipheriv('aes-256-gcm', key, Buffer.from(parts[0]!, 'base64'));
       d.setAuthTag(Buffer.from(parts[1]!, 'base64'));
       return Buffer.concat([d.update(Buffer.from(parts[2]!, 'base64')), d.final()]).toString('utf8');
     } catch (e) {
@@ -82,12 +97,19 @@ export interface SecretKeyOptions {
   configured?: string;
   /** Data folder for `secret-key` (single server); absent: a key for this process only, not recorded (tests, embedding). */
   dataDir?: string;
+  /**
+   * Make `<dataDir>/secret-key` when there is no key and the database records none (the server;
+   * default false: a worker never makes the deployment's key).
+   */
+  create?: boolean;
 }
 
 /**
- * The deployment's secret box: the configured key or the data folder's (made on first start),
- * checked against the key check value the database records (recorded by the first process).
- * @throws MedmaskError ENVIRONMENT naming what differs
+ * The deployment's secret box: the configured key or the data folder's (made on first start of a
+ * server), checked against the key check value the database records (recorded by the first
+ * process with a key). A process without any key gets a box that refuses every use with the
+ * reason (it can run everything but archive requests).
+ * @throws MedmaskError ENVIRONMENT when the key is not the deployment's
  * @example
  * const box = await deploymentSecretBox(store.db, { configured: cfg.secretKey, dataDir: cfg.dataDir });
  */
@@ -102,8 +124,8 @@ export async function deploymentSecretBox(db: Kysely<Database>, o: SecretKeyOpti
     const file = join(o.dataDir, 'secret-key');
     from = file;
     if (existsSync(file)) key = parseSecretKey(readFileSync(file, 'utf8'), file);
-    else if (recorded !== undefined) {
-      throw new MedmaskError('ENVIRONMENT', `the database holds credentials encrypted with a secret key, and this process has none (no MEDMASK_SECRET_KEY, no ${file})`, { hint: 'processes that share a database need the same MEDMASK_SECRET_KEY (the first server\'s key is in its data folder\'s secret-key file)' });
+    else if (recorded !== undefined || !o.create) {
+      return new SecretBox(null, `this process has no secret key (no MEDMASK_SECRET_KEY, no ${file})${recorded !== undefined ? ' and the database\'s credentials were encrypted with one' : ''}`);
     } else {
       key = randomBytes(32);
       writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });

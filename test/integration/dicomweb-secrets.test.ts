@@ -46,14 +46,18 @@ test('the deployment key: made into a 0600 file for a single server, checked aga
       await store.db.insertInto('projects').values({ id: 'p', name: 'p', created_at: 'now', created_by: null }).execute();
       await store.db.insertInto('dicomweb_sources').values({ id: 'old', project_id: 'p', name: 'old', url: 'http://127.0.0.1:1/dicom-web', auth: JSON.stringify({ type: 'basic', username: 'u', password: 'clear-secret-1' }), tls: '{}', timeout_ms: 30000, auto_push: 0, created_at: 'now', created_by: null }).execute();
 
-      const box = await deploymentSecretBox(store.db, { dataDir: server });
+      // A worker started before any server makes no key (and records none).
+      assert.equal((await deploymentSecretBox(store.db, { dataDir: worker })).usable, false);
+      const box = await deploymentSecretBox(store.db, { dataDir: server, create: true });
       const file = join(server, 'secret-key');
       assert.equal(statSync(file).mode & 0o777, 0o600);
-      assert.equal((await deploymentSecretBox(store.db, { dataDir: server })).checkValue(), box.checkValue(), 'the same key on the next start');
-      // The same key configured explicitly agrees; another key, or a second process without one, is refused.
+      assert.equal((await deploymentSecretBox(store.db, { dataDir: server, create: true })).checkValue(), box.checkValue(), 'the same key on the next start');
+      // The same key configured explicitly agrees; another key is refused at start; a process
+      // without one (a worker, a second server) starts, and refuses to use credentials, saying why.
       assert.equal((await deploymentSecretBox(store.db, { configured: readFileSync(file, 'utf8') })).checkValue(), box.checkValue());
       await assert.rejects(deploymentSecretBox(store.db, { configured: KEY_B }), envError(/MEDMASK_SECRET_KEY is not the one this deployment's database was set up with/));
-      await assert.rejects(deploymentSecretBox(store.db, { dataDir: worker, configured: '' }), envError(/this process has none/));
+      const keyless = await deploymentSecretBox(store.db, { dataDir: worker, configured: '', create: true });
+      assert.equal(keyless.usable, false);
 
       assert.equal(await sealClearSources(store.db, box), 1);
       assert.equal(await sealClearSources(store.db, box), 0, 'idempotent');
@@ -63,6 +67,7 @@ test('the deployment key: made into a 0600 file for a single server, checked aga
       assert.deepEqual(sourceEndpoint(rows[1]!, box).auth, { type: 'basic', username: 'u', password: 'clear-secret-1' });
       assert.deepEqual(sourceEndpoint(rows[0]!, box).auth, { type: 'bearer', token: 'tok-secret-2' });
       assert.throws(() => sourceEndpoint(rows[0]!, new SecretBox(Buffer.alloc(32, 1))), envError(/DICOMweb source "new" cannot be decrypted/));
+      assert.throws(() => sourceEndpoint(rows[0]!, keyless), envError(/DICOMweb source "new" cannot be used: this process has no secret key .*encrypted with one/));
     } finally {
       await store.close();
     }
