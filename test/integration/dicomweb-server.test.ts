@@ -5,15 +5,16 @@
 // read back as partial labels (from the archive, from files, with the CLI).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
 import { readVolume } from '../../src/io/index.js';
 import { InProcessQueue } from '../../src/queue/index.js';
 import { getVolume } from '../../src/store/volumes.js';
-import { cli } from '../helpers/cli.js';
+import { ROOT, cli } from '../helpers/cli.js';
 import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
 import { segFrames, seqOf } from '../helpers/seg-frames.js';
 import { multipartBody, startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
@@ -48,6 +49,16 @@ after(async () => {
   await orthanc?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
+
+/** The CLI from source in a child process, without blocking this process (the server under test answers it). */
+function cliAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  return new Promise((res) => child.on('close', (code) => res({ code: code ?? -1, out, err })));
+}
 
 async function importSeries(study: string, series: string, dataset = 'from-pacs', source = sourceId): Promise<{ id: string; jobId: string }> {
   const r = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${source}/imports`, payload: { dataset, series: [{ studyInstanceUid: study, seriesInstanceUid: series }] } });
@@ -330,11 +341,26 @@ test("a data set's existing SEGs come back as partial labels: from the archive (
     const l2 = await s.store.db.selectFrom('labels').selectAll().where('id', '=', fromFiles.labelId).executeTakeFirstOrThrow();
     assert.deepEqual([...(await getVolume(s.blobs, l2.blob!)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left }));
 
+    // `dicomweb seg-files`: a tar.gz of SEGs sent to the server by the CLI (the job's map again, so the label is stored once).
+    const url = await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const tgz = join(tmp, 'segs.tar.gz');
+    const pack = tar.pack();
+    pack.entry({ name: 'slicer/oblique.seg.dcm' }, readFileSync(join(SEGFIX, 'oblique.seg.dcm')));
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    writeFileSync(tgz, gzipSync(Buffer.concat(chunks)));
+    const mapFile = join(tmp, 'seg-map.json');
+    writeFileSync(mapFile, JSON.stringify({ Milz: 'spleen' }));
+    const sent = await cliAsync(['dicomweb', 'seg-files', tgz, '--server', url, '--dataset', img.dataset_id, '--map', mapFile, '--json'], { MEDMASK_TOKEN: s.users.reviewer.token });
+    assert.equal(sent.code, 0, sent.err);
+    const sr = JSON.parse(sent.out) as { matched: number; cases: { imageId: string; labelId?: string }[] };
+    assert.equal(sr.matched, 1);
+    assert.equal(sr.cases.find((c) => c.imageId === imageIds[0])!.labelId, matched.labelId, 'the same label map is stored once');
+
     // The CLI, without the server: the same map as the job made.
-    const map = join(tmp, 'seg-map.json');
-    writeFileSync(map, JSON.stringify({ Milz: 'spleen' }));
     const out = join(tmp, 'seg-labels.nii.gz');
-    const c = cli('dicomweb', 'pull-seg', '--url', archive.dicomweb, '--study', segFix.study, '--series', segFix.referenced_series, '--out', out, '--map', map);
+    const c = await cliAsync(['dicomweb', 'pull-seg', '--url', archive.dicomweb, '--study', segFix.study, '--series', segFix.referenced_series, '--out', out, '--map', mapFile]);
     assert.equal(c.code, 0, c.err);
     assert.match(c.out, /segment 4 "Tumor" → unknown/);
     assert.deepEqual([...(await readVolume(out)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left, 3: ORG.spleen }));

@@ -75,14 +75,19 @@ export function segImportCounts(cases: readonly SegImportCase[]): { matched: num
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** Check the job's input (also what the route sends). */
-export function validateSegImportInput(raw: unknown): DicomwebSegImportInput {
-  const bad = (why: string) => new MedmaskError('USAGE', `dicomweb-seg-import job: ${why}`, { hint: 'start it with POST /api/dicomweb/:id/seg-imports (docs/pacs.md)' });
-  const o = raw as Record<string, unknown> | null;
-  if (!o || typeof o !== 'object' || Array.isArray(o)) throw bad('input must be an object');
-  const extra = Object.keys(o).filter((k) => !['sourceId', 'datasetId', 'target', 'labels', 'rename', 'try'].includes(k));
-  if (extra.length) throw bad(`unknown input field(s) ${extra.join(', ')}`);
-  if (typeof o.sourceId !== 'string' || !ID.test(o.sourceId) || typeof o.datasetId !== 'string' || !ID.test(o.datasetId)) throw bad('sourceId and datasetId must be ids');
+/** The mapping options of a SEG import (job input or a files request), checked. */
+export interface SegImportOptions {
+  target?: string;
+  labels?: Record<string, number>;
+  rename?: Record<string, string>;
+}
+
+/**
+ * Check the mapping options: target, label names → values, rename table (its organs must be label names).
+ * @throws MedmaskError USAGE naming the bad entry
+ */
+export function validateSegOptions(o: Record<string, unknown>, what: string): SegImportOptions {
+  const bad = (why: string) => new MedmaskError('USAGE', `${what}: ${why}`, { hint: 'docs/pacs.md, "Labels drawn elsewhere"' });
   if (o.target !== undefined && (typeof o.target !== 'string' || !o.target || o.target.length > 100)) throw bad('target must be a name of at most 100 characters');
   const labels = o.labels as Record<string, unknown> | undefined;
   if (labels !== undefined && (!labels || typeof labels !== 'object' || Array.isArray(labels) || !Object.keys(labels).length || Object.keys(labels).length > 255 || Object.entries(labels).some(([k, v]) => !k || k.length > 100 || !Number.isInteger(v) || (v as number) < 1 || (v as number) > 255))) throw bad('labels must map 1 to 255 label names to values 1…255');
@@ -92,8 +97,19 @@ export function validateSegImportInput(raw: unknown): DicomwebSegImportInput {
     if (!rename || typeof rename !== 'object' || Array.isArray(rename) || Object.keys(rename).length > 1000) throw bad('rename must map segment labels (or numbers) to label names');
     for (const [k, v] of Object.entries(rename)) if (typeof v !== 'string' || !names.includes(v.toLowerCase()) || k.length > 200) throw bad(`rename "${k}" → ${JSON.stringify(v)} is not a label name (${Object.keys(labels ?? ORGAN_LABELS).join(', ')})`);
   }
+  return { ...(o.target !== undefined ? { target: o.target as string } : {}), ...(labels ? { labels: labels as Record<string, number> } : {}), ...(rename ? { rename: rename as Record<string, string> } : {}) };
+}
+
+/** Check the job's input. */
+export function validateSegImportInput(raw: unknown): DicomwebSegImportInput {
+  const bad = (why: string) => new MedmaskError('USAGE', `dicomweb-seg-import job: ${why}`, { hint: 'start it with POST /api/dicomweb/:id/seg-imports (docs/pacs.md)' });
+  const o = raw as Record<string, unknown> | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw bad('input must be an object');
+  const extra = Object.keys(o).filter((k) => !['sourceId', 'datasetId', 'target', 'labels', 'rename', 'try'].includes(k));
+  if (extra.length) throw bad(`unknown input field(s) ${extra.join(', ')}`);
+  if (typeof o.sourceId !== 'string' || !ID.test(o.sourceId) || typeof o.datasetId !== 'string' || !ID.test(o.datasetId)) throw bad('sourceId and datasetId must be ids');
   if (o.try !== undefined && !(Number.isInteger(o.try) && (o.try as number) >= 0)) throw bad('try must be a whole number');
-  return o as unknown as DicomwebSegImportInput;
+  return { sourceId: o.sourceId, datasetId: o.datasetId, ...validateSegOptions(o, 'dicomweb-seg-import job'), ...(o.try !== undefined ? { try: o.try as number } : {}) };
 }
 
 /**

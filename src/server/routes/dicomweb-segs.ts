@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { readFile, rm } from 'node:fs/promises';
 import { MedmaskError, isMedmaskError } from '../../core/errors.js';
 import { ORGAN_LABELS, segHeader, type SegSource } from '../../dicomweb/seg-labels.js';
-import { segImportCounts, storeCaseSegs, validateSegImportInput, type SegImportCase } from '../../queue/handlers/dicomweb-seg-import.js';
+import { segImportCounts, storeCaseSegs, validateSegImportInput, validateSegOptions, type SegImportCase } from '../../queue/handlers/dicomweb-seg-import.js';
 import { getSource } from '../../store/dicomweb.js';
 import { createJob } from '../../store/jobs.js';
 import { userOf } from '../auth.js';
@@ -77,7 +77,7 @@ export function dicomwebSegRoutes(app: FastifyInstance, ctx: ServerContext): voi
             throw new MedmaskError('USAGE', `field ${k} is not JSON: ${(e as Error).message}`, { hint: k === 'rename' ? '{ "Milz": "spleen" }' : '{ "liver": 1, "spleen": 2 }' });
           }
         };
-        const input = validateSegImportInput({ sourceId: 'files', datasetId: ds.id, ...(up.fields.target ? { target: up.fields.target } : {}), ...(up.fields.labels ? { labels: json('labels') } : {}), ...(up.fields.rename ? { rename: json('rename') } : {}) });
+        const input = validateSegOptions({ target: up.fields.target || undefined, labels: json('labels'), rename: json('rename') }, 'SEG files');
         if (!up.files.length) throw new MedmaskError('USAGE', 'send at least one DICOM SEG file', { hint: 'curl -F seg=@a.seg.dcm -F seg=@b.seg.dcm …' });
         // The cases and the series UIDs that name them: medmask's (de-identified) and, for imported ones, the archive's.
         const images = await db.selectFrom('images').selectAll().where('dataset_id', '=', ds.id).orderBy('name').execute();
