@@ -352,15 +352,18 @@ test("a data set's existing SEGs come back as partial labels: from the archive (
     writeFileSync(tgz, gzipSync(Buffer.concat(chunks)));
     const mapFile = join(tmp, 'seg-map.json');
     writeFileSync(mapFile, JSON.stringify({ Milz: 'spleen' }));
-    const sent = await cliAsync(['dicomweb', 'seg-files', tgz, '--server', url, '--dataset', img.dataset_id, '--map', mapFile, '--json'], { MEDMASK_TOKEN: s.users.reviewer.token });
+    // (Both CLI runs at once: each child spends most of its time starting.)
+    const out = join(tmp, 'seg-labels.nii.gz');
+    const [sent, c] = await Promise.all([
+      cliAsync(['dicomweb', 'seg-files', tgz, '--server', url, '--dataset', img.dataset_id, '--map', mapFile, '--json'], { MEDMASK_TOKEN: s.users.reviewer.token }),
+      cliAsync(['dicomweb', 'pull-seg', '--url', archive.dicomweb, '--study', segFix.study, '--series', segFix.referenced_series, '--out', out, '--map', mapFile]),
+    ]);
     assert.equal(sent.code, 0, sent.err);
     const sr = JSON.parse(sent.out) as { matched: number; cases: { imageId: string; labelId?: string }[] };
     assert.equal(sr.matched, 1);
     assert.equal(sr.cases.find((c) => c.imageId === imageIds[0])!.labelId, matched.labelId, 'the same label map is stored once');
 
     // The CLI, without the server: the same map as the job made.
-    const out = join(tmp, 'seg-labels.nii.gz');
-    const c = await cliAsync(['dicomweb', 'pull-seg', '--url', archive.dicomweb, '--study', segFix.study, '--series', segFix.referenced_series, '--out', out, '--map', mapFile]);
     assert.equal(c.code, 0, c.err);
     assert.match(c.out, /segment 4 "Tumor" → unknown/);
     assert.deepEqual([...(await readVolume(out)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left, 3: ORG.spleen }));
