@@ -13,8 +13,9 @@
  * Segment → label value: by name. The name is what a rename table gives for the SegmentLabel (or
  * the segment number); else the first of SegmentLabel, the organ whose SNOMED CT type code the
  * segment carries ({@link ORGAN_TERMS}), SegmentDescription that the name → value table (e.g. the
- * AbdomenAtlas organs) knows, matched without case, spaces or underscores; without a table, the
- * segment number. Overlapping segments: the later segment wins and the overlap is counted.
+ * AbdomenAtlas organs) knows, matched without case, spaces or underscores, directly or through a
+ * common synonym ({@link ORGAN_SYNONYMS}: "Left Kidney" → kidney_left, "IVC" → postcava); without a
+ * table, the segment number. Overlapping segments: the later segment wins and the overlap is counted.
  * @module
  */
 import dcmjs, { type NaturalizedDataset } from 'dcmjs';
@@ -64,6 +65,30 @@ export interface ReadDicomSegResult {
 }
 
 const norm = (s: string) => s.toLowerCase().replace(/[\s_-]+/g, '');
+
+/**
+ * Common names of the AbdomenAtlas organs in segment labels (3D Slicer, OHIF, TotalSegmentator,
+ * BTCV), normalised (lower case, no spaces, underscores or hyphens) → medmask's organ name. Used
+ * when a SegmentLabel is not itself a label name of the table.
+ */
+export const ORGAN_SYNONYMS: Readonly<Record<string, string>> = {
+  leftkidney: 'kidney_left',
+  kidneyl: 'kidney_left',
+  lkidney: 'kidney_left',
+  kidneysinister: 'kidney_left',
+  rightkidney: 'kidney_right',
+  kidneyr: 'kidney_right',
+  rkidney: 'kidney_right',
+  kidneydexter: 'kidney_right',
+  inferiorvenacava: 'postcava',
+  venacavainferior: 'postcava',
+  ivc: 'postcava',
+  abdominalaorta: 'aorta',
+  gall: 'gallbladder',
+  hepar: 'liver',
+  lien: 'spleen',
+  gaster: 'stomach',
+};
 const first = <T>(v: unknown): T | undefined => (Array.isArray(v) ? (v[0] as T) : (v as T | undefined));
 const nums = (v: unknown): number[] | undefined => (v === undefined || v === null ? undefined : (Array.isArray(v) ? v : [v]).map(Number));
 
@@ -160,8 +185,10 @@ export function readDicomSeg(bytes: Uint8Array, o: ReadDicomSegOptions = {}): Re
     const typeCode = String(first<NaturalizedDataset>(s.SegmentedPropertyTypeCodeSequence)?.CodeValue ?? '');
     const byCode = Object.entries(ORGAN_TERMS).find(([, t]) => t.type.value === typeCode)?.[0];
     const candidates = renamed !== undefined ? [renamed] : [segmentLabel, ...(byCode ? [byCode] : []), String(s.SegmentDescription ?? '')].filter(Boolean);
-    const hit = table && candidates.find((c) => table.has(norm(c)));
-    const name = hit ? canonical.get(norm(hit))! : candidates[0] || segmentLabel;
+    // A candidate names a label directly (without case, spaces, underscores) or through a synonym.
+    const known = (c: string): string | undefined => (table?.has(norm(c)) ? norm(c) : ORGAN_SYNONYMS[norm(c)] !== undefined && table?.has(norm(ORGAN_SYNONYMS[norm(c)]!)) ? norm(ORGAN_SYNONYMS[norm(c)]!) : undefined);
+    const hit = table && candidates.map(known).find((c) => c !== undefined);
+    const name = hit ? canonical.get(hit)! : candidates[0] || segmentLabel;
     const value = table ? table.get(norm(name)) : number;
     if (value === undefined && o.unknown !== 'skip') unknown.push(`${number} "${segmentLabel}"${name !== segmentLabel ? ` (renamed "${name}")` : ''}`);
     segments.set(number, { number, segmentLabel, name, ...(value !== undefined ? { value } : {}), frames: 0, voxels: 0 });

@@ -397,6 +397,8 @@ function stack(planes: Plane[], label: string): { data: VoxelArray; type: VoxelT
     planes.forEach((p, k) => data.set(p.pixels.data.subarray(p.frame * plane, (p.frame + 1) * plane), k * plane));
     return { data, type, rescaled: false };
   }
+  const fast = rescaleIntegers(planes, plane, total);
+  if (fast) return fast;
   const values = new Float64Array(total);
   let integral = true;
   let lo = Infinity;
@@ -415,6 +417,59 @@ function stack(planes: Plane[], label: string): { data: VoxelArray; type: VoxelT
   if (!Number.isFinite(lo) && total > 0) throw new MedmaskError('CORRUPT_FILE', `${label}: rescaled values are not finite`, { hint: 'check RescaleSlope / RescaleIntercept in the files' });
   if (integral && lo >= -32768 && hi <= 32767) return { data: Int16Array.from(values), type: 'int16', rescaled: true };
   return { data: Float32Array.from(values), type: 'float32', rescaled: true };
+}
+
+type IntegerArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
+const isIntegerArray = (a: VoxelArray): a is IntegerArray => a instanceof Int8Array || a instanceof Uint8Array || a instanceof Int16Array || a instanceof Uint16Array || a instanceof Int32Array || a instanceof Uint32Array;
+
+/** Smallest and largest stored value of one plane. */
+function planeRange(src: IntegerArray, off: number, n: number): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = off; i < off + n; i++) {
+    const x = src[i]!;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return [lo, hi];
+}
+
+/** True when x·slope + intercept is a whole number for every stored value of the plane. */
+function planeIntegral(src: IntegerArray, off: number, n: number, slope: number, intercept: number): boolean {
+  for (let i = off; i < off + n; i++) if (!Number.isInteger(src[i]! * slope + intercept)) return false;
+  return true;
+}
+
+function fillRescaled(out: Int16Array | Float32Array, at: number, src: IntegerArray, off: number, n: number, slope: number, intercept: number): void {
+  for (let i = 0; i < n; i++) out[at + i] = src[off + i]! * slope + intercept;
+}
+
+/**
+ * The rescale of integer pixel data (every CT) without a float64 copy of the volume: the range
+ * comes from each plane's stored range (x·slope + intercept is monotone in x, in floating point
+ * too), whole-number results are certain when slope and intercept are whole, and the output is
+ * written once in its final type — the same values, type and errors as the general path below,
+ * at a fraction of its time and memory (it was most of a 512×512×200 import).
+ * @returns undefined for pixel data that is not integer (the general path handles it)
+ */
+function rescaleIntegers(planes: Plane[], plane: number, total: number): { data: VoxelArray; type: VoxelType; rescaled: boolean } | undefined {
+  if (!planes.every((p) => isIntegerArray(p.pixels.data) && Number.isFinite(p.slope) && Number.isFinite(p.intercept))) return undefined;
+  let integral = true;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const p of planes) {
+    const src = p.pixels.data as IntegerArray;
+    const off = p.frame * plane;
+    const [a, b] = planeRange(src, off, plane);
+    const ends = [a * p.slope + p.intercept, b * p.slope + p.intercept];
+    lo = Math.min(lo, ...ends);
+    hi = Math.max(hi, ...ends);
+    if (integral && !(Number.isInteger(p.slope) && Number.isInteger(p.intercept) && Number.isSafeInteger(ends[0]!) && Number.isSafeInteger(ends[1]!))) integral = planeIntegral(src, off, plane, p.slope, p.intercept);
+  }
+  const asInt16 = integral && lo >= -32768 && hi <= 32767;
+  const out = asInt16 ? new Int16Array(total) : new Float32Array(total);
+  planes.forEach((p, k) => fillRescaled(out, k * plane, p.pixels.data as IntegerArray, p.frame * plane, plane, p.slope, p.intercept));
+  return { data: out, type: asInt16 ? 'int16' : 'float32', rescaled: true };
 }
 
 function readMeta(header: NaturalizedDataset, raw: NaturalizedDataset, planes: Plane[], info: { rescaled: boolean; transferSyntax: string; deidentified: boolean; removed: string[]; warnings: string[] }): VolumeMeta {

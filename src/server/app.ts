@@ -42,6 +42,7 @@ import { modelRoutes } from './routes/models.js';
 import { viewerRoutes } from './routes/viewer.js';
 import { dicomwebRoutes } from './routes/dicomweb.js';
 import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
+import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
 
 
 /** Default settings (see {@link ServerSettings}). */
@@ -83,6 +84,8 @@ export interface CreateServerOptions {
   staleMs?: number;
   /** Lines about reconciliation and database outages (default: the fastify logger at warn). */
   say?: (line: string) => void;
+  /** Archive credentials at rest (default: a key for this process only; `medmask serve` gives the deployment's). */
+  secrets?: SecretBox;
   /** fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed (default: none). */
@@ -99,7 +102,8 @@ export interface CreateServerOptions {
  */
 export async function createServer(o: CreateServerOptions): Promise<FastifyInstance> {
   const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...o.settings };
-  const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: registerDicomwebHandlers(o.handlers ?? createDefaultHandlers(), { uidSalt: settings.uidSalt }), settings };
+  const secrets = o.secrets ?? (await deploymentSecretBox(o.store.db));
+  const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: registerDicomwebHandlers(o.handlers ?? createDefaultHandlers(), { uidSalt: settings.uidSalt, secrets }), settings, secrets };
   if (settings.decodeWorkers > 0) ctx.decoder = new DecodePool({ size: settings.decodeWorkers, timeoutMs: settings.decodeTimeoutMs });
   const app = Fastify({
     logger: o.logger ?? false,

@@ -34,6 +34,8 @@ export interface ServiceConfig {
   trustProxy: string[];
   /** Salt for DICOM UID remapping (default: made once and kept in the database, shared by the deployment). */
   uidSalt: string;
+  /** Key for archive credentials at rest (default: `<dataDir>/secret-key`; see store/secret-box.ts). */
+  secretKey: string;
   jobConcurrency: number;
   /** BullMQ lock duration: how soon a dead worker's job is taken over. */
   lockMs: number;
@@ -79,6 +81,7 @@ export const CONFIG_FIELDS: Record<keyof ServiceConfig, Field> = {
   fourEyesReview: { env: 'MEDMASK_FOUR_EYES_REVIEW', kind: 'bool', help: 'four-eyes review: a reviewer may not accept a mask version they wrote themselves (default false)' },
   trustProxy: { env: 'MEDMASK_TRUST_PROXY', kind: 'list', help: 'reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client — for the per-address login limit and the audit log' },
   uidSalt: { env: 'MEDMASK_UID_SALT', kind: 'string', help: 'secret salt for DICOM UID remapping' },
+  secretKey: { env: 'MEDMASK_SECRET_KEY', kind: 'string', help: 'key that encrypts archive credentials at rest (64 hex digits, e.g. openssl rand -hex 32); required, the same, for every process when several share a database; default: <dataDir>/secret-key, made on first start (docs/pacs.md)' },
   jobConcurrency: { env: 'MEDMASK_JOB_CONCURRENCY', kind: 'int', min: 1, max: 64, help: 'jobs run at once per process' },
   lockMs: { env: 'MEDMASK_LOCK_MS', kind: 'int', min: 500, max: 3_600_000, help: 'BullMQ job lock, ms (a dead worker\'s job is taken over after this)' },
   shutdownGraceMs: { env: 'MEDMASK_SHUTDOWN_GRACE_MS', kind: 'int', min: 0, max: 3_600_000, help: 'how long shutdown waits for running jobs, ms' },
@@ -167,6 +170,7 @@ export function loadConfig(flags: Partial<Record<keyof ServiceConfig | 'config',
     fourEyesReview: (out.fourEyesReview as boolean | undefined) ?? false,
     trustProxy: (out.trustProxy as string[] | undefined) ?? [],
     uidSalt: (out.uidSalt as string | undefined) ?? '',
+    secretKey: (out.secretKey as string | undefined) ?? '',
     jobConcurrency: (out.jobConcurrency as number | undefined) ?? 1,
     lockMs: (out.lockMs as number | undefined) ?? 30_000,
     shutdownGraceMs: (out.shutdownGraceMs as number | undefined) ?? 30_000,

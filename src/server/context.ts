@@ -2,6 +2,7 @@
  * What every route module is given, and the request decorations the auth hook adds.
  * @module
  */
+import type { SecretBox } from '../store/secret-box.js';
 import type {} from '@fastify/cookie';
 import type {} from '@fastify/swagger';
 import type {} from '@fastify/multipart';
@@ -58,6 +59,8 @@ export interface ServerContext {
   queue: JobQueue;
   handlers: JobHandlerRegistry;
   settings: ServerSettings;
+  /** Seals and opens archive credentials (the deployment's secret key). */
+  secrets: SecretBox;
   /** Upload decoding off the event loop (absent when `decodeWorkers` is 0). */
   decoder?: DecodePool;
 }

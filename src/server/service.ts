@@ -24,6 +24,8 @@ import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
 import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
 import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
+import { sealClearSources } from '../store/dicomweb.js';
+import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
 
 /** A running service; `stop()` shuts it down gracefully. */
 export interface RunningService {
@@ -88,7 +90,7 @@ function within<T>(p: Promise<T>, ms: number, what: string, hint: string): Promi
   ]);
 }
 
-async function common(cfg: ServiceConfig, say: (line: string) => void) {
+async function common(cfg: ServiceConfig, say: (line: string) => void, role: 'serve' | 'worker') {
   // Everything the server and workers create (database, blobs, temporary uploads, the admin
   // password file) is for this account only: files 0600, folders 0700.
   process.umask(0o077);
@@ -100,19 +102,25 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
   const store = await within(openStore(cfg.db), START_TIMEOUT_MS, `the database ${cfg.db.replace(/\/\/[^@/]*@/, '//…@')}`, 'check --db, that the database server runs and accepts this user');
   let blobs: Awaited<ReturnType<typeof openDeploymentBlobs>>;
   let uidSalt: string;
+  let secrets: SecretBox;
   try {
     // One deployment, one blob store: refuse (exit 6) a store that is not the one the database records.
     blobs = await openDeploymentBlobs(store, cfg.blobs);
     await blobs.cleanup();
     // One deployment, one UID salt (kept in the database; a configured one must agree with it).
     uidSalt = await deploymentUidSalt(store.db, { configured: cfg.uidSalt, dataDir: cfg.dataDir });
+    // One deployment, one secret key (archive credentials at rest); rows from before are sealed now.
+    secrets = await deploymentSecretBox(store.db, { configured: cfg.secretKey, dataDir: cfg.dataDir, create: role === 'serve' });
+    const sealed = secrets.usable ? await sealClearSources(store.db, secrets) : 0;
+    if (sealed) say(`encrypted the stored credentials of ${sealed} DICOMweb source(s) with the deployment's secret key`);
+    if (!secrets.usable) say('no MEDMASK_SECRET_KEY: DICOMweb archive requests will fail in this process (docs/pacs.md)');
   } catch (e) {
     await store.close();
     throw e;
   }
   const handlers = createDefaultHandlers();
   await loadHandlerModules(handlers, cfg.handlers);
-  registerDicomwebHandlers(handlers, { uidSalt });
+  registerDicomwebHandlers(handlers, { uidSalt, secrets });
   try {
     if (/^rediss?:\/\//.test(cfg.queue)) await probeRedis(cfg.queue);
   } catch (e) {
@@ -120,7 +128,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
     throw e;
   }
   const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
-  return { store, blobs, handlers, queue, uidSalt };
+  return { store, blobs, handlers, queue, uidSalt, secrets };
 }
 
 /**
@@ -128,7 +136,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
  * @param say - where to print the start-up lines (and the first admin password, once)
  */
 export async function startServe(cfg: ServiceConfig, say: (line: string) => void): Promise<RunningService> {
-  const { store, blobs, handlers, queue, uidSalt } = await common(cfg, say);
+  const { store, blobs, handlers, queue, uidSalt, secrets } = await common(cfg, say, 'serve');
   const users = await store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   if (Number(users.n) === 0) {
     const fromEnv = process.env.MEDMASK_ADMIN_PASSWORD;
@@ -153,6 +161,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     blobs,
     queue,
     handlers,
+    secrets,
     runJobs: queue.kind === 'in-process',
     jobConcurrency: cfg.jobConcurrency,
     reconcileMs: cfg.reconcileMs,
@@ -195,7 +204,7 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
   if (!/^rediss?:\/\//.test(cfg.queue)) {
     throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
   }
-  const { store, blobs, handlers, queue } = await common(cfg, say);
+  const { store, blobs, handlers, queue } = await common(cfg, say, 'worker');
   const workerId = defaultWorkerId();
   await queue.consume(
     createJobProcessor({

@@ -41,7 +41,7 @@ export interface OrthancService {
   seed(files: readonly string[]): Promise<string[]>;
   /** Stop the process, keep the storage (then `start()` again). */
   pause(): Promise<void>;
-  /** Start again after pause(), same port and storage. */
+  /** Start again after pause(), same port and storage (nothing when it runs). */
   start(): Promise<void>;
   /** Stop and remove everything. */
   stop(): Promise<void>;
@@ -117,6 +117,7 @@ end
   process.once('exit', kill);
 
   async function start(): Promise<void> {
+    if (child && child.exitCode === null && child.signalCode === null) return; // running already
     const fd = openSync(logPath, 'a');
     child = spawn('Orthanc', [cfgPath], { stdio: ['ignore', fd, fd] });
     closeSync(fd);

@@ -1,23 +1,26 @@
 // PACS in and out through the server, against a real Orthanc (Debian orthanc + orthanc-dicomweb):
 // register → search → import (same volume as `medmask convert`, no PHI stored), edit → accept →
 // push a DICOM SEG that Orthanc files under the original study and series; faults: archive down
-// during an import, a STOW refusal, a series with a missing slice.
+// during an import, a STOW refusal, a series with a missing slice; a data set's SEGs drawn elsewhere
+// read back as partial labels (from the archive, from files, with the CLI).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
 import { readVolume } from '../../src/io/index.js';
 import { InProcessQueue } from '../../src/queue/index.js';
 import { getVolume } from '../../src/store/volumes.js';
-import { cli } from '../helpers/cli.js';
+import { ROOT, cli } from '../helpers/cli.js';
 import { fixtureFiles, startOrthanc, type OrthancService } from '../helpers/orthanc.js';
 import { segFrames, seqOf } from '../helpers/seg-frames.js';
 import { multipartBody, startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
 
 const FIX = new URL('../fixtures/dicom/', import.meta.url).pathname;
+const SEGFIX = new URL('../fixtures/dicom-seg-bulk/', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { secrets: Record<string, string>; cases: Record<string, { original_uids: string[]; series_uid: string; shape: number[] }> };
 const oblique = expected.cases.series_oblique!;
 
@@ -25,9 +28,10 @@ let orthanc: OrthancService;
 let s: TestServer;
 let tmp: string;
 let sourceId: string;
-let imageId: string;
 let projectId: string;
 
+// Shared fixtures: the archive and its registration; each test imports what it needs (the oblique
+// series once, through `obliqueImage`), so that tests run alone (--test-name-pattern) or in any order.
 before(async () => {
   orthanc = await startOrthanc({ auth: { username: 'medmask', password: 'pacs-secret-2' } });
   await orthanc.seed(fixtureFiles(join(FIX, 'series_oblique')));
@@ -36,6 +40,9 @@ before(async () => {
   s = await startTestServer({ queue: new InProcessQueue({ attempts: 6, backoffMs: 300 }) });
   tmp = mkdtempSync(join(tmpdir(), 'medmask-pacs-'));
   projectId = (await s.as('admin', { method: 'POST', url: '/api/projects', payload: { name: 'pacs' } })).json().id as string;
+  const r = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc', url: orthanc.dicomweb, auth: { type: 'basic', ...orthanc.auth } } });
+  assert.equal(r.statusCode, 201, r.body);
+  sourceId = r.json().id as string;
 });
 after(async () => {
   await s?.close();
@@ -43,22 +50,55 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function importSeries(study: string, series: string, dataset = 'from-pacs'): Promise<{ id: string; jobId: string }> {
-  const r = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${sourceId}/imports`, payload: { dataset, series: [{ studyInstanceUid: study, seriesInstanceUid: series }] } });
+/** The CLI from source in a child process, without blocking this process (the server under test answers it). */
+function cliAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  return new Promise((res) => child.on('close', (code) => res({ code: code ?? -1, out, err })));
+}
+
+async function importSeries(study: string, series: string, dataset = 'from-pacs', source = sourceId): Promise<{ id: string; jobId: string }> {
+  const r = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${source}/imports`, payload: { dataset, series: [{ studyInstanceUid: study, seriesInstanceUid: series }] } });
   assert.equal(r.statusCode, 202, r.body);
   return r.json().imports[0] as { id: string; jobId: string };
+}
+
+let oblique0: Promise<{ id: string; jobId: string; imageId: string }> | undefined;
+/** The oblique CT series imported into "from-pacs" (once per file, by whichever test asks first). */
+function obliqueImage(): Promise<{ id: string; jobId: string; imageId: string }> {
+  oblique0 ??= (async () => {
+    const imp = await importSeries(oblique.original_uids[0]!, oblique.series_uid);
+    const job = await waitJob(s, imp.jobId);
+    assert.equal(job.status, 'done', JSON.stringify(job));
+    return { ...imp, imageId: String(job.result.imageId) };
+  })();
+  return oblique0;
+}
+
+/** A case on the oblique image with a mask saved as version 1. */
+async function maskWith(target: string, data: Uint8Array): Promise<string> {
+  const { imageId } = await obliqueImage();
+  const mask = (await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/cases`, payload: { target } })).json().maskId as string;
+  const saved = await s.as('annotator', { method: 'PUT', url: `/api/masks/${mask}/data?baseVersion=0`, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(data) });
+  assert.equal(saved.statusCode, 201, saved.body);
+  return mask;
 }
 
 test('admin registers the archive (checked with a search; credentials never returned); phi roles search it, others are refused', async () => {
   const bad = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc', url: orthanc.dicomweb, auth: { type: 'basic', username: 'medmask', password: 'wrong' } } });
   assert.equal(bad.statusCode, 424, bad.body);
   assert.match(bad.json().message, /answered 401/);
-  const r = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc', url: orthanc.dicomweb, auth: { type: 'basic', ...orthanc.auth } } });
+  const r = await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'orthanc-again', url: orthanc.dicomweb, auth: { type: 'basic', ...orthanc.auth } } });
   assert.equal(r.statusCode, 201, r.body);
-  sourceId = r.json().id;
   assert.deepEqual(r.json().auth, { type: 'basic', username: 'medmask' });
   const listed = await s.as('viewer', { url: `/api/projects/${projectId}/dicomweb` });
   assert.ok(!listed.body.includes(orthanc.auth!.password));
+  // Encrypted at rest: the row holds no password, and the archive is reached with it (searches below).
+  const rows = JSON.stringify(await s.store.db.selectFrom('dicomweb_sources').selectAll().execute());
+  assert.ok(!rows.includes(orthanc.auth!.password) && rows.includes('enc:v1:'), rows);
   assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'x', url: orthanc.dicomweb } })).statusCode, 403);
 
   for (const role of ['annotator', 'viewer'] as const) assert.equal((await s.as(role, { url: `/api/dicomweb/${sourceId}/series?patientId=${expected.secrets.PatientID}` })).statusCode, 403);
@@ -77,16 +117,14 @@ test('admin registers the archive (checked with a search; credentials never retu
 });
 
 test('import: one job per series; the volume equals `medmask convert` of the same files; no PHI or original UID in anything medmask stores or shows without phi', async () => {
-  const study = oblique.original_uids[0]!;
-  const imp = await importSeries(study, oblique.series_uid);
-  const job = await waitJob(s, imp.jobId);
-  assert.equal(job.status, 'done', JSON.stringify(job));
+  const imp = await obliqueImage();
   const view = (await s.as('reviewer', { url: `/api/dicomweb/imports/${imp.id}` })).json();
   assert.equal(view.status, 'done');
   assert.equal(view.original.seriesInstanceUid, oblique.series_uid);
   const viewerView = await s.as('viewer', { url: `/api/dicomweb/imports/${imp.id}` });
   assert.equal(viewerView.json().original, undefined);
-  imageId = view.imageId;
+  const imageId = imp.imageId;
+  assert.equal(view.imageId, imageId);
 
   const out = join(tmp, 'convert.nii.gz');
   const c = cli('convert', join(FIX, 'series_oblique'), out);
@@ -121,14 +159,13 @@ test('import: one job per series; the volume equals `medmask convert` of the sam
 });
 
 test('edit, accept, push: Orthanc holds a SEG under the original patient, study and series whose frames are the accepted mask', async () => {
+  const { imageId } = await obliqueImage();
   const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirstOrThrow();
   const [nx, ny, nz] = JSON.parse(img.shape) as number[];
-  const mask = (await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/cases`, payload: { target: 'liver' } })).json().maskId as string;
   const data = new Uint8Array(nx! * ny! * nz!);
   // A box in slices 1..3, known voxel by voxel.
   for (let k = 1; k <= 3; k++) for (let j = 4; j < 15; j++) for (let i = 6 + k; i < 20; i++) data[i + nx! * (j + ny! * k)] = 1;
-  const saved = await s.as('annotator', { method: 'PUT', url: `/api/masks/${mask}/data?baseVersion=0`, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(data) });
-  assert.equal(saved.statusCode, 201, saved.body);
+  const mask = await maskWith('liver', data);
   assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/push`, payload: {} })).statusCode, 400, 'not accepted yet');
   assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/review`, payload: { decision: 'accept', version: 1 } })).statusCode, 201);
   const push = await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/push`, payload: {} });
@@ -138,7 +175,8 @@ test('edit, accept, push: Orthanc holds a SEG under the original patient, study 
   const pushes = (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes;
   assert.equal(pushes[0].status, 'sent');
 
-  const segIds = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { Modality: 'SEG' } });
+  // This push's SEG (other tests push others).
+  const segIds = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { Modality: 'SEG', SOPInstanceUID: pushes[0].segSopInstanceUid } });
   assert.equal(segIds.length, 1);
   const tags = await orthanc.get<Record<string, unknown>>(`/instances/${segIds[0]}/simplified-tags`);
   assert.equal(tags.Modality, 'SEG');
@@ -178,14 +216,18 @@ test('edit, accept, push: Orthanc holds a SEG under the original patient, study 
   assert.deepEqual([...lv.data], [...data].map((v) => v * 5));
 });
 
-test('a STOW refusal is recorded with the archive\'s reason, and a retry sends it; automatic push on accept', async () => {
-  const mask = (await s.as('reviewer', { method: 'POST', url: `/api/images/${imageId}/cases`, payload: { target: 'spleen' } })).json().maskId as string;
+test('a STOW refusal is recorded with the archive\'s reason, and a retry sends it; automatic push on accept', async (t) => {
+  const { imageId } = await obliqueImage();
   const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageId).executeTakeFirstOrThrow();
   const n = (JSON.parse(img.shape) as number[]).reduce((a, b) => a * b);
   const data = new Uint8Array(n);
   data.fill(1, 2000, 2600);
-  await s.as('annotator', { method: 'PUT', url: `/api/masks/${mask}/data?baseVersion=0`, headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from(data) });
+  const mask = await maskWith('spleen', data);
   writeFileSync(orthanc.refuseSegFlag, '');
+  t.after(async () => {
+    rmSync(orthanc.refuseSegFlag, { force: true });
+    await s.as('admin', { method: 'PATCH', url: `/api/dicomweb/${sourceId}`, payload: { autoPush: false } });
+  });
   assert.equal((await s.as('admin', { method: 'PATCH', url: `/api/dicomweb/${sourceId}`, payload: { autoPush: true } })).json().autoPush, true);
   assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/masks/${mask}/review`, payload: { decision: 'accept', version: 1 } })).statusCode, 201);
   const refused = await waitFor(async () => {
@@ -204,10 +246,10 @@ test('a STOW refusal is recorded with the archive\'s reason, and a retry sends i
   });
   const p = (await s.as('viewer', { url: `/api/masks/${mask}/pushes` })).json().pushes[0];
   assert.equal(p.attempts, 2);
-  await s.as('admin', { method: 'PATCH', url: `/api/dicomweb/${sourceId}`, payload: { autoPush: false } });
 });
 
-test('faults: the archive down during an import (the job retries and finishes when it is back); a series with a missing slice names the instances around the gap', async () => {
+test('faults: the archive down during an import (the job retries and finishes when it is back); a series with a missing slice names the instances around the gap', async (t) => {
+  t.after(() => orthanc.start().catch(() => undefined)); // the archive is back for later tests even when this one fails
   await orthanc.pause();
   const imp = await importSeries(oblique.original_uids[0]!, oblique.series_uid, 'outage');
   await waitFor(async () => (await s.as('admin', { url: `/api/jobs/${imp.jobId}` })).json().attempts >= 2, 20_000, 'a failed try');
@@ -223,7 +265,7 @@ test('faults: the archive down during an import (the job retries and finishes wh
   assert.equal(job.status, 'done', JSON.stringify(job));
 
   const list = await orthanc.get<Record<string, { Value?: string[] }>[]>('/dicom-web/series');
-  const gap = list.find((x) => x['0020000E']!.Value![0] !== oblique.series_uid && x['00080060']?.Value?.[0] !== 'SEG')!;
+  const gap = list.find((x) => x['0020000E']!.Value![0] !== oblique.series_uid && x['00080060']?.Value?.[0] === 'CT')!;
   const gi = await importSeries(gap['0020000D']!.Value![0]!, gap['0020000E']!.Value![0]!, 'gap');
   const failed = await waitJob(s, gi.jobId);
   assert.equal(failed.status, 'failed');
@@ -234,4 +276,98 @@ test('faults: the archive down during an import (the job retries and finishes wh
   const again = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/imports/${gi.id}/retry` });
   assert.equal(again.statusCode, 202, again.body);
   assert.notEqual(again.json().jobId, gi.jobId, 'a retry is a job of its own');
+});
+
+test("a data set's existing SEGs come back as partial labels: from the archive (a job, per-case status), from SEG files, and with `dicomweb pull-seg`", async () => {
+  // A SEG written by pydicom (tools/fixtures/make_dicom_seg_bulk_fixtures.py) on the oblique series,
+  // in an archive of its own (the pushes of other tests stay out of its study).
+  const segFix = JSON.parse(readFileSync(join(SEGFIX, 'expected.json'), 'utf8')) as { referenced_series: string; study: string; segments: Record<string, string>; frames: { segment: number; position: number[]; on: number[] }[] };
+  const archive = await startOrthanc();
+  try {
+    await archive.seed([...fixtureFiles(join(FIX, 'series_oblique')), join(FIX, 'two_series', 'b1'), join(FIX, 'two_series', 'b2'), join(SEGFIX, 'oblique.seg.dcm')]);
+    const src = (await s.as('admin', { method: 'POST', url: `/api/projects/${projectId}/dicomweb`, payload: { name: 'seg-archive', url: archive.dicomweb } })).json().id as string;
+    const ct = expected.cases['two_series/ct']!;
+    const imps = [await importSeries(segFix.study, segFix.referenced_series, 'seg-labels', src), await importSeries(segFix.study, ct.series_uid, 'seg-labels', src)];
+    const imageIds: string[] = [];
+    for (const i of imps) {
+      const j = await waitJob(s, i.jobId);
+      assert.equal(j.status, 'done', JSON.stringify(j));
+      imageIds.push(String(j.result.imageId));
+    }
+    const img = await s.store.db.selectFrom('images').selectAll().where('id', '=', imageIds[0]!).executeTakeFirstOrThrow();
+    const vol = await getVolume(s.blobs, img.blob);
+    // The truth: each fixture frame's pixels on the slice its position falls on (AbdomenAtlas values).
+    const truth = (values: Record<number, number>): number[] => {
+      const [nx, ny] = vol.shape;
+      const out = new Array<number>(vol.data.length).fill(0);
+      const col = (c: number) => [vol.direction[c]!, vol.direction[3 + c]!, vol.direction[6 + c]!];
+      for (const f of segFix.frames) {
+        const d = [0, 1, 2].map((a) => f.position[a]! - vol.origin[a]!);
+        const along = (c: number) => (d[0]! * col(c)[0]! + d[1]! * col(c)[1]! + d[2]! * col(c)[2]!) / vol.spacing[c]!;
+        assert.ok(Math.abs(along(0)) < 1e-3 && Math.abs(along(1)) < 1e-3, 'frames lie on slices of the image');
+        const k = Math.round(along(2));
+        for (const p of f.on) if (values[f.segment]) out[k * nx * ny + p] = values[f.segment]!;
+      }
+      return out;
+    };
+    const ORG = { spleen: 1, kidney_left: 3, liver: 5 };
+
+    // From the archive: LIVER (case), "Left Kidney" (synonym), Milz (rename); Tumor is named as unknown.
+    const start = await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${src}/seg-imports`, payload: { dataset: 'seg-labels', rename: { Milz: 'spleen' } } });
+    assert.equal(start.statusCode, 202, start.body);
+    assert.equal((await s.as('annotator', { method: 'POST', url: `/api/dicomweb/${src}/seg-imports`, payload: { dataset: 'seg-labels' } })).statusCode, 403);
+    assert.equal((await s.as('reviewer', { method: 'POST', url: `/api/dicomweb/${src}/seg-imports`, payload: { dataset: 'seg-labels', rename: { Milz: 'milt' } } })).statusCode, 400);
+    const job = await waitJob(s, start.json().jobId);
+    assert.equal(job.status, 'done', JSON.stringify(job));
+    const r = job.result as { matched: number; noSeg: number; refused: number; unknownSegments: number; segs: number; cases: { imageId: string; status: string; labelId?: string; unknown: string[]; segments: { segmentLabel: string; organ?: string; voxels: number }[] }[] };
+    assert.deepEqual([r.segs, r.matched, r.noSeg, r.refused, r.unknownSegments], [1, 1, 1, 0, 1]);
+    const matched = r.cases.find((c) => c.imageId === imageIds[0])!;
+    assert.equal(matched.status, 'matched');
+    assert.deepEqual(matched.segments.map((x) => [x.segmentLabel, x.organ ?? null]), [['LIVER', 'liver'], ['Left Kidney', 'kidney_left'], ['Milz', 'spleen'], ['Tumor', null]]);
+    assert.match(matched.unknown[0]!, /4 "Tumor"/);
+    assert.equal(r.cases.find((c) => c.imageId === imageIds[1])!.status, 'no-seg');
+    assert.ok(!JSON.stringify(job).includes(segFix.referenced_series) && !JSON.stringify(job).includes(segFix.study), 'no archive UID in the job');
+    const label = await s.store.db.selectFrom('labels').selectAll().where('id', '=', matched.labelId!).executeTakeFirstOrThrow();
+    assert.deepEqual([label.image_id, label.provenance, label.target, label.job_id], [imageIds[0], 'original', 'organs', start.json().jobId]);
+    assert.deepEqual([...(await getVolume(s.blobs, label.blob!)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left, 3: ORG.spleen }));
+
+    // From files (no rename: Milz is unknown too); a CT slice among them is named as unreadable.
+    const files = await s.as('reviewer', { method: 'POST', url: `/api/datasets/${img.dataset_id}/segs`, ...multipartBody([{ name: 'slicer.seg.dcm', data: readFileSync(join(SEGFIX, 'oblique.seg.dcm')) }, { name: 'ct.dcm', data: readFileSync(join(FIX, 'two_series', 'b1')) }]) });
+    assert.equal(files.statusCode, 200, files.body);
+    const fr = files.json();
+    assert.deepEqual([fr.matched, fr.noSeg, fr.unknownSegments, fr.unreadableSegs.length], [1, 1, 2, 1]);
+    assert.match(fr.unreadableSegs[0].reason, /ct\.dcm.*not Segmentation Storage/);
+    const fromFiles = fr.cases.find((c: { imageId: string }) => c.imageId === imageIds[0]);
+    const l2 = await s.store.db.selectFrom('labels').selectAll().where('id', '=', fromFiles.labelId).executeTakeFirstOrThrow();
+    assert.deepEqual([...(await getVolume(s.blobs, l2.blob!)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left }));
+
+    // `dicomweb seg-files`: a tar.gz of SEGs sent to the server by the CLI (the job's map again, so the label is stored once).
+    const url = await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const tgz = join(tmp, 'segs.tar.gz');
+    const pack = tar.pack();
+    pack.entry({ name: 'slicer/oblique.seg.dcm' }, readFileSync(join(SEGFIX, 'oblique.seg.dcm')));
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    writeFileSync(tgz, gzipSync(Buffer.concat(chunks)));
+    const mapFile = join(tmp, 'seg-map.json');
+    writeFileSync(mapFile, JSON.stringify({ Milz: 'spleen' }));
+    // (Both CLI runs at once: each child spends most of its time starting.)
+    const out = join(tmp, 'seg-labels.nii.gz');
+    const [sent, c] = await Promise.all([
+      cliAsync(['dicomweb', 'seg-files', tgz, '--server', url, '--dataset', img.dataset_id, '--map', mapFile, '--json'], { MEDMASK_TOKEN: s.users.reviewer.token }),
+      cliAsync(['dicomweb', 'pull-seg', '--url', archive.dicomweb, '--study', segFix.study, '--series', segFix.referenced_series, '--out', out, '--map', mapFile]),
+    ]);
+    assert.equal(sent.code, 0, sent.err);
+    const sr = JSON.parse(sent.out) as { matched: number; cases: { imageId: string; labelId?: string }[] };
+    assert.equal(sr.matched, 1);
+    assert.equal(sr.cases.find((c) => c.imageId === imageIds[0])!.labelId, matched.labelId, 'the same label map is stored once');
+
+    // The CLI, without the server: the same map as the job made.
+    assert.equal(c.code, 0, c.err);
+    assert.match(c.out, /segment 4 "Tumor" → unknown/);
+    assert.deepEqual([...(await readVolume(out)).data], truth({ 1: ORG.liver, 2: ORG.kidney_left, 3: ORG.spleen }));
+  } finally {
+    await archive.stop();
+  }
 });

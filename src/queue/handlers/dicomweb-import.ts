@@ -17,6 +17,7 @@ import { remapUid } from '../../io/deidentify.js';
 import { putDicomHeaders } from '../../server/upload.js';
 import { getImport, getSource, putUidMap, sourceEndpoint, updateImport } from '../../store/dicomweb.js';
 import { insertImage } from '../../store/volumes.js';
+import type { SecretBox } from '../../store/secret-box.js';
 import type { JobContext, JobHandler } from '../handlers.js';
 
 /** Input of the dicomweb-import job. */
@@ -54,7 +55,7 @@ export function validateRecordInput(job: string, key: string, raw: unknown): Rec
  * @example
  * registry.register('dicomweb-import', dicomwebImportHandler({ uidSalt }));
  */
-export function dicomwebImportHandler(o: { uidSalt: string }): JobHandler {
+export function dicomwebImportHandler(o: { uidSalt: string; secrets: SecretBox }): JobHandler {
   return {
     description: 'import one series from a DICOMweb archive (WADO-RS), de-identified, into a data set',
     validate: (raw) => validateRecordInput('dicomweb-import', 'importId', raw),
@@ -67,7 +68,7 @@ export function dicomwebImportHandler(o: { uidSalt: string }): JobHandler {
       await updateImport(db, importId, { status: 'running', job_id: ctx.jobId, error: null });
       const dir = join(dirname(ctx.workDir), `dicomweb-import-${importId}`);
       await mkdir(dir, { recursive: true });
-      const client = new DicomwebClient(sourceEndpoint(source));
+      const client = new DicomwebClient(sourceEndpoint(source, o.secrets));
       try {
         const r = await importSeries(client, imp.study_uid, imp.series_uid, {
           uidSalt: o.uidSalt,

@@ -17,6 +17,7 @@ import { getDicomHeaders } from '../../server/upload.js';
 import { getPush, getSource, getUidMap, importOfImage, sourceEndpoint, updatePush } from '../../store/dicomweb.js';
 import { getMask } from '../../store/masks.js';
 import { getVolume } from '../../store/volumes.js';
+import type { SecretBox } from '../../store/secret-box.js';
 import type { JobContext, JobHandler } from '../handlers.js';
 import { redactUids, validateRecordInput } from './dicomweb-import.js';
 
@@ -35,7 +36,7 @@ export function segmentNames(target: string, present: readonly number[]): Record
  * @example
  * registry.register('dicomweb-push', dicomwebPushHandler({ uidSalt }));
  */
-export function dicomwebPushHandler(o: { uidSalt: string }): JobHandler {
+export function dicomwebPushHandler(o: { uidSalt: string; secrets: SecretBox }): JobHandler {
   return {
     description: 'send one mask version as DICOM SEG (STOW-RS) to the DICOMweb archive its image came from',
     validate: (raw) => validateRecordInput('dicomweb-push', 'pushId', raw),
@@ -54,7 +55,7 @@ export function dicomwebPushHandler(o: { uidSalt: string }): JobHandler {
       if (typeof headersHash !== 'string') throw new MedmaskError('USAGE', `image ${image.name} has no stored DICOM headers to reference`, { hint: 'import the series again' });
       const source = await getSource(db, push.source_id);
       await updatePush(db, pushId, { status: 'sending', attempts: push.attempts + 1, job_id: ctx.jobId });
-      const client = new DicomwebClient(sourceEndpoint(source));
+      const client = new DicomwebClient(sourceEndpoint(source, o.secrets));
       try {
         const mv = await getVolume(ctx.blobs, version.blob);
         const present = [...new Set(mv.data)].filter((v) => v > 0).sort((a, b) => a - b);

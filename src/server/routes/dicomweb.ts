@@ -20,6 +20,7 @@ import { audit } from '../audit.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { can } from '../permissions.js';
+import { dicomwebSegRoutes } from './dicomweb-segs.js';
 import { idParams, secured } from './schemas.js';
 
 const TAGS = ['pacs'];
@@ -150,7 +151,7 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
           c.close();
         }
       }
-      const row = await createSource(db, { projectId: project.id, name: b.name, endpoint, autoPush: !!b.autoPush, createdBy: userOf(req).id });
+      const row = await createSource(db, { projectId: project.id, name: b.name, endpoint, autoPush: !!b.autoPush, createdBy: userOf(req).id }, ctx.secrets);
       req.auditDetails = { sourceId: row.id, url: endpoint.url, auth: endpoint.auth!.type };
       return reply.code(201).send(sourceView(row));
     },
@@ -177,7 +178,7 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
       { config: { permission: 'phi' }, schema: { tags: TAGS, summary: `Search the archive's ${level} (QIDO-RS); the answer holds patient identifiers`, security: secured, params: idParams, querystring: { type: 'object', additionalProperties: false, properties: queryProps } } },
       async (req) => {
         const source = await getSource(db, req.params.id);
-        const c = new DicomwebClient(sourceEndpoint(source));
+        const c = new DicomwebClient(sourceEndpoint(source, ctx.secrets));
         try {
           const results = level === 'studies' ? await c.searchStudies(req.query) : await c.searchSeries(req.query);
           // Audited: who searched which archive by which fields (never the values: they are PHI).
@@ -314,6 +315,8 @@ export function dicomwebRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
     },
   );
+
+  dicomwebSegRoutes(app, ctx); // a data set's existing SEGs as partial labels
 
   // Automatic push on accept: after a successful review, where the image's archive asks for it.
   app.addHook('onResponse', async (req, reply) => {
