@@ -71,6 +71,8 @@ export function registerDemo(program: Command): void {
         say(`  routed:  ${s.decisions.accept} accepted, ${s.decisions.review} to review, ${s.decisions.ood} out of distribution (OOD AUROC ${f2(e.ood.auroc)}, ${e.ood.flaggedOod}/${e.ood.ood} OOD images caught)`);
         const fams = [fam(e.ood.far, 'far'), fam(e.ood.near, 'near')].filter(Boolean);
         if (fams.length) say(`  OOD AUROC by family: ${fams.join('; ')}`);
+        const kinds = Object.entries(e.ood.byKind ?? {}).filter(([, v]) => v.family === 'near');
+        if (kinds.length) say(`  near OOD by kind (AUROC, caught): ${kinds.map(([k, v]) => `${k} ${f2(v.auroc)} (${v.flagged}/${v.n})`).join(', ')}`);
         say(`  review ranking: area under risk–coverage ${f2(e.riskCoverage.aurc)} vs ${f2(e.riskCoverage.randomAurc)} for random order`);
         say();
         say(`  report:  ${rel(r.report)}   (open in a browser; works offline)`);
