@@ -44,7 +44,7 @@ export function registerDemo(program: Command): void {
       bar?.stop();
       const e = r.evaluation;
       if (o.json) {
-        process.stdout.write(JSON.stringify({ out: r.out, seconds: r.seconds, report: r.report, annotate: r.annotate, evaluation: e ? { ...e, perImage: undefined } : undefined, notes }) + '\n');
+        process.stdout.write(JSON.stringify({ out: r.out, seconds: r.seconds, report: r.report, annotate: r.annotate, evaluation: e ? { ...e, perImage: undefined } : undefined, evalAnnotate: r.evalAnnotate, evalEvaluation: r.evalEvaluation ? { ...r.evalEvaluation, perImage: undefined } : undefined, notes }) + '\n');
         return;
       }
       const say = (s = '') => process.stdout.write(s + '\n');
@@ -62,10 +62,17 @@ export function registerDemo(program: Command): void {
         const [lo, hi] = e.segmentation.meanDiceCi95;
         const fam = (f: typeof e.ood.far, name: string) => (f ? `${name} ${f2(f.auroc)} (${f.flagged}/${f.n} caught)` : undefined);
         say(`  annotated ${s.done} images (${e.classification.n} test + ${e.ood.ood} out-of-distribution) at ${s.imagesPerSecond.toFixed(1)} images/s`);
-        say(`  accuracy ${pct(e.classification.accuracy)}; mean Dice of lesion masks ${f2(e.segmentation.meanDice)} (95 % t-interval ${f2(lo)}–${f2(hi)}, ${e.segmentation.lesionImages} lesion images); of accepted masks ${f2(acc?.meanDice)} (${acc?.n ?? 0})`);
+        say(`  accuracy ${pct(e.classification.accuracy)}; test split: mean Dice of lesion masks ${f2(e.segmentation.meanDice)} (95 % t-interval ${f2(lo)}–${f2(hi)}, ${e.segmentation.lesionImages} lesion images); of accepted masks ${f2(acc?.meanDice)} (${acc?.n ?? 0})`);
+        const ev = r.evalEvaluation?.segmentation;
+        if (ev && r.evalAnnotate) {
+          const [elo, ehi] = ev.meanDiceCi95;
+          say(`  evaluation set: mean Dice of lesion masks ${ev.meanDice.toFixed(3)} (95 % t-interval ${elo.toFixed(3)}–${ehi.toFixed(3)}, ±${((ehi - elo) / 2).toFixed(3)}; ${ev.lesionImages} unseen lesion images, annotated at ${r.evalAnnotate.imagesPerSecond.toFixed(1)} images/s)`);
+        }
         say(`  routed:  ${s.decisions.accept} accepted, ${s.decisions.review} to review, ${s.decisions.ood} out of distribution (OOD AUROC ${f2(e.ood.auroc)}, ${e.ood.flaggedOod}/${e.ood.ood} OOD images caught)`);
         const fams = [fam(e.ood.far, 'far'), fam(e.ood.near, 'near')].filter(Boolean);
         if (fams.length) say(`  OOD AUROC by family: ${fams.join('; ')}`);
+        const kinds = Object.entries(e.ood.byKind ?? {}).filter(([, v]) => v.family === 'near');
+        if (kinds.length) say(`  near OOD by kind (AUROC, caught): ${kinds.map(([k, v]) => `${k} ${f2(v.auroc)} (${v.flagged}/${v.n})`).join(', ')}`);
         say(`  review ranking: area under risk–coverage ${f2(e.riskCoverage.aurc)} vs ${f2(e.riskCoverage.randomAurc)} for random order`);
         say();
         say(`  report:  ${rel(r.report)}   (open in a browser; works offline)`);

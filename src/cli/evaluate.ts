@@ -29,6 +29,7 @@ export function registerEvaluate(program: Command): void {
           `masks: mean Dice ${f(s.meanDice)} (95 % t-interval ${f(s.meanDiceCi95[0])}–${f(s.meanDiceCi95[1])}), IoU ${f(s.meanIou)}, median HD95 ${f(s.medianHd95, 1)} mm over ${s.lesionImages} lesion image(s); accepted ${f(s.meanDiceByDecision.accept?.meanDice ?? NaN)} (${s.meanDiceByDecision.accept?.n ?? 0}), review ${f(s.meanDiceByDecision.review?.meanDice ?? NaN)} (${s.meanDiceByDecision.review?.n ?? 0})`,
           `classification: accuracy ${f(e.classification.accuracy)}, AUROC ${f(e.classification.aurocMacro)}, ECE ${f(e.classification.ece)} (${e.classification.n} images)`,
           `open set: AUROC ${f(e.ood.auroc)}, FPR@95TPR ${f(e.ood.fprAt95Tpr)} (${e.ood.ood} OOD, ${e.ood.inDistribution} in-distribution)${[e.ood.far && `; far ${f(e.ood.far.auroc)} (${e.ood.far.n})`, e.ood.near && `; near ${f(e.ood.near.auroc)} (${e.ood.near.n}), FPR@95TPR ${f(e.ood.near.fprAt95Tpr)}`].filter(Boolean).join('')}`,
+          ...(e.ood.byKind ? [`open set by kind (AUROC; routed ood/review/accept): ${Object.entries(e.ood.byKind).map(([k, v]) => `${k} ${f(v.auroc)} (${v.routed.ood ?? 0}/${v.routed.review ?? 0}/${v.routed.accept ?? 0} of ${v.n})`).join(', ')}`] : []),
           `review ranking: AURC ${f(e.riskCoverage.aurc)} vs random ${f(e.riskCoverage.randomAurc)}`,
           `wrote ${o.run}/evaluation.json and ${report}`,
         ].join('\n') + '\n',

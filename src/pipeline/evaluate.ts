@@ -31,6 +31,8 @@ export interface ImageEvaluation {
   ood: boolean;
   /** For OOD images: far (ood.csv: another body part, inverted, CT) or near (near-ood.csv: another chest radiograph). */
   oodFamily?: OodFamily;
+  /** For OOD images: the `kind` column of ood.csv / near-ood.csv (e.g. knee, scanner, effusion). */
+  oodKind?: string;
   predicted?: string;
   correct?: boolean;
   decision?: string;
@@ -53,6 +55,8 @@ export interface OodFamilyEvaluation {
   fprAt95Tpr: number;
   /** Of them, routed to "ood". */
   flagged: number;
+  /** Of them, how many got each decision (accept, review, ood). */
+  routed: Record<string, number>;
 }
 
 /** evaluation.json. */
@@ -85,6 +89,8 @@ export interface Evaluation {
     /** Per family, present when the truth folder lists images of it (ood.csv: far, near-ood.csv: near). */
     far?: OodFamilyEvaluation;
     near?: OodFamilyEvaluation;
+    /** Per kind of OOD image (the `kind` column), each against all in-distribution images. */
+    byKind?: Record<string, OodFamilyEvaluation & { family: OodFamily }>;
   };
   /** Ranking of lesion images by review priority vs 1 − Dice. */
   riskCoverage: { n: number; aurc: number; randomAurc: number; coverage: number[]; risk: number[] };
@@ -98,6 +104,7 @@ interface TruthRow {
   mask?: string;
   ood: boolean;
   family?: OodFamily;
+  kind?: string;
 }
 
 async function readCsv(path: string): Promise<Record<string, string>[]> {
@@ -142,8 +149,8 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   const rowsIn = await readCsv(labelsCsv);
   if (rowsIn[0] && rowsIn[0][labelColumn] === undefined) throw new MedmaskError('USAGE', `${labelsCsv}: no column "${labelColumn}"`, { hint: `columns: ${Object.keys(rowsIn[0]).join(', ')}` });
   for (const r of rowsIn) add({ image: r.image ?? '', ...(r[labelColumn] ? { label: r[labelColumn] } : {}), ...(r.mask ? { mask: r.mask } : {}), ood: false });
-  if (existsSync(join(truthDir, 'ood.csv'))) for (const r of await readCsv(join(truthDir, 'ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'far' });
-  if (existsSync(join(truthDir, 'near-ood.csv'))) for (const r of await readCsv(join(truthDir, 'near-ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'near' });
+  if (existsSync(join(truthDir, 'ood.csv'))) for (const r of await readCsv(join(truthDir, 'ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'far', ...(r.kind ? { kind: r.kind } : {}) });
+  if (existsSync(join(truthDir, 'near-ood.csv'))) for (const r of await readCsv(join(truthDir, 'near-ood.csv'))) add({ image: r.image ?? '', ood: true, family: 'near', ...(r.kind ? { kind: r.kind } : {}) });
 
   const results = await readResults(run);
   const per: ImageEvaluation[] = [];
@@ -151,7 +158,7 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   for (const r of results) for (const k of Object.keys(r.probabilities ?? {})) classes.add(k);
   const classList = [...classes];
   const clsRows: { probs: number[]; label: number; conf: number; correct: number }[] = [];
-  const oodScores: number[] = [], oodIs: number[] = [], oodFamilies: (OodFamily | undefined)[] = [];
+  const oodScores: number[] = [], oodIs: number[] = [], oodKinds: (string | undefined)[] = [], oodFamilies: (OodFamily | undefined)[] = [];
   const decisions: Record<string, number> = {};
   let flaggedOod = 0, flaggedIn = 0, falseMasks = 0;
   for (const r of results) {
@@ -159,11 +166,12 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
     if (r.decision) decisions[r.decision] = (decisions[r.decision] ?? 0) + 1;
     if (r.status !== 'ok') decisions.error = (decisions.error ?? 0) + 1;
     if (!t || r.status !== 'ok') continue;
-    const e: ImageEvaluation = { image: r.image, ood: t.ood, ...(t.family ? { oodFamily: t.family } : {}), ...(t.label ? { truthLabel: t.label } : {}), ...(r.predicted ? { predicted: r.predicted } : {}), ...(r.decision ? { decision: r.decision } : {}), ...(r.priority !== undefined ? { priority: r.priority } : {}) };
+    const e: ImageEvaluation = { image: r.image, ood: t.ood, ...(t.family ? { oodFamily: t.family } : {}), ...(t.kind ? { oodKind: t.kind } : {}), ...(t.label ? { truthLabel: t.label } : {}), ...(r.predicted ? { predicted: r.predicted } : {}), ...(r.decision ? { decision: r.decision } : {}), ...(r.priority !== undefined ? { priority: r.priority } : {}) };
     if (r.ood?.score !== undefined) {
       oodScores.push(r.ood.score);
       oodIs.push(t.ood ? 1 : 0);
       oodFamilies.push(t.family);
+      oodKinds.push(t.kind);
     }
     if (r.decision === 'ood') t.ood ? flaggedOod++ : flaggedIn++;
     if (!t.ood && t.label && r.probabilities && r.predicted) {
@@ -202,15 +210,25 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
   const rc = riskCoverage(lesion.map((e) => e.priority ?? 0), lesion.map((e) => 1 - e.dice!));
   const k = classList.length;
   const diceCi = meanCi95(lesion.map((e) => e.dice!));
-  /** One family against all in-distribution images. */
-  const family = (f: OodFamily): OodFamilyEvaluation | undefined => {
-    const keep = oodFamilies.map((g, i) => !oodIs[i] || g === f);
+  /** The OOD images that `pick` selects (by index into the scored lists) against all in-distribution images. */
+  const against = (pick: (i: number) => boolean, inGroup: (e: ImageEvaluation) => boolean): OodFamilyEvaluation | undefined => {
+    const keep = oodIs.map((x, i) => !x || pick(i));
     const scores = oodScores.filter((_, i) => keep[i]), is = oodIs.filter((_, i) => keep[i]);
     const n = is.filter((x) => x).length;
     if (!n) return undefined;
-    return { n, auroc: auroc(scores, is), fprAt95Tpr: fprAtTpr(scores, is), flagged: per.filter((e) => e.oodFamily === f && e.decision === 'ood').length };
+    const routed: Record<string, number> = {};
+    for (const e of per) if (e.ood && inGroup(e) && e.decision) routed[e.decision] = (routed[e.decision] ?? 0) + 1;
+    return { n, auroc: auroc(scores, is), fprAt95Tpr: fprAtTpr(scores, is), flagged: routed.ood ?? 0, routed };
   };
+  const family = (f: OodFamily) => against((i) => oodFamilies[i] === f, (e) => e.oodFamily === f);
   const far = family('far'), near = family('near');
+  const byKind: Record<string, OodFamilyEvaluation & { family: OodFamily }> = {};
+  for (const [i, kind] of oodKinds.entries()) {
+    const f = oodFamilies[i];
+    if (!kind || !f || byKind[kind]) continue;
+    const r = against((j) => oodKinds[j] === kind && oodFamilies[j] === f, (e) => e.oodKind === kind && e.oodFamily === f);
+    if (r) byKind[kind] = { family: f, ...r };
+  }
   const evaluation: Evaluation = {
     images: results.length,
     matched: per.length,
@@ -239,6 +257,7 @@ export async function evaluateRun(run: string, truthDir: string, opts: { normalC
       flaggedIn,
       ...(far ? { far } : {}),
       ...(near ? { near } : {}),
+      ...(Object.keys(byKind).length ? { byKind } : {}),
       ...(oodIs.some((x) => x) && oodIs.some((x) => !x) ? { roc: (({ fpr, tpr }) => ({ fpr, tpr }))(rocCurve(oodScores, oodIs)) } : {}),
     },
     riskCoverage: { n: lesion.length, aurc: rc.aurc, randomAurc: mean(lesion.map((e) => 1 - e.dice!)), coverage: rc.coverage, risk: rc.risk },

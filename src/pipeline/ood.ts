@@ -2,7 +2,8 @@
  * `medmask fit-ood`: fit the open-set statistics of each model on in-distribution training images
  * — class-conditional means and a shared covariance of the pooled target features (Mahalanobis),
  * plus the spread of the energy and MC mutual-information scores — and choose the threshold of the
- * combined score at a target false-positive rate; with labelled calibration images, also the
+ * combined score (their weighted mean, by default the Mahalanobis distance alone: see
+ * `DEFAULT_OOD_WEIGHTS`) at a target false-positive rate; with labelled calibration images, also the
  * model's temperature (confidence calibration). Written as `<out>/<model>.ood.json`; `annotate`
  * reads it (and refuses statistics fitted on a different model file).
  * @module
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { explainActivation } from '../core/explain/explain.js';
 import { MedmaskError } from '../core/errors.js';
 import { fitTemperature, type TemperatureFit } from '../core/uncertainty/calibration.js';
-import { combineOod, energy, fitMahalanobis, fitOodCombiner, mahalanobis, type MahalanobisModel, type OodCombiner } from '../core/uncertainty/ood.js';
+import { combineOod, DEFAULT_OOD_WEIGHTS, energy, fitMahalanobis, fitOodCombiner, mahalanobis, type MahalanobisModel, type OodCombiner } from '../core/uncertainty/ood.js';
 import { atomicWrite } from '../io/atomic.js';
 import { readVolume } from '../io/index.js';
 import type { EnsembleModel, ModelPass } from './ensemble.js';
@@ -21,7 +22,8 @@ import { runModel } from './ensemble.js';
 
 /** The file `fit-ood` writes per model. */
 export interface OodStats {
-  format: 'medmask-ood/1';
+  /** `/2` adds the combiner's score weights; `/1` files (every score weighs 1) still load. */
+  format: 'medmask-ood/2' | 'medmask-ood/1';
   model: { name: string; sha256: string; target: string };
   classes: string[];
   mahalanobis: Omit<MahalanobisModel, 'cholesky'> & { cholesky: number[] };
@@ -109,13 +111,22 @@ function outOfFoldDistances(feats: readonly Float64Array[], labels: readonly num
  * Without a calibration set, the fit images calibrate (Mahalanobis distances out of fold).
  * @param models - the loaded ensemble
  * @param images - image paths with their class label (a name from the models' classes)
- * @param opts - output folder, calibration images, target FPR (default 0.05), MC samples (default 20), seed, progress
+ * @param opts - output folder, calibration images, target FPR (default 0.05), MC samples (default 20), seed, score weights, progress
  * @returns the written file per model name
  */
 export async function fitOod(
   models: readonly EnsembleModel[],
   images: readonly { path: string; label: string }[],
-  opts: { out: string; calibration?: readonly { path: string; label?: string }[]; targetFpr?: number; mcSamples?: number; seed?: number; onProgress?: (done: number, total: number) => void },
+  opts: {
+    out: string;
+    calibration?: readonly { path: string; label?: string }[];
+    targetFpr?: number;
+    mcSamples?: number;
+    seed?: number;
+    /** Weight per score (mahalanobis, energy, mi) in the combined score (default {@link DEFAULT_OOD_WEIGHTS}). */
+    weights?: Readonly<Record<string, number>>;
+    onProgress?: (done: number, total: number) => void;
+  },
 ): Promise<Record<string, string>> {
   if (images.length < 10) throw new MedmaskError('USAGE', `${images.length} image(s) are too few to fit OOD statistics`, { hint: 'use at least 10 training images (a few hundred is typical)' });
   const classes = models[0]!.manifest.classes;
@@ -131,12 +142,12 @@ export async function fitOod(
   for (const [k, m] of models.entries()) {
     const maha = fitMahalanobis(fit.feats[k]!, fit.labels);
     const d = cal ? cal.feats[k]!.map((f) => mahalanobis(maha, f)) : outOfFoldDistances(fit.feats[k]!, fit.labels);
-    const combiner = fitOodCombiner({ mahalanobis: d, energy: (cal ?? fit).en[k]!, mi: (cal ?? fit).mi[k]! }, fpr);
+    const combiner = fitOodCombiner({ mahalanobis: d, energy: (cal ?? fit).en[k]!, mi: (cal ?? fit).mi[k]! }, fpr, opts.weights ?? DEFAULT_OOD_WEIGHTS);
     // Confidence is calibrated on images the model was not trained on, and only when they are all
     // labelled with its classes; sigmoid (multi-label) outputs are left alone.
     const temperature = cal && m.probability !== 'sigmoid' && cal.labels.every((l) => l >= 0) ? fitTemperature(cal.probs[k]!, cal.labels) : undefined;
     const stats: OodStats = {
-      format: 'medmask-ood/1',
+      format: 'medmask-ood/2',
       model: { name: m.name, sha256: m.sha256, target: m.session.target },
       classes,
       mahalanobis: { dim: maha.dim, means: maha.means, shrinkage: maha.shrinkage, cholesky: Array.from(maha.cholesky) },
@@ -166,7 +177,7 @@ export async function loadOod(dir: string, m: EnsembleModel): Promise<LoadedOod 
   const path = join(dir, `${m.name}.ood.json`);
   if (!existsSync(path)) return undefined;
   const stats = JSON.parse(await readFile(path, 'utf8')) as OodStats;
-  if (stats.format !== 'medmask-ood/1') throw new MedmaskError('CORRUPT_FILE', `${path}: not a medmask OOD statistics file`);
+  if (stats.format !== 'medmask-ood/2' && stats.format !== 'medmask-ood/1') throw new MedmaskError('CORRUPT_FILE', `${path}: not a medmask OOD statistics file`);
   if (stats.model.sha256 !== m.sha256) {
     throw new MedmaskError('CONFLICT', `${path} was fitted on another version of model ${m.name} (sha256 ${stats.model.sha256.slice(0, 12)}…, the model is ${m.sha256.slice(0, 12)}…)`, {
       hint: 'run medmask fit-ood again with this model',

@@ -22,7 +22,7 @@ import { CHEST_PHANTOM_PIPELINE } from '../../src/core/masks/pipeline.js';
 
 const models = DEMO_CLASSIFIERS.map((m) => join(ROOT, m));
 
-test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.7, review ranks errors, OOD AUROC ≥ 0.9', async (t) => {
+test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.7 (the 95 % interval above it), review ranks errors, OOD AUROC ≥ 0.9', async (t) => {
   assert.ok(models.every((m) => existsSync(join(m, 'model.json'))), `the demo zoo must be committed (${models.join(', ')}); rebuild it with /usr/bin/python3 tools/train/build_zoo.py`);
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-quality-'));
   try {
@@ -43,7 +43,8 @@ test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.7, review ranks
     const run = join(tmp, 'run');
     await annotate({ models, items: [...test, ...ood], out: run, oodDir: join(tmp, 'ood'), pipeline: CHEST_PHANTOM_PIPELINE, mcSamples: 10, seed: 5, fresh: true });
     const e = await evaluateRun(run, data, { labelColumn: 'presence' });
-    t.diagnostic(`test split: mean Dice ${e.segmentation.meanDice.toFixed(3)} over ${e.segmentation.lesionImages} lesion images; accuracy ${e.classification.accuracy.toFixed(3)}; OOD AUROC ${e.ood.auroc.toFixed(3)}; decisions ${JSON.stringify(e.decisions)}`);
+    const ci = (x: typeof e) => `${x.segmentation.meanDice.toFixed(3)} (95 % t-interval ${x.segmentation.meanDiceCi95[0].toFixed(3)}–${x.segmentation.meanDiceCi95[1].toFixed(3)})`;
+    t.diagnostic(`test split: mean Dice ${ci(e)} over ${e.segmentation.lesionImages} lesion images; accuracy ${e.classification.accuracy.toFixed(3)}; OOD AUROC ${e.ood.auroc.toFixed(3)}; decisions ${JSON.stringify(e.decisions)}`);
     assert.ok(e.ood.auroc >= 0.9, `OOD AUROC ${e.ood.auroc}`);
     assert.ok(e.classification.accuracy >= 0.85, `accuracy ${e.classification.accuracy}`);
     // Masks and review ranking over a second unseen set large enough to judge a ranking (the test
@@ -55,13 +56,17 @@ test('demo zoo on unseen phantoms: mean Dice of weak masks ≥ 0.7, review ranks
     const run2 = join(tmp, 'run-unseen');
     await annotate({ models, items: all, out: run2, oodDir: join(tmp, 'ood'), pipeline: CHEST_PHANTOM_PIPELINE, mcSamples: 10, seed: 5, fresh: true });
     const u = await evaluateRun(run2, unseen, { labelColumn: 'presence' });
-    t.diagnostic(`unseen set: mean Dice ${u.segmentation.meanDice.toFixed(3)} over ${u.segmentation.lesionImages} lesion images (accepted ${u.segmentation.meanDiceByDecision.accept?.meanDice.toFixed(3)}, review ${u.segmentation.meanDiceByDecision.review?.meanDice.toFixed(3)}); AURC ${u.riskCoverage.aurc.toFixed(3)} vs random ${u.riskCoverage.randomAurc.toFixed(3)}; decisions ${JSON.stringify(u.decisions)}`);
+    t.diagnostic(`unseen set: mean Dice ${ci(u)} over ${u.segmentation.lesionImages} lesion images (accepted ${u.segmentation.meanDiceByDecision.accept?.meanDice.toFixed(3)}, review ${u.segmentation.meanDiceByDecision.review?.meanDice.toFixed(3)}); AURC ${u.riskCoverage.aurc.toFixed(3)} vs random ${u.riskCoverage.randomAurc.toFixed(3)}; decisions ${JSON.stringify(u.decisions)}`);
     assert.ok(u.segmentation.lesionImages >= 80, 'enough lesion images to judge');
     // Issue 6 asks for ≥ 0.7 (aim 0.8). Measured with CHEST_PHANTOM_PIPELINE (no MC): 0.807 over
     // the 180 lesion images of seed 880011's 300, 0.812 over 181 of seed 424242 (0.818 on the
-    // tuning seed 5555's 176).
-    assert.ok(u.segmentation.meanDice >= 0.7, `mean Dice ${u.segmentation.meanDice}`);
-    assert.ok(e.segmentation.meanDice >= 0.7, `test split mean Dice ${e.segmentation.meanDice}`);
+    // tuning seed 5555's 176). Interval-aware (issue 20; per-image Dice SD 0.17–0.21): on the unseen
+    // set the whole 95 % t-interval of the mean (about ±0.03–0.04 over its ~115 lesion images) must
+    // clear 0.7; the test split's ~28 lesion images (±0.09) can only show that 0.7 is not ruled
+    // out, so its interval must reach 0.7. `medmask demo` evaluates 400 lesion images (±0.02).
+    const [uLow] = u.segmentation.meanDiceCi95;
+    assert.ok(uLow >= 0.7, `unseen set: mean Dice ${ci(u)}: the interval reaches below 0.7`);
+    assert.ok(e.segmentation.meanDiceCi95[1] >= 0.7, `test split: mean Dice ${ci(e)}: the whole interval lies below 0.7`);
     assert.ok(u.riskCoverage.aurc < u.riskCoverage.randomAurc, `AURC ${u.riskCoverage.aurc} vs random ${u.riskCoverage.randomAurc}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });

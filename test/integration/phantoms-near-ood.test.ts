@@ -41,7 +41,7 @@ test('2D set with near-OOD images: the plain files are byte-identical to before;
   }
 });
 
-test('evaluate: OOD AUROC over all OOD images and for far and near families separately (known answer)', async () => {
+test('evaluate: OOD AUROC over all OOD images, for far and near families and per kind (known answer)', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-eval-near-'));
   try {
     const truth = join(tmp, 'truth'), run = join(tmp, 'run');
@@ -57,13 +57,21 @@ test('evaluate: OOD AUROC over all OOD images and for far and near families sepa
     assert.equal(e.ood.inDistribution, 3);
     assert.equal(e.ood.ood, 4);
     assert.ok(Math.abs(e.ood.auroc - 11 / 12) < 1e-12, `all: ${e.ood.auroc}`);
-    assert.deepEqual({ ...e.ood.far, fprAt95Tpr: undefined }, { n: 2, auroc: 1, flagged: 2, fprAt95Tpr: undefined });
+    assert.deepEqual({ ...e.ood.far, fprAt95Tpr: undefined }, { n: 2, auroc: 1, flagged: 2, routed: { ood: 2 }, fprAt95Tpr: undefined });
     assert.equal(e.ood.far!.fprAt95Tpr, 0);
     assert.equal(e.ood.near!.n, 2);
     assert.ok(Math.abs(e.ood.near!.auroc - 5 / 6) < 1e-12, `near: ${e.ood.near!.auroc}`);
     assert.equal(e.ood.near!.flagged, 1);
     // Catching both near images (TPR ≥ 95 %) needs a threshold at 0.25, above which 1 of 3 in-distribution images lies.
     assert.ok(Math.abs(e.ood.near!.fprAt95Tpr - 1 / 3) < 1e-12, `near FPR@95: ${e.ood.near!.fprAt95Tpr}`);
+    // Per kind: the effusion (0.25) lies above 2 of the 3 in-distribution scores and went to review.
+    const k = e.ood.byKind!;
+    assert.deepEqual(Object.keys(k).sort(), ['ct-slice', 'effusion', 'knee', 'scanner']);
+    assert.ok(Math.abs(k.effusion!.auroc - 2 / 3) < 1e-12, `effusion: ${k.effusion!.auroc}`);
+    assert.deepEqual([k.effusion!.family, k.effusion!.n, k.effusion!.flagged, k.effusion!.routed], ['near', 1, 0, { review: 1 }]);
+    assert.deepEqual([k.scanner!.family, k.scanner!.auroc, k.scanner!.routed], ['near', 1, { ood: 1 }]);
+    assert.deepEqual([k.knee!.family, k.knee!.auroc, k.knee!.flagged], ['far', 1, 1]);
+    assert.equal(e.perImage.find((p) => p.image === 'near-ood/images/n1.png')!.oodKind, 'effusion');
     assert.equal(e.perImage.find((p) => p.image === 'ood/f1.png')!.oodFamily, 'far');
     assert.equal(e.perImage.find((p) => p.image === 'near-ood/images/n2.png')!.oodFamily, 'near');
     const written = JSON.parse(readFileSync(join(run, 'evaluation.json'), 'utf8')) as { ood: { near: { auroc: number } } };

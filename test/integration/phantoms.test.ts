@@ -108,6 +108,12 @@ test('CLI: phantoms 2d/3d write and summarise; bad kind or count is a usage erro
     assert.match(demo.out, /Everything is in /);
     assert.ok(existsSync(join(tmp, 'demo', 'chest-2d', 'labels.csv')));
     assert.ok(existsSync(join(tmp, 'demo', 'abdomen-3d', 'dataset.json')));
+    // The Dice interval comes from a separate, never-trained-on set of lesion images (40 in quick mode).
+    const ev = /evaluation set: mean Dice of lesion masks (0\.\d{3}) \(95 % t-interval (0\.\d{3})–([01]\.\d{3}), ±(0\.\d{3}); (\d+) unseen lesion images/.exec(demo.out);
+    assert.ok(ev, demo.out);
+    const [mean, lo, hi, half] = ev.slice(1, 5).map(Number) as [number, number, number, number];
+    assert.ok(lo < mean && mean < hi && Math.abs((hi - lo) / 2 - half) < 0.0011 && Number(ev[5]) >= 35 && Number(ev[5]) <= 40, ev[0]);
+    assert.ok(existsSync(join(tmp, 'demo', 'chest-2d-eval', 'labels.csv')) && existsSync(join(tmp, 'demo', 'run-chest-eval', 'evaluation.json')));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
