@@ -72,10 +72,32 @@ export function hasPixelData(ds: NaturalizedDataset): boolean {
   return ds.PixelData !== undefined || ds.FloatPixelData !== undefined || ds.DoubleFloatPixelData !== undefined;
 }
 
-/** The NO_PIXEL_DATA error for a file, naming its SOP class and what to do. */
-export function noPixelDataError(path: string, ds: NaturalizedDataset): MedmaskError {
-  const sop = String(first(ds.SOPClassUID) ?? '');
-  const modality = String(first(ds.Modality) ?? '');
+/**
+ * Image storage SOP classes (PS3.4 B.5): their IODs require pixel data, so one without it is a
+ * damaged or cut file, not an object of another kind. CR, DX, MG, IO, CT, enhanced CT, US (multi-frame),
+ * MR, enhanced MR, SC (single- and multi-frame), XA, RF, NM, US, PET, enhanced PET, RT Image.
+ */
+const IMAGE_SOP_CLASSES = new Set(
+  ['1', '1.1', '1.1.1', '1.2', '1.2.1', '1.3', '1.3.1', '2', '2.1', '3.1', '4', '4.1', '6.1', '7', '7.1', '7.2', '7.3', '7.4', '12.1', '12.2', '20', '128', '130', '481.1'].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`),
+);
+
+/**
+ * The error for a file without pixel data: NO_PIXEL_DATA naming its SOP class and what to do, or,
+ * for an image object (an image SOP class, or Rows / Columns present) CORRUPT_FILE: its pixel data
+ * are missing because the file is cut short or damaged, which "not an image" would misreport.
+ */
+export function noPixelDataError(path: string, ds: NaturalizedDataset, fileBytes?: number): MedmaskError {
+  // A damaged length (0xFFFF) makes a value swallow the elements after it: never echo such bytes.
+  const sopRaw = String(first(ds.SOPClassUID) ?? '').replace(/\0+$/, '').trim();
+  const modRaw = String(first(ds.Modality) ?? '').replace(/\0+$/, '').trim();
+  const sop = /^[0-9.]{1,64}$/.test(sopRaw) ? sopRaw : sopRaw ? `an unreadable ${sopRaw.length}-character value` : '';
+  const modality = /^[A-Z0-9 _]{1,16}$/.test(modRaw) ? modRaw : modRaw ? `an unreadable ${modRaw.length}-character value (its length field is damaged)` : '';
+  if (IMAGE_SOP_CLASSES.has(sop) || ds.Rows !== undefined || ds.Columns !== undefined) {
+    return new MedmaskError('CORRUPT_FILE', `${path}: an image object (SOP class ${sopClassName(sop)}${modality ? `, modality ${modality}` : ''}) without its pixel data${fileBytes !== undefined ? `: the file (${fileBytes} bytes) is cut short or damaged before the pixel data` : ''}`, {
+      hint: 'the file is truncated or damaged; copy it again from the PACS or export it again',
+      details: { file: path, sopClassUid: sop, modality },
+    });
+  }
   return new MedmaskError('NO_PIXEL_DATA', `${path}: this DICOM object holds no pixel data (SOP class ${sopClassName(sop)}${modality ? `, modality ${modality}` : ''})`, {
     hint: 'structure sets (RTSTRUCT), reports (SR), plans and presentation states describe images but are not images: read the image series they refer to instead (its folder), and remove this file from the folder or pass --series',
     details: { file: path, sopClassUid: sop, modality },

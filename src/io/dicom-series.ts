@@ -479,7 +479,7 @@ export async function readDicomFiles(files: readonly string[], label: string, op
   for (const path of files) {
     const bytes = await readFile(path);
     const { dataset, transferSyntax: ts } = parseDicom(bytes, path);
-    if (!hasPixelData(dataset)) throw noPixelDataError(path, dataset);
+    if (!hasPixelData(dataset)) throw noPixelDataError(path, dataset, bytes.length);
     transferSyntax ||= ts;
     const pixels = await decodePixels(dataset, ts, path, opts);
     planes.push(...planesOf(path, dataset, pixels));
