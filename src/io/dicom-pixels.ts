@@ -9,10 +9,13 @@
  * which {@link DecodedPixels.rescaled} reports.
  * @module
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readImageNode } from '@itk-wasm/image-io';
-import type { NaturalizedDataset } from 'dcmjs';
+import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import sharp from 'sharp';
-import { MedmaskError } from '../core/errors.js';
+import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import { captureStderr, checkDeclaredSize, maxVoxelsOf, printable } from './limits.js';
 import { decodeRle } from './dicom-rle.js';
 import type { VoxelArray } from '../core/volume.js';
@@ -124,7 +127,7 @@ function aligned(bytes: Uint8Array, n: number): ArrayBuffer {
  * @example
  * const px = await decodePixels(dataset, '1.2.840.10008.1.2.1', 'ct.dcm'); // px.data: Uint16Array
  */
-export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string, opts: { maxVoxels?: number } = {}): Promise<DecodedPixels> {
+export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string, opts: { maxVoxels?: number; implicitUnderExplicit?: boolean } = {}): Promise<DecodedPixels> {
   const found = pixelBuffer(ds);
   if (!found) throw noPixelDataError(path, ds);
   const rows = num(ds.Rows, 0);
@@ -147,7 +150,7 @@ export async function decodePixels(ds: NaturalizedDataset, transferSyntax: strin
     throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: SamplesPerPixel ${samples} is not supported`, { hint: 'medmask reads grey (1) or colour (3) images' });
   }
   if (transferSyntax === '1.2.840.10008.1.2.5') return decodeRle(path, ds, found.bytes, { rows, columns, frames, samples, bitsAllocated: num(ds.BitsAllocated, 8), signed: num(ds.PixelRepresentation, 0) === 1 });
-  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples }, ds);
+  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples }, ds, opts.implicitUnderExplicit === true);
 
   const bitsAllocated = num(ds.BitsAllocated, 16);
   const bitsStored = num(ds.BitsStored, bitsAllocated);
@@ -248,7 +251,25 @@ async function decodeCompressed(
   transferSyntax: string,
   want: { rows: number; columns: number; frames: number; samples: number },
   ds: NaturalizedDataset,
+  implicitUnderExplicit = false,
 ): Promise<DecodedPixels> {
+  // GDCM refuses a dataset written as implicit VR under an explicit-VR (compressed) syntax: it gets
+  // a copy re-encoded as explicit VR by dcmjs (same elements, same encapsulated frames).
+  if (implicitUnderExplicit) {
+    const dir = await mkdtemp(join(tmpdir(), 'medmask-dicom-'));
+    try {
+      const copy = join(dir, 'explicit.dcm');
+      const written = await captureStderr(async () => explicitVrCopy(ds)); // dcmjs lists private tags it cannot name
+      if (written.value) {
+        await writeFile(copy, written.value, { mode: 0o600 });
+        return await decodeCompressed(copy, transferSyntax, want, ds).catch((e: unknown) => {
+          throw isMedmaskError(e) ? new MedmaskError(e.code, e.message.split(copy).join(path), { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: { ...e.details, file: path } } : {}) }) : e;
+        });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
   const unsupported = (cause?: unknown): MedmaskError =>
     new MedmaskError('UNSUPPORTED_FORMAT', `${path}: compressed pixel data in transfer syntax ${transferSyntaxName(transferSyntax)} could not be decoded`, {
       cause,
@@ -280,4 +301,14 @@ async function decodeCompressed(
     throw unsupported(new Error(`GDCM returned ${size.join('×')}×${components}, header says ${want.columns}×${want.rows}×${want.frames}×${want.samples}`));
   }
   return { data, frames, rows: want.rows, columns: want.columns, samples: components, rescaled: true };
+}
+
+/** The dataset written back as a Part 10 file by dcmjs, in the (explicit VR) transfer syntax its meta names. */
+function explicitVrCopy(ds: NaturalizedDataset): Uint8Array {
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const { _meta: meta, ...rest } = ds as NaturalizedDataset & { _meta?: Record<string, unknown> };
+  // _meta is kept denaturalized by the parser (dicom-parse.ts), as DicomDict wants it.
+  const out = new DicomDict((meta ?? {}) as ConstructorParameters<typeof DicomDict>[0]);
+  out.dict = DicomMetaDictionary.denaturalizeDataset(rest);
+  return new Uint8Array(out.write({ fragmentMultiframe: false }));
 }
