@@ -44,6 +44,8 @@ class MedmaskCommand extends Command {
   constructor(name?: string) {
     super(name);
     this.showSuggestionAfterError(true);
+    // Every command's --help lists the global options too (--verbose).
+    this.configureHelp({ showGlobalOptions: true });
   }
 
   override createCommand(name?: string): Command {
