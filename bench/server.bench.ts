@@ -15,8 +15,7 @@
  * return `{ elapsedMs }` (first request sent → last answer received): autocannon itself notices
  * that `amount` is reached only on a one-second tick.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -28,12 +27,11 @@ import { FsBlobStore, openStore } from '../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../src/store/volumes.js';
 import { startPostgres, type Service } from '../test/helpers/services.js';
 import { defineBenchmark } from './run.js';
+import { startServeChild } from './serve-child.js';
 
 const HERE = new URL('.', import.meta.url).pathname;
-const ROOT = join(HERE, '..');
 const CASES = 1000;
 const SIZE = 256;
-const PASSWORD = 'bench-password-123';
 
 interface State {
   requests: number;
@@ -72,32 +70,7 @@ async function startServer(engine: 'sqlite' | 'postgres'): Promise<Env> {
   // Fresh tables have no planner statistics yet; analyse as autovacuum would on a live server.
   await sql`analyze`.execute(store.db);
   await store.close();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'serve', '--data-dir', dir, '--db', db, '--port', '0', '--log-level', 'silent'], {
-    cwd: ROOT,
-    env: { ...process.env, MEDMASK_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  process.once('exit', () => {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const url = await new Promise<string>((res, rej) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(buf);
-      if (m) res(m[1]!);
-    });
-    child.once('exit', (c) => rej(new Error(`medmask serve exited with ${c}`)));
-  });
-  // The case process must be able to exit when its repetitions are done (the exit hook kills the server).
-  child.unref();
-  (child.stdout as unknown as { unref(): void }).unref();
-  const login = await fetch(`${url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-  const { csrfToken } = (await login.json()) as { csrfToken: string };
-  const t = await fetch(`${url}/api/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrfToken }, body: JSON.stringify({ name: 'bench' }) });
-  const { token } = (await t.json()) as { token: string };
+  const { url, token } = await startServeChild({ dir, args: ['--db', db, '--log-level', 'silent'] });
   return { url, token, maskIds };
 }
 

@@ -44,6 +44,8 @@ class MedmaskCommand extends Command {
   constructor(name?: string) {
     super(name);
     this.showSuggestionAfterError(true);
+    // Every command's --help lists the global options too (--verbose).
+    this.configureHelp({ showGlobalOptions: true });
   }
 
   override createCommand(name?: string): Command {
@@ -82,6 +84,8 @@ export function buildProgram(): Command {
   const program = new MedmaskCommand('medmask')
     .description('medmask: pixel- and voxel-level medical image annotations from cheap labels')
     .version(MEDMASK_VERSION)
+    // Global: accepted before or after the command name (`medmask --verbose info x`, `medmask info x --verbose`).
+    .option('--verbose', 'on an error, also print what third-party libraries (ITK, GDCM, dcmjs) said and the stack trace (MEDMASK_DEBUG=1 does the same)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInfo(program);
@@ -117,6 +121,6 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    return reportError(e);
+    return reportError(e, undefined, { verbose: program.opts<{ verbose?: boolean }>().verbose === true });
   }
 }

@@ -6,18 +6,37 @@
 import cliProgress from 'cli-progress';
 import { ERRORS, isMedmaskError, MedmaskError } from '../core/errors.js';
 
-/** Print an error the way users should see it and return the exit code. */
-export function reportError(e: unknown, io: { err: (s: string) => void } = { err: (s) => process.stderr.write(s + '\n') }): number {
+/**
+ * Whether errors are printed in full: `--verbose` (a global option of every command) or the older
+ * `MEDMASK_DEBUG=1`, kept as an alias.
+ */
+export function verboseWanted(flag?: boolean): boolean {
+  return !!flag || !!process.env.MEDMASK_DEBUG;
+}
+
+/**
+ * Print an error the way users should see it and return the exit code: one line with the code, and
+ * the hint. With `verbose`, also what third-party libraries (ITK, GDCM, libvips, dcmjs) printed while
+ * failing — captured by the readers into `details.stderr` / `details.parser`, never let through to
+ * stderr — and the stack traces.
+ */
+export function reportError(e: unknown, io: { err: (s: string) => void } = { err: (s) => process.stderr.write(s + '\n') }, opts: { verbose?: boolean } = {}): number {
+  const verbose = verboseWanted(opts.verbose);
+  const indent = (s: string) => `    ${s.split('\n').join('\n    ')}`;
   if (isMedmaskError(e)) {
     io.err(`medmask: error [${e.code}]: ${e.describe()}`);
-    // What ITK / GDCM / dcmjs printed while failing is kept out of the one-line error (details.stderr).
-    if (process.env.MEDMASK_DEBUG && typeof e.details?.stderr === 'string' && e.details.stderr) io.err(`  third-party output:\n    ${e.details.stderr.split('\n').join('\n    ')}`);
-    if (process.env.MEDMASK_DEBUG && e.cause) io.err(String((e.cause as Error).stack ?? e.cause));
+    if (verbose) {
+      const d = e.details ?? {};
+      if (typeof d.stderr === 'string' && d.stderr) io.err(`  third-party output:\n${indent(d.stderr)}`);
+      if (Array.isArray(d.parser) && d.parser.length) io.err(`  DICOM parser (dcmjs) reported:\n${indent(d.parser.map(String).join('\n'))}`);
+      io.err(`  stack:\n${indent(String(e.stack))}`);
+      if (e.cause) io.err(`  caused by:\n${indent(String((e.cause as Error).stack ?? e.cause))}`);
+    }
     return ERRORS[e.code].exit;
   }
   const err = e as Error;
   io.err(`medmask: internal error: ${err?.message ?? String(e)}`);
-  io.err(process.env.MEDMASK_DEBUG ? String(err?.stack) : '  (set MEDMASK_DEBUG=1 for the stack trace, and please report it)');
+  io.err(verbose ? String(err?.stack) : '  (run again with --verbose for the stack trace, and please report it)');
   return ERRORS.INTERNAL.exit;
 }
 

@@ -9,10 +9,13 @@
  * which {@link DecodedPixels.rescaled} reports.
  * @module
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readImageNode } from '@itk-wasm/image-io';
-import type { NaturalizedDataset } from 'dcmjs';
+import dcmjs, { type NaturalizedDataset } from 'dcmjs';
 import sharp from 'sharp';
-import { MedmaskError } from '../core/errors.js';
+import { MedmaskError, isMedmaskError } from '../core/errors.js';
 import { captureStderr, checkDeclaredSize, maxVoxelsOf, printable } from './limits.js';
 import { decodeRle } from './dicom-rle.js';
 import type { VoxelArray } from '../core/volume.js';
@@ -72,10 +75,32 @@ export function hasPixelData(ds: NaturalizedDataset): boolean {
   return ds.PixelData !== undefined || ds.FloatPixelData !== undefined || ds.DoubleFloatPixelData !== undefined;
 }
 
-/** The NO_PIXEL_DATA error for a file, naming its SOP class and what to do. */
-export function noPixelDataError(path: string, ds: NaturalizedDataset): MedmaskError {
-  const sop = String(first(ds.SOPClassUID) ?? '');
-  const modality = String(first(ds.Modality) ?? '');
+/**
+ * Image storage SOP classes (PS3.4 B.5): their IODs require pixel data, so one without it is a
+ * damaged or cut file, not an object of another kind. CR, DX, MG, IO, CT, enhanced CT, US (multi-frame),
+ * MR, enhanced MR, SC (single- and multi-frame), XA, RF, NM, US, PET, enhanced PET, RT Image.
+ */
+const IMAGE_SOP_CLASSES = new Set(
+  ['1', '1.1', '1.1.1', '1.2', '1.2.1', '1.3', '1.3.1', '2', '2.1', '3.1', '4', '4.1', '6.1', '7', '7.1', '7.2', '7.3', '7.4', '12.1', '12.2', '20', '128', '130', '481.1'].map((s) => `1.2.840.10008.5.1.4.1.1.${s}`),
+);
+
+/**
+ * The error for a file without pixel data: NO_PIXEL_DATA naming its SOP class and what to do, or,
+ * for an image object (an image SOP class, or Rows / Columns present) CORRUPT_FILE: its pixel data
+ * are missing because the file is cut short or damaged, which "not an image" would misreport.
+ */
+export function noPixelDataError(path: string, ds: NaturalizedDataset, fileBytes?: number): MedmaskError {
+  // A damaged length (0xFFFF) makes a value swallow the elements after it: never echo such bytes.
+  const sopRaw = String(first(ds.SOPClassUID) ?? '').replace(/\0+$/, '').trim();
+  const modRaw = String(first(ds.Modality) ?? '').replace(/\0+$/, '').trim();
+  const sop = /^[0-9.]{1,64}$/.test(sopRaw) ? sopRaw : sopRaw ? `an unreadable ${sopRaw.length}-character value` : '';
+  const modality = /^[A-Z0-9 _]{1,16}$/.test(modRaw) ? modRaw : modRaw ? `an unreadable ${modRaw.length}-character value (its length field is damaged)` : '';
+  if (IMAGE_SOP_CLASSES.has(sop) || ds.Rows !== undefined || ds.Columns !== undefined) {
+    return new MedmaskError('CORRUPT_FILE', `${path}: an image object (SOP class ${sopClassName(sop)}${modality ? `, modality ${modality}` : ''}) without its pixel data${fileBytes !== undefined ? `: the file (${fileBytes} bytes) is cut short or damaged before the pixel data` : ''}`, {
+      hint: 'the file is truncated or damaged; copy it again from the PACS or export it again',
+      details: { file: path, sopClassUid: sop, modality },
+    });
+  }
   return new MedmaskError('NO_PIXEL_DATA', `${path}: this DICOM object holds no pixel data (SOP class ${sopClassName(sop)}${modality ? `, modality ${modality}` : ''})`, {
     hint: 'structure sets (RTSTRUCT), reports (SR), plans and presentation states describe images but are not images: read the image series they refer to instead (its folder), and remove this file from the folder or pass --series',
     details: { file: path, sopClassUid: sop, modality },
@@ -102,7 +127,7 @@ function aligned(bytes: Uint8Array, n: number): ArrayBuffer {
  * @example
  * const px = await decodePixels(dataset, '1.2.840.10008.1.2.1', 'ct.dcm'); // px.data: Uint16Array
  */
-export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string, opts: { maxVoxels?: number } = {}): Promise<DecodedPixels> {
+export async function decodePixels(ds: NaturalizedDataset, transferSyntax: string, path: string, opts: { maxVoxels?: number; implicitUnderExplicit?: boolean } = {}): Promise<DecodedPixels> {
   const found = pixelBuffer(ds);
   if (!found) throw noPixelDataError(path, ds);
   const rows = num(ds.Rows, 0);
@@ -125,7 +150,7 @@ export async function decodePixels(ds: NaturalizedDataset, transferSyntax: strin
     throw new MedmaskError('UNSUPPORTED_FORMAT', `${path}: SamplesPerPixel ${samples} is not supported`, { hint: 'medmask reads grey (1) or colour (3) images' });
   }
   if (transferSyntax === '1.2.840.10008.1.2.5') return decodeRle(path, ds, found.bytes, { rows, columns, frames, samples, bitsAllocated: num(ds.BitsAllocated, 8), signed: num(ds.PixelRepresentation, 0) === 1 });
-  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples }, ds);
+  if (!(transferSyntax in UNCOMPRESSED_SYNTAXES)) return decodeCompressed(path, transferSyntax, { rows, columns, frames, samples }, ds, opts.implicitUnderExplicit === true);
 
   const bitsAllocated = num(ds.BitsAllocated, 16);
   const bitsStored = num(ds.BitsStored, bitsAllocated);
@@ -226,7 +251,25 @@ async function decodeCompressed(
   transferSyntax: string,
   want: { rows: number; columns: number; frames: number; samples: number },
   ds: NaturalizedDataset,
+  implicitUnderExplicit = false,
 ): Promise<DecodedPixels> {
+  // GDCM refuses a dataset written as implicit VR under an explicit-VR (compressed) syntax: it gets
+  // a copy re-encoded as explicit VR by dcmjs (same elements, same encapsulated frames).
+  if (implicitUnderExplicit) {
+    const dir = await mkdtemp(join(tmpdir(), 'medmask-dicom-'));
+    try {
+      const copy = join(dir, 'explicit.dcm');
+      const written = await captureStderr(async () => explicitVrCopy(ds)); // dcmjs lists private tags it cannot name
+      if (written.value) {
+        await writeFile(copy, written.value, { mode: 0o600 });
+        return await decodeCompressed(copy, transferSyntax, want, ds).catch((e: unknown) => {
+          throw isMedmaskError(e) ? new MedmaskError(e.code, e.message.split(copy).join(path), { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: { ...e.details, file: path } } : {}) }) : e;
+        });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
   const unsupported = (cause?: unknown): MedmaskError =>
     new MedmaskError('UNSUPPORTED_FORMAT', `${path}: compressed pixel data in transfer syntax ${transferSyntaxName(transferSyntax)} could not be decoded`, {
       cause,
@@ -258,4 +301,14 @@ async function decodeCompressed(
     throw unsupported(new Error(`GDCM returned ${size.join('×')}×${components}, header says ${want.columns}×${want.rows}×${want.frames}×${want.samples}`));
   }
   return { data, frames, rows: want.rows, columns: want.columns, samples: components, rescaled: true };
+}
+
+/** The dataset written back as a Part 10 file by dcmjs, in the (explicit VR) transfer syntax its meta names. */
+function explicitVrCopy(ds: NaturalizedDataset): Uint8Array {
+  const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+  const { _meta: meta, ...rest } = ds as NaturalizedDataset & { _meta?: Record<string, unknown> };
+  // _meta is kept denaturalized by the parser (dicom-parse.ts), as DicomDict wants it.
+  const out = new DicomDict((meta ?? {}) as ConstructorParameters<typeof DicomDict>[0]);
+  out.dict = DicomMetaDictionary.denaturalizeDataset(rest);
+  return new Uint8Array(out.write({ fragmentMultiframe: false }));
 }

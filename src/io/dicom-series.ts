@@ -533,10 +533,10 @@ export async function readDicomFiles(files: readonly string[], label: string, op
   let transferSyntax = '';
   for (const path of files) {
     const bytes = await readFile(path);
-    const { dataset, transferSyntax: ts } = parseDicom(bytes, path);
-    if (!hasPixelData(dataset)) throw noPixelDataError(path, dataset);
+    const { dataset, transferSyntax: ts, implicitUnderExplicit } = parseDicom(bytes, path);
+    if (!hasPixelData(dataset)) throw noPixelDataError(path, dataset, bytes.length);
     transferSyntax ||= ts;
-    const pixels = await decodePixels(dataset, ts, path, opts);
+    const pixels = await decodePixels(dataset, ts, path, { ...opts, ...(implicitUnderExplicit ? { implicitUnderExplicit } : {}) });
     planes.push(...planesOf(path, dataset, pixels));
     const total = planes.length * pixels.rows * pixels.columns * pixels.samples;
     if (total > maxVoxelsOf(opts)) checkDeclaredSize(label, { dims: [pixels.columns, pixels.rows, planes.length], components: pixels.samples, bytesPerElement: pixels.data.BYTES_PER_ELEMENT, type: 'DICOM series so far' }, maxVoxelsOf(opts));

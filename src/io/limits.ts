@@ -97,7 +97,9 @@ export function checkDeclaredSize(name: string, d: DeclaredSize, maxVoxels: numb
  */
 export function inflateHead(gz: Uint8Array, want = 1024): Uint8Array | undefined {
   let best: Uint8Array | undefined;
-  for (const k of [1024, 16384, 65536]) {
+  // Small input first: a bomb's second gzip member starts right after a small header's first one,
+  // and 1 KiB of it alone inflates to ~1 MiB.
+  for (const k of [256, 1024, 16384, 65536]) {
     try {
       best = gunzipSync(gz.subarray(0, Math.min(gz.length, k)), { finishFlush: zc.Z_SYNC_FLUSH });
     } catch {

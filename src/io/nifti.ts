@@ -170,6 +170,10 @@ async function inflate(gz: Uint8Array, name: string, maxVoxels: number, pairImag
     const isize = new DataView(gz.buffer, gz.byteOffset + gz.length - 4, 4).getUint32(0, true);
     if (isize === expected % 2 ** 32) chunkSize = Math.max(64, expected + 1);
   }
+  // Otherwise (several gzip members, a damaged trailer, a bomb): chunks as large as the cap allows up
+  // to 16 MiB, so that a bomb is stopped after one or two thread-pool round trips instead of 64 of
+  // 16 KiB, each a fresh buffer (the decode worker's CPU competes with the event loop on small machines).
+  chunkSize ??= expected > 0 ? Math.min(expected + INFLATE_SLACK + 1, 16 * 2 ** 20) : undefined;
   return inflateCapped(gz, name, expected + INFLATE_SLACK, `the ${expected} bytes its header declares`, chunkSize);
 }
 

@@ -73,7 +73,11 @@ export function installErrorHandlers(app: FastifyInstance, maxUploadBytes: numbe
   app.setErrorHandler((e, req, reply) => {
     const aborted = req.raw.aborted || clientAborted(e);
     const { status, body } = aborted ? { status: 400, body: { error: 'USAGE', message: 'the client closed the connection before the request body was complete', hint: 'send the upload again' } as ApiError } : toApiError(e, maxUploadBytes, req.routeOptions?.bodyLimit);
-    if (aborted) req.log.info({ code: (e as { code?: string }).code }, 'client closed the connection mid-request');
+    if (aborted) {
+      // The client's doing, not a fault of the server: info, not error; the audit row says so.
+      req.log.info({ code: (e as { code?: string }).code }, 'client closed the connection mid-request');
+      req.auditDetails = { ...req.auditDetails, clientClosed: true };
+    }
     else if (status >= 500) req.log.error({ err: e }, 'internal error');
     if (status === 429 && body.details?.retryAfterSeconds) void reply.header('retry-after', String(body.details.retryAfterSeconds));
     void reply.code(status).type('application/json').send(body);

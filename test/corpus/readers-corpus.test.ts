@@ -43,7 +43,6 @@ const REFUSED: Record<string, [string, string]> = {
   'rtplan_truncated.dcm': ['CORRUPT_FILE', 'truncated RT plan: the parse stops part-way'],
   'UN_sequence.dcm': ['CORRUPT_FILE', 'no image: a lone UN sequence'],
   'nested_priv_SQ.dcm': ['CORRUPT_FILE', 'no image: a lone private sequence'],
-  'SC_rgb_jpeg.dcm': ['UNSUPPORTED_FORMAT', 'implicit VR under an explicit syntax; GDCM cannot decode it and libjpeg would colour-convert RGB data'],
   'SC_ybr_full_422_uncompressed.dcm': ['UNSUPPORTED_FORMAT', 'uncompressed YBR_FULL_422 (subsampled chroma) is not decoded'],
   'JPEG2000-embedded-sequence-delimiter.dcm': ['UNSUPPORTED_FORMAT', 'GDCM cannot decode this JPEG 2000 stream'],
   'ExplVR_LitEndNoMeta.dcm': ['NO_PIXEL_DATA', 'an RT Ion Plan'],

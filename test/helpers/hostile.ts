@@ -27,6 +27,27 @@ export function niftiHeader(o: { dims: number[]; datatype?: number; bitpix?: num
   return h;
 }
 
+/**
+ * A NIfTI-2 file (540-byte header + 4 bytes of extension flag, float64 fields from nifti2.h): 4×4×4
+ * int16 voxels 0…63, 1 mm, with the given scl_slope / scl_inter — values a NIfTI-1 float32 field cannot hold.
+ */
+export function nifti2(o: { slope: number; inter: number }): Buffer {
+  const h = Buffer.alloc(544);
+  h.writeInt32LE(540, 0);
+  h.write('n+2\0\r\n\x1a\n', 4, 'latin1');
+  h.writeInt16LE(4, 12); // datatype int16
+  h.writeInt16LE(16, 14); // bitpix
+  [3, 4, 4, 4, 1, 1, 1, 1].forEach((d, i) => h.writeBigInt64LE(BigInt(d), 16 + 8 * i));
+  for (let i = 0; i < 8; i++) h.writeDoubleLE(1, 104 + 8 * i); // pixdim
+  h.writeBigInt64LE(544n, 168); // vox_offset
+  h.writeDoubleLE(o.slope, 176);
+  h.writeDoubleLE(o.inter, 184);
+  h.writeInt32LE(2, 500); // xyzt_units: mm
+  const body = Buffer.alloc(128);
+  for (let i = 0; i < 64; i++) body.writeInt16LE(i, 2 * i);
+  return Buffer.concat([h, body]);
+}
+
 /** A 4×4×4 int16 NIfTI with voxels 0…63. */
 export function smallNifti(extra: Parameters<typeof niftiHeader>[0] = { dims: [4, 4, 4] }): Buffer {
   const h = niftiHeader(extra);

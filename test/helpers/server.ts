@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createServer, createUser } from '../../src/server/index.js';
 import { FsBlobStore, openStore, type BlobStore, type Store } from '../../src/store/index.js';
 import { InProcessQueue, createDefaultHandlers, type JobHandlerRegistry, type JobQueue } from '../../src/queue/index.js';
@@ -61,6 +61,8 @@ export interface TestServerOptions {
   /** Reconciliation interval and stale limit (createServer's defaults: 30 s, 60 s). */
   reconcileMs?: number;
   staleMs?: number;
+  /** fastify's logger option (default off), e.g. `{ level: 'info', stream }` to read the log lines. */
+  logger?: FastifyServerOptions['logger'];
 }
 
 /** Build a server with one user per role. */
@@ -79,6 +81,7 @@ export async function startTestServer(o: TestServerOptions = {}): Promise<TestSe
     workDir: join(dir, 'work'),
     ...(o.reconcileMs !== undefined ? { reconcileMs: o.reconcileMs } : {}),
     ...(o.staleMs !== undefined ? { staleMs: o.staleMs } : {}),
+    ...(o.logger !== undefined ? { logger: o.logger } : {}),
     settings: { tmpDir: join(dir, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: o.maxUploadBytes ?? 8 * 2 ** 20, loginMaxAttempts: o.loginMaxAttempts ?? 1000, uidSalt: o.uidSalt ?? 'test-salt', decodeWorkers: 0, ...o.settings },
   });
   const users = {} as Record<Role, TestUser>;

@@ -75,3 +75,38 @@ test('more frames of data than NumberOfFrames says, a mosaic, and a cut file are
   writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
   await refused(cut, 'CORRUPT_FILE', /cut short/);
 });
+
+/** CT_small with bytes patched in place (what dcmjs would not write): `patch` gets the bytes and the offset of a tag. */
+function patched(name: string, patch: (b: Buffer, at: (group: number, element: number) => number) => void): string {
+  const b = Buffer.from(readFileSync(SRC));
+  const at = (group: number, element: number) => {
+    const tag = Buffer.alloc(4);
+    tag.writeUInt16LE(group, 0);
+    tag.writeUInt16LE(element, 2);
+    const i = b.indexOf(tag, 132);
+    assert.ok(i > 0, `tag (${group.toString(16)},${element.toString(16)}) found`);
+    return i;
+  };
+  patch(b, at);
+  const p = join(dir, name);
+  writeFileSync(p, b);
+  return p;
+}
+
+test('a CT file cut inside its header, an undefined-length native PixelData and a 0xFFFF value length are CORRUPT_FILE, never "no pixel data", and echo no raw bytes', async () => {
+  // Cut at byte 1500: the header elements before the cut parse cleanly, so only the image SOP class tells.
+  const cut = join(dir, 'cut-header.dcm');
+  writeFileSync(cut, readFileSync(SRC).subarray(0, 1500));
+  await refused(cut, 'CORRUPT_FILE', /an image object \(SOP class CT Image .*\) without its pixel data: the file \(1500 bytes\) is cut short/);
+  // (7FE0,0010) OW with length 0xFFFFFFFF although the syntax is native (explicit VR little endian).
+  await refused(patched('undef-length.dcm', (b, at) => b.writeUInt32LE(0xffffffff, at(0x7fe0, 0x0010) + 8)), 'CORRUPT_FILE', /stop being readable part-way .*undefined/);
+  // Modality (0008,0060) CS with length 0xFFFF: its value swallows every element after it.
+  let msg = '';
+  await assert.rejects(readVolume(patched('ffff.dcm', (b, at) => b.writeUInt16LE(0xffff, at(0x0008, 0x0060) + 6))), (e: MedmaskError) => {
+    msg = e.message;
+    return e.code === 'CORRUPT_FILE';
+  });
+  assert.match(msg, /modality an unreadable \d+-character value \(its length field is damaged\)/);
+  assert.doesNotMatch(msg, /GE MEDICAL|[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/, 'no raw bytes of the swallowed elements');
+  assert.ok(msg.length < 400, `${msg.length} characters`);
+});

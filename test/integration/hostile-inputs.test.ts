@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { readVolume } from '../../src/io/index.js';
 import type { MedmaskError } from '../../src/core/errors.js';
-import { hugePng, mha, niftiBomb, niftiHeader, nrrd, smallNifti } from '../helpers/hostile.js';
+import { hugePng, mha, nifti2, niftiBomb, niftiHeader, nrrd, smallNifti } from '../helpers/hostile.js';
 import { multipartBody, startTestServer } from '../helpers/server.js';
 import { makeDataset } from '../helpers/api-suite.js';
 import { cli } from '../helpers/cli.js';
@@ -72,6 +72,15 @@ test('NIfTI: scl_slope overflow and an infinite scl_inter with a valid slope are
   await refused(file('slope.nii', smallNifti({ dims: [4, 4, 4], slope: 1e38 })), 'CORRUPT_FILE', /scl_slope 9\.99\d*e\+37 .*past the float32 range/);
   await refused(file('inter.nii', smallNifti({ dims: [4, 4, 4], slope: 2, inter: Infinity })), 'CORRUPT_FILE', /scl_inter Infinity is not finite/);
   await refused(file('srow.nii', smallNifti({ dims: [4, 4, 4], srow: [Infinity, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0] })), 'CORRUPT_FILE', /srow|affine/);
+});
+
+test('NIfTI-2 (float64 scaling fields): intercept 1e300 and slope 1e300 are refused, not Inf; an ordinary slope / intercept scales exactly', async () => {
+  // A NIfTI-1 float32 field turns 1e300 into Infinity (the test above); NIfTI-2 holds it as written.
+  await refused(file('inter-1e300.nii', nifti2({ slope: 1, inter: 1e300 })), 'CORRUPT_FILE', /scl_slope 1 and scl_inter 1e\+300 scale the stored value 0 past the float32 range/);
+  await refused(file('slope-1e300.nii', nifti2({ slope: 1e300, inter: 0 })), 'CORRUPT_FILE', /scl_slope 1e\+300 .*stored value 1 past the float32 range/);
+  const v = await readVolume(file('scaled2.nii', nifti2({ slope: 2.5, inter: -3 })));
+  assert.deepEqual(Array.from(v.data.slice(0, 4)), [-3, -0.5, 2, 4.5], '2.5 × stored − 3');
+  assert.ok(Array.from(v.data).every(Number.isFinite));
 });
 
 test('NRRD: a header without a known extension reads by its own reader; damaged fields are named', async () => {

@@ -5,7 +5,8 @@
  * @module
  */
 import { versionAuthor } from '../../store/review-rules.js';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip as gunzipCb, gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import { checkLabelMap } from '../../io/dataset.js';
@@ -32,10 +33,13 @@ export interface SaveBody {
   note?: string;
 }
 
-function gunzipMaybe(b: Buffer, max: number, what: string): Buffer {
+const gunzipAsync = promisify(gunzipCb);
+
+async function gunzipMaybe(b: Buffer, max: number, what: string): Promise<Buffer> {
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
     try {
-      return gunzipSync(b, { maxOutputLength: max + 1 });
+      // On the thread pool, not the event loop: a large mask (or a bomb, stopped at the cap) takes a while.
+      return await gunzipAsync(b, { maxOutputLength: max + 1 });
     } catch (e) {
       throw new MedmaskError('CORRUPT_FILE', `${what}: the gzip data cannot be decompressed or exceed ${max} bytes (${(e as Error).message})`);
     }
@@ -210,13 +214,13 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const n = g.shape[0] * g.shape[1] * g.shape[2];
       let data: Uint8Array;
       if (b.labels !== undefined) {
-        const raw = gunzipMaybe(Buffer.from(b.labels, 'base64'), n, 'labels');
+        const raw = await gunzipMaybe(Buffer.from(b.labels, 'base64'), n, 'labels');
         if (raw.length !== n) throw new MedmaskError('USAGE', `labels must hold ${n} voxels (${g.shape.join('×')}), got ${raw.length} bytes`, { hint: 'base64 of uint8 labels, x fastest, optionally gzip-compressed' });
         data = new Uint8Array(raw);
       } else {
         data = new Uint8Array(await versionData(ctx, m, img, Math.min(b.baseVersion, m.current_version)));
         if (b.baseVersion > m.current_version) throw new MedmaskError('USAGE', `baseVersion ${b.baseVersion} is newer than the current version ${m.current_version}`);
-        for (const s of b.slices!) applySlice(data, g.shape, s.axis ?? 'z', s.index, new Uint8Array(gunzipMaybe(Buffer.from(s.labels, 'base64'), n, `slice ${s.index}`)));
+        for (const s of b.slices!) applySlice(data, g.shape, s.axis ?? 'z', s.index, new Uint8Array(await gunzipMaybe(Buffer.from(s.labels, 'base64'), n, `slice ${s.index}`)));
       }
       const r = await save(ctx, m, img, data, b.baseVersion, userOf(req).id, b.note ?? null);
       req.auditDetails = { version: r.version, baseVersion: b.baseVersion };
@@ -245,7 +249,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const img = await getImage(ctx, m.image_id);
       const g = imageGeometry(img);
       const n = g.shape[0] * g.shape[1] * g.shape[2];
-      const raw = gunzipMaybe(req.body, n * 8 + 4096, 'body');
+      const raw = await gunzipMaybe(req.body, n * 8 + 4096, 'body');
       let data: Uint8Array;
       const isNifti = raw.length >= 348 && (raw.readInt32LE(0) === 348 || raw.readInt32LE(0) === 540);
       if (isNifti) {
