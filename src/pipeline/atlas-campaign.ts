@@ -59,6 +59,12 @@ export interface CampaignOptions {
   size?: number;
   /** Sources, each with its own partial-label policy (default flare, lits, kits, msd_pancreas). */
   sources?: SourceName[];
+  /**
+   * Realistic phantoms (default true): each source's scanner profile and findings — tumours,
+   * cysts, variants, metal, truncation (docs/phantoms.md) — so models fail on some cases and not
+   * others, as on real CT. false: the clean phantoms of earlier releases.
+   */
+  realistic?: boolean;
   /** Simulated models (default {@link DEFAULT_SIMULATED_MODELS}: three; [] for none). */
   models?: readonly SimulatedModel[];
   /**
@@ -74,6 +80,8 @@ export interface CampaignOptions {
   annotatorMargin?: number;
   /** Attention thresholds and opening (default: paper thresholds, one erosion and one dilation). */
   attention?: AttentionOptions;
+  /** Add organ shape priors to attention (atlasAttention's `shapePriors`; default false). */
+  shapePriors?: boolean;
   /** Smallest connected component counted at region level (default 8 voxels). */
   minRegionVoxels?: number;
   /** Expert rates (default the paper's). */
@@ -194,7 +202,8 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   };
   const progress = opts.onProgress;
 
-  await writeAbdomenDataset(data, { n, seed, size, sources }, (d, t) => progress?.('phantoms', d, t));
+  const realistic = opts.realistic ?? true;
+  await writeAbdomenDataset(data, { n, seed, size, sources, realistic }, (d, t) => progress?.('phantoms', d, t));
   lap('phantoms');
   const atlas = await readAtlasDataset(data);
   const organs = atlas.organs;
@@ -226,7 +235,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
   lap('predict');
 
-  const summaries = await atlasAttention(data, work, { ...attentionOpts, onProgress: (d, t) => progress?.('attention', d, t) });
+  const summaries = await atlasAttention(data, work, { ...attentionOpts, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
   lap('attention');
   const ranking = await atlasRank(work, { fraction });
   const selected = new Set(ranking.selected);
@@ -308,10 +317,11 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   const report = buildAtlasReport({
     title: 'AbdomenAtlas simulated campaign',
     context: {
-      'cases': n, 'seed': seed, 'phantom size': size, 'sources': sources.join(', '),
+      'cases': n, 'seed': seed, 'phantom size': size, 'sources': sources.join(', '), 'phantoms': realistic ? 'realistic (scanner profiles, findings)' : 'clean',
       'models (simulated)': models.map((m) => `${m.name} (skill ${m.skill}, boundary ${m.boundary > 0 ? '+1' : m.boundary})`).join(', ') || 'none',
       ...(opts.segmenters?.length ? { 'segmenters (sliding window)': opts.segmenters.join(', ') } : {}),
       'attention opening': `${attentionOpts.erosions ?? 2} erosion(s), ${attentionOpts.dilations ?? 2} dilation(s)`,
+      'attention shape priors': opts.shapePriors ? 'holes and stray pieces' : 'off (AbdomenAtlas)',
       'annotator margin (voxels)': margin,
       'region size (voxels)': minRegion,
       'Dice': 'mean over each case\'s organs without an original label',
