@@ -12,7 +12,9 @@
  * gain of reviewing all of them. Attention's detection counts are summed over seeds.
  *
  * Writes DIR/seed-<s>/ (each campaign's folders and report) and DIR/seeds.json + DIR/seeds.html
- * (the Dice-vs-fraction curve with bands, per-source gains, attention rates).
+ * (the Dice-vs-fraction curve with bands, per-source gains, attention rates). `predictionsFromSeries`
+ * reuses the segmenters' predictions of an earlier series folder (same seeds and options), so
+ * attention variants can be compared on the same predictions.
  * @module
  */
 import { join } from 'node:path';
@@ -80,7 +82,7 @@ function stat(values: number[]): SeedStat {
  * const s = await runCampaignSeries('campaigns', { seeds: [1, 2, 3], n: 16 });
  * s.curve.find((p) => p.fraction === 0.05)!.gainRatio; // ranked / random Dice gain
  */
-export async function runCampaignSeries(dir: string, opts: CampaignOptions & { seeds: number[] }): Promise<CampaignSeries> {
+export async function runCampaignSeries(dir: string, opts: CampaignOptions & { seeds: number[]; predictionsFromSeries?: string }): Promise<CampaignSeries> {
   const seeds = opts.seeds;
   if (seeds.length < 2 || new Set(seeds).size !== seeds.length || !seeds.every(Number.isInteger)) {
     throw new MedmaskError('USAGE', `seeds ${seeds.join(', ')} must be at least two different whole numbers`, { hint: 'e.g. seeds 1, 2, 3: a band needs several runs' });
@@ -89,8 +91,8 @@ export async function runCampaignSeries(dir: string, opts: CampaignOptions & { s
   if (!fractions.includes(0)) fractions.unshift(0);
   const runs: CampaignResult[] = [];
   for (const seed of seeds) {
-    const { seeds: _s, ...one } = opts;
-    runs.push(await runAtlasCampaign(join(dir, `seed-${seed}`), { ...one, seed, fractions, ...(opts.onProgress ? { onProgress: (st, d, t) => opts.onProgress!(`seed ${seed}: ${st}`, d, t) } : {}) }));
+    const { seeds: _s, predictionsFromSeries: from, ...one } = opts;
+    runs.push(await runAtlasCampaign(join(dir, `seed-${seed}`), { ...one, seed, fractions, ...(from ? { predictionsFrom: join(from, `seed-${seed}`) } : {}), ...(opts.onProgress ? { onProgress: (st, d, t) => opts.onProgress!(`seed ${seed}: ${st}`, d, t) } : {}) }));
   }
   const curve: SeriesPoint[] = fractions.map((fraction) => {
     const pts = runs.map((r) => r.report.curve!.find((p) => p.fraction === fraction)!);

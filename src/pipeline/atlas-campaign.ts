@@ -30,7 +30,8 @@
  * the paper's cleaning.
  * @module
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { meanLabelDice } from '../core/metrics/segmentation.js';
@@ -72,6 +73,12 @@ export interface CampaignOptions {
    * `atlasPredict` — the sliding window — next to the simulated models (or instead: `models: []`).
    */
   segmenters?: string[];
+  /**
+   * Reuse the segmenters' predictions of an earlier campaign folder with the same n, seed, size,
+   * sources and phantoms (its work/predictions is copied; checked case by case), to compare
+   * attention variants without running the models again.
+   */
+  predictionsFrom?: string;
   /** Share of each source's cases reviewed by the ranked policy (default 0.05, the paper's). */
   reviewFraction?: number;
   /** Budgets of the Dice-vs-fraction curve. */
@@ -183,7 +190,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   const minRegion = opts.minRegionVoxels ?? 8;
   const attentionOpts: AttentionOptions = { erosions: 1, dilations: 1, ...opts.attention };
   if (!Number.isInteger(n) || n < 2) throw new MedmaskError('USAGE', `campaign size n = ${n} must be a whole number ≥ 2`, { hint: 'e.g. --n 16' });
-  if (!models.length && !opts.segmenters?.length) throw new MedmaskError('USAGE', 'a campaign needs at least one model', { hint: 'pass simulated models, segmenters, or leave both out for three simulated models' });
+  if (!models.length && !opts.segmenters?.length && !opts.predictionsFrom) throw new MedmaskError('USAGE', 'a campaign needs at least one model', { hint: 'pass simulated models, segmenters, or leave both out for three simulated models' });
   const names = new Set<string>();
   for (const m of models) {
     if (names.has(m.name) || !/^[A-Za-z0-9._-]+$/.test(m.name)) throw new MedmaskError('USAGE', `model name "${m.name}" is repeated or not a folder name`, { hint: 'use distinct names of letters, digits, . _ -' });
@@ -232,7 +239,15 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
     }
     progress?.('predict', ++done, atlas.cases.length);
   }
-  if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
+  if (opts.predictionsFrom) {
+    const from = join(opts.predictionsFrom, 'work', 'predictions');
+    for (const m of existsSync(from) ? readdirSync(from) : []) {
+      for (const c of atlas.cases) {
+        if (!existsSync(join(from, m, c.id))) throw new MedmaskError('NOT_FOUND', `${join(from, m)}: no prediction for case ${c.id}`, { hint: 'predictionsFrom must be a campaign folder run with the same n, seed, size and sources' });
+      }
+      await cp(join(from, m), join(work, 'predictions', m), { recursive: true });
+    }
+  } else if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
   lap('predict');
 
   const summaries = await atlasAttention(data, work, { ...attentionOpts, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
