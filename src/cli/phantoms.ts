@@ -11,7 +11,7 @@ export function describeCounts(w: WrittenDataset): string {
   return Object.entries(w.counts).filter(([, c]) => c > 0).map(([k, c]) => `${k} ${c}`).join(', ');
 }
 
-interface PhantomOpts { n?: string; seed?: string; out: string; size?: string; ood?: string; nearOod?: string; difficulty?: string; sources?: string; json?: boolean }
+interface PhantomOpts { n?: string; seed?: string; out: string; size?: string; ood?: string; nearOod?: string; difficulty?: string; sources?: string; realistic?: boolean; json?: boolean }
 
 /** Register `medmask phantoms 2d|3d`. */
 export function registerPhantoms(program: Command): void {
@@ -27,8 +27,9 @@ export function registerPhantoms(program: Command): void {
     .option('--near-ood <fraction>', '2d: near-out-of-distribution chest images (other scanner, child, effusion, devices) to add under near-ood/, as a fraction of n (default 0)')
     .option('--difficulty <0..1>', '2d: 0 large high-contrast lesions … 1 small faint ones (default 0.3)')
     .option('--sources <list>', `3d: comma-separated sources to draw from (${SOURCE_NAMES.join(', ')}; default all)`)
+    .option('--realistic', '3d: per-source scanner profiles (contrast phase, kernel, noise, field of view) and findings (tumours, cysts, variants, metal, truncation) at each source\'s rates')
     .option('--json', 'print a JSON summary on stdout')
-    .addHelpText('after', '\nLayouts: docs/phantoms.md. Examples:\n  medmask phantoms 2d --n 200 --seed 1 --out data/chest\n  medmask phantoms 2d --n 200 --seed 1 --near-ood 0.2 --out data/chest\n  medmask phantoms 3d --n 20 --seed 1 --out data/abdomen --sources btcv,lits,kits')
+    .addHelpText('after', '\nLayouts: docs/phantoms.md. Examples:\n  medmask phantoms 2d --n 200 --seed 1 --out data/chest\n  medmask phantoms 2d --n 200 --seed 1 --near-ood 0.2 --out data/chest\n  medmask phantoms 3d --n 20 --seed 1 --out data/abdomen --sources btcv,lits,kits\n  medmask phantoms 3d --n 20 --seed 1 --realistic --out data/abdomen-real')
     .action(async (kind: string, o: PhantomOpts) => {
       const seed = numberOption('--seed', o.seed, 0, isInt(-(2 ** 31), 2 ** 32), 'an integer');
       let w: WrittenDataset;
@@ -51,7 +52,7 @@ export function registerPhantoms(program: Command): void {
           if (bad.length) throw new MedmaskError('USAGE', `unknown source(s) ${bad.join(', ')}`, { hint: `use some of ${SOURCE_NAMES.join(', ')}` });
         }
         const p = startProgress('phantoms 3d', n, { quiet: !!o.json });
-        w = await writeAbdomenDataset(o.out, { n, seed, size, ...(sources ? { sources } : {}) }, () => p.tick());
+        w = await writeAbdomenDataset(o.out, { n, seed, size, ...(sources ? { sources } : {}), ...(o.realistic ? { realistic: true } : {}) }, () => p.tick());
         p.stop();
       } else {
         throw new MedmaskError('USAGE', `phantom kind "${kind}" is not 2d or 3d`, { hint: 'medmask phantoms 2d --out DIR, or medmask phantoms 3d --out DIR' });

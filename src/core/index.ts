@@ -20,6 +20,7 @@ export * from './preprocess.js';
 export * from './schema.js';
 export * from './phantom/chest.js';
 export * from './phantom/abdomen.js';
+export * from './phantom/abdomen-realism.js';
 export * from './masks/binary.js';
 export * from './masks/pipeline.js';
 export * from './metrics/segmentation.js';

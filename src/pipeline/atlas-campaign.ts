@@ -30,7 +30,8 @@
  * the paper's cleaning.
  * @module
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { meanLabelDice } from '../core/metrics/segmentation.js';
@@ -59,6 +60,12 @@ export interface CampaignOptions {
   size?: number;
   /** Sources, each with its own partial-label policy (default flare, lits, kits, msd_pancreas). */
   sources?: SourceName[];
+  /**
+   * Realistic phantoms (default true): each source's scanner profile and findings — tumours,
+   * cysts, variants, metal, truncation (docs/phantoms.md) — so models fail on some cases and not
+   * others, as on real CT. false: the clean phantoms of earlier releases.
+   */
+  realistic?: boolean;
   /** Simulated models (default {@link DEFAULT_SIMULATED_MODELS}: three; [] for none). */
   models?: readonly SimulatedModel[];
   /**
@@ -66,6 +73,12 @@ export interface CampaignOptions {
    * `atlasPredict` — the sliding window — next to the simulated models (or instead: `models: []`).
    */
   segmenters?: string[];
+  /**
+   * Reuse the segmenters' predictions of an earlier campaign folder with the same n, seed, size,
+   * sources and phantoms (its work/predictions is copied; checked case by case), to compare
+   * attention variants without running the models again.
+   */
+  predictionsFrom?: string;
   /** Share of each source's cases reviewed by the ranked policy (default 0.05, the paper's). */
   reviewFraction?: number;
   /** Budgets of the Dice-vs-fraction curve. */
@@ -74,6 +87,8 @@ export interface CampaignOptions {
   annotatorMargin?: number;
   /** Attention thresholds and opening (default: paper thresholds, one erosion and one dilation). */
   attention?: AttentionOptions;
+  /** Add organ shape priors to attention (atlasAttention's `shapePriors`; default false). */
+  shapePriors?: boolean;
   /** Smallest connected component counted at region level (default 8 voxels). */
   minRegionVoxels?: number;
   /** Expert rates (default the paper's). */
@@ -175,7 +190,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   const minRegion = opts.minRegionVoxels ?? 8;
   const attentionOpts: AttentionOptions = { erosions: 1, dilations: 1, ...opts.attention };
   if (!Number.isInteger(n) || n < 2) throw new MedmaskError('USAGE', `campaign size n = ${n} must be a whole number ≥ 2`, { hint: 'e.g. --n 16' });
-  if (!models.length && !opts.segmenters?.length) throw new MedmaskError('USAGE', 'a campaign needs at least one model', { hint: 'pass simulated models, segmenters, or leave both out for three simulated models' });
+  if (!models.length && !opts.segmenters?.length && !opts.predictionsFrom) throw new MedmaskError('USAGE', 'a campaign needs at least one model', { hint: 'pass simulated models, segmenters, or leave both out for three simulated models' });
   const names = new Set<string>();
   for (const m of models) {
     if (names.has(m.name) || !/^[A-Za-z0-9._-]+$/.test(m.name)) throw new MedmaskError('USAGE', `model name "${m.name}" is repeated or not a folder name`, { hint: 'use distinct names of letters, digits, . _ -' });
@@ -194,7 +209,8 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   };
   const progress = opts.onProgress;
 
-  await writeAbdomenDataset(data, { n, seed, size, sources }, (d, t) => progress?.('phantoms', d, t));
+  const realistic = opts.realistic ?? true;
+  await writeAbdomenDataset(data, { n, seed, size, sources, realistic }, (d, t) => progress?.('phantoms', d, t));
   lap('phantoms');
   const atlas = await readAtlasDataset(data);
   const organs = atlas.organs;
@@ -223,10 +239,18 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
     }
     progress?.('predict', ++done, atlas.cases.length);
   }
-  if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
+  if (opts.predictionsFrom) {
+    const from = join(opts.predictionsFrom, 'work', 'predictions');
+    for (const m of existsSync(from) ? readdirSync(from) : []) {
+      for (const c of atlas.cases) {
+        if (!existsSync(join(from, m, c.id))) throw new MedmaskError('NOT_FOUND', `${join(from, m)}: no prediction for case ${c.id}`, { hint: 'predictionsFrom must be a campaign folder run with the same n, seed, size and sources' });
+      }
+      await cp(join(from, m), join(work, 'predictions', m), { recursive: true });
+    }
+  } else if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
   lap('predict');
 
-  const summaries = await atlasAttention(data, work, { ...attentionOpts, onProgress: (d, t) => progress?.('attention', d, t) });
+  const summaries = await atlasAttention(data, work, { ...attentionOpts, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
   lap('attention');
   const ranking = await atlasRank(work, { fraction });
   const selected = new Set(ranking.selected);
@@ -308,10 +332,11 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   const report = buildAtlasReport({
     title: 'AbdomenAtlas simulated campaign',
     context: {
-      'cases': n, 'seed': seed, 'phantom size': size, 'sources': sources.join(', '),
+      'cases': n, 'seed': seed, 'phantom size': size, 'sources': sources.join(', '), 'phantoms': realistic ? 'realistic (scanner profiles, findings)' : 'clean',
       'models (simulated)': models.map((m) => `${m.name} (skill ${m.skill}, boundary ${m.boundary > 0 ? '+1' : m.boundary})`).join(', ') || 'none',
       ...(opts.segmenters?.length ? { 'segmenters (sliding window)': opts.segmenters.join(', ') } : {}),
       'attention opening': `${attentionOpts.erosions ?? 2} erosion(s), ${attentionOpts.dilations ?? 2} dilation(s)`,
+      'attention shape priors': opts.shapePriors ? 'holes and stray pieces' : 'off (AbdomenAtlas)',
       'annotator margin (voxels)': margin,
       'region size (voxels)': minRegion,
       'Dice': 'mean over each case\'s organs without an original label',

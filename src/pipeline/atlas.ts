@@ -23,6 +23,7 @@ import { basename, join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { createVolume, sameGeometry, type Volume } from '../core/volume.js';
 import { ATLAS_ATTENTION_DEFAULTS, organAttention, type AttentionOptions, type ProbabilityArray } from '../core/atlas/attention.js';
+import { shapePriorFlags, type ShapePriorOptions } from '../core/atlas/shape-priors.js';
 import { MeanAccumulator } from '../core/atlas/pseudo-label.js';
 import { casePriority, rankCases, selectForReview, type PriorityOptions, type RankedCase, type SelectOptions } from '../core/atlas/ranking.js';
 import { mergeLabels, type Provenance } from '../core/atlas/merge.js';
@@ -345,6 +346,12 @@ export interface AtlasAttentionOptions extends AttentionOptions {
   overlapExclude?: string[];
   /** Pseudo-label threshold on the mean probability (default 0.5). */
   threshold?: number;
+  /**
+   * Also flag what breaks an organ's shape in the pseudo-label — background enclosed by the organ
+   * in a slice, pieces other than the largest (core/atlas/shape-priors.ts) — where the models are
+   * confidently wrong together. Default false: AbdomenAtlas's attention as published.
+   */
+  shapePriors?: boolean | ShapePriorOptions;
   cases?: string[];
   onProgress?: AtlasProgress;
 }
@@ -356,8 +363,8 @@ export interface CaseAttention {
   labelled: string[];
   models: string[];
   shape: number[];
-  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; labelled: boolean; models: number }[];
-  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number };
+  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; shapePrior?: number; labelled: boolean; models: number }[];
+  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number; shapePriors?: boolean | ShapePriorOptions };
 }
 
 const count = (a: Uint8Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
@@ -448,7 +455,8 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     organs.forEach((o, i) => { if (!exclude.has(o.name)) partners |= 1 << i; });
     const caseDir = join(work, 'attention', c.id);
     await mkdir(caseDir, { recursive: true });
-    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...options, overlapExclude: [...exclude], threshold } };
+    const priors = opts.shapePriors ? (opts.shapePriors === true ? {} : opts.shapePriors) : null;
+    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...options, overlapExclude: [...exclude], threshold, ...(priors ? { shapePriors: opts.shapePriors! } : {}) } };
     for (let o = 0; o < organs.length; o++) {
       const name = organs[o]!.name;
       if (!modelsPerOrgan[o]) continue;
@@ -462,10 +470,25 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
       const overlap = new Uint8Array(n);
       for (let v = 0; v < n; v++) if (bits[v]! & bit && bits[v]! & others) overlap[v] = 1;
       const a = organAttention(probs, image.shape, overlap, options);
+      let prior = 0;
+      if (priors) {
+        // Shape-prior voxels join the binary attention at full heat (like the overlap term).
+        const f = shapePriorFlags(pseudo, organs[o]!.value, image.shape, priors);
+        prior = f.voxels;
+        for (let v = 0; v < n; v++) {
+          if (!f.mask[v]) continue;
+          if (!a.binary[v]) {
+            a.binary[v] = 1;
+            a.voxels++;
+          }
+          a.heatSum += 1 - a.heat[v]!;
+          a.heat[v] = 1;
+        }
+      }
       const heat = new Uint8Array(n);
       for (let v = 0; v < n; v++) if (a.binary[v]) heat[v] = Math.max(1, Math.round(a.heat[v]! * 255));
       await writeVolume(createVolume(image.shape, 'uint8', { ...geo, data: heat, meta: { source: `attention ${name}`, description: 'heat*255' } }), join(caseDir, `${name}.nii.gz`));
-      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), labelled: labelled.includes(name), models: probs.length });
+      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length });
     }
     await atomicWrite(join(work, 'attention', `${c.id}.json`), JSON.stringify(summary, null, 1) + '\n');
     out.push(summary);

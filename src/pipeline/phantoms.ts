@@ -44,6 +44,11 @@ export interface AbdomenDatasetOptions {
   size?: number;
   /** Restrict to these sources (default: all, by weight). */
   sources?: SourceName[];
+  /**
+   * Realistic cases (default false): each source's scanner profile and findings at its rates
+   * (docs/phantoms.md); dataset.json records each case's phase, kernel, noise and findings.
+   */
+  realistic?: boolean;
 }
 
 /** What a writer produced. */
@@ -204,7 +209,7 @@ export async function writeAbdomenDataset(dir: string, opts: AbdomenDatasetOptio
   const cases: Record<string, unknown>[] = [];
   for (let i = 0; i < opts.n; i++) {
     const id = `case_${String(i).padStart(4, '0')}`;
-    const p = abdomenPhantom({ seed: caseSeed(opts.seed, i), source: assigned[i]!, ...(opts.size ? { size: opts.size } : {}) });
+    const p = abdomenPhantom({ seed: caseSeed(opts.seed, i), source: assigned[i]!, ...(opts.size ? { size: opts.size } : {}), ...(opts.realistic ? { realistic: true } : {}) });
     await writeVolume(p.image, join(dir, 'imagesTr', `${id}_0000.nii.gz`));
     await writeVolume(p.partial, join(dir, 'labelsTr', `${id}.nii.gz`), { labelMap: true });
     await writeVolume(p.truth, join(dir, 'truthTr', `${id}.nii.gz`), { labelMap: true });
@@ -218,6 +223,7 @@ export async function writeAbdomenDataset(dir: string, opts: AbdomenDatasetOptio
       shape: p.image.shape,
       spacing: p.image.spacing.map((s) => +s.toFixed(4)),
       organs_ml: Object.fromEntries(p.organs.map((o) => [o.name, +o.ml.toFixed(1)])),
+      ...(p.profile ? { scanner: { phase: p.profile.phase, kernel: p.profile.kernel, noise_hu: +p.profile.noise.toFixed(1), fov_mm: +p.profile.fovMm.toFixed(1) }, findings: p.profile.findings } : {}),
     });
     onProgress?.(i + 1, opts.n);
   }
@@ -228,7 +234,7 @@ export async function writeAbdomenDataset(dir: string, opts: AbdomenDatasetOptio
     labels: { background: 0, ...Object.fromEntries(Object.entries(ABDOMEN_LABELS).map(([k, v]) => [v, Number(k)])) },
     numTraining: opts.n,
     file_ending: '.nii.gz',
-    medmask: { generator: 'medmask phantoms 3d', seed: opts.seed, size: opts.size ?? 96, cases },
+    medmask: { generator: 'medmask phantoms 3d', seed: opts.seed, size: opts.size ?? 96, ...(opts.realistic ? { realistic: true } : {}), cases },
   };
   await atomicWrite(join(dir, 'dataset.json'), JSON.stringify(json, null, 1) + '\n');
   files.push('dataset.json');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Segmenter } from '../../src/runtime/segment.js';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
 import { readVolume } from '../../src/io/index.js';
+import type { SourceName } from '../../src/core/phantom/abdomen.js';
 
 const DIR = process.env.MEDMASK_ATLAS_MODELS ?? new URL('../../models/demo/', import.meta.url).pathname;
 const MODELS = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'];
@@ -28,10 +29,13 @@ test('demo 3D models: mean organ Dice on their held-out phantoms equals the mode
       const card = JSON.parse(readFileSync(join(DIR, m, 'card.json'), 'utf8')) as Card;
       const h = card.data.heldout;
       const size = Number(/--size (\d+)/.exec(h.command ?? '')?.[1] ?? 96);
-      const key = `${h.n}-${h.seed}-${size}`;
+      const key = `${h.n}-${h.seed}-${size}-${h.command ?? ''}`.replace(/[^\w.-]+/g, '_');
       if (!sets.has(key)) {
         const dir = join(root, key);
-        await writeAbdomenDataset(dir, { n: h.n, seed: h.seed, size });
+        // The card's command names the phantoms: size, and (since the realistic rebuild) sources and --realistic.
+        const sources = /--sources (\S+)/.exec(h.command ?? '')?.[1]?.split(',') as SourceName[] | undefined;
+        const realistic = / --realistic\b/.test(h.command ?? '');
+        await writeAbdomenDataset(dir, { n: h.n, seed: h.seed, size, ...(sources ? { sources } : {}), ...(realistic ? { realistic } : {}) });
         sets.set(key, dir);
       }
       const dir = sets.get(key)!;

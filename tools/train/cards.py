@@ -127,6 +127,20 @@ Rebuild: `/usr/bin/python3 tools/train/build_zoo.py` (see tools/train/README.md)
     return card
 
 
+def _by_source_md(by_source):
+    if not by_source:
+        return ''
+    rows = '\n'.join(f'| {s} | {v["n"]} | {"yes" if v["seen_in_training"] else "**no**"} | {v["mean_dice"]:.3f} |' for s, v in by_source.items())
+    return f"""
+Per source (mean organ Dice per case, organs present in the truth or the prediction; sources not seen
+in training in bold):
+
+| source | cases | seen in training | mean Dice |
+|---|---|---|---|
+{rows}
+"""
+
+
 def _data_md(data):
     lines = []
     for k in ('train', 'heldout'):
@@ -135,7 +149,7 @@ def _data_md(data):
     return '\n'.join(lines)
 
 
-def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=None):
+def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=None, by_source=None):
     card = {
         'name': name,
         'task': 'segment',
@@ -158,6 +172,8 @@ def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=
     }
     if agreement:
         card['metrics']['agreement_with_other_models'] = agreement
+    if by_source:
+        card['metrics']['heldout_by_source'] = by_source
     write_json(os.path.join(out_dir, 'card.json'), card)
     h = r['heldout']
     rows = '\n'.join(f'| {o} | {"-" if v is None else f"{v:.3f}"} |' for o, v in h['dice'].items())
@@ -190,7 +206,7 @@ AdamW (lr {r['lr']}, one-cycle), class-weighted cross-entropy + soft Dice, augme
 | organ | Dice |
 |---|---|
 {rows}
-{agree}
+{_by_source_md(by_source)}{agree}
 ## Export
 ONNX opset {OPSET}, dynamic batch; {card['export']['bytes']:,} bytes, sha256 `{card['export']['sha256'][:16]}…`;
 onnxruntime vs torch max |difference| {check['maxAbsDiff']:.2e} on two patches.

@@ -15,6 +15,7 @@
 import { MedmaskError } from '../errors.js';
 import { Rng } from '../random.js';
 import { createVolume, type Vec3, type Volume } from '../volume.js';
+import { applyKernel, drawCaseProfile, kernelNoise, PHASE_HU, SOURCE_PROFILES, streakHu, type CaseProfile, type FindingName, type Insert } from './abdomen-realism.js';
 
 /** The AbdomenAtlas label values and names (0 is background). */
 export const ABDOMEN_LABELS = {
@@ -76,6 +77,16 @@ export interface AbdomenOptions {
   size?: number;
   /** The source; default drawn by weight. */
   source?: SourceName;
+  /**
+   * Realistic cases (default false: the clean phantoms of earlier releases, byte for byte): the
+   * source's scanner profile (contrast phase, kernel, noise, slice thickness, field of view) and
+   * findings drawn at the source's rates (`SOURCE_PROFILES` in abdomen-realism.ts).
+   */
+  realistic?: boolean;
+  /** Realistic cases: findings forced off (the case is otherwise identical). */
+  findingsOff?: readonly FindingName[];
+  /** Realistic cases: findings forced on. */
+  findingsOn?: readonly FindingName[];
 }
 
 /** Per-organ facts of one phantom. */
@@ -101,6 +112,8 @@ export interface AbdomenPhantom {
   labelled: OrganName[];
   organs: OrganStat[];
   seed: number;
+  /** Realistic cases: the scanner settings and findings drawn for this case. */
+  profile?: CaseProfile;
 }
 
 /** A solid in patient mm: a bounding box and an inside test. */
@@ -108,6 +121,30 @@ interface Solid {
   min: Vec3;
   max: Vec3;
   inside(x: number, y: number, z: number): boolean;
+  /** Ellipsoids: centre and semi-axes (mm), to place lesions. */
+  centre?: Vec3;
+  semi?: Vec3;
+}
+
+/** A solid moved by `s` mm. */
+function shifted(solid: Solid, s: Vec3): Solid {
+  const add = (v: Vec3): Vec3 => [v[0] + s[0], v[1] + s[1], v[2] + s[2]];
+  return {
+    min: add(solid.min),
+    max: add(solid.max),
+    inside: (x, y, z) => solid.inside(x - s[0], y - s[1], z - s[2]),
+    ...(solid.centre ? { centre: add(solid.centre) } : {}),
+    ...(solid.semi ? { semi: solid.semi } : {}),
+  };
+}
+
+/** A ball. */
+function ball(c: Vec3, r: number): Solid {
+  return {
+    min: [c[0] - r, c[1] - r, c[2] - r],
+    max: [c[0] + r, c[1] + r, c[2] + r],
+    inside: (x, y, z) => (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= r * r,
+  };
 }
 
 /**
@@ -123,6 +160,8 @@ function ellipsoid(rng: Rng, c: Vec3, semi: Vec3, yaw: number, tilt: number, wob
   return {
     min: [c[0] - r, c[1] - r, c[2] - r],
     max: [c[0] + r, c[1] + r, c[2] + r],
+    centre: c,
+    semi,
     inside(x, y, z) {
       const dx = x - c[0], dy = y - c[1], dz = z - c[2];
       const u = cy * dx + sy * dy, v0 = -sy * dx + cy * dy;
@@ -178,8 +217,14 @@ function vessel(c: [number, number], drift: [number, number], rx: number, ry: nu
   };
 }
 
+/** Anatomy changes of a realistic case (identity for clean cases). */
+interface Adjust {
+  spleenScale: number;
+  pancreasScale: number;
+}
+
 /** Organ solids and mean HU of one case, in paint order (later wins). */
-function layOut(rng: Rng): { organ: OrganName; solid: Solid; hu: number }[] {
+function layOut(rng: Rng, adj: Adjust = { spleenScale: 1, pancreasScale: 1 }): { organ: OrganName; solid: Solid; hu: number }[] {
   const j = (v: number, f = 0.1) => v * rng.uniform(1 - f, 1 + f);
   const t = () => rng.uniform(-8, 8); // mm of positional jitter
   const liver = ellipsoid(rng.fork('liver'), [-70 + t(), -5 + t(), 45 + t()], [j(76), j(82), j(66)], rng.uniform(0.1, 0.3), rng.uniform(-0.15, 0.15), 0.06);
@@ -188,7 +233,7 @@ function layOut(rng: Rng): { organ: OrganName; solid: Solid; hu: number }[] {
   const liverCut: Solid = { ...liver, inside: (x, y, z) => x < cut - 0.4 * (z - 45) && liver.inside(x, y, z) };
   const kidneyR = ellipsoid(rng.fork('kidney_right'), [-75 + t(), 55 + t() / 2, -20 + t()], [j(27), j(24), j(52)], rng.uniform(0.3, 0.5), rng.uniform(-0.2, 0.1), 0.05);
   const kidneyL = ellipsoid(rng.fork('kidney_left'), [75 + t(), 55 + t() / 2, -5 + t()], [j(27), j(24), j(52)], -rng.uniform(0.3, 0.5), rng.uniform(-0.2, 0.1), 0.05);
-  const spleen = ellipsoid(rng.fork('spleen'), [98 + t(), 40 + t(), 50 + t()], [j(24), j(45), j(50)], -rng.uniform(0.4, 0.7), rng.uniform(-0.2, 0.2), 0.08);
+  const spleen = ellipsoid(rng.fork('spleen'), [98 + t(), 40 + t(), 50 + t()], [j(24) * adj.spleenScale, j(45) * adj.spleenScale, j(50) * adj.spleenScale], -rng.uniform(0.4, 0.7), rng.uniform(-0.2, 0.2), 0.08);
   const stomach = ellipsoid(rng.fork('stomach'), [45 + t(), -40 + t(), 55 + t()], [j(50, 0.2), j(33), j(55, 0.2)], rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3), 0.1);
   const gall = ellipsoid(rng.fork('gallbladder'), [-50 + t(), -48 + t(), 5 + t()], [j(15, 0.2), j(15, 0.2), j(32, 0.2)], rng.uniform(-0.3, 0.3), rng.uniform(0.2, 0.5), 0.05);
   const pz = t();
@@ -200,7 +245,7 @@ function layOut(rng: Rng): { organ: OrganName; solid: Solid; hu: number }[] {
       [50, 24, pz + 18],
       [78 + t() / 2, 30 + t() / 2, pz + 26 + t() / 2],
     ],
-    [j(14), j(12), j(10), j(9), j(8)],
+    [j(14), j(12), j(10), j(9), j(8)].map((r) => r * adj.pancreasScale),
   );
   const aorta = vessel([12 + t() / 3, 45 + t() / 3], [rng.uniform(-0.03, 0.03), rng.uniform(-0.05, 0)], j(11), j(11), -130, 130);
   const ivc = vessel([-24 + t() / 3, 40 + t() / 3], [rng.uniform(-0.03, 0.03), rng.uniform(-0.05, 0.02)], j(13), j(10), -130, 95);
@@ -250,12 +295,16 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
   const source = opts.source ?? root.fork('source').pick(SOURCE_NAMES, SOURCE_NAMES.map((s) => PHANTOM_SOURCES[s].weight));
   const src: PhantomSource | undefined = (PHANTOM_SOURCES as Record<string, PhantomSource>)[source];
   if (!src) throw new MedmaskError('USAGE', `unknown phantom source "${source}"`, { hint: `use one of ${SOURCE_NAMES.join(', ')}` });
+  const real = opts.realistic ? drawCaseProfile(root.fork('realism'), SOURCE_PROFILES[source], new Set(opts.findingsOff ?? []), new Set(opts.findingsOn ?? [])) : undefined;
   const scan = root.fork('scanner');
-  // Geometry: field of view 330–400 mm in plane; slices 1.3–1.8× thicker than the in-plane
-  // spacing at the default size (at 512 the source's own slice thickness), 230–270 mm long.
-  const fov = scan.uniform(330, 400);
+  // Geometry: field of view 330–400 mm in plane (realistic: the source's range); slices 1.3–1.8×
+  // thicker than the in-plane spacing at the default size (at 512 the source's own slice
+  // thickness), 230–270 mm long. Every draw happens in both modes so the streams stay aligned.
+  const fovClean = scan.uniform(330, 400);
+  const fov = real ? real.fovMm : fovClean;
   const sx = fov / n;
-  const sz = Math.max(scan.uniform(src.sliceMm[0], src.sliceMm[1]), sx * scan.uniform(1.3, 1.8));
+  const sliceClean = scan.uniform(src.sliceMm[0], src.sliceMm[1]);
+  const sz = Math.max(real ? real.sliceMm : sliceClean, sx * scan.uniform(1.3, 1.8));
   const nz = Math.max(8, Math.round(scan.uniform(230, 270) / sz));
   const spacing: Vec3 = [sx, sx, sz];
   const zTable = scan.uniform(-700, -300);
@@ -265,7 +314,7 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
 
   const anat = root.fork('anatomy');
   const bodyA = anat.uniform(140, 160), bodyB = anat.uniform(105, 120), fat = anat.uniform(12, 22);
-  const organs = layOut(anat.fork('organs'));
+  const organs = realisticOrgans(layOut(anat.fork('organs'), real ?? { spleenScale: 1, pancreasScale: 1 }), real);
   const hu = new Float32Array(n * n * nz);
   const truth = new Uint8Array(n * n * nz);
   const off = src.offset;
@@ -287,15 +336,21 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
       }
     }
   }
-  for (const { organ, solid, hu: mean } of organs) {
+  for (const { organ, solid, hu: mean, inserts } of organs) {
     const label = organLabel(organ);
+    const grow = inserts.filter((s) => s.extends);
+    const lo: Vec3 = [...solid.min], hi: Vec3 = [...solid.max];
+    for (const g of grow) for (let a = 0; a < 3; a++) {
+      lo[a] = Math.min(lo[a]!, g.solid.min[a]!);
+      hi[a] = Math.max(hi[a]!, g.solid.max[a]!);
+    }
     const toIdx = (w: number, o: number, s: number) => (w - o) / s;
-    const i0 = Math.max(0, Math.floor(toIdx(solid.min[0] + centre[0], origin[0], sx)));
-    const i1 = Math.min(n - 1, Math.ceil(toIdx(solid.max[0] + centre[0], origin[0], sx)));
-    const j0 = Math.max(0, Math.floor(toIdx(solid.min[1] + centre[1], origin[1], sx)));
-    const j1 = Math.min(n - 1, Math.ceil(toIdx(solid.max[1] + centre[1], origin[1], sx)));
-    const k0 = Math.max(0, Math.floor(toIdx(solid.min[2] + centre[2], origin[2], sz)));
-    const k1 = Math.min(nz - 1, Math.ceil(toIdx(solid.max[2] + centre[2], origin[2], sz)));
+    const i0 = Math.max(0, Math.floor(toIdx(lo[0] + centre[0], origin[0], sx)));
+    const i1 = Math.min(n - 1, Math.ceil(toIdx(hi[0] + centre[0], origin[0], sx)));
+    const j0 = Math.max(0, Math.floor(toIdx(lo[1] + centre[1], origin[1], sx)));
+    const j1 = Math.min(n - 1, Math.ceil(toIdx(hi[1] + centre[1], origin[1], sx)));
+    const k0 = Math.max(0, Math.floor(toIdx(lo[2] + centre[2], origin[2], sz)));
+    const k1 = Math.min(nz - 1, Math.ceil(toIdx(hi[2] + centre[2], origin[2], sz)));
     for (let k = k0; k <= k1; k++) {
       const z = origin[2] + k * sz - centre[2];
       for (let jj = j0; jj <= j1; jj++) {
@@ -303,10 +358,13 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
         for (let i = i0; i <= i1; i++) {
           const x = origin[0] + i * sx - centre[0];
           const idx = i + n * (jj + n * k);
-          if (hu[idx]! <= -1000 || !solid.inside(x, y, z)) continue; // organs stay inside the body
+          if (hu[idx]! <= -1000) continue; // organs stay inside the body
+          const own = solid.inside(x, y, z);
+          if (!own && !grow.some((g) => g.solid.inside(x, y, z))) continue;
           truth[idx] = label;
           let v = mean + off;
           if (organ === 'stomach') v = y < -55 ? -850 : v; // air rises anteriorly in a supine patient
+          for (const s of inserts) if (s.solid.inside(x, y, z)) v = s.hu + off;
           hu[idx] = v;
         }
       }
@@ -314,7 +372,21 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
   }
   const noise = root.fork('noise');
   const image = new Int16Array(hu.length);
-  for (let i = 0; i < hu.length; i++) image[i] = Math.max(-1024, Math.min(3071, Math.round(hu[i]! + (hu[i]! > -1000 ? noise.normal(0, src.noise) : noise.normal(0, 3)))));
+  const shape: Vec3 = [n, n, nz];
+  if (!real) {
+    for (let i = 0; i < hu.length; i++) image[i] = Math.max(-1024, Math.min(3071, Math.round(hu[i]! + (hu[i]! > -1000 ? noise.normal(0, src.noise) : noise.normal(0, 3)))));
+  } else {
+    paintArtefacts(hu, truth, real, { n, nz, sx, sz, origin, centre, bodyA, off });
+    applyKernel(hu, shape, real.kernel);
+    const f = kernelNoise(noise, shape, real.kernel, real.noise);
+    const r = real.truncation;
+    for (let k = 0, i = 0; k < nz; k++) for (let jj = 0; jj < n; jj++) for (let ii = 0; ii < n; ii++, i++) {
+      // The reconstruction circle is centred on the scanner's axis (x = y = 0 in scanner mm).
+      const outside = r !== null && Math.hypot(origin[0] + ii * sx, origin[1] + jj * sx) > r * bodyA;
+      if (outside) truth[i] = 0;
+      image[i] = outside ? -1024 : Math.max(-1024, Math.min(3071, Math.round(hu[i]! + f[i]!)));
+    }
+  }
   const labelled = ORGANS.filter((o) => src.labelled.includes(o));
   const keep = new Uint8Array(10);
   for (const o of labelled) keep[organLabel(o)] = 1;
@@ -322,7 +394,6 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
   const counts = new Array<number>(10).fill(0);
   for (const l of truth) counts[l]!++;
   const voxelMl = (sx * sx * sz) / 1000;
-  const shape: Vec3 = [n, n, nz];
   const geo = { spacing, origin, meta: { source: `phantom:${source}`, modality: 'CT', unit: 'HU' } };
   const labelMeta = { ...geo, meta: { source: `phantom:${source}`, labels: { ...ABDOMEN_LABELS } } };
   return {
@@ -333,5 +404,69 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
     labelled,
     organs: ORGANS.map((name, i) => ({ name, label: i + 1, voxels: counts[i + 1]!, ml: counts[i + 1]! * voxelMl, labelled: src.labelled.includes(name) })),
     seed: opts.seed,
+    ...(real ? { profile: real } : {}),
   };
+}
+
+/** An organ to paint, with its inserts resolved to solids. */
+interface PaintOrgan {
+  organ: OrganName;
+  solid: Solid;
+  hu: number;
+  inserts: { solid: Solid; hu: number; extends: boolean }[];
+}
+
+/**
+ * Apply a realistic case's phase, variants and inserts to the laid-out organs: HU moved to the
+ * phase's means (the case's drawn deviation kept), a missing kidney dropped, a displaced kidney
+ * moved, lesions and stones placed inside their organ (a centre outside the organ is pulled towards
+ * the organ's centre until inside), exophytic cysts on the organ's surface.
+ */
+function realisticOrgans(laid: { organ: OrganName; solid: Solid; hu: number }[], real: CaseProfile | undefined): PaintOrgan[] {
+  if (!real) return laid.map((o) => ({ ...o, inserts: [] }));
+  const out: PaintOrgan[] = [];
+  for (const o of laid) {
+    if (real.missingKidney === o.organ) continue;
+    const solid = real.displacedKidney?.organ === o.organ ? shifted(o.solid, real.displacedKidney.shift) : o.solid;
+    let hu = PHASE_HU[real.phase][o.organ]! + (o.hu - PHASE_HU.clean[o.organ]!);
+    if (o.organ === 'pancreas') hu += real.pancreasHu;
+    const inserts = real.inserts.filter((s) => s.organ === o.organ).map((s) => ({ solid: placeInsert(solid, s), hu: s.hu, extends: s.extends }));
+    out.push({ organ: o.organ, solid, hu, inserts });
+  }
+  return out;
+}
+
+function placeInsert(organ: Solid, s: Insert): Solid {
+  const c = organ.centre ?? [(organ.min[0] + organ.max[0]) / 2, (organ.min[1] + organ.max[1]) / 2, (organ.min[2] + organ.max[2]) / 2];
+  const semi = organ.semi ?? [(organ.max[0] - organ.min[0]) / 2, (organ.max[1] - organ.min[1]) / 2, (organ.max[2] - organ.min[2]) / 2];
+  let f = 1;
+  let p: Vec3 = c;
+  for (let t = 0; t < 12; t++, f *= 0.8) {
+    p = [c[0] + s.where[0] * semi[0] * f, c[1] + s.where[1] * semi[1] * f, c[2] + s.where[2] * semi[2] * f];
+    if (organ.inside(...p)) break;
+  }
+  return ball(p, s.radiusMm);
+}
+
+/** Metal rods (only outside organs, so the truth is untouched) and their streaks (HU only). */
+function paintArtefacts(hu: Float32Array, truth: Uint8Array, real: CaseProfile, g: { n: number; nz: number; sx: number; sz: number; origin: Vec3; centre: Vec3; bodyA: number; off: number }): void {
+  const m = real.metal;
+  if (!m) return;
+  const { n, nz, sx, sz, origin, centre } = g;
+  for (let k = 0; k < nz; k++) {
+    const z = origin[2] + k * sz - centre[2];
+    if (z < m.z[0] || z > m.z[1]) continue;
+    for (let jj = 0; jj < n; jj++) {
+      const y = origin[1] + jj * sx - centre[1];
+      for (let i = 0; i < n; i++) {
+        const idx = i + n * (jj + n * k);
+        if (hu[idx]! <= -1000) continue;
+        const x = origin[0] + i * sx - centre[0];
+        // A rod covers the voxel when within 4 mm, or its nearest voxel (so thin rods show at 8 mm).
+        const rod = m.rods.some(([rx, ry]) => Math.hypot(x - rx, y - ry) <= Math.max(4, sx * 0.71));
+        if (rod && truth[idx] === 0) hu[idx] = 3000;
+        else hu[idx] = hu[idx]! + streakHu(x, y, m);
+      }
+    }
+  }
 }
