@@ -6,11 +6,10 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
-import { createDefaultHandlers } from '../queue/default-handlers.js';
+import { deploymentHandlers } from '../queue/handler-modules.js';
 import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
 import { probeRedis } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
@@ -23,7 +22,7 @@ import { createServer } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
 import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
-import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
+export { loadHandlerModules } from '../queue/handler-modules.js';
 
 /** A running service; `stop()` shuts it down gracefully. */
 export interface RunningService {
@@ -33,20 +32,6 @@ export interface RunningService {
   /** The address the server listens on (serve only). */
   url?: string;
   stop(): Promise<void>;
-}
-
-/** Load handler plug-ins: each module default-exports `(registry) => void`. */
-export async function loadHandlerModules(reg: JobHandlerRegistry, modules: string[]): Promise<void> {
-  for (const m of modules) {
-    let mod: { default?: unknown };
-    try {
-      mod = (await import(pathToFileURL(resolve(m)).href)) as { default?: unknown };
-    } catch (e) {
-      throw new MedmaskError('USAGE', `job handler module ${m} cannot be loaded: ${(e as Error).message}`, { cause: e });
-    }
-    if (typeof mod.default !== 'function') throw new MedmaskError('USAGE', `job handler module ${m} must default-export a function (registry) => void`);
-    (mod.default as (r: JobHandlerRegistry) => void)(reg);
-  }
 }
 
 /** Remove `<kind>-<pid>-…` entries under `dir` whose process is gone (left by a crash). */
@@ -110,9 +95,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
     await store.close();
     throw e;
   }
-  const handlers = createDefaultHandlers();
-  await loadHandlerModules(handlers, cfg.handlers);
-  registerDicomwebHandlers(handlers, { uidSalt });
+  const handlers = await deploymentHandlers(cfg.handlers, uidSalt);
   try {
     if (/^rediss?:\/\//.test(cfg.queue)) await probeRedis(cfg.queue);
   } catch (e) {
@@ -154,6 +137,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     queue,
     handlers,
     runJobs: queue.kind === 'in-process',
+    // In-process queue: jobs run in a child process on the same database and blobs (never on the
+    // event loop that answers requests); an in-memory database cannot be shared, so it keeps them here.
+    jobProcess: cfg.db.replace(/^sqlite:/, '') === ':memory:' ? false : { db: cfg.db, blobs: cfg.blobs, handlerModules: cfg.handlers },
     jobConcurrency: cfg.jobConcurrency,
     reconcileMs: cfg.reconcileMs,
     staleMs: cfg.staleMs,
@@ -181,8 +167,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     url: address,
     stop() {
       stopping ??= (async () => {
-        await app.close();
+        // Running jobs first get their grace period (the job process stops with the app).
         await queue.close(cfg.shutdownGraceMs);
+        await app.close();
         await store.close();
       })();
       return stopping;

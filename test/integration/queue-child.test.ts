@@ -1,0 +1,76 @@
+// Jobs off the server's event loop: with the in-process queue, a server on an SQLite file runs its
+// job and task messages in a child process (src/queue/job-process.ts). Facts checked, no timings:
+// the handlers run in another process than the server's; SIGKILL of that process mid-task costs
+// that task one try (recorded), the server keeps answering, a new child finishes the job as a
+// clean run would (every case once); the server's close stops the child.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createVolume } from '../../src/core/volume.js';
+import { createDefaultHandlers, InProcessQueue } from '../../src/queue/index.js';
+import { createServer } from '../../src/server/app.js';
+import { createJob } from '../../src/store/jobs.js';
+import { FsBlobStore, openStore } from '../../src/store/index.js';
+import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
+import { ROOT } from '../helpers/cli.js';
+import { waitFor } from '../helpers/server.js';
+import register from '../helpers/test-handlers.js';
+
+test('in-process queue: tasks run in a child process; SIGKILL of it mid-task retries that task only, the server keeps answering', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-child-test-'));
+  const dbFile = join(dir, 'medmask.sqlite');
+  const store = await openStore(dbFile);
+  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  const queue = new InProcessQueue({ attempts: 3, backoffMs: 50 });
+  const handlers = createDefaultHandlers();
+  register(handlers);
+  const lines: string[] = [];
+  const app = await createServer({
+    store, blobs, queue, handlers, workDir: join(dir, 'work'), say: (l) => lines.push(l), reconcileMs: 0,
+    jobProcess: { db: dbFile, blobs: blobs.description, handlerModules: [join(ROOT, 'test/helpers/test-handlers.ts')] },
+    settings: { tmpDir: join(dir, 'tmp'), uidSalt: 'test-salt', decodeWorkers: 0 },
+  });
+  let killed: number | undefined;
+  try {
+    const project = await ensureProject(store.db, 'p', null);
+    const ds = await ensureDataset(store.db, project, 'd', null);
+    for (let i = 0; i < 4; i++) await insertImage(store.db, blobs, { datasetId: ds, name: `i${i}.nii.gz`, volume: createVolume([4, 4, 1], 'uint8', { data: new Uint8Array(16).fill(i) }), format: 'nifti', createdBy: null });
+    const { job } = await createJob(store.db, { type: 'test-fan', input: { datasetId: ds, delayMs: 400 } });
+    await queue.enqueue({ jobId: job.id, type: job.type });
+    const running = await waitFor(async () => {
+      const rows = await store.db.selectFrom('job_tasks').select(['worker', 'status']).where('job_id', '=', job.id).execute();
+      return rows.filter((r) => r.status === 'done').length >= 1 ? rows.find((r) => r.status === 'running') : undefined;
+    }, 60_000, 'one case done, the next running');
+    killed = Number(running.worker!.split(':').pop());
+    assert.notEqual(killed, process.pid, 'the task runs in another process than the server');
+    process.kill(killed, 'SIGKILL');
+    assert.equal((await app.inject({ url: '/health' })).statusCode, 200, 'the server answers after its job process died');
+    const done = await waitFor(async () => {
+      const j = await store.db.selectFrom('jobs').selectAll().where('id', '=', job.id).executeTakeFirstOrThrow();
+      return ['done', 'partial', 'failed'].includes(j.status) ? j : undefined;
+    }, 60_000, 'the job to finish');
+    assert.equal(done.status, 'done', `${done.error}\n${lines.join('\n')}`);
+    const result = JSON.parse(done.result!) as { done: number; perPid: Record<string, number> };
+    assert.equal(result.done, 4);
+    const pids = Object.keys(result.perPid).map(Number);
+    assert.ok(!pids.includes(process.pid), `no task ran in the server's process (${process.pid}): ${JSON.stringify(result.perPid)}`);
+    assert.ok(pids.includes(killed) && pids.length === 2, `the killed child's finished case counts, a new child did the rest: ${JSON.stringify(result.perPid)}`);
+    const tasks = await store.db.selectFrom('job_tasks').select(['attempts']).where('job_id', '=', job.id).execute();
+    assert.deepEqual(tasks.map((t) => t.attempts).sort(), [1, 1, 1, 2], 'only the case it was on ran twice');
+    const preds = await store.db.selectFrom('predictions').select('image_id').where('job_id', '=', job.id).execute();
+    assert.equal(new Set(preds.map((p) => p.image_id)).size, 4);
+    assert.equal(preds.length, 4, 'no case recorded twice');
+    assert.ok(lines.some((l) => l.includes(`job process ${killed} was killed (SIGKILL)`)), lines.join('\n'));
+  } finally {
+    await queue.close(1000);
+    await app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // The server's close stopped its (second) job process: no medmask child of this process remains.
+  const { execFileSync } = await import('node:child_process');
+  const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('job-process-main'));
+  assert.deepEqual(children, [], 'no job process left running');
+});
