@@ -120,7 +120,14 @@ export class JobProcess {
   /** The queue consumer: each message runs in the child. */
   readonly consumer: Consumer = async (msg, info) => {
     if (this.closed) throw new MedmaskError('ENVIRONMENT', 'the job process is closing');
-    const child = await this.start();
+    let child: ChildProcess;
+    try {
+      child = await this.start();
+    } catch (e) {
+      // Nothing ran: the rows say why (e.g. a --handlers module that does not load) and the queue retries.
+      if (!info.signal.aborted) await this.recordLost(msg, info, `the job process could not start: ${(e as Error).message}`);
+      throw e;
+    }
     const id = this.nextId++;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
@@ -202,17 +209,22 @@ export class JobProcess {
         p.settle(new Error(why));
         continue;
       }
-      const final = p.info.attempt >= p.info.maxAttempts;
-      const db = this.host.store.db;
-      try {
-        if (p.msg.task !== undefined) await failTask(db, p.msg.jobId, p.msg.task, why, final);
-        else await failJob(db, p.msg.jobId, why, final);
-      } catch (e) {
-        this.host.say?.(`job ${p.msg.jobId}: the failure was not recorded (${(e as Error).message})`);
-      }
-      this.host.log?.({ jobId: p.msg.jobId, ...(p.msg.task !== undefined ? { task: p.msg.task } : {}), event: final ? 'failed' : 'retry', attempt: p.info.attempt, error: why });
+      await this.recordLost(p.msg, p.info, why);
       p.settle(new Error(why));
     }
+  }
+
+  /** Record a try that the child could not record itself (it died, or never started). */
+  private async recordLost(msg: QueueMessage, info: DeliveryInfo, why: string): Promise<void> {
+    const final = info.attempt >= info.maxAttempts;
+    const db = this.host.store.db;
+    try {
+      if (msg.task !== undefined) await failTask(db, msg.jobId, msg.task, why, final);
+      else await failJob(db, msg.jobId, why, final);
+    } catch (e) {
+      this.host.say?.(`job ${msg.jobId}: the failure was not recorded (${(e as Error).message})`);
+    }
+    this.host.log?.({ jobId: msg.jobId, ...(msg.task !== undefined ? { task: msg.task } : {}), event: final ? 'failed' : 'retry', attempt: info.attempt, error: why });
   }
 
   /**

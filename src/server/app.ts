@@ -22,6 +22,7 @@ import type { JobQueue } from '../queue/queue.js';
 import { reconcileOnce, startReconciler } from '../queue/reconcile.js';
 import { createJobProcessor } from '../queue/runner.js';
 import { JobProcess, type JobProcessOptions } from '../queue/job-process.js';
+import { detectCapabilities, laneRoute, type Capability } from '../queue/capabilities.js';
 import { installAudit } from './audit.js';
 import { SESSION_COOKIE, installAuth, routePermission } from './auth.js';
 import { can, type Permission } from './permissions.js';
@@ -152,7 +153,10 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
   const say = o.say ?? ((line: string) => app.log.warn(line));
+  o.queue.routeBy?.(laneRoute(ctx.handlers)); // capability lanes (queue/capabilities.ts)
   if (o.runJobs ?? o.queue.kind === 'in-process') {
+    let own: Promise<Capability[]> | undefined;
+    ctx.ownCapabilities = () => (own ??= detectCapabilities());
     const workDir = o.workDir ?? join(settings.tmpDir, 'jobs');
     const sqliteFile = o.store.dialect === 'sqlite' && o.store.description !== 'sqlite::memory:' ? o.store.description : undefined;
     const where = o.jobProcess ?? (sqliteFile && !o.handlers ? { db: sqliteFile, blobs: o.blobs.description } : false);

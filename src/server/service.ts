@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
 import { deploymentHandlers } from '../queue/handler-modules.js';
+import { announceWorker, detectCapabilities, laneRoute, type Capability, type WorkerPresence } from '../queue/capabilities.js';
 import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
 import { probeRedis } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
@@ -103,6 +104,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void) {
     throw e;
   }
   const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
+  queue.routeBy?.(laneRoute(handlers)); // jobs that need e.g. torch travel on a lane of their own
   return { store, blobs, handlers, queue, uidSalt };
 }
 
@@ -182,8 +184,21 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
   if (!/^rediss?:\/\//.test(cfg.queue)) {
     throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
   }
+  // The capability probe (python3 importing torch: seconds) runs while the rest starts.
+  const detected = detectCapabilities();
+  detected.catch(() => {});
   const { store, blobs, handlers, queue } = await common(cfg, say);
   const workerId = defaultWorkerId();
+  let presence: WorkerPresence;
+  try {
+    presence = await announceWorker(store, { kind: 'worker', id: workerId, handlers, capabilities: await detected, heartbeatMs: Math.max(250, Math.min(5000, Math.floor(cfg.staleMs / 4))) });
+  } catch (e) {
+    await queue.close(0);
+    await store.close();
+    throw e;
+  }
+  // Capability lanes this worker serves: those of job types whose requirements it meets.
+  const lanes = laneRoute(handlers).lanes.filter((lane) => lane.split('+').every((c) => presence.capabilities.includes(c as Capability)));
   await queue.consume(
     createJobProcessor({
       store,
@@ -196,9 +211,9 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
       log: (e) => say(`job ${e.jobId}${e.task ? ` task ${e.task}` : ''} ${e.event} (attempt ${e.attempt})${e.note ? `: ${e.note}` : ''}${e.error ? `: ${e.error}` : ''}`),
       say,
     }),
-    { concurrency: cfg.jobConcurrency },
+    { concurrency: cfg.jobConcurrency, lanes },
   );
-  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; database ${store.description}; queue ${cfg.queue}`);
+  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; capabilities ${presence.capabilities.join(', ') || 'none'}; database ${store.description}; queue ${cfg.queue}`);
   let stopping: Promise<void> | undefined;
   return {
     store,
@@ -206,6 +221,7 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
     stop() {
       stopping ??= (async () => {
         await queue.close(cfg.shutdownGraceMs);
+        await presence.stop();
         await store.close();
       })();
       return stopping;

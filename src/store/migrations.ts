@@ -436,8 +436,26 @@ const jobTasks: Migration = {
 };
 
 /** The migrations, in order (names sort in order). */
+/** p15: the processes that run jobs, with what they can run (capability routing, queue/capabilities.ts). */
+const workers: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('workers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('capabilities', 'text', (c) => c.notNull())
+      .addColumn('job_types', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('workers').execute();
+  },
+};
+
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb, '0017_workers': workers };
 }
 
 /**
