@@ -5,7 +5,6 @@
  * @module
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
@@ -18,6 +17,7 @@ import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
 import { openDeploymentBlobs, deploymentUidSalt } from '../store/deployment-open.js';
 import { openStore, type Store } from '../store/db.js';
+import { removeDeadEntries } from '../store/dead-entries.js';
 import { registerDemoModels } from '../runtime/model-registry.js';
 import { createServer } from './app.js';
 import type { ServiceConfig } from './config.js';
@@ -35,28 +35,9 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Remove `<kind>-<pid>-…` entries under `dir` whose process is gone (left by a crash). */
-export async function removeStaleTemp(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1] ?? /-(\d+)$/.exec(name)?.[1]);
-    if (!pid || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
-    }
-    await rm(join(dir, name), { recursive: true, force: true });
-    n++;
-  }
-  return n;
+/** Remove `<kind>-<pid>-…` and `…-<pid>` entries under `dir` whose process is gone (left by a crash); others stay. */
+export function removeStaleTemp(dir: string): Promise<number> {
+  return removeDeadEntries(dir, (name) => Number(/^[a-z]+-(\d+)-/.exec(name)?.[1] ?? /-(\d+)$/.exec(name)?.[1]) || null, { unnamed: 'keep' });
 }
 
 /** How long start-up waits for the database or Redis before it gives up (exit 6). */

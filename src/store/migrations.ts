@@ -8,6 +8,7 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { MedmaskError } from '../core/errors.js';
 import type { Database } from './schema.js';
+import { MEDMASK_VERSION } from '../version.js';
 
 /** Which engine a store runs on. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -467,6 +468,7 @@ export function migrationList(dialect: Dialect): Record<string, Migration> {
  * await migrateToLatest(store.db, store.dialect);
  */
 export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<string[]> {
+  await refuseNewerSchema(db, dialect);
   const provider: MigrationProvider = { getMigrations: async () => migrationList(dialect) };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
@@ -477,6 +479,27 @@ export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): P
     });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * A database migrated by a newer medmask holds migrations this version does not know: refuse it
+ * (migrations never run backwards, and this version would misread the newer schema).
+ * @throws MedmaskError ENVIRONMENT (exit 6) naming both schema versions and what to do
+ */
+export async function refuseNewerSchema(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  let applied: string[];
+  try {
+    const rows = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+    applied = rows.rows.map((r) => r.name);
+  } catch {
+    return; // a new database: no migration table yet
+  }
+  const known = Object.keys(migrationList(dialect)).sort();
+  const unknown = applied.filter((n) => !known.includes(n));
+  if (!unknown.length) return;
+  throw new MedmaskError('ENVIRONMENT', `the database has schema version ${applied.at(-1)} (${applied.length} migrations), newer than this medmask ${MEDMASK_VERSION} knows (schema version ${known.at(-1)}, ${known.length} migrations; unknown: ${unknown.join(', ')})`, {
+    hint: 'a newer medmask migrated it: upgrade medmask on this machine to the server\'s version (migrations never run backwards)',
+  });
 }
 
 /** Quick liveness query (`select 1`). */

@@ -15,7 +15,9 @@ import { createJob } from '../../src/store/jobs.js';
 import { FsBlobStore, openStore } from '../../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
 import { ROOT } from '../helpers/cli.js';
-import { waitFor } from '../helpers/server.js';
+import { startTestServer, waitFor, waitJob } from '../helpers/server.js';
+import { MedmaskError } from '../../src/core/errors.js';
+import { scrubScratch } from '../../src/queue/runner.js';
 import register from '../helpers/test-handlers.js';
 
 test('in-process queue: tasks run in a child process; SIGKILL of it mid-task retries that task only, the server keeps answering', async () => {
@@ -73,4 +75,42 @@ test('in-process queue: tasks run in a child process; SIGKILL of it mid-task ret
   const { execFileSync } = await import('node:child_process');
   const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('job-process-main'));
   assert.deepEqual(children, [], 'no job process left running');
+});
+
+test('job and task errors name the scratch folder <job>, never its path on the worker (every handler, one rule)', async () => {
+  assert.equal(scrubScratch('ENOENT: open \'/srv/m/work/job-ab12-77/data/x.nii.gz\'', '/srv/m/work'), 'ENOENT: open \'<job>/data/x.nii.gz\'');
+  assert.equal(scrubScratch('no file work/job-1-2/a', 'work'), 'no file <job>/a', 'a relative work folder too');
+  assert.equal(scrubScratch('/srv/m/workshop/x', '/srv/m/work'), '/srv/m/workshop/x', 'only the folder itself, not a name that starts like it');
+  const handlers = createDefaultHandlers();
+  handlers.register('test-leak', {
+    description: 'test only: fails naming a file in its scratch folder',
+    validate: (i) => i,
+    fanOut: {
+      plan: async () => [{ key: 'k', input: {} }],
+      runTask: async (ctx) => {
+        throw new Error(`cannot read ${join(ctx.workDir, 'case', 'x.nii.gz')}`);
+      },
+      reduce: async () => ({}),
+    },
+  });
+  handlers.register('test-leak-run', {
+    description: 'test only: fails naming its scratch folder',
+    validate: (i) => i,
+    run: async (ctx) => {
+      throw new MedmaskError('CORRUPT_FILE', `${ctx.workDir}/in.nii.gz is truncated`);
+    },
+  });
+  const s = await startTestServer({ handlers });
+  try {
+    const t = await createJob(s.store.db, { type: 'test-leak', input: {} });
+    const r = await createJob(s.store.db, { type: 'test-leak-run', input: {} });
+    for (const j of [t.job, r.job]) await s.queue.enqueue({ jobId: j.id, type: j.type });
+    const task = await waitFor(() => s.store.db.selectFrom('job_tasks').select('error').where('job_id', '=', t.job.id).where('status', '=', 'failed').executeTakeFirst(), 30_000, 'the task to fail');
+    assert.equal(task.error, 'cannot read <job>/case/x.nii.gz');
+    const run = await waitJob(s, r.job.id);
+    assert.equal(run.error, '[CORRUPT_FILE] <job>/in.nii.gz is truncated');
+    assert.ok(!JSON.stringify([task, run]).includes(s.dir), 'no server path in the errors');
+  } finally {
+    await s.close();
+  }
 });
