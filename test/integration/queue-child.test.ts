@@ -5,6 +5,7 @@
 // clean run would (every case once); the server's close stops the child.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,5 +113,27 @@ test('job and task errors name the scratch folder <job>, never its path on the w
     assert.ok(!JSON.stringify([task, run]).includes(s.dir), 'no server path in the errors');
   } finally {
     await s.close();
+  }
+});
+
+test('serve and worker on a database migrated by a newer medmask: exit 6, one line naming both schema versions and the upgrade', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medmask-newer-'));
+  try {
+    const db = join(dir, 'medmask.sqlite');
+    const store = await openStore(db);
+    const known = (await store.db.selectFrom('kysely_migration' as never).select('name' as never).execute()).length;
+    await store.db.insertInto('kysely_migration' as never).values({ name: '9999_from_the_future', timestamp: new Date().toISOString() } as never).execute();
+    await store.close();
+    await Promise.all([['serve', '--port', '0'], ['worker', '--queue', 'redis://127.0.0.1:1']].map(async (args) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), ...args, '--db', db, '--data-dir', join(dir, args[0]!)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      assert.equal(code, 6, `${args[0]}: ${err}`);
+      assert.match(err.split('\n')[0]!, new RegExp(`^medmask: error \\[ENVIRONMENT\\]: the database has schema version 9999_from_the_future \\(${known + 1} migrations\\), newer than this medmask .* knows \\(schema version \\d{4}_\\w+, ${known} migrations; unknown: 9999_from_the_future\\)`), args[0]);
+      assert.match(err, /upgrade medmask on this machine/);
+    }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
