@@ -150,6 +150,9 @@ function fmt(x: number, digits = 1): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  // `--only PART`: a benchmark that has parts runs only that one (it reads MEDMASK_BENCH_ONLY).
+  const onlyAt = argv.indexOf('--only');
+  if (onlyAt >= 0) process.env.MEDMASK_BENCH_ONLY = argv.splice(onlyAt, 2)[1];
   const quick = argv.includes('--quick');
   const rest = argv.filter((a) => a !== '--quick');
   if (rest[0] === '--setup' || rest[0] === '--case') return child(rest, quick);

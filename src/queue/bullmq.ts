@@ -8,7 +8,7 @@
 import { FlowProducer, Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MedmaskError } from '../core/errors.js';
-import { messageKey, type Consumer, type FlowSpec, type JobQueue, type QueueMessage, type RetryOptions } from './queue.js';
+import { messageKey, type Consumer, type FlowSpec, type JobQueue, type LaneRoute, type QueueMessage, type RetryOptions } from './queue.js';
 
 /** Options for {@link BullmqQueue}. */
 export interface BullmqQueueOptions extends RetryOptions {
@@ -61,7 +61,10 @@ export class BullmqQueue implements JobQueue {
   private readonly opts: Required<Omit<BullmqQueueOptions, 'stalledIntervalMs' | 'log'>> & { stalledIntervalMs: number };
   private readonly queue: Queue;
   private flows: FlowProducer | undefined;
-  private worker: Worker | undefined;
+  private readonly workers: Worker[] = [];
+  /** Capability lanes: queue `<name>-<lane>` per lane, consumed only by capable workers. */
+  private route: LaneRoute = { laneOf: () => '', lanes: [] };
+  private readonly laneQueues = new Map<string, Queue>();
   private readonly aborts = new Map<string, AbortController>();
   private readonly log: (line: string) => void;
   private outageSince = 0;
@@ -72,6 +75,26 @@ export class BullmqQueue implements JobQueue {
     this.log = opts.log ?? (() => {});
     this.queue = new Queue(this.opts.name, { connection: this.connection() });
     this.queue.on('error', (e) => this.onError(e));
+  }
+
+  routeBy(route: LaneRoute): void {
+    this.route = route;
+  }
+
+  private nameOf(lane: string): string {
+    return lane ? `${this.opts.name}-${lane}` : this.opts.name;
+  }
+
+  /** The BullMQ queue of a lane ('' = the common one). */
+  private queueOf(lane: string): Queue {
+    if (!lane) return this.queue;
+    let q = this.laneQueues.get(lane);
+    if (!q) {
+      q = new Queue(this.nameOf(lane), { connection: this.connection() });
+      q.on('error', (e) => this.onError(e));
+      this.laneQueues.set(lane, q);
+    }
+    return q;
   }
 
   /** ioredis reconnects by itself with this bounded back-off (0.2 s, 0.4 s, … at most 2 s). */
@@ -100,13 +123,14 @@ export class BullmqQueue implements JobQueue {
 
   async enqueue(msg: QueueMessage): Promise<void> {
     const id = messageKey(msg);
-    const old = await this.queue.getJob(id);
+    const queue = this.queueOf(this.route.laneOf(msg.type));
+    const old = await queue.getJob(id);
     if (old) {
       const state = await old.getState();
       if (state === 'completed' || state === 'failed') await old.remove();
       else return; // waiting, delayed or active: already queued
     }
-    await this.queue.add(msg.type, msg, { jobId: id, ...this.jobOpts() });
+    await queue.add(msg.type, msg, { jobId: id, ...this.jobOpts() });
   }
 
   /**
@@ -117,51 +141,61 @@ export class BullmqQueue implements JobQueue {
   async addFlow(f: FlowSpec): Promise<void> {
     const parent: QueueMessage = { jobId: f.jobId, type: f.type, phase: 'reduce', round: f.round };
     const parentId = messageKey(parent);
-    if (await this.queue.getJob(parentId)) return; // this round is queued already
-    this.flows ??= new FlowProducer({ connection: this.connection() });
-    this.flows.on('error', (e) => this.onError(e));
+    const lane = this.route.laneOf(f.type);
+    if (await this.queueOf(lane).getJob(parentId)) return; // this round is queued already
+    if (!this.flows) {
+      this.flows = new FlowProducer({ connection: this.connection() });
+      this.flows.on('error', (e) => this.onError(e));
+    }
+    const queueName = this.nameOf(lane);
     await this.flows.add({
       name: `${f.type}:reduce`,
-      queueName: this.opts.name,
+      queueName,
       data: parent,
       opts: { jobId: parentId, ...this.jobOpts() },
       children: f.tasks.map((task) => {
         const m: QueueMessage = { jobId: f.jobId, type: f.type, task, round: f.round };
-        return { name: `${f.type}:task`, queueName: this.opts.name, data: m, opts: { jobId: messageKey(m), ...this.jobOpts(), removeOnComplete: true, ignoreDependencyOnFailure: true } };
+        return { name: `${f.type}:task`, queueName, data: m, opts: { jobId: messageKey(m), ...this.jobOpts(), removeOnComplete: true, ignoreDependencyOnFailure: true } };
       }),
     });
   }
 
   async live(jobId: string, round: number): Promise<boolean> {
-    for (const id of [messageKey({ jobId, type: '' }), messageKey({ jobId, type: '', phase: 'reduce', round })]) {
-      const j = await this.queue.getJob(id);
-      if (j && LIVE_STATES.has(await j.getState())) return true;
+    for (const lane of ['', ...this.route.lanes]) {
+      for (const id of [messageKey({ jobId, type: '' }), messageKey({ jobId, type: '', phase: 'reduce', round })]) {
+        const j = await this.queueOf(lane).getJob(id);
+        if (j && LIVE_STATES.has(await j.getState())) return true;
+      }
     }
     return false;
   }
 
-  async consume(consumer: Consumer, opts: { concurrency?: number } = {}): Promise<void> {
-    this.worker = new Worker(
-      this.opts.name,
-      async (job: Job) => {
-        const abort = new AbortController();
-        this.aborts.set(job.id!, abort);
-        try {
-          await consumer(job.data as QueueMessage, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? this.opts.attempts, signal: abort.signal });
-        } finally {
-          this.aborts.delete(job.id!);
-        }
-      },
-      {
-        connection: this.connection(),
-        concurrency: Math.max(1, opts.concurrency ?? 1),
-        lockDuration: this.opts.lockDurationMs,
-        stalledInterval: this.opts.stalledIntervalMs,
-        maxStalledCount: this.opts.maxStalledCount,
-      },
-    );
-    this.worker.on('error', (e) => this.onError(e));
-    await this.worker.waitUntilReady();
+  async consume(consumer: Consumer, opts: { concurrency?: number; lanes?: readonly string[] } = {}): Promise<void> {
+    for (const lane of ['', ...(opts.lanes ?? [])]) {
+      const worker = new Worker(
+        this.nameOf(lane),
+        async (job: Job) => {
+          const abort = new AbortController();
+          const key = `${lane}/${job.id!}`;
+          this.aborts.set(key, abort);
+          try {
+            await consumer(job.data as QueueMessage, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? this.opts.attempts, signal: abort.signal });
+          } finally {
+            this.aborts.delete(key);
+          }
+        },
+        {
+          connection: this.connection(),
+          concurrency: Math.max(1, opts.concurrency ?? 1),
+          lockDuration: this.opts.lockDurationMs,
+          stalledInterval: this.opts.stalledIntervalMs,
+          maxStalledCount: this.opts.maxStalledCount,
+        },
+      );
+      worker.on('error', (e) => this.onError(e));
+      this.workers.push(worker);
+      await worker.waitUntilReady();
+    }
   }
 
   async ping(): Promise<void> {
@@ -178,26 +212,28 @@ export class BullmqQueue implements JobQueue {
   }
 
   async close(graceMs = 10_000): Promise<void> {
-    if (this.worker) {
-      const w = this.worker;
+    if (this.workers.length) {
+      const ws = this.workers;
       let timer: NodeJS.Timeout | undefined;
-      const graceful = w.close().then(() => 'done' as const);
+      const graceful = Promise.all(ws.map((w) => w.close())).then(() => 'done' as const);
       const res = await Promise.race([graceful, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)))]);
       clearTimeout(timer);
       if (res === 'timeout') {
         // Abort what still runs; its lock lapses and another worker takes the job over.
         for (const a of this.aborts.values()) a.abort(new Error('worker closing'));
-        await w.close(true).catch(() => {});
+        await Promise.all(ws.map((w) => w.close(true).catch(() => {})));
       }
     }
     await this.flows?.close().catch(() => {});
+    for (const q of this.laneQueues.values()) await q.close().catch(() => {});
     await this.queue.close().catch(() => {});
   }
 
   /** Drop the connections at once (start-up failed: Redis unreachable); nothing waits for Redis. */
   async disconnect(): Promise<void> {
     await this.flows?.disconnect().catch(() => {});
-    await this.worker?.disconnect().catch(() => {});
+    for (const w of this.workers) await w.disconnect().catch(() => {});
+    for (const q of this.laneQueues.values()) await q.disconnect().catch(() => {});
     await this.queue.disconnect().catch(() => {});
   }
 }

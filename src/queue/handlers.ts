@@ -93,6 +93,11 @@ export interface JobHandler {
   run?(ctx: JobContext): Promise<unknown>;
   /** Run the job as tasks (see {@link FanOut}); takes precedence over `run`. */
   fanOut?: FanOut;
+  /**
+   * What a process needs to run this job (queue/capabilities.ts), e.g. `['torch']`: such jobs go
+   * only to processes that have it, and a submission with none alive is refused (ENVIRONMENT).
+   */
+  requires?: readonly 'torch'[];
 }
 
 /**

@@ -62,8 +62,11 @@ export interface JobQueue {
   readonly kind: 'in-process' | 'bullmq';
   /** Queue a job for running. Idempotent per job id while the job is waiting or running. */
   enqueue(msg: QueueMessage): Promise<void>;
-  /** Start running jobs with `consumer`, at most `concurrency` at once. */
-  consume(consumer: Consumer, opts?: { concurrency?: number }): Promise<void>;
+  /**
+   * Start running jobs with `consumer`, at most `concurrency` at once per lane consumed: the common
+   * queue, plus each of `lanes` (capability lanes this process can serve).
+   */
+  consume(consumer: Consumer, opts?: { concurrency?: number; lanes?: readonly string[] }): Promise<void>;
   /**
    * Queue a round of tasks and, once every one is settled (done, or failed after its tries), the
    * reduce message `{ jobId, type, phase: "reduce", round }`. Idempotent per job and round.
@@ -77,10 +80,22 @@ export interface JobQueue {
   /** Throws when the queue's backend is unreachable. */
   ping(): Promise<void>;
   /**
+   * Route job types to lanes (capability routing, capabilities.ts): `laneOf(type)` is '' for the
+   * common queue, or a lane such as 'torch' that only processes with that capability consume.
+   * The in-process queue has one consumer (the server) and ignores lanes.
+   */
+  routeBy?(route: LaneRoute): void;
+  /**
    * Stop taking jobs; wait up to `graceMs` for running ones to finish, then abort them (they are
    * re-delivered: by BullMQ to another worker, in-process on the next start).
    */
   close(graceMs?: number): Promise<void>;
+}
+
+/** Which lane a job type travels on, and every lane there is. */
+export interface LaneRoute {
+  laneOf(type: string): string;
+  lanes: readonly string[];
 }
 
 /** Back-off before try `attempt + 1`: backoffMs · 2^(attempt − 1). */

@@ -16,7 +16,7 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { Store } from '../store/db.js';
@@ -67,7 +67,18 @@ export function defaultWorkerId(): string {
   return `${hostname()}:${process.pid}`;
 }
 
-const describe = (e: unknown) => (isMedmaskError(e) ? `[${e.code}] ${e.message}` : (e as Error)?.message ?? String(e));
+/**
+ * Job and task errors are visible to every reader of the job: a scratch folder (`<workDir>/<name>`,
+ * however the handler spelled it, absolute or relative) is named `<job>`, never its path on the worker.
+ */
+export function scrubScratch(text: string, workDir: string): string {
+  let out = text;
+  for (const base of new Set([resolve(workDir), workDir])) {
+    const esc = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\/+$/, '');
+    out = out.replace(new RegExp(`${esc}/[^/\\s'"\`:]+`, 'g'), '<job>');
+  }
+  return out;
+}
 
 /**
  * Build the consumer a queue runs.
@@ -77,6 +88,7 @@ const describe = (e: unknown) => (isMedmaskError(e) ? `[${e.code}] ${e.message}`
 export function createJobProcessor(o: JobProcessorOptions): Consumer {
   const workerId = o.workerId ?? defaultWorkerId();
   const every = o.progressIntervalMs ?? 200;
+  const describe = (e: unknown) => scrubScratch(isMedmaskError(e) ? `[${e.code}] ${e.message}` : (e as Error)?.message ?? String(e), o.workDir);
   const db = o.store.db;
   const outage = { maxMs: o.outageMaxMs ?? 600_000, ...(o.say ? { log: o.say } : {}) };
 

@@ -21,6 +21,8 @@ import type { JobHandlerRegistry } from '../queue/handlers.js';
 import type { JobQueue } from '../queue/queue.js';
 import { reconcileOnce, startReconciler } from '../queue/reconcile.js';
 import { createJobProcessor } from '../queue/runner.js';
+import { JobProcess, type JobProcessOptions } from '../queue/job-process.js';
+import { detectCapabilities, laneRoute, type Capability } from '../queue/capabilities.js';
 import { installAudit } from './audit.js';
 import { SESSION_COOKIE, installAuth, routePermission } from './auth.js';
 import { can, type Permission } from './permissions.js';
@@ -71,6 +73,13 @@ export interface CreateServerOptions {
   settings?: Partial<ServerSettings>;
   /** Run jobs in this process (default: true for the in-process queue, false for BullMQ). */
   runJobs?: boolean;
+  /**
+   * Where this server runs its jobs (queue/job-process.ts): in a child process that opens the same
+   * database and blob store (never on the server's event loop), or `false`: on the event loop.
+   * Default: a child process when the store is an SQLite file (not `:memory:`) and no in-code
+   * `handlers` were given (a child cannot see those); `medmask serve` always passes it.
+   */
+  jobProcess?: Omit<JobProcessOptions, 'workDir' | 'uidSalt'> | false;
   /** Scratch folder for jobs run in this process (default: tmpDir/jobs). */
   workDir?: string;
   /** Concurrent jobs in this process (default 1). */
@@ -148,8 +157,20 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   viewerRoutes(app, ctx); // review UI: slice streaming, diff saves, flagged regions, and the web app at /
 
   const say = o.say ?? ((line: string) => app.log.warn(line));
+  o.queue.routeBy?.(laneRoute(ctx.handlers)); // capability lanes (queue/capabilities.ts)
   if (o.runJobs ?? o.queue.kind === 'in-process') {
-    await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, queue: o.queue, workDir: o.workDir ?? join(settings.tmpDir, 'jobs'), say }), { concurrency: o.jobConcurrency ?? 1 });
+    let own: Promise<Capability[]> | undefined;
+    ctx.ownCapabilities = () => (own ??= detectCapabilities());
+    const workDir = o.workDir ?? join(settings.tmpDir, 'jobs');
+    const sqliteFile = o.store.dialect === 'sqlite' && o.store.description !== 'sqlite::memory:' ? o.store.description : undefined;
+    const where = o.jobProcess ?? (sqliteFile && !o.handlers ? { db: sqliteFile, blobs: o.blobs.description } : false);
+    if (where) {
+      const jp = new JobProcess({ ...where, workDir, uidSalt: settings.uidSalt, secretKey: secrets.keyForOwnChild() }, { store: o.store, queue: o.queue, say });
+      app.addHook('onClose', () => jp.close());
+      await o.queue.consume(jp.consumer, { concurrency: o.jobConcurrency ?? 1 });
+    } else {
+      await o.queue.consume(createJobProcessor({ store: o.store, blobs: o.blobs, handlers: ctx.handlers, queue: o.queue, workDir, say }), { concurrency: o.jobConcurrency ?? 1 });
+    }
   }
   if (o.queue.kind === 'in-process') {
     // Nothing of an earlier process survives in memory: its unfinished jobs run again (handlers are idempotent).

@@ -11,6 +11,7 @@ import type { Store } from '../store/db.js';
 import type { Role } from '../store/schema.js';
 import type { JobHandlerRegistry } from '../queue/handlers.js';
 import type { JobQueue } from '../queue/queue.js';
+import type { Capability } from '../queue/capabilities.js';
 import type { Permission } from './permissions.js';
 import type { DecodePool } from './decode-pool.js';
 
@@ -63,6 +64,8 @@ export interface ServerContext {
   secrets: SecretBox;
   /** Upload decoding off the event loop (absent when `decodeWorkers` is 0). */
   decoder?: DecodePool;
+  /** This server's capabilities (detected once, on first need) when it runs jobs itself (in-process queue). */
+  ownCapabilities?: () => Promise<readonly Capability[]>;
 }
 
 declare module 'fastify' {

@@ -5,12 +5,11 @@
  * @module
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../core/errors.js';
-import { createDefaultHandlers } from '../queue/default-handlers.js';
+import { deploymentHandlers } from '../queue/handler-modules.js';
+import { announceWorker, detectCapabilities, laneRoute, type Capability, type WorkerPresence } from '../queue/capabilities.js';
 import { JOB_FORMAT, type JobHandlerRegistry } from '../queue/handlers.js';
 import { probeRedis } from '../queue/bullmq.js';
 import { createQueue } from '../queue/index.js';
@@ -18,14 +17,15 @@ import type { JobQueue } from '../queue/queue.js';
 import { createJobProcessor, defaultWorkerId } from '../queue/runner.js';
 import { openDeploymentBlobs, deploymentUidSalt } from '../store/deployment-open.js';
 import { openStore, type Store } from '../store/db.js';
+import { removeDeadEntries } from '../store/dead-entries.js';
 import { registerDemoModels } from '../runtime/model-registry.js';
 import { createServer } from './app.js';
 import type { ServiceConfig } from './config.js';
 import { createUser } from './routes/auth.js';
 import { generatePassword, SCRYPT_DEFAULTS } from './passwords.js';
-import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
 import { sealClearSources } from '../store/dicomweb.js';
 import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
+export { loadHandlerModules } from '../queue/handler-modules.js';
 
 /** A running service; `stop()` shuts it down gracefully. */
 export interface RunningService {
@@ -37,42 +37,9 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Load handler plug-ins: each module default-exports `(registry) => void`. */
-export async function loadHandlerModules(reg: JobHandlerRegistry, modules: string[]): Promise<void> {
-  for (const m of modules) {
-    let mod: { default?: unknown };
-    try {
-      mod = (await import(pathToFileURL(resolve(m)).href)) as { default?: unknown };
-    } catch (e) {
-      throw new MedmaskError('USAGE', `job handler module ${m} cannot be loaded: ${(e as Error).message}`, { cause: e });
-    }
-    if (typeof mod.default !== 'function') throw new MedmaskError('USAGE', `job handler module ${m} must default-export a function (registry) => void`);
-    (mod.default as (r: JobHandlerRegistry) => void)(reg);
-  }
-}
-
-/** Remove `<kind>-<pid>-…` entries under `dir` whose process is gone (left by a crash). */
-export async function removeStaleTemp(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1] ?? /-(\d+)$/.exec(name)?.[1]);
-    if (!pid || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // still running
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
-    }
-    await rm(join(dir, name), { recursive: true, force: true });
-    n++;
-  }
-  return n;
+/** Remove `<kind>-<pid>-…` and `…-<pid>` entries under `dir` whose process is gone (left by a crash); others stay. */
+export function removeStaleTemp(dir: string): Promise<number> {
+  return removeDeadEntries(dir, (name) => Number(/^[a-z]+-(\d+)-/.exec(name)?.[1] ?? /-(\d+)$/.exec(name)?.[1]) || null, { unnamed: 'keep' });
 }
 
 /** How long start-up waits for the database or Redis before it gives up (exit 6). */
@@ -118,9 +85,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void, role: 'se
     await store.close();
     throw e;
   }
-  const handlers = createDefaultHandlers();
-  await loadHandlerModules(handlers, cfg.handlers);
-  registerDicomwebHandlers(handlers, { uidSalt, secrets });
+  const handlers = await deploymentHandlers(cfg.handlers, { uidSalt, secrets });
   try {
     if (/^rediss?:\/\//.test(cfg.queue)) await probeRedis(cfg.queue);
   } catch (e) {
@@ -128,6 +93,7 @@ async function common(cfg: ServiceConfig, say: (line: string) => void, role: 'se
     throw e;
   }
   const queue = createQueue(cfg.queue, { name: cfg.queueName, lockDurationMs: cfg.lockMs, attempts: cfg.jobAttempts, maxStalledCount: cfg.maxStalled, log: say });
+  queue.routeBy?.(laneRoute(handlers)); // jobs that need e.g. torch travel on a lane of their own
   return { store, blobs, handlers, queue, uidSalt, secrets };
 }
 
@@ -163,6 +129,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     handlers,
     secrets,
     runJobs: queue.kind === 'in-process',
+    // In-process queue: jobs run in a child process on the same database and blobs (never on the
+    // event loop that answers requests); an in-memory database cannot be shared, so it keeps them here.
+    jobProcess: cfg.db.replace(/^sqlite:/, '') === ':memory:' ? false : { db: cfg.db, blobs: cfg.blobs, handlerModules: cfg.handlers },
     jobConcurrency: cfg.jobConcurrency,
     reconcileMs: cfg.reconcileMs,
     staleMs: cfg.staleMs,
@@ -190,8 +159,9 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     url: address,
     stop() {
       stopping ??= (async () => {
-        await app.close();
+        // Running jobs first get their grace period (the job process stops with the app).
         await queue.close(cfg.shutdownGraceMs);
+        await app.close();
         await store.close();
       })();
       return stopping;
@@ -204,8 +174,21 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
   if (!/^rediss?:\/\//.test(cfg.queue)) {
     throw new MedmaskError('USAGE', 'medmask worker needs a Redis queue (--queue redis://host:6379): with the in-process queue, jobs run inside medmask serve', { hint: 'start the server and the workers with the same --queue, --db and --blobs' });
   }
+  // The capability probe (python3 importing torch: seconds) runs while the rest starts.
+  const detected = detectCapabilities();
+  detected.catch(() => {});
   const { store, blobs, handlers, queue } = await common(cfg, say, 'worker');
   const workerId = defaultWorkerId();
+  let presence: WorkerPresence;
+  try {
+    presence = await announceWorker(store, { kind: 'worker', id: workerId, handlers, capabilities: await detected, heartbeatMs: Math.max(250, Math.min(5000, Math.floor(cfg.staleMs / 4))) });
+  } catch (e) {
+    await queue.close(0);
+    await store.close();
+    throw e;
+  }
+  // Capability lanes this worker serves: those of job types whose requirements it meets.
+  const lanes = laneRoute(handlers).lanes.filter((lane) => lane.split('+').every((c) => presence.capabilities.includes(c as Capability)));
   await queue.consume(
     createJobProcessor({
       store,
@@ -218,9 +201,9 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
       log: (e) => say(`job ${e.jobId}${e.task ? ` task ${e.task}` : ''} ${e.event} (attempt ${e.attempt})${e.note ? `: ${e.note}` : ''}${e.error ? `: ${e.error}` : ''}`),
       say,
     }),
-    { concurrency: cfg.jobConcurrency },
+    { concurrency: cfg.jobConcurrency, lanes },
   );
-  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; database ${store.description}; queue ${cfg.queue}`);
+  say(`worker ${workerId} ready: job types ${handlers.names().join(', ')}; job format ${JOB_FORMAT}; capabilities ${presence.capabilities.join(', ') || 'none'}; database ${store.description}; queue ${cfg.queue}`);
   let stopping: Promise<void> | undefined;
   return {
     store,
@@ -228,6 +211,7 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
     stop() {
       stopping ??= (async () => {
         await queue.close(cfg.shutdownGraceMs);
+        await presence.stop();
         await store.close();
       })();
       return stopping;

@@ -12,6 +12,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } f
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MedmaskError } from '../core/errors.js';
+import { removeDeadEntries } from './dead-entries.js';
 
 /** A stored blob. */
 export interface BlobRef {
@@ -296,28 +297,7 @@ export async function spoolToFile(stream: Readable, path: string, opts: PutStrea
  * live processes (another server or worker writing) stay.
  * @returns how many were removed
  */
-export async function removeDeadSpool(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const pid = Number(name.split('-')[0]);
-    if (pid === process.pid || (pid && isAlive(pid))) continue;
-    await rm(join(dir, name), { force: true });
-    n++;
-  }
-  return n;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function removeDeadSpool(dir: string): Promise<number> {
+  // Only spool files live here: one without a pid in its name is debris too.
+  return removeDeadEntries(dir, (name) => Number(name.split('-')[0]) || null, { unnamed: 'remove' });
 }

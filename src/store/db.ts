@@ -56,6 +56,10 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
     // An idle client losing its server must not crash the process; the next query reports it.
     pool.on('error', () => {});
+    // pg-pool drops its listener while a client is checked out: a connection the server terminates
+    // mid-query (PostgreSQL restarted) would emit an unhandled 'error' and crash the process. The
+    // query itself still fails with the error (and the outage wrapper waits for the database).
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     store = { db, dialect: 'postgres', description: maskUrl(url), close: () => db.destroy() };
   } else {

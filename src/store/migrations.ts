@@ -8,6 +8,7 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { MedmaskError } from '../core/errors.js';
 import type { Database } from './schema.js';
+import { MEDMASK_VERSION } from '../version.js';
 
 /** Which engine a store runs on. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -436,8 +437,26 @@ const jobTasks: Migration = {
 };
 
 /** The migrations, in order (names sort in order). */
+/** p15: the processes that run jobs, with what they can run (capability routing, queue/capabilities.ts). */
+const workers: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('workers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('capabilities', 'text', (c) => c.notNull())
+      .addColumn('job_types', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('workers').execute();
+  },
+};
+
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb, '0017_workers': workers };
 }
 
 /**
@@ -449,6 +468,7 @@ export function migrationList(dialect: Dialect): Record<string, Migration> {
  * await migrateToLatest(store.db, store.dialect);
  */
 export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): Promise<string[]> {
+  await refuseNewerSchema(db, dialect);
   const provider: MigrationProvider = { getMigrations: async () => migrationList(dialect) };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
@@ -459,6 +479,27 @@ export async function migrateToLatest(db: Kysely<Database>, dialect: Dialect): P
     });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * A database migrated by a newer medmask holds migrations this version does not know: refuse it
+ * (migrations never run backwards, and this version would misread the newer schema).
+ * @throws MedmaskError ENVIRONMENT (exit 6) naming both schema versions and what to do
+ */
+export async function refuseNewerSchema(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  let applied: string[];
+  try {
+    const rows = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+    applied = rows.rows.map((r) => r.name);
+  } catch {
+    return; // a new database: no migration table yet
+  }
+  const known = Object.keys(migrationList(dialect)).sort();
+  const unknown = applied.filter((n) => !known.includes(n));
+  if (!unknown.length) return;
+  throw new MedmaskError('ENVIRONMENT', `the database has schema version ${applied.at(-1)} (${applied.length} migrations), newer than this medmask ${MEDMASK_VERSION} knows (schema version ${known.at(-1)}, ${known.length} migrations; unknown: ${unknown.join(', ')})`, {
+    hint: 'a newer medmask migrated it: upgrade medmask on this machine to the server\'s version (migrations never run backwards)',
+  });
 }
 
 /** Quick liveness query (`select 1`). */

@@ -351,6 +351,20 @@ export interface LoginAttemptsTable {
   window_start: string;
 }
 
+/** A process that runs jobs (a `medmask worker`, or a server with the in-process queue). */
+export interface WorkersTable {
+  /** host:pid. */
+  id: string;
+  kind: 'worker' | 'server';
+  /** JSON array of capabilities (e.g. ["torch"]). */
+  capabilities: string;
+  /** JSON array of the job types it knows. */
+  job_types: string;
+  started_at: string;
+  /** Refreshed while the process lives; a row older than the stale limit is a dead process. */
+  heartbeat_at: string;
+}
+
 export interface Database {
   login_attempts: LoginAttemptsTable;
   users: UsersTable;
@@ -363,6 +377,7 @@ export interface Database {
   model_versions: ModelVersionsTable;
   jobs: JobsTable;
   job_tasks: JobTasksTable;
+  workers: WorkersTable;
   predictions: PredictionsTable;
   masks: MasksTable;
   mask_versions: MaskVersionsTable;

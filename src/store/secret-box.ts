@@ -45,6 +45,14 @@ export class SecretBox {
     return this.key;
   }
 
+  /**
+   * The key as hex, or null without one — only for handing to this process's own job process over
+   * its private IPC channel (queue/job-process.ts), which must open the same credentials.
+   */
+  keyForOwnChild(): string | null {
+    return this.key ? this.key.toString('hex') : null;
+  }
+
   /** The key check value recorded in the database (HMAC-SHA256 of a fixed text, hex). */
   checkValue(): string {
     return createHmac('sha256', this.need('the deployment')).update('medmask secret key check v1').digest('hex').slice(0, 32);

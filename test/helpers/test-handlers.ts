@@ -4,7 +4,7 @@
  * recordPrediction; `test-fail` fails a given number of times before succeeding; `test-fan` fans
  * out, one task per image (each records a prediction, then pauses), and its reduce step counts the
  * cases per worker process; tasks of the images named in `failNames` fail while the file
- * `failWhile` exists.
+ * `failWhile` exists; `test-torch` needs the torch capability (capability routing).
  * `medmask worker --handlers test/helpers/test-handlers.ts` loads them into a worker process.
  */
 import { existsSync } from 'node:fs';
@@ -100,6 +100,20 @@ testHandlers['test-fan'] = {
       for (const t of tasks) if (t.status === 'done') perPid[(t.result as { pid: number }).pid] = (perPid[(t.result as { pid: number }).pid] ?? 0) + 1;
       return { done: tasks.filter((t) => t.status === 'done').length, failed: tasks.filter((t) => t.status === 'failed').map((t) => ({ key: t.key, error: t.error })), perPid };
     },
+  },
+};
+
+testHandlers['test-torch'] = {
+  description: 'test only: a job that needs the torch capability (it only pauses and says which process ran it)',
+  requires: ['torch'],
+  validate(input) {
+    const o = input as { delayMs: number; tag?: string };
+    if (!Number.isInteger(o?.delayMs)) throw new MedmaskError('USAGE', 'test-torch needs { delayMs }');
+    return o;
+  },
+  async run(ctx) {
+    await sleep((ctx.input as { delayMs: number }).delayMs, ctx.signal);
+    return { pid: process.pid };
   },
 };
 

@@ -7,9 +7,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import { createVolume } from '../../src/core/volume.js';
 import { sql } from 'kysely';
 import { BullmqQueue, JOB_FORMAT } from '../../src/queue/index.js';
@@ -48,8 +50,23 @@ async function dataset(db: Store, name: string, n: number): Promise<string> {
   return id;
 }
 
+/**
+ * The test handlers as a plain JavaScript module on the built `dist/` (the test run builds it; the
+ * CLI tests spawn bin/medmask.js too): workers start from `bin/medmask.js` without tsx, about
+ * twice as fast as from source.
+ */
+function handlersModule(): string {
+  const src = readFileSync(join(ROOT, 'test/helpers/test-handlers.ts'), 'utf8');
+  const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const file = join(dir, 'test-handlers.mjs');
+  writeFileSync(file, js.replaceAll("'../../src/", `'${pathToFileURL(join(ROOT, 'dist')).href}/`));
+  return file;
+}
+let handlersJs: string | undefined;
+
 function worker(s: DbServer, queueName: string, env: Record<string, string> = {}, redisUrl = redis.url): { child: ChildProcess; lines: string[]; ready: Promise<boolean> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', s.dbUrl, '--blobs', join(dir, 'blobs'), '--queue', redisUrl, '--lock-ms', '1500', '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w-${Date.now()}-${Math.random()}`)], {
+  handlersJs ??= handlersModule();
+  const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), 'worker', '--db', s.dbUrl, '--blobs', join(dir, 'blobs'), '--queue', redisUrl, '--lock-ms', '1500', '--handlers', handlersJs, '--data-dir', join(dir, `w-${Date.now()}-${Math.random()}`)], {
     cwd: ROOT,
     env: { ...process.env, MEDMASK_QUEUE_NAME: queueName, MEDMASK_JOB_ATTEMPTS: '3', MEDMASK_STALE_MS: '2000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -272,6 +289,41 @@ test('bullmq: past the stalled limit a job is marked failed by the reconciler; P
   } finally {
     await stop(a, 'SIGKILL');
     await stop(b);
+    await s.close();
+  }
+});
+
+test('bullmq: a torch job is refused while no live worker has torch (ENVIRONMENT naming python3-torch), then runs only on the worker that has it, waiting visibly while it is busy', async () => {
+  const name = `torch-${Date.now()}`;
+  const s = await bullServer(name);
+  const plain = worker(s, name, { MEDMASK_CAPABILITIES: 'none' });
+  let torch: ReturnType<typeof worker> | undefined;
+  try {
+    await plain.ready;
+    assert.ok(plain.lines.some((l) => /capabilities none/.test(l)), plain.lines.join('\n'));
+    const refused = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'test-torch', input: { delayMs: 0 } } });
+    assert.equal(refused.statusCode, 503, refused.body);
+    assert.match(refused.json().message, new RegExp(`"test-torch" jobs need torch \\(Debian package python3-torch\\), and none of the 1 live worker\\(s\\) has it \\(.*:${plain.child.pid}: no capabilities\\)`));
+    assert.match(refused.json().hint, /apt-get install -y python3-torch/);
+    torch = worker(s, name, { MEDMASK_CAPABILITIES: 'torch' });
+    await torch.ready;
+    const ids = [];
+    for (const tag of ['a', 'b', 'c']) {
+      const r = await s.as('reviewer', { method: 'POST', url: '/api/jobs', payload: { type: 'test-torch', input: { delayMs: 400, tag } } });
+      assert.equal(r.statusCode, 202, r.body);
+      assert.match(r.json().job.message, new RegExp(`waiting for a worker with torch \\(.*:${torch.child.pid}\\)`));
+      ids.push(r.json().job.id as string);
+    }
+    const waiting = await s.store.db.selectFrom('jobs').select(['status', 'message']).where('id', '=', ids[2]!).executeTakeFirstOrThrow();
+    assert.deepEqual(waiting.status, 'queued', 'the third waits while the torch worker runs the first');
+    for (const id of ids) {
+      const j = await finished(s, id);
+      assert.equal(j.status, 'done', j.error ?? '');
+      assert.equal(JSON.parse(j.result!).pid, torch.child.pid, 'run by the worker that has torch');
+    }
+  } finally {
+    await stop(plain);
+    await stop(torch);
     await s.close();
   }
 });

@@ -169,6 +169,7 @@ async function runFinetune(ctx: JobContext): Promise<unknown> {
 export const finetuneHandler: JobHandler = {
   description: 'fine-tune a registered 3D segmenter on a data set\'s merged labels (PyTorch on the worker); registers the next version when its held-out Dice is not below its parent\'s, else keeps a rejected candidate',
   validate,
+  requires: ['torch'],
   resolve: async (input, { store }) => ({ ...(input as FinetuneJobInput), model: (await pinModelRefs(store.db, [(input as FinetuneJobInput).model], 'model'))[0]! }),
   run,
 };

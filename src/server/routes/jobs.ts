@@ -7,6 +7,8 @@
 import type { FastifyInstance } from 'fastify';
 import { isMedmaskError, MedmaskError } from '../../core/errors.js';
 import { JOB_FORMAT } from '../../queue/handlers.js';
+import { checkCapableWorker } from '../../queue/capabilities.js';
+import { noteWaiting } from '../../store/workers.js';
 import { listTasks, resetFailedTasks, taskCounts } from '../../store/job-tasks.js';
 import { createJob, getJob, jobView, requeueJob } from '../../store/jobs.js';
 import { parseJson } from '../../store/util.js';
@@ -45,11 +47,14 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
         if (!isMedmaskError(e) || e.status >= 500) throw e;
         throw new MedmaskError('USAGE', e.message, { ...(e.hint ? { hint: e.hint } : {}), details: { code: e.code } });
       }
+      // Capability routing: no live process able to run it (e.g. no torch anywhere) is an ENVIRONMENT error now.
+      const waiting = await checkCapableWorker(ctx.store, req.body.type, handler, ctx.ownCapabilities ? { inProcess: ctx.ownCapabilities } : {});
       const { job, enqueue, created } = await createJob(db, { type: req.body.type, input, createdBy: userOf(req).id, format: JOB_FORMAT });
       if (enqueue) await resetFailedTasks(db, job.id); // a failed job submitted again: its failed tasks run again
+      if (enqueue && waiting) await noteWaiting(db, job.id, waiting);
       if (enqueue) await ctx.queue.enqueue({ jobId: job.id, type: job.type });
       req.auditDetails = { jobId: job.id, type: job.type, created };
-      return reply.code(202).send({ job: jobView(job, await taskCounts(db, job.id)), created });
+      return reply.code(202).send({ job: jobView(enqueue && waiting ? { ...job, message: waiting } : job, await taskCounts(db, job.id)), created });
     },
   );
 
