@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createVolume } from '../../src/core/volume.js';
 import { phantomsDataset, waitJob } from '../helpers/server.js';
 import { registerModelDirs } from '../helpers/models.js';
-import { abdomenCase, launchChromium, login, startUiServer, type UiServer } from '../helpers/ui.js';
+import { abdomenCase, launchChromium, login, passwordOf, startUiServer, type UiServer } from '../helpers/ui.js';
 
 const OUT = new URL('../../test-out/e2e/', import.meta.url).pathname;
 mkdirSync(OUT, { recursive: true });
@@ -395,4 +395,32 @@ test('threshold brush: a stroke from inside the bright disc across its edge pain
   }
   assert.equal(outside, 0, 'nothing painted outside the disc');
   assert.ok(painted >= 0.9 * expected && painted <= expected * 1.05, `${painted} painted, ${expected} in brush ∩ disc`);
+});
+
+test('login returns to the page asked for: /docs before login → login page → /docs; a foreign "next" lands on the queue', async () => {
+  const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  contexts.push(c);
+  const page = await c.newPage();
+  const logIn = async () => {
+    await page.waitForSelector('#username');
+    await page.fill('#username', 'viewer');
+    await page.fill('#password', passwordOf('viewer'));
+    await page.click('#login');
+  };
+  await page.goto(`${s.url}/docs`);
+  assert.match(page.url(), /\?next=%2Fdocs#\/login$/);
+  await logIn();
+  await page.waitForURL((u) => u.pathname.startsWith('/docs'));
+  await page.waitForSelector('.swagger-ui');
+  // an open-redirect attempt (a fresh browser): the login page refuses to leave the site
+  const c2 = await browser.newContext();
+  contexts.push(c2);
+  const p2 = await c2.newPage();
+  await p2.goto(`${s.url}/?next=${encodeURIComponent('//evil.example/docs')}#/login`);
+  await p2.waitForSelector('#username');
+  await p2.fill('#username', 'viewer');
+  await p2.fill('#password', passwordOf('viewer'));
+  await p2.click('#login');
+  await p2.waitForSelector('tr.case-row');
+  assert.equal(new URL(p2.url()).origin, new URL(s.url).origin);
 });
