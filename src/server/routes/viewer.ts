@@ -291,9 +291,13 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
         labelBlob ? labelValuesOf(ctx, labelBlob, async () => (await versionLabels(ctx, mask, mask.current_version))!.data) : [],
       ]);
-      for (const k of OVERLAY_KINDS) {
-        const b = overlayBlob(pred, k);
-        if (b) void overlayU8(ctx, b, img);
+      // overlays decoded ahead of their request — except on a cold open, where the first slice's
+      // image and labels need the CPU first (the page asks for overlays after its first paint)
+      if (!fresh) {
+        for (const k of OVERLAY_KINDS) {
+          const b = overlayBlob(pred, k);
+          if (b) void overlayU8(ctx, b, img);
+        }
       }
       const stats = imageStats(ctx.caches, img.blob, sample, shape[2]);
       const versions = await db
