@@ -113,7 +113,11 @@ const samplesOf = (page: Page, name: string) => page.evaluate((n) => [...((globa
 
 async function openFromQueue(page: Page, maskId: string): Promise<number> {
   await page.evaluate(() => ((globalThis as unknown as { location: { hash: string } }).location.hash = '#/queue'));
-  await page.waitForSelector(`tr.case-row[data-mask="${maskId}"]`);
+  // the queue defaults to the data set of the case opened last: list them all (CT and chest cases alternate)
+  const ds = page.locator('#f-dataset');
+  await ds.waitFor();
+  if ((await ds.inputValue()) !== '') await ds.selectOption('');
+  await page.waitForSelector(`tr.case-row[data-mask="${maskId}"]`, { timeout: 120_000 });
   const n = (await samplesOf(page, 'first_paint')).length;
   await page.click(`tr.case-row[data-mask="${maskId}"]`);
   await page.waitForFunction((k) => ((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples.first_paint?.length ?? 0) > k, n, { timeout: 300_000 });
@@ -150,7 +154,8 @@ function sampled(name: string, reps: number, measure: (s: State) => Promise<numb
         record(ctx.state, `${name}.error`, { error: e instanceof Error ? e.message.split('\n')[0] : String(e) });
         return [];
       });
-      return { elapsedMs: samples.shift() ?? NaN };
+      // the runner's table needs a number: -1 marks a failed case (its error is in the summary)
+      return { elapsedMs: samples.shift() ?? -1 };
     },
   };
 }
