@@ -62,6 +62,11 @@ async function authenticate(ctx: ServerContext, req: FastifyRequest): Promise<Au
 /** The review UI's login page. */
 export const LOGIN_PAGE = '/#/login';
 
+/** The login page, sending the browser back to `url` (a path of this site) after login. */
+export function loginPageFor(url: string): string {
+  return `/?next=${encodeURIComponent(url)}#/login`;
+}
+
 /**
  * A browser opening the API documentation (`/docs…`): a GET that accepts HTML. Such a request without a login is sent to the login page; API clients keep their 401.
  */
@@ -88,7 +93,7 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
       return;
     }
     const user = await authenticate(ctx, req);
-    if (!user && isBrowserPageRequest(req)) return reply.redirect(LOGIN_PAGE, 302);
+    if (!user && isBrowserPageRequest(req)) return reply.redirect(loginPageFor(req.url), 302);
     if (!user) throw new MedmaskError('UNAUTHENTICATED', 'log in first (POST /api/auth/login) or send "Authorization: Bearer <API token>"');
     req.user = user;
     if (user.via === 'session' && !SAFE.has(req.method)) {

@@ -18,13 +18,26 @@ export interface ReviewQueueQuery {
   status: MaskStatus | 'all';
   decision?: string;
   target?: string;
-  /** "me" (claimed by `userId`), "none" (unclaimed) or "any". */
+  /** "me" (claimed by `userId`), "none" (unclaimed, or the claim expired) or "any". Expired claims show as none. */
   claimed: 'me' | 'none' | 'any';
   userId: string;
   /** "priority" (default) or "gain": expected gain of a review descending (active selection, issue 16). */
   order?: 'priority' | 'gain';
   limit: number;
   offset: number;
+}
+
+/** A claim without a heartbeat for this long has expired (the browser that held it is gone). */
+export const CLAIM_TTL_MS = 5 * 60_000;
+
+/** The oldest `claimed_at` of a live claim at `now` (ISO-8601 UTC text compares in time order). */
+export function claimCutoff(now = Date.now()): string {
+  return new Date(now - CLAIM_TTL_MS).toISOString();
+}
+
+/** Whether a claim taken (or renewed) at `claimedAt` still holds at `now`. */
+export function claimLive(claimedBy: string | null, claimedAt: string | null, now = Date.now()): boolean {
+  return !!claimedBy && !!claimedAt && now - Date.parse(claimedAt) < CLAIM_TTL_MS;
 }
 
 /** One row of the review queue. */
@@ -51,20 +64,22 @@ export interface ReviewQueueItem {
 export async function reviewQueue(db: Kysely<Database>, q: ReviewQueueQuery): Promise<{ total: number; items: ReviewQueueItem[] }> {
   // Filters on masks alone (data set and project through sub-queries), so the count needs no
   // join and the page can walk the (status, priority desc, id) index and join one page of rows only.
+  const cutoff = claimCutoff();
   let base = db.selectFrom('masks');
   if (q.dataset) base = base.where('masks.image_id', 'in', db.selectFrom('images').select('images.id').where('images.dataset_id', '=', q.dataset));
   if (q.project) base = base.where('masks.image_id', 'in', db.selectFrom('images').innerJoin('datasets', 'datasets.id', 'images.dataset_id').select('images.id').where('datasets.project_id', '=', q.project));
   if (q.status !== 'all') base = base.where('masks.status', '=', q.status);
   if (q.decision) base = base.where('masks.decision', '=', q.decision);
   if (q.target) base = base.where('masks.target', '=', q.target);
-  if (q.claimed === 'me') base = base.where('masks.claimed_by', '=', q.userId);
-  if (q.claimed === 'none') base = base.where('masks.claimed_by', 'is', null);
+  if (q.claimed === 'me') base = base.where('masks.claimed_by', '=', q.userId).where('masks.claimed_at', '>', cutoff);
+  if (q.claimed === 'none') base = base.where((eb) => eb.or([eb('masks.claimed_by', 'is', null), eb('masks.claimed_at', 'is', null), eb('masks.claimed_at', '<=', cutoff)]));
   const [total, rows] = await Promise.all([
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
     base
       .innerJoin('images', 'images.id', 'masks.image_id')
       .innerJoin('datasets', 'datasets.id', 'images.dataset_id')
-      .leftJoin('users', 'users.id', 'masks.claimed_by')
+      // an expired claim names nobody
+      .leftJoin('users', (j) => j.onRef('users.id', '=', 'masks.claimed_by').on('masks.claimed_at', '>', cutoff))
       .select(['masks.id', 'masks.image_id', 'masks.target', 'masks.priority', 'masks.expected_gain', 'masks.decision', 'masks.status', 'masks.current_version', 'masks.updated_at', 'masks.claimed_at', 'images.name as image_name', 'images.dataset_id', 'datasets.name as dataset_name', 'users.username as claimed_by'])
       .$if(q.order === 'gain', (qb) => qb.orderBy('masks.expected_gain', (ob) => ob.desc().nullsLast()))
       .orderBy('masks.priority', 'desc')
@@ -75,7 +90,7 @@ export async function reviewQueue(db: Kysely<Database>, q: ReviewQueueQuery): Pr
   ]);
   return {
     total: Number(total.n),
-    items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, expectedGain: r.expected_gain, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_at, updatedAt: r.updated_at })),
+    items: rows.map((r) => ({ maskId: r.id, imageId: r.image_id, imageName: r.image_name, datasetId: r.dataset_id, datasetName: r.dataset_name, target: r.target, priority: r.priority, expectedGain: r.expected_gain, decision: r.decision, status: r.status, currentVersion: r.current_version, claimedBy: r.claimed_by, claimedAt: r.claimed_by ? r.claimed_at : null, updatedAt: r.updated_at })),
   };
 }
 

@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { createVolume } from '../../src/core/volume.js';
 import { phantomsDataset, waitJob } from '../helpers/server.js';
 import { registerModelDirs } from '../helpers/models.js';
-import { abdomenCase, launchChromium, login, startUiServer, type UiServer } from '../helpers/ui.js';
+import { abdomenCase, launchChromium, login, passwordOf, startUiServer, type UiServer } from '../helpers/ui.js';
 
 const OUT = new URL('../../test-out/e2e/', import.meta.url).pathname;
 mkdirSync(OUT, { recursive: true });
@@ -39,6 +39,9 @@ before(async () => {
     { name: 'disc.png', volume: createVolume([D, D, 1], 'uint8', { data: discImage }), labels: new Uint8Array(D * D), target: 'lesion', priority: 0.9 },
     { name: 'grid.nii.gz', volume: grid, labels: new Uint8Array(G[0] * G[1] * G[2]), target: 'lesion', priority: 0.8 },
     abdomenCase(2, 64, 0.7),
+    // cases only the layout and threshold-brush tests open (no other test saves on them)
+    { name: 'grid-layout.nii.gz', volume: grid, labels: new Uint8Array(G[0] * G[1] * G[2]), target: 'lesion', priority: 0.6 },
+    { name: 'disc-threshold.png', volume: createVolume([D, D, 1], 'uint8', { data: discImage }), labels: new Uint8Array(D * D), target: 'lesion', priority: 0.5 },
   ]);
   browser = await launchChromium();
 });
@@ -57,7 +60,7 @@ async function newPage(role: string): Promise<Page> {
   return p;
 }
 
-type V = { maskId: string; baseVersion: number; editsSize: number; window: [number, number]; sliceToClient(x: number, y: number): { x: number; y: number } | null; showSlice(a: string, i: number): Promise<void>; setLabel(v: number): void; setSphereMm(mm: number): void };
+type V = { layout: number; index: number; sideShown(a: string): number | null; crosshair: number[]; sideToClient(a: string, x: number, y: number): { x: number; y: number } | null; brushRadius(): number; maskId: string; baseVersion: number; editsSize: number; window: [number, number]; sliceToClient(x: number, y: number): { x: number; y: number } | null; showSlice(a: string, i: number): Promise<void>; setLabel(v: number): void; setSphereMm(mm: number): void };
 /** The page's document, typed just enough (these tests compile without the DOM library). */
 type Doc = { document: { querySelector(s: string): { checked?: boolean } | null; querySelectorAll(s: string): { length: number }; activeElement: { id: string } | null } };
 
@@ -288,4 +291,136 @@ test('layout at 1280×800: the 2D toolbar is one row inside the window; toasts l
   const overlap = t.x < label.x + label.width && label.x < t.x + t.width && t.y < label.y + label.height && label.y < t.y + t.height;
   assert.ok(!overlap, 'the toast does not cover the slice counter');
   await page.screenshot({ path: join(OUT, 'viewer-2d-1280x800.png') });
+});
+
+/** Raw RGB of an element's screenshot. */
+async function rgb(l: Locator, file: string) {
+  const png = await l.screenshot({ path: join(OUT, file) });
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, w: info.width, h: info.height };
+}
+
+/** Column and row holding the most crosshair-coloured (cyan) pixels of a screenshot. */
+function crossLines(img: { data: Buffer; w: number; h: number }) {
+  const cols = new Array<number>(img.w).fill(0), rows = new Array<number>(img.h).fill(0);
+  for (let y = 0; y < img.h; y++) for (let x = 0; x < img.w; x++) {
+    const i = 3 * (x + img.w * y);
+    if (img.data[i]! < 90 && img.data[i + 1]! > 150 && img.data[i + 2]! > 180) cols[x]!++, rows[y]!++;
+  }
+  const arg = (a: number[]) => a.indexOf(Math.max(...a));
+  return { x: arg(cols), y: arg(rows), xCount: Math.max(...cols), yCount: Math.max(...rows) };
+}
+
+test('three views: a crosshair click in the axial view moves the coronal and sagittal slices and draws the crosshair there; the layout is remembered', async () => {
+  const page = await newPage('viewer');
+  const id = s.cases[3]!.maskId;
+  await openCase(page, id);
+  const vw = () => page.evaluate(() => { const v = (globalThis as unknown as { __viewer: V }).__viewer; return { layout: v.layout, crosshair: v.crosshair }; });
+  assert.equal((await vw()).layout, 1, 'one view by default');
+  assert.equal(await page.locator('.side-view:visible').count(), 0);
+  await page.click('#layout-toggle');
+  const cor = page.locator('.side-view[data-axis="y"]'), sag = page.locator('.side-view[data-axis="x"]');
+  await page.waitForFunction(() => { const v = (globalThis as unknown as { __viewer: V }).__viewer; return v.sideShown('y') === 32 && v.sideShown('x') === 32; });
+  assert.deepEqual((await vw()).crosshair, [32, 32, 12], 'the crosshair starts at the middle voxel');
+  assert.equal(await cor.locator('.view-label').textContent(), 'coronal 33 / 64');
+  assert.equal(await sag.locator('.view-label').textContent(), 'sagittal 33 / 64');
+  const corBefore = await rgb(cor, 'layout-coronal-before.png');
+  // the crosshair tool: click voxel (20, 40) of axial slice 13
+  await page.keyboard.press('x');
+  await clickAt(page, 20.5, 40.5);
+  await page.waitForFunction(() => { const v = (globalThis as unknown as { __viewer: V }).__viewer; return v.sideShown('y') === 40 && v.sideShown('x') === 20; });
+  await cor.locator('.view-label', { hasText: 'coronal 41 / 64' }).waitFor();
+  assert.deepEqual((await vw()).crosshair, [20, 40, 12]);
+  assert.equal(await sag.locator('.view-label').textContent(), 'sagittal 21 / 64');
+  assert.equal(await page.locator('.canvas-box .slice-label, .slice-label').first().textContent(), 'axial 13 / 24', 'the axial view stays on its slice');
+  // the coronal view draws another slice now (its pixels changed) …
+  const corAfter = await rgb(cor, 'layout-coronal-after.png');
+  let changed = 0;
+  for (let i = 0; i < corAfter.data.length; i += 3) if (Math.abs(corAfter.data[i]! - corBefore.data[i]!) > 30) changed++;
+  assert.ok(changed / (corAfter.w * corAfter.h) > 0.05, `coronal pixels changed: ${changed}`);
+  // … and the crosshair's lines cross at the clicked voxel in both side views
+  for (const [loc, axis, q, r, file] of [[cor, 'y', 20, 12, 'layout-coronal-after2.png'], [sag, 'x', 40, 12, 'layout-sagittal-after.png']] as const) {
+    const img = await rgb(loc, file);
+    const lines = crossLines(img);
+    const box = (await loc.boundingBox())!;
+    const c = (await page.evaluate(([a, x, y]) => (globalThis as unknown as { __viewer: V }).__viewer.sideToClient(a as string, x as number, y as number), [axis, q + 0.5, r + 0.5]))!;
+    assert.ok(lines.xCount > img.h * 0.5 && lines.yCount > img.w * 0.5, `${axis}: both lines drawn (${lines.xCount}, ${lines.yCount})`);
+    assert.ok(Math.abs(lines.x - (c.x - box.x)) <= 2, `${axis}: vertical line at ${lines.x}, voxel centre at ${c.x - box.x}`);
+    assert.ok(Math.abs(lines.y - (c.y - box.y)) <= 2, `${axis}: horizontal line at ${lines.y}, voxel centre at ${c.y - box.y}`);
+  }
+  // a click in the sagittal view moves the axial view's slice (k) and the coronal one (j)
+  const sc = (await page.evaluate(() => (globalThis as unknown as { __viewer: V }).__viewer.sideToClient('x', 10.5, 5.5)))!;
+  await page.mouse.click(sc.x, sc.y);
+  await page.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.index === 5);
+  assert.deepEqual((await vw()).crosshair, [20, 10, 5]);
+  assert.equal(await cor.locator('.view-label').textContent(), 'coronal 11 / 64');
+  // the layout is remembered in this browser
+  await page.reload();
+  await page.waitForFunction((mid) => {
+    const g = globalThis as unknown as { __viewer?: V; __medmaskPerf: { samples: Record<string, number[]> } };
+    return g.__viewer?.maskId === mid && (g.__medmaskPerf.samples.first_paint?.length ?? 0) > 0;
+  }, id, { timeout: 30_000 });
+  assert.equal((await vw()).layout, 3);
+  await page.waitForSelector('.side-view[data-axis="y"] .cross-v:not([hidden])');
+});
+
+test('threshold brush: a stroke from inside the bright disc across its edge paints the disc only', async () => {
+  const page = await newPage('annotator');
+  const id = s.cases[4]!.maskId;
+  await openCase(page, id);
+  const v0 = (await state(page)).baseVersion;
+  const before = await maskData(id, v0);
+  await page.keyboard.press('t');
+  await page.evaluate(() => {
+    const d = (globalThis as unknown as { document: { querySelector(s: string): { value: string; dispatchEvent(e: unknown): void } } }).document;
+    const el = d.querySelector('input[aria-label="brush size"]');
+    el.value = '20';
+    el.dispatchEvent(new (globalThis as unknown as { Event: new (t: string) => unknown }).Event('input'));
+  });
+  const radius = await page.evaluate(() => (globalThis as unknown as { __viewer: V }).__viewer.brushRadius());
+  assert.equal(radius, 10);
+  const from: [number, number] = [CX + 0.5, CY + 0.5], to: [number, number] = [CX + R + 20.5, CY + 0.5];
+  await drag(page, from, to);
+  await page.waitForFunction(() => (globalThis as unknown as { __viewer: V }).__viewer.editsSize > 0);
+  assert.match((await page.locator('#fill-bounds').getAttribute('placeholder')) ?? '', /^\d+(\.\d+)?\.\.\d+(\.\d+)?$/, 'the range picked from the seed is shown');
+  await saveAndWait(page, v0 + 1);
+  const after = await maskData(id, v0 + 1);
+  let painted = 0, outside = 0, expected = 0;
+  for (let i = 0; i < after.length; i++) {
+    if (after[i] !== before[i]) painted++, disc.has(i) || outside++;
+    const x = i % D, y = Math.floor(i / D);
+    const t = Math.max(0, Math.min(1, (x + 0.5 - from[0]) / (to[0] - from[0])));
+    const inCapsule = Math.hypot(x + 0.5 - (from[0] + t * (to[0] - from[0])), y + 0.5 - from[1]) <= radius;
+    if (inCapsule && disc.has(i)) expected++;
+  }
+  assert.equal(outside, 0, 'nothing painted outside the disc');
+  assert.ok(painted >= 0.9 * expected && painted <= expected * 1.05, `${painted} painted, ${expected} in brush ∩ disc`);
+});
+
+test('login returns to the page asked for: /docs before login → login page → /docs; a foreign "next" lands on the queue', async () => {
+  const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  contexts.push(c);
+  const page = await c.newPage();
+  const logIn = async () => {
+    await page.waitForSelector('#username');
+    await page.fill('#username', 'viewer');
+    await page.fill('#password', passwordOf('viewer'));
+    await page.click('#login');
+  };
+  await page.goto(`${s.url}/docs`);
+  assert.match(page.url(), /\?next=%2Fdocs#\/login$/);
+  await logIn();
+  await page.waitForURL((u) => u.pathname.startsWith('/docs'));
+  await page.waitForSelector('.swagger-ui');
+  // an open-redirect attempt (a fresh browser): the login page refuses to leave the site
+  const c2 = await browser.newContext();
+  contexts.push(c2);
+  const p2 = await c2.newPage();
+  await p2.goto(`${s.url}/?next=${encodeURIComponent('//evil.example/docs')}#/login`);
+  await p2.waitForSelector('#username');
+  await p2.fill('#username', 'viewer');
+  await p2.fill('#password', passwordOf('viewer'));
+  await p2.click('#login');
+  await p2.waitForSelector('tr.case-row');
+  assert.equal(new URL(p2.url()).origin, new URL(s.url).origin);
 });

@@ -37,6 +37,29 @@ test('claims: the viewer names who is on a case; a claim without a heartbeat exp
   assert.equal((await s.as('reviewer', { url: `/api/viewer/masks/${id}` })).json().claimedBy, 'annotator');
 });
 
+test('the review queue shows a claim until it expires: then nobody is on the case, "unclaimed" lists it and "mine" does not', async () => {
+  const id = ids[0]!.maskId;
+  assert.equal((await s.as('annotator', { method: 'POST', url: `/api/masks/${id}/claim` })).statusCode, 200);
+  const queue = async (claimed: string) => (await s.as('annotator', { url: `/api/review/queue?status=all&claimed=${claimed}&limit=50` })).json() as { total: number; items: { maskId: string; claimedBy: string | null; claimedAt: string | null }[] };
+  const row = (q: { items: { maskId: string; claimedBy: string | null; claimedAt: string | null }[] }) => q.items.find((i) => i.maskId === id);
+  assert.equal(row(await queue('any'))?.claimedBy, 'annotator');
+  assert.ok(row(await queue('me')), 'fresh: mine');
+  assert.equal(row(await queue('none')), undefined, 'fresh: not unclaimed');
+  // no heartbeat for longer than the expiry (a second inside it stays live)
+  const at = (ms: number) => s.store.db.updateTable('masks').set({ claimed_at: new Date(Date.now() - ms).toISOString() }).where('id', '=', id).execute();
+  await at(CLAIM_TTL_MS - 30_000);
+  assert.equal(row(await queue('any'))?.claimedBy, 'annotator', 'inside the expiry: still claimed');
+  await at(CLAIM_TTL_MS + 1000);
+  const any = row(await queue('any'));
+  assert.deepEqual([any?.claimedBy, any?.claimedAt], [null, null], 'expired: nobody');
+  assert.equal(row(await queue('me')), undefined, 'expired: not mine');
+  assert.ok(row(await queue('none')), 'expired: unclaimed');
+  const mine = await queue('me');
+  assert.equal(mine.total, mine.items.length, 'the count agrees with the rows');
+  assert.equal((await s.as('annotator', { url: `/api/masks/${id}` })).json().claimedBy, null, 'the case itself names nobody');
+  await s.as('annotator', { method: 'DELETE', url: `/api/masks/${id}/claim` });
+});
+
 test('progress: cases, cases decided, and my decisions since a time', async () => {
   const info = (await s.as('reviewer', { url: `/api/viewer/masks/${ids[1]!.maskId}` })).json();
   const since = new Date(Date.now() - 60_000).toISOString();

@@ -220,3 +220,42 @@ test('heat-map palette: magma from black to pale yellow with steadily rising lum
     for (let k = 26; k < 256; k++) assert.ok(Math.hypot(m[3 * k]! - c[0], m[3 * k + 1]! - c[1], m[3 * k + 2]! - c[2]) > 40, `level ${k} looks like organ ${v}`);
   }
 });
+
+test('threshold brush: paints exactly the capsule ∩ {value in [lo, hi]}, respects locks, one undoable step; the seed range brackets the clicked tissue', () => {
+  const W = 48, H = 40;
+  const rng = new Rng(18);
+  // two tissues: a bright band (rows 10..25, 180 ± 8) in a dark field (40 ± 8)
+  const image = new Int16Array(W * H);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) image[x + W * y] = (y >= 10 && y <= 25 ? 180 : 40) + Math.round(rng.uniform(-8, 8));
+  const labels = new Uint8Array(W * H);
+  labels[20 + W * 12] = 7; // a locked voxel inside the band
+  const locked = new Set([7]);
+  const a = { x: 8.3, y: 17.2 }, b = { x: 37.9, y: 19.6 }, radius = 9;
+  const range = seedRange(image, W, H, { x: 20, y: 18 }, [0, 255]);
+  assert.ok(range[0] > 60 && range[0] < 172 && range[1] > 188 && range[1] < 300, `seed range ${range} brackets the band only`);
+  const ed = new MaskEditor([W, H, 1]);
+  ed.begin('threshold');
+  const dirty = ed.brush({ axis: 'z', index: 0, labels }, a, b, radius, { value: 3, locked, within: { image, range } });
+  ed.end();
+  // reference: distance of each pixel centre to the segment, by projection
+  const seg = (px: number, py: number) => {
+    const dx = b.x - a.x, dy = b.y - a.y;
+    const t = Math.max(0, Math.min(1, ((px - a.x) * dx + (py - a.y) * dy) / (dx * dx + dy * dy)));
+    return Math.hypot(px - a.x - t * dx, py - a.y - t * dy);
+  };
+  let expected = 0, inCapsuleDark = 0;
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const q = x + W * y;
+    const inCaps = seg(x + 0.5, y + 0.5) <= radius;
+    const inRange = image[q]! >= range[0] && image[q]! <= range[1];
+    const want = q === 20 + W * 12 ? 7 : inCaps && inRange ? 3 : 0;
+    if (want === 3) expected++;
+    if (inCaps && !inRange) inCapsuleDark++;
+    assert.equal(labels[q], want, `pixel ${x},${y}`);
+  }
+  assert.ok(expected > 300 && inCapsuleDark > 50, `both tissues under the brush (${expected} painted, ${inCapsuleDark} left)`);
+  assert.ok(dirty && dirty.y >= 10 && dirty.y + dirty.h - 1 <= 25, 'the changed rectangle stays in the band');
+  assert.equal(ed.edits.size, expected);
+  ed.undo();
+  assert.equal(ed.edits.size, 0, 'one undo takes the whole stroke back');
+});

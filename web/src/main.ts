@@ -5,6 +5,7 @@
 import './styles.css';
 import { Api, describeError, type QueueFilter } from './api.js';
 import { showLogin } from './login.js';
+import { safeNextPath } from './next-path.js';
 import { showQueue } from './queue.js';
 import { h, mount } from './ui.js';
 import { openViewer } from './viewer/page.js';
@@ -75,6 +76,9 @@ async function doRoute(sessionLost: boolean): Promise<void> {
     if (!me) {
       const wanted = location.hash && location.hash !== '#/login' ? location.hash : '#/queue';
       await showLogin(app, api, sessionLost ? 'Your session ended; log in again (unsaved edits are kept).' : undefined);
+      // sent here from a page of this site (e.g. /docs) before logging in: back to it
+      const next = safeNextPath(new URLSearchParams(location.search).get('next'), location.origin);
+      if (next) return void location.assign(next);
       if (location.hash === wanted) return doRoute(false);
       location.hash = wanted;
       return;

@@ -30,6 +30,18 @@ export interface WriteOptions {
   keepOthers?: boolean;
   /** Label values never changed (locked in the legend). */
   locked?: ReadonlySet<number>;
+  /**
+   * Threshold brush: only pixels whose image value lies in `range` (inclusive) are written, as 3D
+   * Slicer's "Paint" with "Editable intensity range" and ITK-SNAP's paintbrush with a threshold.
+   * `image` is the plane on screen (width × height, x fastest).
+   */
+  within?: IntensityBound;
+}
+
+/** An intensity range over the plane on screen (see {@link WriteOptions.within}). */
+export interface IntensityBound {
+  image: ArrayLike<number>;
+  range: readonly [number, number];
 }
 
 /** Whether a write of `o` may change a voxel that shows `current`. */
@@ -105,12 +117,14 @@ export class MaskEditor {
 
   /**
    * Paint (or erase, value 0) the capsule from `a` to `b` (continuous slice coordinates) on the
-   * plane on screen.
+   * plane on screen; with `o.within`, only the pixels whose image value is in range (threshold
+   * brush).
    * @returns the changed pixels' rectangle, or null
    */
   brush(view: ViewPlane, a: { x: number; y: number }, b: { x: number; y: number }, radius: number, o: WriteOptions): Rect | null {
     const { width, height } = viewDims(this.shape, view.axis);
     const lab = view.labels;
+    const within = o.within;
     let dirty: Rect | null = null;
     capsuleSpans(width, height, a.x, a.y, b.x, b.y, radius, (y, x0, x1) => {
       let lo = -1, hi = -1;
@@ -118,6 +132,10 @@ export class MaskEditor {
         const p = x + width * y;
         const cur = lab[p]!;
         if (!allowed(cur, o)) continue;
+        if (within) {
+          const v = within.image[p]!;
+          if (!(v >= within.range[0] && v <= within.range[1])) continue;
+        }
         this.writeVoxel(viewToVoxel(this.shape, view.axis, view.index, x, y), cur, o.value);
         lab[p] = o.value;
         if (lo < 0) lo = x;

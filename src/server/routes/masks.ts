@@ -14,7 +14,7 @@ import { decodeNifti, encodeNifti } from '../../io/nifti.js';
 import { getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
 import { parseJson } from '../../store/util.js';
-import { claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseClaim, reviewMask, reviewQueue, versionBlob, type ReviewQueueQuery } from '../../store/review.js';
+import { claimLive, claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseClaim, reviewMask, reviewQueue, versionBlob, type ReviewQueueQuery } from '../../store/review.js';
 import type { ImageRow } from '../../store/volumes.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -137,7 +137,7 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       currentVersion: m.current_version,
       priority: m.priority,
       decision: m.decision,
-      claimedBy: m.claimed_by,
+      claimedBy: claimLive(m.claimed_by, m.claimed_at) ? m.claimed_by : null,
       versions,
       drafts,
       reviews,

@@ -25,6 +25,7 @@ import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../st
 import { encodeNifti } from '../../io/nifti.js';
 import { getVolume, imageGeometry, labelVolume, type ImageRow } from '../../store/volumes.js';
 import { reviewProgress } from '../../store/review-progress.js';
+import { claimLive } from '../../store/review.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -42,8 +43,7 @@ import { VolumeSlices } from '../volume-slices.js';
 /** The server's context plus this server's viewer caches and slice-addressable volume files. */
 type Vc = ServerContext & { caches: ViewerCaches; slices: VolumeSlices };
 
-/** A claim without a heartbeat for this long has expired (the browser that held it is gone). */
-export const CLAIM_TTL_MS = 5 * 60_000;
+export { CLAIM_TTL_MS } from '../../store/review.js';
 
 /** Overlay kinds a prediction may carry. */
 export const OVERLAY_KINDS = ['heatmap', 'uncertainty', 'attention'] as const;
@@ -291,9 +291,13 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
         labelBlob ? labelValuesOf(ctx, labelBlob, async () => (await versionLabels(ctx, mask, mask.current_version))!.data) : [],
       ]);
-      for (const k of OVERLAY_KINDS) {
-        const b = overlayBlob(pred, k);
-        if (b) void overlayU8(ctx, b, img);
+      // overlays decoded ahead of their request — except on a cold open, where the first slice's
+      // image and labels need the CPU first (the page asks for overlays after its first paint)
+      if (!fresh) {
+        for (const k of OVERLAY_KINDS) {
+          const b = overlayBlob(pred, k);
+          if (b) void overlayU8(ctx, b, img);
+        }
       }
       const stats = imageStats(ctx.caches, img.blob, sample, shape[2]);
       const versions = await db
@@ -305,7 +309,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         .limit(20)
         .execute();
       // claims are renewed by the viewer's heartbeat; one without a recent heartbeat has expired
-      const live = mask.claimed_by && mask.claimed_at && Date.now() - Date.parse(mask.claimed_at) < CLAIM_TTL_MS;
+      const live = claimLive(mask.claimed_by, mask.claimed_at);
       const claimed = live ? await db.selectFrom('users').select('username').where('id', '=', mask.claimed_by!).executeTakeFirst() : undefined;
       return {
         maskId: mask.id,

@@ -1,8 +1,8 @@
 /**
  * The editing tools and the mouse: brush / eraser along the mouse path, label flood fill (in the
  * slice or through ±N slices, with a guard against flooding the background), intensity-bounded
- * fill, 3D sphere brush in mm, interpolation between two edited slices, W/L by drag, pan and
- * zoom, label visibility and locks, undo / redo. Every tool writes through the mask editor, one
+ * fill, threshold brush (paints only pixels in an intensity range), 3D sphere brush in mm,
+ * interpolation between two edited slices, W/L by drag, the linked crosshair, pan and zoom, label visibility and locks, undo / redo. Every tool writes through the mask editor, one
  * undoable step per stroke or click.
  */
 import {
@@ -15,7 +15,8 @@ import type { Tool, Viewer } from './state.js';
 
 /** The editing controller. */
 export class EditingController {
-  private painting: { last: { x: number; y: number }; pointer: number } | null = null;
+  private painting: { last: { x: number; y: number }; pointer: number; range: [number, number] | null } | null = null;
+  private crossing: number | null = null;
   private panning: { x: number; y: number; pan: [number, number] } | null = null;
   private leveling: { x: number; y: number; window: [number, number] } | null = null;
   private sphere: { from: number; to: number; planes: Uint8Array; axis: ViewAxis; pointer: number } | null = null;
@@ -34,7 +35,7 @@ export class EditingController {
   // ── settings ──
   setTool(t: Tool): void {
     const { st, ui } = this.v;
-    if (t !== 'wl' && !st.canEdit) return;
+    if (t !== 'wl' && t !== 'cross' && !st.canEdit) return;
     if ((t === 'fill-range' || t === 'sphere') && !st.is3d) t = 'fill';
     st.tool = t;
     if (t === 'holes' && st.displayed && st.displayLabels) {
@@ -84,6 +85,7 @@ export class EditingController {
     const { st, ui } = this.v;
     const step = st.editor.end();
     if (dirty) st.view.recompose(dirty);
+    if (step) this.v.multi.redraw();
     ui.renderEdits();
     if (step) this.v.saver.schedulePersist();
   }
@@ -96,6 +98,7 @@ export class EditingController {
       st.displayLabels.set(this.v.slices.labelsFor(st.displayed));
       st.view.recompose(r);
     }
+    this.v.multi.redraw();
     ui.renderEdits();
     this.v.saver.schedulePersist();
   }
@@ -308,6 +311,23 @@ export class EditingController {
     }
   }
 
+  /**
+   * The threshold brush's range for a stroke starting at `p`: the typed one, or picked from the
+   * seed's neighbourhood as the bounded fill does (shown in the ≈ box). Null for images without
+   * one value per pixel (colour pictures).
+   */
+  private strokeRange(p: { x: number; y: number }): [number, number] | null {
+    const { st, ui } = this.v;
+    const s = st.displayed;
+    if (!s || s.image.length !== s.width * s.height) {
+      toast('The threshold brush needs one value per pixel (a grey-level image).', 'error');
+      return null;
+    }
+    const range = st.fillBounds ?? seedRange(s.image, s.width, s.height, p, st.info.range);
+    ui.el.bounds.placeholder = `${+range[0].toFixed(1)}..${+range[1].toFixed(1)}`;
+    return range;
+  }
+
   // ── mouse ──
   private radius(): number {
     return this.v.st.brushSize / 2;
@@ -318,7 +338,7 @@ export class EditingController {
   private updateCursor(e: PointerEvent): void {
     const { st, ui } = this.v;
     const el = ui.el;
-    const round = st.tool === 'brush' || st.tool === 'eraser' || st.tool === 'sphere';
+    const round = st.tool === 'brush' || st.tool === 'eraser' || st.tool === 'threshold' || st.tool === 'sphere';
     if (!st.canEdit || !round) {
       el.cursor.hidden = true;
       return;
@@ -337,6 +357,7 @@ export class EditingController {
     const { st } = this.v;
     if (!this.painting || !st.displayLabels || !st.displayed) return;
     const o: WriteOptions = st.tool === 'eraser' ? { value: 0, ...(st.keepOthers ? { onlyOver: st.label } : {}), ...(st.locked.size ? { locked: st.locked } : {}) } : this.writeOpts(st.label);
+    if (this.painting.range) o.within = { image: st.displayed.image, range: this.painting.range };
     const dirty = st.editor.brush({ axis: st.displayed.axis, index: st.displayed.index, labels: st.displayLabels }, this.painting.last, p, this.radius(), o);
     this.painting.last = p;
     if (dirty) st.view.recompose(dirty);
@@ -362,6 +383,12 @@ export class EditingController {
         return;
       }
       if (e.button !== 0) return;
+      if (st.tool === 'cross') {
+        this.crossing = e.pointerId;
+        canvas.setPointerCapture(e.pointerId);
+        this.v.multi.moveCrosshair(st.axis, p);
+        return;
+      }
       if (st.tool === 'wl' || !st.canEdit) {
         if (!st.canEdit && st.tool !== 'wl') {
           this.panning = { x: e.clientX, y: e.clientY, pan: [...st.settings.pan] };
@@ -369,9 +396,11 @@ export class EditingController {
         canvas.setPointerCapture(e.pointerId);
         return;
       }
-      if (st.tool === 'brush' || st.tool === 'eraser') {
+      if (st.tool === 'brush' || st.tool === 'eraser' || st.tool === 'threshold') {
+        const range = st.tool === 'threshold' ? this.strokeRange(p) : null;
+        if (st.tool === 'threshold' && !range) return;
         st.editor.begin(st.tool);
-        this.painting = { last: p, pointer: e.pointerId };
+        this.painting = { last: p, pointer: e.pointerId, range };
         canvas.setPointerCapture(e.pointerId);
         this.paintTo(p, e.timeStamp);
       } else if (st.tool === 'fill' || st.tool === 'fill-range') {
@@ -398,6 +427,7 @@ export class EditingController {
         st.view.draw();
         return;
       }
+      if (this.crossing === e.pointerId && p) return this.v.multi.moveCrosshair(st.axis, p);
       if (this.leveling) {
         this.v.slices.dragWindow(this.leveling.window, e.clientX - this.leveling.x, e.clientY - this.leveling.y);
         return;
@@ -407,6 +437,7 @@ export class EditingController {
       this.paintTo(p, e.timeStamp);
     });
     const endPointer = (e: PointerEvent) => {
+      if (this.crossing === e.pointerId) return void (this.crossing = null);
       if (this.panning) return void (this.panning = null);
       if (this.leveling) return void (this.leveling = null);
       if (this.spherePending?.pointer === e.pointerId) return void (this.spherePending.released = true);

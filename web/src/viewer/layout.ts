@@ -14,6 +14,7 @@ const TOOLS: { id: Tool; label: string; key: string; title: string; only3d?: boo
   { id: 'wl', label: 'W/L', key: 'Q', title: 'window / level: drag right for a wider window, down for a higher level' },
   { id: 'brush', label: 'Brush', key: 'B', title: 'paint the selected label along the mouse path' },
   { id: 'eraser', label: 'Eraser', key: 'E', title: 'erase (set to background) along the mouse path' },
+  { id: 'threshold', label: 'Brush ≈', key: 'T', title: 'threshold brush: paint only pixels whose value is in the ≈ range (from the pixel where the stroke starts, or typed)' },
   { id: 'fill', label: 'Fill', key: 'F', title: 'flood-fill the clicked label region in this slice' },
   { id: 'bounded', label: 'Fill ≈', key: 'I', title: 'fill the connected pixels of similar intensity (range from the clicked pixel, editable)' },
   { id: 'fill-range', label: 'Fill ±N', key: 'G', title: 'flood-fill the clicked region through a range of slices', only3d: true },
@@ -61,6 +62,8 @@ export class ViewerLayout {
       reject: h('button', { class: 'danger', id: 'reject', title: 'Reject with a reason (Shift+R)', onclick: () => void v.saver.review('reject') }, 'Reject…') as HTMLButtonElement,
       toolButtons: new Map<Tool, HTMLButtonElement>(),
       axisButtons: new Map<string, HTMLButtonElement>(),
+      layoutToggle: h('button', { class: 'layout-toggle', id: 'layout-toggle', title: 'One view / three views with a linked crosshair (V)', onclick: () => v.multi.setLayout(v.multi.kind === 3 ? 1 : 3) }) as HTMLButtonElement,
+      crossTool: h('button', { class: 'tool', id: 'cross-tool', 'data-tool': 'cross', title: 'Crosshair: click or drag to move the crosshair and the slices of the other views (X)', onclick: () => v.edit.setTool('cross') }, '⌖') as HTMLButtonElement,
       windowSel: h('select', { 'aria-label': 'window', title: 'Window preset (W cycles)' }) as HTMLSelectElement,
       windowText: h('input', { type: 'text', class: 'narrow wl-text', id: 'wl-text', 'aria-label': 'window / level', title: 'Type W/L (400/40) or a range (-100..300), Enter' }) as HTMLInputElement,
       size: h('input', { type: 'range', min: 1, max: 64, value: st.brushSize, 'aria-label': 'brush size', title: 'Brush size ([ and ])' }) as HTMLInputElement,
@@ -68,7 +71,7 @@ export class ViewerLayout {
       range: h('input', { type: 'number', min: 0, max: 200, value: st.fillRange, class: 'narrow', 'aria-label': 'fill range ± slices', title: 'slices each side for Fill ±N' }) as HTMLInputElement,
       rangeBox: null as unknown as HTMLElement,
       boundsBox: null as unknown as HTMLElement,
-      bounds: h('input', { type: 'text', class: 'narrow', id: 'fill-bounds', 'aria-label': 'fill intensity range', placeholder: 'auto', title: 'Fill ≈ intensity range lo..hi (empty: from the clicked pixel)' }) as HTMLInputElement,
+      bounds: h('input', { type: 'text', class: 'narrow', id: 'fill-bounds', 'aria-label': 'fill intensity range', placeholder: 'auto', title: 'Intensity range lo..hi of Fill ≈ and Brush ≈ (empty: from the clicked pixel)' }) as HTMLInputElement,
     });
 
     this.el.rangeBox = h('label', { class: 'small', hidden: true }, '±', el.range);
@@ -109,7 +112,7 @@ export class ViewerLayout {
       h('button', { onclick: () => void v.saver.leave(), title: 'Back to the queue (Esc)' }, '← Queue'),
       el.title, el.version, el.status,
       h('span', { class: 'sep' }),
-      st.is3d ? h('span', { class: 'group' }, [...el.axisButtons.values()]) : null,
+      st.is3d ? h('span', { class: 'group' }, [...el.axisButtons.values()], el.layoutToggle, el.crossTool) : null,
       st.is3d && gpuInfo().offer3d ? h('button', { class: 'btn-3d', title: `3D / multiplanar view with NiiVue (WebGL2: ${gpuInfo().renderer})`, onclick: () => void import('./view3d.js').then((m) => m.open3d({ imageId: info.imageId, maskId: st.maskId, version: st.baseVersion, window: s.window, legend: st.legend, unsaved: st.editor.edits.size })) }, '3D') : null,
       st.canEdit
         ? h('span', { class: 'group tools' }, [...el.toolButtons.values()], h('label', { class: 'small' }, el.size, el.sizeLabel), st.is3d ? el.rangeBox : null, el.boundsBox, st.is3d ? h('button', { id: 'interpolate', title: 'Fill between slices: interpolate the selected label between the two nearest edited slices around this one (Shift+I)', onclick: () => void v.edit.interpolate() }, '⇕') : null, el.undo, el.redo)
@@ -129,7 +132,8 @@ export class ViewerLayout {
       el.draftsSection,
     );
     mount(el.draftsSection, h('h3', {}, 'Drafts'), el.drafts);
-    mount(root, h('div', { class: 'viewer' }, toolbar, el.claimBanner, h('div', { class: 'viewer-main' }, h('div', { class: 'stage' }, this.canvasBox, h('div', { class: 'slice-bar' }, st.is3d ? el.slider : null, el.sliceLabel, h('label', { class: 'group window-group', title: 'Window: preset, or type width/level and Enter' }, 'W/L ', el.windowSel, el.windowText), el.cursorInfo, h('span', { class: 'grow' }), el.progress, el.zoomLabel), loading), side)));
+    v.multi.mount(this.canvasBox);
+    mount(root, h('div', { class: 'viewer' }, toolbar, el.claimBanner, h('div', { class: 'viewer-main' }, h('div', { class: 'stage' }, v.multi.grid, h('div', { class: 'slice-bar' }, st.is3d ? el.slider : null, el.sliceLabel, h('label', { class: 'group window-group', title: 'Window: preset, or type width/level and Enter' }, 'W/L ', el.windowSel, el.windowText), el.cursorInfo, h('span', { class: 'grow' }), el.progress, el.zoomLabel), loading), side)));
   }
 
   renderHeader(): void {
@@ -143,9 +147,11 @@ export class ViewerLayout {
     el.status.className = `badge status-${info.status}`;
     for (const [t, b] of el.toolButtons) b.classList.toggle('active', t === st.tool);
     for (const [a, b] of el.axisButtons) b.classList.toggle('active', a === st.axis);
+    el.crossTool.classList.toggle('active', st.tool === 'cross');
+    el.layoutToggle.textContent = this.v.multi.kind === 3 ? '1 view' : '3 views';
     el.sizeLabel.textContent = st.tool === 'sphere' ? `${st.sphereMm} mm` : `${st.brushSize}px`;
     el.rangeBox.hidden = st.tool !== 'fill-range';
-    el.boundsBox.hidden = st.tool !== 'bounded';
+    el.boundsBox.hidden = st.tool !== 'bounded' && st.tool !== 'threshold';
     const wl = windowLevel(st.settings.window);
     if (document.activeElement !== el.windowText) el.windowText.value = `${+wl.width.toFixed(1)}/${+wl.level.toFixed(1)}`;
   }

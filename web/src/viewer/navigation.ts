@@ -37,6 +37,7 @@ export class Navigation {
 
   present(s: CachedSlice): void {
     const { st, ui } = this.v;
+    const axisChanged = st.displayed?.axis !== s.axis;
     st.displayed = s;
     st.displayLabels = this.labelsFor(s);
     const flipY = flipRows(st.info.direction, s.axis);
@@ -48,6 +49,9 @@ export class Navigation {
     const o = st.is3d ? orientationLabels(st.info.direction, s.axis, flipY) : null;
     for (const side of ['top', 'bottom', 'left', 'right'] as const) ui.el.orient[side].textContent = o ? o[side] : '';
     this.renderZoom();
+    // the crosshair follows the main view's slice; the side views change planes with its axis
+    if (axisChanged) void this.v.multi.refresh();
+    else this.v.multi.placeCrosshairs();
   }
 
   async showSlice(a: ViewAxis, i: number, t0 = performance.now()): Promise<void> {
@@ -82,6 +86,7 @@ export class Navigation {
 
   redraw(): void {
     if (this.v.st.displayed) this.v.st.view.recompose(null);
+    this.v.multi.redraw();
   }
 
   setAxis(a: ViewAxis): void {
@@ -99,6 +104,7 @@ export class Navigation {
     st.settings.window = p ? presetWindow(p) : st.info.window;
     ui.el.windowSel.value = p ? id : 'auto';
     st.view.rewindow();
+    this.v.multi.redraw();
     ui.renderHeader();
   }
   /** Set any window (typed, dragged). */
@@ -107,6 +113,7 @@ export class Navigation {
     st.settings.window = w;
     ui.el.windowSel.value = 'custom';
     st.view.rewindow();
+    this.v.multi.redraw();
     ui.renderHeader();
   }
   typedWindow(text: string): void {

@@ -14,6 +14,7 @@ import { DraftsController } from './drafts.js';
 import { EditingController } from './editing.js';
 import { gpuInfo } from './gpu.js';
 import { ViewerLayout } from './layout.js';
+import { MultiView } from './multiview.js';
 import { Navigation } from './navigation.js';
 import { SaveController } from './saving.js';
 import { installShortcuts, key, showHelp, type Shortcut } from './shortcuts.js';
@@ -42,7 +43,10 @@ function shortcutsOf(v: Viewer, root: HTMLElement): Shortcut[] {
     { keys: 'R', what: 'zoom to fit', group: 'Navigate', match: key.plain('r'), run: () => slices.resetZoom() },
     { keys: '+ / −', what: 'zoom in / out', group: 'Navigate', match: (e) => !e.ctrlKey && (e.key === '+' || e.key === '=' || e.key === '-'), run: (e) => ((st.settings.zoom = Math.max(0.25, Math.min(32, st.settings.zoom * (e.key === '-' ? 1 / 1.25 : 1.25)))), st.view.draw(), slices.renderZoom()) },
     { keys: 'Q', what: 'window / level tool (drag)', group: 'Display', match: key.plain('q'), run: () => edit.setTool('wl') },
+    { keys: 'V', what: 'one view / three views (linked crosshair)', group: 'Navigate', match: key.plain('v'), run: () => v.multi.setLayout(v.multi.kind === 3 ? 1 : 3) },
+    { keys: 'X', what: 'crosshair tool: click moves the other views', group: 'Navigate', match: key.plain('x'), run: () => st.is3d && edit.setTool('cross') },
     { keys: 'B / E', what: 'brush / eraser', group: 'Edit', match: (e) => key.plain('b')(e) || key.plain('e')(e), run: (e) => edit.setTool(e.key.toLowerCase() === 'b' ? 'brush' : 'eraser') },
+    { keys: 'T', what: 'threshold brush: paints only pixels in the ≈ intensity range', group: 'Edit', match: key.plain('t'), run: () => edit.setTool('threshold') },
     { keys: 'F / G', what: 'fill in this slice / through ±N slices (Shift+click: past the guard)', group: 'Edit', match: (e) => key.plain('f')(e) || key.plain('g')(e), run: (e) => edit.setTool(e.key.toLowerCase() === 'f' ? 'fill' : 'fill-range') },
     { keys: 'I', what: 'fill ≈: connected pixels of similar intensity', group: 'Edit', match: key.plain('i'), run: () => edit.setTool('bounded') },
     { keys: 'Shift+I', what: 'fill between slices (interpolate the selected label)', group: 'Edit', match: key.plain('I'), run: () => void edit.interpolate() },
@@ -118,6 +122,8 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   v.edit = new EditingController(v);
   v.saver = new SaveController(v);
   v.drafts = new DraftsController(v);
+  v.multi = new MultiView(v);
+  st.view.onDraw = () => v.multi.placeCrosshairs();
   v.ui = new ViewerLayout(v, root, loading);
   const { ui, slices, edit, saver } = v;
   ui.shortcuts = shortcutsOf(v, root);
@@ -259,6 +265,15 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     showSlice: (a: Axis, i: number) => slices.showSlice(a, i),
     setLabel: (value: number) => edit.setLabel(value),
     setSphereMm: (mm: number) => ((st.sphereMm = mm), ui.renderHeader()),
+    get layout() {
+      return v.multi.kind;
+    },
+    /** The crosshair voxel (0-based i, j, k). */
+    get crosshair() {
+      return [st.index.x, st.index.y, st.index.z];
+    },
+    sideToClient: (a: Axis, x: number, y: number) => v.multi.sideToClient(a, x, y),
+    sideShown: (a: Axis) => v.multi.shownIndex(a),
   };
 
   return () => {
@@ -270,6 +285,7 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     saver.dispose();
     slices.dispose();
     edit.dispose();
+    v.multi.dispose();
     for (const [t, type, f] of listeners) t.removeEventListener(type, f);
     resizeObserver.disconnect();
     if (st.editor.edits.size) void saver.persist();

@@ -47,6 +47,8 @@ export class SliceView {
   vp: Viewport | null = null;
   /** Milliseconds of the last full draw (compose + blit). */
   lastDrawMs = 0;
+  /** Called after each full draw (the viewport may have moved: overlays in CSS pixels follow). */
+  onDraw: (() => void) | null = null;
 
   constructor(
     readonly settings: ViewSettings,
@@ -150,6 +152,7 @@ export class SliceView {
     this.setTransform(vp);
     ctx.drawImage(this.src, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    this.onDraw?.();
   }
 
   /** Draw one slice rectangle only. */
@@ -162,8 +165,14 @@ export class SliceView {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
   }
 
+  /** Redraw now when the canvas's box changed size since the last draw (before a resize observer runs). */
+  private sync(): void {
+    if (this.content && this.resize()) this.draw();
+  }
+
   /** Client (CSS) coordinates → continuous slice coordinates. */
   toSlice(clientX: number, clientY: number): { x: number; y: number } | null {
+    this.sync();
     if (!this.vp) return null;
     const b = this.canvas.getBoundingClientRect();
     const sx = this.canvas.width / b.width;
@@ -182,6 +191,7 @@ export class SliceView {
 
   /** Continuous slice coordinates → client (CSS) coordinates, exactly. */
   toClient(x: number, y: number): { x: number; y: number } | null {
+    this.sync();
     if (!this.vp) return null;
     const b = this.canvas.getBoundingClientRect();
     const c = sliceToCanvas(this.vp, x, y);

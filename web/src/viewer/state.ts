@@ -9,13 +9,14 @@ import type { Api, CaseInfo, Draft, OverlayKind, Region } from '../api.js';
 import type { DraftsController } from './drafts.js';
 import type { EditingController } from './editing.js';
 import type { ViewerLayout } from './layout.js';
+import type { MultiView } from './multiview.js';
 import type { Navigation } from './navigation.js';
 import type { SaveController } from './saving.js';
 import { SliceCache, type CachedSlice } from './slice-cache.js';
 import { SliceView, type ViewSettings } from './slice-view.js';
 
 /** Editing tools. */
-export type Tool = 'brush' | 'eraser' | 'fill' | 'fill-range' | 'holes' | 'bounded' | 'sphere' | 'wl';
+export type Tool = 'brush' | 'eraser' | 'threshold' | 'fill' | 'fill-range' | 'holes' | 'bounded' | 'sphere' | 'wl' | 'cross';
 
 /** What the page needs from the app. */
 export interface ViewerNav {
@@ -54,7 +55,7 @@ export class ViewerState {
   sphereMm: number;
   fillRange = 5;
   keepOthers = false;
-  /** Intensity range of the bounded fill (null: picked from the seed on the next click). */
+  /** Intensity range of the bounded fill and the threshold brush (null: picked from the seed on each click / stroke). */
   fillBounds: [number, number] | null = null;
   /** The bounded fill refuses to change more than this share of a slice. */
   fillGuard = 0.25;
@@ -126,4 +127,5 @@ export interface Viewer {
   edit: EditingController;
   saver: SaveController;
   drafts: DraftsController;
+  multi: MultiView;
 }
