@@ -24,7 +24,7 @@ export class ApiClient {
   constructor(readonly base: string, private readonly token: string) {}
 
   /** Call the API; JSON in and out. */
-  async call<T>(method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; stream?: Readable } = {}): Promise<T> {
+  async call<T>(method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; stream?: Readable; form?: FormData } = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.base), {
@@ -32,6 +32,7 @@ export class ApiClient {
         headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         ...(init.stream ? { body: Readable.toWeb(init.stream) as ReadableStream, duplex: 'half' } : {}),
+        ...(init.form ? { body: init.form } : {}),
       } as RequestInit);
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
