@@ -15,19 +15,9 @@ import { MedmaskError } from '../core/errors.js';
 import { readManifest } from '../runtime/manifest.js';
 import { ROLE_PERMISSIONS } from '../server/permissions.js';
 import type { ModelSummary, ModelVersionView } from '../store/models.js';
-import { ApiClient } from './upload.js';
+import { serverClient } from './upload.js';
 
 interface ServerOpts { server?: string; json?: boolean }
-
-/** The API client of --server / MEDMASK_SERVER with MEDMASK_TOKEN (never a token on the command line). */
-function client(o: ServerOpts): ApiClient {
-  const server = o.server ?? process.env.MEDMASK_SERVER;
-  if (!server) throw new MedmaskError('USAGE', 'no server given', { hint: 'pass --server http://host:8080 or set MEDMASK_SERVER' });
-  if (!/^https?:\/\/[^/]+/i.test(server)) throw new MedmaskError('USAGE', `--server ${JSON.stringify(server)} is not an http(s) URL`, { hint: 'e.g. --server http://127.0.0.1:8080' });
-  const token = process.env.MEDMASK_TOKEN;
-  if (!token) throw new MedmaskError('USAGE', 'MEDMASK_TOKEN is not set', { hint: 'export MEDMASK_TOKEN=<an API token> (POST /api/tokens); tokens are never taken on the command line, where other users could see them' });
-  return new ApiClient(server.replace(/\/+$/, '') + '/', token);
-}
 
 /** The roles that may register models, from the permission matrix (today: admin). */
 function rolesThatRegister(): string[] {
@@ -84,7 +74,7 @@ export function registerModelRegistry(program: Command): void {
     .option('--json', 'print the server\'s answer as JSON')
     .addHelpText('after', `\nThe API token comes from MEDMASK_TOKEN; registering needs the permission "model:write" (role: ${rolesThatRegister().join(', ')}).\nExample: MEDMASK_TOKEN=… medmask model register models/demo/demo-unet3d --server http://127.0.0.1:8080`)
     .action(async (dir: string, o: ServerOpts & { parent?: string; metrics?: string }) => {
-      const api = client(o);
+      const api = serverClient(o.server);
       const m = await readModelFolder(dir);
       const form = new FormData();
       form.append('manifest', m.manifestText);
@@ -111,7 +101,7 @@ export function registerModelRegistry(program: Command): void {
     .option('--server <url>', 'the server (env MEDMASK_SERVER)')
     .option('--json', 'print the server\'s answer as JSON')
     .action(async (o: ServerOpts) => {
-      const r = await client(o).call<{ models: ModelSummary[] }>('GET', '/api/models');
+      const r = await serverClient(o.server).call<{ models: ModelSummary[] }>('GET', '/api/models');
       if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       if (!r.models.length) return void process.stdout.write('no models registered (medmask model register DIR)\n');
       const rows = r.models.map((x) => [x.name, x.current?.ref ?? '—', x.current?.manifest ? String((x.current.manifest as { task?: string }).task ?? '') : '', held(x.current?.metrics as Record<string, unknown> | null), String(x.versions), String(x.rejected), x.current?.parent?.ref ?? '—']);
