@@ -8,7 +8,7 @@
  * cases no round reviewed, per round (`rounds_dice`, the final re-prediction last) and the torch
  * training minutes per round (`round_train_minutes`), written into bench/out/loop.json beside the
  * keys other loop benchmarks put there. Full: 32 phantoms at 48² (8 per source: 1 reviewed per source and
- * round), three models, 40 steps per fine-tune; `--quick`: 16 phantoms at 40², the U-Net only, 20 steps. Needs /usr/bin/python3 with
+ * round), three models, 40 steps per fine-tune; `--quick`: 28 phantoms at 40², the U-Net only, 40 steps. Needs /usr/bin/python3 with
  * Debian's python3-torch, python3-nibabel and python3-onnx.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -39,9 +39,10 @@ export default defineBenchmark<State>({
     } catch (e) {
       return { dir, data: '', models: [], steps: 0, figures: '', skip: (e as Error).message };
     }
-    const data = join(dir, quick ? 'data-quick' : 'data');
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: quick ? 16 : 32, seed: 31, size: quick ? 40 : 48 });
-    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: quick ? 20 : 40, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
+    // 28 quick cases: 4 per source, so 3 rounds of 1 review per source leave 7 cases no round reviewed.
+    const data = join(dir, quick ? 'data-quick-28' : 'data');
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: quick ? 28 : 32, seed: 31, size: quick ? 40 : 48 });
+    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: 40, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
   },
   cases: [
     {

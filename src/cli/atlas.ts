@@ -453,7 +453,7 @@ export function registerAtlas(program: Command): void {
     .requiredOption('--model <dir>', 'the model folder to fine-tune (model.onnx, model.json, card.json)')
     .requiredOption('--out <dir>', 'folder for train/, heldout/, the new <model>-ft/ and finetune-result.json')
     .option('--steps <n>', 'training steps (default 40; 0 exports the parent as is)')
-    .option('--lr <rate>', 'peak learning rate (default 2e-4)')
+    .option('--lr <rate>', 'peak learning rate (default 3e-4)')
     .option('--label-weights <list>', 'loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (default all 1)')
     .option('--only-trusted', 'train on original and revised labels only (pseudo-labels weigh 0)')
     .option('--only-revised', 'train on the cases with a revised organ only')
@@ -471,7 +471,7 @@ export function registerAtlas(program: Command): void {
         model: o.model,
         only: o.onlyRevised ? 'revised' : 'all',
         ...(o.steps !== undefined ? { steps: numberOption('--steps', o.steps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
-        ...(o.lr !== undefined ? { lr: numberOption('--lr', o.lr, 2e-4, (v) => v > 0 && v < 1, 'a rate in (0, 1)') } : {}),
+        ...(o.lr !== undefined ? { lr: numberOption('--lr', o.lr, 3e-4, (v) => v > 0 && v < 1, 'a rate in (0, 1)') } : {}),
         ...(lw ? { labelWeights: lw } : {}),
         ...(o.heldout ? { heldout: o.heldout } : {}),
         ...(o.heldoutFraction !== undefined ? { heldoutFraction: numberOption('--heldout-fraction', o.heldoutFraction, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)') } : {}),

@@ -13,6 +13,7 @@ import { registerFitOod } from './fit-ood.js';
 import { registerPhantoms } from './phantoms.js';
 import { registerInfo } from './info.js';
 import { registerModelInspect } from './model-inspect.js';
+import { registerModelRegistry } from './model-registry.js';
 import { registerTrainHead } from './train-head.js';
 import { registerTrainMaskHead } from './train-mask-head.js';
 import { registerExplain } from './explain.js';
@@ -92,6 +93,7 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerDataset(program);
   registerModelInspect(program);
+  registerModelRegistry(program);
   registerTrainHead(program);
   registerTrainMaskHead(program);
   registerExplain(program);

@@ -54,6 +54,20 @@ export class ApiClient {
   }
 }
 
+/**
+ * The API client of `--server` (or MEDMASK_SERVER) with the token of MEDMASK_TOKEN — never a token
+ * on the command line, where other users could see it.
+ * @throws MedmaskError USAGE when the server or the token is missing, or the server is not an http(s) URL
+ */
+export function serverClient(serverOpt: string | undefined): ApiClient {
+  const server = serverOpt ?? process.env.MEDMASK_SERVER;
+  if (!server) throw new MedmaskError('USAGE', 'no server given', { hint: 'pass --server http://host:8080 or set MEDMASK_SERVER' });
+  if (!/^https?:\/\/[^/]+/i.test(server)) throw new MedmaskError('USAGE', `--server ${JSON.stringify(server)} is not an http(s) URL`, { hint: 'e.g. --server http://127.0.0.1:8080' });
+  const token = process.env.MEDMASK_TOKEN;
+  if (!token) throw new MedmaskError('USAGE', 'MEDMASK_TOKEN is not set', { hint: 'export MEDMASK_TOKEN=<an API token> (POST /api/tokens); tokens are never taken on the command line, where other users could see them' });
+  return new ApiClient(server.replace(/\/+$/, '') + '/', token);
+}
+
 /** Find a project / data set by name, creating it when absent; returns the data set id. */
 async function ensureRemoteDataset(api: ApiClient, project: string, dataset: string): Promise<{ id: string; created: boolean }> {
   const projects = (await api.call<{ projects: { id: string; name: string }[] }>('GET', '/api/projects')).projects;
@@ -104,18 +118,14 @@ export function registerUpload(program: Command): void {
     .option('--quiet', 'no progress output')
     .addHelpText('after', '\nThe API token comes from MEDMASK_TOKEN (make one with POST /api/tokens as a user with data:write).\nExample: MEDMASK_TOKEN=… medmask upload data/abdomen --server http://127.0.0.1:8080 --project abdomen')
     .action(async (dir: string, o: UploadOpts) => {
-      const server = o.server ?? process.env.MEDMASK_SERVER;
-      if (!server) throw new MedmaskError('USAGE', 'no server given', { hint: 'pass --server http://host:8080 or set MEDMASK_SERVER' });
-      if (!/^https?:\/\/[^/]+/i.test(server)) throw new MedmaskError('USAGE', `--server ${JSON.stringify(server)} is not an http(s) URL`, { hint: 'e.g. --server http://127.0.0.1:8080' });
-      const token = process.env.MEDMASK_TOKEN;
-      if (!token) throw new MedmaskError('USAGE', 'MEDMASK_TOKEN is not set', { hint: 'export MEDMASK_TOKEN=<an API token> (POST /api/tokens); tokens are never taken on the command line, where other users could see them' });
+      const api = serverClient(o.server);
+      const server = api.base.replace(/\/$/, '');
       // Check the folder here first: a missing file is named before anything is sent.
       const ds = await readSegmentationDataset(dir);
       caseOrigins(ds);
       const paths = [`${ds.root}/dataset.json`, ...ds.cases.flatMap((c) => [...c.images, ...(c.label ? [c.label] : [])])];
       const files = await Promise.all(paths.map(async (p) => ({ path: p, size: (await stat(p)).size })));
       const total = files.reduce((s, f) => s + f.size, 0);
-      const api = new ApiClient(server.replace(/\/+$/, '') + '/', token);
       const datasetId = o.datasetId ?? (await ensureRemoteDataset(api, o.project ?? 'uploads', o.dataset ?? ds.name)).id;
       const say = (s: string) => process.stderr.write(`medmask upload: ${s}\n`);
       if (!o.quiet) say(`${ds.cases.length} case(s), ${(total / 2 ** 20).toFixed(1)} MiB → data set ${datasetId} on ${server}`);

@@ -145,8 +145,13 @@ export async function atlasFinetuneHook(data: string, merged: string, out: strin
     }
   } else if (pool.length >= 2) {
     const k = Math.max(1, Math.round((opts.heldoutFraction ?? 0.2) * pool.length));
+    // Held out from the cases nobody revised where there are enough: a revised case is the round's
+    // most valuable training case (the models' worst errors, corrected), and a held-out organ is
+    // scored only against an original or revised label anyway (train3d.py).
+    const revised = (c: AtlasCase) => Object.values(prov.get(c.id)!).includes('revised');
     const order = new Rng(opts.seed ?? 1).fork('finetune-heldout').shuffle([...pool]);
-    const held = new Set(order.slice(0, k).map((c) => c.id));
+    const unrevised = order.filter((c) => !revised(c));
+    const held = new Set((unrevised.length > k ? unrevised : order).slice(0, k).map((c) => c.id));
     heldoutCases = pool.filter((c) => held.has(c.id));
     trainCases = pool.filter((c) => !held.has(c.id));
   } else {

@@ -31,7 +31,7 @@ export interface HeldoutMetrics {
 export interface FinetuneOptions {
   /** Training steps (0: export the warm-started parent as is). Default 40. */
   steps?: number;
-  /** Peak learning rate (default 2e-4, train3d.py's for --init). */
+  /** Peak learning rate (default 3e-4, train3d.py's for --init). */
   lr?: number;
   /** Loss weight per label provenance (default all 1); `pseudo: 0` trains on original + revised labels only. */
   labelWeights?: Partial<Record<'original' | 'revised' | 'pseudo', number>>;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createVolume } from '../../src/core/volume.js';
 import { organLabel } from '../../src/core/phantom/abdomen.js';
 import { readVolume, writeVolume } from '../../src/io/index.js';
+import { atlasFinetuneHook } from '../../src/pipeline/atlas-finetune.js';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
 import { cli, ROOT } from '../helpers/cli.js';
 
@@ -48,6 +49,11 @@ test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out spli
     const h = JSON.parse(r.out) as Hook;
     assert.equal(h.cases.heldout.length, 1, 'round(0.2 × 5) held out');
     assert.deepEqual([...h.cases.train, ...h.cases.heldout].sort(), ids);
+    // The revised case always trains: with split seed 4 the seeded order starts with case_0002
+    // (the revised one), and the held-out case is the first unrevised one after it.
+    const s4 = await atlasFinetuneHook(data, merged, join(root, 'ft-seed4'), { model: UNET, seed: 4 });
+    assert.equal(s4.cases.heldout.length, 1);
+    assert.ok(!s4.cases.heldout.includes('case_0002') && s4.cases.train.includes('case_0002'), JSON.stringify(s4.cases));
     for (const [dir, cases] of [[h.train, h.cases.train], [h.heldout, h.cases.heldout]] as const) {
       const json = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as { medmask: { cases: { case: string }[] }; labels: Record<string, number> };
       assert.deepEqual(json.medmask.cases.map((c) => c.case), cases);
