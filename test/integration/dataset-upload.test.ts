@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { main } from '../../src/cli/main.js';
 import { createVolume } from '../../src/core/volume.js';
 import { encodeNifti } from '../../src/io/nifti.js';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
+import { cliWithToken } from '../helpers/cli-in-process.js';
 import { multipartBody, startTestServer, waitJob, type TestServer } from '../helpers/server.js';
 import { registerModelDirs } from '../helpers/models.js';
 
@@ -37,25 +37,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Run the CLI in this process with MEDMASK_TOKEN set; its exit code, stdout and stderr. */
-async function cli(token: string | undefined, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const prev = process.env.MEDMASK_TOKEN;
-  if (token === undefined) delete process.env.MEDMASK_TOKEN;
-  else process.env.MEDMASK_TOKEN = token;
-  let out = '', err = '';
-  const w1 = process.stdout.write.bind(process.stdout), w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    if (prev === undefined) delete process.env.MEDMASK_TOKEN;
-    else process.env.MEDMASK_TOKEN = prev;
-  }
-}
+const cli = cliWithToken;
 
 function tarGz(entries: { name: string; data: Uint8Array | string }[]): Promise<Buffer> {
   const pack = tar.pack();

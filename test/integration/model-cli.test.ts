@@ -9,8 +9,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { ROOT } from '../helpers/cli.js';
+import { cliWithToken } from '../helpers/cli-in-process.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 let s: TestServer;
@@ -28,24 +28,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Run the CLI in this process with MEDMASK_TOKEN set; its exit code, stdout and stderr. */
-async function cli(token: string | undefined, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const prev = process.env.MEDMASK_TOKEN;
-  if (token === undefined) delete process.env.MEDMASK_TOKEN;
-  else process.env.MEDMASK_TOKEN = token;
-  let out = '', err = '';
-  const w1 = process.stdout.write.bind(process.stdout), w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    if (prev === undefined) delete process.env.MEDMASK_TOKEN;
-    else process.env.MEDMASK_TOKEN = prev;
-  }
-}
+const cli = cliWithToken;
 
 test('medmask model register / list: token, role, manifest field, version 1 with the card\'s held-out Dice', async () => {
   const noToken = await cli(undefined, 'model', 'register', UNET, '--server', url);
