@@ -15,11 +15,12 @@ import type { Tool, Viewer } from './state.js';
 
 /** The editing controller. */
 export class EditingController {
-  private painting: { last: { x: number; y: number }; pointer: number; range: [number, number] | null } | null = null;
+  /** The stroke in progress; `box` is the canvas's client rectangle when it began. */
+  private painting: { last: { x: number; y: number }; pointer: number; range: [number, number] | null; box: DOMRect } | null = null;
   private crossing: number | null = null;
   private panning: { x: number; y: number; pan: [number, number] } | null = null;
   private leveling: { x: number; y: number; window: [number, number] } | null = null;
-  private sphere: { from: number; to: number; planes: Uint8Array; axis: ViewAxis; pointer: number } | null = null;
+  private sphere: { from: number; to: number; planes: Uint8Array; axis: ViewAxis; pointer: number; box: DOMRect } | null = null;
   /** The pointer of a sphere stroke whose planes are still loading, and whether it was released meanwhile. */
   private spherePending: { pointer: number; released: boolean } | null = null;
   private spaceDown = false;
@@ -214,7 +215,7 @@ export class EditingController {
     for (let k = from; k <= to; k++) st.editor.edits.applyToSlice(a, k, planes.subarray((k - from) * width * height, (k - from + 1) * width * height));
     const pending = this.spherePending;
     this.spherePending = null;
-    this.sphere = { from, to, planes, axis: a, pointer };
+    this.sphere = { from, to, planes, axis: a, pointer, box: st.view.canvas.getBoundingClientRect() };
     st.editor.begin('sphere');
     this.sphereAt(p);
     if (pending?.released) {
@@ -400,7 +401,7 @@ export class EditingController {
         const range = st.tool === 'threshold' ? this.strokeRange(p) : null;
         if (st.tool === 'threshold' && !range) return;
         st.editor.begin(st.tool);
-        this.painting = { last: p, pointer: e.pointerId, range };
+        this.painting = { last: p, pointer: e.pointerId, range, box: canvas.getBoundingClientRect() };
         canvas.setPointerCapture(e.pointerId);
         this.paintTo(p, e.timeStamp);
       } else if (st.tool === 'fill' || st.tool === 'fill-range') {
@@ -416,10 +417,27 @@ export class EditingController {
         });
       }
     });
+    // Strokes follow `pointerrawupdate` where the browser has it: it is dispatched as the input
+    // arrives, while `pointermove` waits for the next rendering frame (rAF-aligned input) — on a
+    // busy software-rendered page that wait was most of a brush move's latency. The pixels are
+    // written at once and shown by the next frame; `pointermove` then only moves the cursor ring
+    // and the read-out (display work, fine at frame rate).
+    const strokeMove = (e: PointerEvent) => {
+      const held = this.sphere ?? this.painting;
+      if (!held || e.pointerId !== held.pointer) return;
+      const p = st.view.toSlice(e.clientX, e.clientY, held.box);
+      if (!p) return;
+      if (this.sphere) this.sphereAt(p, e.timeStamp);
+      else this.paintTo(p, e.timeStamp);
+    };
+    const raw = 'onpointerrawupdate' in window;
+    if (raw) on(canvas, 'pointerrawupdate', strokeMove);
     on(canvas, 'pointermove', (e: PointerEvent) => {
       st.timer.activity();
-      this.updateCursor(e);
+      if (!raw) strokeMove(e);
+      // reads (layout) before writes (the cursor ring's style, the read-out's text)
       const p = st.view.toSlice(e.clientX, e.clientY);
+      this.updateCursor(e);
       this.v.slices.showCursorInfo(p);
       if (this.panning) {
         const dpr = canvas.width / canvas.getBoundingClientRect().width;
@@ -432,9 +450,6 @@ export class EditingController {
         this.v.slices.dragWindow(this.leveling.window, e.clientX - this.leveling.x, e.clientY - this.leveling.y);
         return;
       }
-      if (this.sphere && p && e.pointerId === this.sphere.pointer) return this.sphereAt(p, e.timeStamp);
-      if (!this.painting || !p) return;
-      this.paintTo(p, e.timeStamp);
     });
     const endPointer = (e: PointerEvent) => {
       if (this.crossing === e.pointerId) return void (this.crossing = null);

@@ -170,11 +170,15 @@ export class SliceView {
     if (this.content && this.resize()) this.draw();
   }
 
-  /** Client (CSS) coordinates → continuous slice coordinates. */
-  toSlice(clientX: number, clientY: number): { x: number; y: number } | null {
-    this.sync();
+  /**
+   * Client (CSS) coordinates → continuous slice coordinates. `box` is the canvas's client rectangle
+   * when the caller holds one (a stroke reads it once at pointer-down: reading it per move would
+   * force a style and layout pass after the cursor's style writes, on the latency path).
+   */
+  toSlice(clientX: number, clientY: number, box?: DOMRect): { x: number; y: number } | null {
+    if (!box) this.sync();
     if (!this.vp) return null;
-    const b = this.canvas.getBoundingClientRect();
+    const b = box ?? this.canvas.getBoundingClientRect();
     const sx = this.canvas.width / b.width;
     const sy = this.canvas.height / b.height;
     return canvasToSlice(this.vp, (clientX - b.left) * sx, (clientY - b.top) * sy);
