@@ -110,9 +110,12 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   // while it reads the case); a failure of the slice alone is retried through the cache below
   const early = api.slice(maskId, 'z', null, null, ['image', 'labels']);
   early.catch(() => undefined);
+  // the edits this browser kept for the case (IndexedDB), read meanwhile rather than after the case
+  const keptLoad = getPending(maskId).catch(() => null);
   let st: ViewerState;
   try {
     st = new ViewerState(api, maskId, await api.caseInfo(maskId));
+    perf.mark('case-info');
   } catch (e) {
     mount(stage, h('div', { class: 'error-box' }, h('p', {}, describeError(e)), h('button', { onclick: () => nav.toQueue() }, 'Back to the queue')));
     return () => undefined;
@@ -174,8 +177,6 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   ui.renderRegions();
   renderClaim(v);
   nav.opened?.(st.info.datasetId);
-  void renderProgress(v);
-  void v.drafts.refresh();
   st.cache.onOverlays = (s) => {
     if (s === st.displayed) slices.redraw();
   };
@@ -185,8 +186,9 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     (d) => (d.header.version === st.baseVersion && d.header.index === st.index[st.axis] ? st.cache.adopt(d) : st.cache.load(st.axis, st.index[st.axis], st.baseVersion, { overlaysLater: true })),
     () => st.cache.load(st.axis, st.index[st.axis], st.baseVersion, { overlaysLater: true }),
   );
-  firstLoad.catch(() => undefined);
-  const kept = await getPending(maskId).catch(() => null);
+  firstLoad.then(() => perf.mark('first-slice'), () => undefined);
+  const kept = await keptLoad;
+  perf.mark('pending');
   if (kept && st.canEdit) {
     try {
       // one undoable step: Undo takes the restored edits back
@@ -210,6 +212,10 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
     mount(loading, h('p', {}, `The case could not be shown: ${describeError(e)}`));
   }
   ui.renderHeader();
+  // what the first slice does not need is asked for once it is on screen (the server answers the
+  // slice first): review progress, drafts, flagged regions, the neighbours of the slice
+  void renderProgress(v);
+  void v.drafts.refresh();
   if (st.is3d) st.cache.prefetch(st.axis, st.index[st.axis], st.baseVersion, slices.depth());
   if (st.canEdit && !st.info.claimedBy) {
     void api.claim(maskId).then(() => {
