@@ -9,6 +9,7 @@ import { safeNextPath } from './next-path.js';
 import { showQueue } from './queue.js';
 import { h, mount } from './ui.js';
 import { openViewer } from './viewer/page.js';
+import { warmUpDrawing } from './viewer/slice-view.js';
 import { showPacs } from './pacs.js';
 
 const api = new Api();
@@ -105,6 +106,8 @@ async function doRoute(sessionLost: boolean): Promise<void> {
     allDatasets = !f.dataset;
     saveFilter();
   });
+  // the first case opened from here draws with compiled code (see warmUpDrawing)
+  if ('requestIdleCallback' in window) requestIdleCallback(() => warmUpDrawing(), { timeout: 2000 });
 }
 
 window.addEventListener('hashchange', () => void route());

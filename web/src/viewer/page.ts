@@ -14,6 +14,7 @@ import { DraftsController } from './drafts.js';
 import { EditingController } from './editing.js';
 import { gpuInfo } from './gpu.js';
 import { ViewerLayout } from './layout.js';
+import { warmUpDrawing } from './slice-view.js';
 import { MultiView } from './multiview.js';
 import { Navigation } from './navigation.js';
 import { SaveController } from './saving.js';
@@ -112,6 +113,8 @@ export async function openViewer(root: HTMLElement, api: Api, maskId: string, na
   early.catch(() => undefined);
   // the edits this browser kept for the case (IndexedDB), read meanwhile rather than after the case
   const keptLoad = getPending(maskId).catch(() => null);
+  // the drawing code compiled while the network works (a no-op once the queue page did it)
+  warmUpDrawing();
   let st: ViewerState;
   try {
     st = new ViewerState(api, maskId, await api.caseInfo(maskId));
