@@ -8,8 +8,9 @@
  * gain over 0 masks `mask_head_gain_ci95`, `mask_head_dice_linear_25` for the first pass's fusion
  * rule, `mask_head_train_s_50`) beside the keys the 3D loop benchmark writes there.
  *
- * The reviewed masks are the first N lesion images of a pool seed (6161); the fusion weight was
- * chosen on seed 5555; the Dice is measured on every lesion image of seed 880013.
+ * The reviewed masks are the first N lesion images of a pool seed (6161); the fusion weight and
+ * the hypercolumn layers (train-mask-head's default `--layers auto`) were chosen on seed 5555;
+ * the Dice is measured on every lesion image of seed 880013.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -22,7 +23,7 @@ import { annotate, collectItems, type AnnotateItem } from '../src/pipeline/annot
 import { DEMO_CLASSIFIERS } from '../src/pipeline/demo.js';
 import { readResults } from '../src/pipeline/evaluate.js';
 import { writeChestDataset } from '../src/pipeline/phantoms.js';
-import { trainMaskHead, type MaskPair } from '../src/pipeline/train-mask-head.js';
+import { trainMaskHead, type MaskPair, type TrainMaskHeadOptions } from '../src/pipeline/train-mask-head.js';
 import { defineBenchmark } from './run.js';
 
 /** Inputs of the benchmark. */
@@ -45,11 +46,11 @@ export function reviewedPairs(dir: string, n: number): MaskPair[] {
 }
 
 /** Train one mask head per model on the pairs; returns the head folders. */
-export async function trainHeads(models: readonly string[], pairs: MaskPair[], out: string, opts: { cache?: string | false } = {}): Promise<string[]> {
+export async function trainHeads(models: readonly string[], pairs: MaskPair[], out: string, opts: { cache?: string | false; layers?: TrainMaskHeadOptions['layers'] } = {}): Promise<string[]> {
   const dirs: string[] = [];
   for (const [k, m] of models.entries()) {
     const dir = join(out, `head-${k}`);
-    await trainMaskHead({ model: m, pairs, out: dir, cache: opts.cache ?? false, seed: 0 });
+    await trainMaskHead({ model: m, pairs, out: dir, cache: opts.cache ?? false, seed: 0, ...(opts.layers ? { layers: opts.layers } : {}) });
     dirs.push(dir);
   }
   return dirs;
@@ -170,7 +171,7 @@ export default defineBenchmark<LoopState>({
           const g = meanCi(per[String(n)]!.map((v, i) => v - per['0']![i]!));
           gain[String(n)] = [+g.mean.toFixed(4), +g.ci95[0].toFixed(4), +g.ci95[1].toFixed(4)];
         }
-        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: items.length, mask_head_dice_seed: 880013, mask_head_fusion: DEFAULT_MASK_HEAD_FUSION, mask_head_load: +loadavg()[0]!.toFixed(1), ...extra });
+        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: items.length, mask_head_dice_seed: 880013, mask_head_fusion: DEFAULT_MASK_HEAD_FUSION, mask_head_layers: 'auto', mask_head_load: +loadavg()[0]!.toFixed(1), ...extra });
         return { elapsedMs: performance.now() - t0 };
       },
     },

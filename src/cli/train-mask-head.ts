@@ -14,6 +14,7 @@ interface Flags {
   out: string;
   pixels: string;
   dropout: string;
+  layers: string;
   epochs: string;
   lr: string;
   weightDecay: string;
@@ -98,6 +99,7 @@ export function registerTrainMaskHead(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (mask-head.json, mask-head.onnx, card.md, card.json, loss.png)')
     .option('--roi <dir>', 'ROI masks (e.g. lungs) named as the images: background pixels are drawn inside them')
     .option('--pixels <n>', 'lesion and background pixels sampled per image, each', '256')
+    .option('--layers <auto|none|TENSOR,…>', 'hypercolumn: earlier layers read beside the CAM target (auto: the last layer twice as fine; none: the target alone)', 'auto')
     .option('--dropout <rate>', 'dropout on the standardised activation (MC Dropout in annotate)', '0.3')
     .option('--epochs <n>', 'maximum epochs', '40')
     .option('--lr <rate>', 'Adam learning rate', '3e-3')
@@ -118,6 +120,7 @@ export function registerTrainMaskHead(program: Command): void {
       const r = await withTrainingProgress('train-mask-head', 'activations', !!f.json, (signal, onProgress) =>
         trainMaskHead({
           model: f.model, pairs, out: f.out,
+          layers: f.layers === 'auto' || f.layers === 'none' ? f.layers : f.layers.split(',').map((s) => s.trim()).filter(Boolean),
           perClass: number('pixels', f.pixels), dropout: number('dropout', f.dropout), epochs: number('epochs', f.epochs), lr: number('lr', f.lr),
           weightDecay: number('weight-decay', f.weightDecay), val: number('val', f.val), patience: number('patience', f.patience),
           batch: number('batch', f.batch), seed: number('seed', f.seed),

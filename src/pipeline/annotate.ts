@@ -30,7 +30,7 @@ import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel, type Model
 import { readResults } from './evaluate.js';
 import { loadOod, passMi, scoreOod, type LoadedOod } from './ood.js';
 import type { Decision, ImageResult, ModelVerdict, RunInfo } from './run-format.js';
-import { loadMaskHead } from './train-mask-head.js';
+import { loadMaskHead, maskHeadInput } from './train-mask-head.js';
 
 /** One image to annotate. */
 export interface AnnotateItem {
@@ -185,10 +185,15 @@ export async function annotate(opts: AnnotateOptions): Promise<AnnotateSummary> 
   if (!MASK_HEAD_FUSIONS.includes(headFusion)) throw new MedmaskError('USAGE', `--mask-head-fusion ${String(headFusion)} is not a fusion rule`, { hint: `one of ${MASK_HEAD_FUSIONS.join(', ')}` });
   const headWeight = opts.maskHeadWeight ?? defaultMaskHeadWeight(headFusion);
   if (!(headWeight >= 0 && headWeight <= 1)) throw new MedmaskError('USAGE', `--mask-head-weight ${headWeight} must be in [0, 1]`, { hint: `e.g. --mask-head-weight ${defaultMaskHeadWeight(headFusion)}` });
-  const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
+  // the heads first: a head with hypercolumn layers needs its model to return them
+  const headFiles = [];
+  for (const p of opts.maskHeads ?? []) headFiles.push({ arg: p, file: await loadMaskHead(p) });
+  const extraOutputs: Record<string, string[]> = {};
+  for (const { file } of headFiles) if (file.head.layers?.length) extraOutputs[file.parent.sha256] = file.head.layers.map((l) => l.tensor);
+  const models = await loadEnsemble(opts.models, { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}), extraOutputs });
   let heads: (LoadedMaskHead | undefined)[];
   try {
-    heads = await matchMaskHeads(opts.maskHeads ?? [], models);
+    heads = matchMaskHeads(headFiles, models);
   } catch (e) {
     await releaseEnsemble(models);
     throw e;
@@ -362,7 +367,8 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
       const head = c.heads[k];
       if (head) {
         // the documented fusion rule (docs/annotate.md): the head's lesion probability joins the CAM
-        const hm = maskHeadMaps(head.head, p.activation.data, e.width, e.height, p.pre.geometry, { samples: c.T, seed: c.seed + 7919 * k });
+        const x = maskHeadInput(head.head, p);
+        const hm = maskHeadMaps(head.head, x.data, x.width, x.height, p.pre.geometry, { samples: c.T, seed: c.seed + 7919 * k });
         headMaps.push({ probability: hm.probability, ...(hm.std ? { std: hm.std } : {}) });
         const f = fuseMaskHead(img, hm.probability, c.headWeight, c.headFusion, { ...(std ? { cam: std } : {}), ...(hm.std ? { head: hm.std } : {}) });
         img = f.map;
@@ -538,10 +544,9 @@ interface LoadedMaskHead {
 }
 
 /** Load the mask heads and match each to its model by the ONNX sha256. */
-async function matchMaskHeads(paths: readonly string[], models: readonly EnsembleModel[]): Promise<(LoadedMaskHead | undefined)[]> {
+function matchMaskHeads(files: readonly { arg: string; file: Awaited<ReturnType<typeof loadMaskHead>> }[], models: readonly EnsembleModel[]): (LoadedMaskHead | undefined)[] {
   const out: (LoadedMaskHead | undefined)[] = models.map(() => undefined);
-  for (const p of paths) {
-    const f = await loadMaskHead(p);
+  for (const { arg: p, file: f } of files) {
     const k = models.findIndex((m) => m.sha256 === f.parent.sha256);
     if (k < 0) {
       throw new MedmaskError('USAGE', `${p}: this mask head was trained on ${f.parent.name} (sha256 ${f.parent.sha256.slice(0, 12)}…), which is not one of the models (${models.map((m) => m.name).join(', ')})`, {

@@ -37,12 +37,16 @@ export interface ModelPass {
   probabilities: Float64Array;
   /** Global average of the target activation per channel. */
   pooled: Float64Array;
+  /** The earlier tensors the model was loaded with ({@link EnsembleOptions.extraOutputs}), by name. */
+  extra?: Record<string, HeadTensor>;
 }
 
 /** Options of {@link loadEnsemble}. */
 export interface EnsembleOptions {
   device?: Device;
   threads?: number;
+  /** Earlier tensors each run also returns, by the model's ONNX sha256 (a mask head's hypercolumn layers). */
+  extraOutputs?: Record<string, string[]>;
 }
 
 /**
@@ -58,12 +62,15 @@ export async function loadEnsemble(paths: readonly string[], opts: EnsembleOptio
   try {
     for (const path of paths) {
       const r = await resolveModel(path);
+      const sha256 = createHash('sha256').update(r.bytes).digest('hex');
+      const extra = opts.extraOutputs?.[sha256];
       const session = await ClassifierSession.create(r.bytes, {
         source: r.onnxPath,
         ...(r.manifest.cam?.target ? { target: r.manifest.cam.target } : {}),
         ...(r.manifest.output?.name ? { output: r.manifest.output.name } : {}),
         ...(opts.device ? { device: opts.device } : {}),
         ...(opts.threads ? { threads: opts.threads } : {}),
+        ...(extra?.length ? { extraOutputs: extra } : {}),
       });
       let name = (r.manifest.name || basename(dirname(r.onnxPath))).replace(/[^\w.-]+/g, '_');
       for (let k = 2; out.some((m) => m.name === name); k++) name = `${r.manifest.name}-${k}`;
@@ -71,7 +78,7 @@ export async function loadEnsemble(paths: readonly string[], opts: EnsembleOptio
         name,
         path,
         manifest: r.manifest,
-        sha256: createHash('sha256').update(r.bytes).digest('hex'),
+        sha256,
         session,
         probability: r.manifest.output?.activation ?? defaultProbabilityMode(session.head),
         mcRate: r.manifest.mc?.dropout ?? 0.5,
@@ -118,5 +125,6 @@ export async function runModel(m: EnsembleModel, vol: Volume): Promise<ModelPass
     for (let p = 0; p < hw; p++) s += activation.data[c * hw + p]!;
     pooled[c] = s / hw;
   }
-  return { pre, activation, logits, probabilities: toProbabilities(logits, m.probability), pooled };
+  const extra = r.extra ? Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, { shape: v.dims, data: Float64Array.from(v.data) }])) : undefined;
+  return { pre, activation, logits, probabilities: toProbabilities(logits, m.probability), pooled, ...(extra ? { extra } : {}) };
 }

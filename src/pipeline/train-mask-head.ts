@@ -19,8 +19,8 @@ import sharp from 'sharp';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { fitHeadSteps, type EpochRecord } from '../core/train/fit.js';
 import {
-  maskHeadFromFit, maskHeadLogits, MASK_HEAD_FORMAT, pixelFeatures, pixelInterpolation, samplePixels, splitByImage, validateMaskHead,
-  type MaskHead, type PixelInterpolation,
+  hypercolumn, maskHeadFromFit, maskHeadLogits, MASK_HEAD_FORMAT, pixelFeatures, pixelInterpolation, samplePixels, splitByImage, validateMaskHead,
+  type FeatureMap, type MaskHead, type PixelInterpolation,
 } from '../core/train/mask-head.js';
 import { plotLossCurve } from '../core/train/plot.js';
 import { mulberry32 } from '../core/random.js';
@@ -31,7 +31,8 @@ import { attachMaskHead, MASK_LOGIT_OUTPUT, MASK_PROBABILITY_OUTPUT } from '../r
 import { decodeOnnx, encodeOnnx } from '../runtime/onnx-graph.js';
 import { resolveModel, type ClassifierManifest } from '../runtime/manifest.js';
 import type { Device } from '../runtime/session.js';
-import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel } from './ensemble.js';
+import { findFinerLayer } from '../runtime/hypercolumn.js';
+import { loadEnsemble, releaseEnsemble, runModel, type EnsembleModel, type ModelPass } from './ensemble.js';
 import { runEpochs, type TrainHeadProgress } from './train-head.js';
 
 /** One reviewed image. */
@@ -55,6 +56,11 @@ export interface TrainMaskHeadOptions {
   cache?: string | false;
   /** Lesion and background pixels sampled per image, each (default 256). */
   perClass?: number;
+  /**
+   * Hypercolumn layers read beside the CAM target: `auto` (default) the last layer twice as fine
+   * as the target ({@link findFinerLayer}), `none` the target alone, or tensor names.
+   */
+  layers?: 'auto' | 'none' | string[];
   /** Dropout on the standardised activation (default 0.3). */
   dropout?: number;
   /** Maximum epochs (default 40). */
@@ -113,6 +119,26 @@ export interface MaskHeadFile {
 }
 
 const CACHE_FORMAT = 'medmask-activation-cache/1';
+
+/**
+ * The mask head's input for one backbone pass: the CAM target activation, or with hypercolumn
+ * layers ({@link MaskHead.layers}) the {@link hypercolumn} of the target and those layers.
+ * @param head - the head (its layers), or the layer names
+ * @param pass - the model's pass on the image (loaded with the layers as extra outputs)
+ * @returns the feature map the head reads
+ * @throws MedmaskError INTERNAL when the pass lacks a layer
+ */
+export function maskHeadInput(head: Pick<MaskHead, 'layers'>, pass: Pick<ModelPass, 'activation' | 'extra'>): FeatureMap {
+  const [, C = 0, h = 1, w = 1] = pass.activation.shape;
+  const target = { data: pass.activation.data, channels: C, width: w, height: h };
+  if (!head.layers?.length) return target;
+  return hypercolumn([target, ...head.layers.map((l) => {
+    const t = pass.extra?.[l.tensor];
+    if (!t) throw new MedmaskError('INTERNAL', `the backbone pass lacks the mask head's layer "${l.tensor}"`, { hint: 'load the model with the head\'s layers as extra outputs' });
+    const [, c = 0, lh = 1, lw = 1] = t.shape;
+    return { data: t.data, channels: c, width: lw, height: lh };
+  })]);
+}
 
 function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -174,13 +200,29 @@ export async function trainMaskHead(opts: TrainMaskHeadOptions): Promise<TrainMa
   const out = resolve(opts.out);
   const seed = opts.seed ?? 0;
   const perClass = opts.perClass ?? 256;
-  const [m] = await loadEnsemble([opts.model], { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
-  const model = m!;
+  const ensembleOpts = { ...(opts.device ? { device: opts.device } : {}), ...(opts.threads ? { threads: opts.threads } : {}) };
+  let [model] = (await loadEnsemble([opts.model], ensembleOpts)) as [EnsembleModel];
+  let layers: { tensor: string; channels: number }[] = [];
+  try {
+    const want = opts.layers ?? 'auto';
+    if (want !== 'none') {
+      // the backbone again, now also returning the hypercolumn layers
+      const names = want === 'auto'
+        ? [(await findFinerLayer(model.session.model, model.session.target, [1, model.manifest.input.channels, model.manifest.input.height, model.manifest.input.width])).tensor]
+        : want;
+      await releaseEnsemble([model]);
+      [model] = (await loadEnsemble([opts.model], { ...ensembleOpts, extraOutputs: { [model.sha256]: names } })) as [EnsembleModel];
+      layers = names.map((tensor) => ({ tensor, channels: 0 }));
+    }
+  } catch (e) {
+    await releaseEnsemble([model]);
+    throw e;
+  }
   try {
     const parent = { name: model.name, sha256: model.sha256, target: model.session.target };
     const interp = interpolationCache();
     const cacheDir = opts.cache === false ? undefined
-      : resolve(opts.cache ?? join(out, 'cache'), sha256(JSON.stringify({ f: CACHE_FORMAT, sha: model.sha256, target: parent.target, input: model.manifest.input, pre: model.manifest.preprocess ?? null })).slice(0, 16));
+      : resolve(opts.cache ?? join(out, 'cache'), sha256(JSON.stringify({ f: CACHE_FORMAT, sha: model.sha256, target: parent.target, ...(layers.length ? { layers: layers.map((l) => l.tensor) } : {}), input: model.manifest.input, pre: model.manifest.preprocess ?? null })).slice(0, 16));
     const rand = mulberry32(seed * 4 + 5);
     const rows: { features: Float64Array; labels: Int32Array }[] = [];
     let lesionImages = 0;
@@ -194,7 +236,7 @@ export async function trainMaskHead(opts: TrainMaskHeadOptions): Promise<TrainMa
       const [w, h] = vol.shape;
       const mask = await readMask(pair.mask, w, h, 'mask');
       const roi = pair.roi ? await readMask(pair.roi, w, h, 'ROI mask') : undefined;
-      const act = await activationOf(model, pair.image, vol, cacheDir);
+      const act = await activationOf(model, layers, pair.image, vol, cacheDir);
       if (act.cached) cached++;
       const s = samplePixels(mask, { perClass, rand, ...(roi ? { roi } : {}) });
       if (s.labels.some((y) => y === 1)) lesionImages++;
@@ -240,7 +282,7 @@ export async function trainMaskHead(opts: TrainMaskHeadOptions): Promise<TrainMa
     });
     const fit = await runEpochs(steps);
     if (opts.signal?.aborted) throw abortError(opts.signal);
-    const head = maskHeadFromFit(fit, dropout);
+    const head = maskHeadFromFit(fit, dropout, layers);
     const result: TrainMaskHeadResult = {
       head,
       parent,
@@ -266,7 +308,7 @@ export async function trainMaskHead(opts: TrainMaskHeadOptions): Promise<TrainMa
 }
 
 /** The model's target activation for an image, from the cache when it holds it. */
-async function activationOf(model: EnsembleModel, path: string, vol: Awaited<ReturnType<typeof readVolume>>, cacheDir: string | undefined): Promise<{ data: Float32Array; shape: number[]; geometry: InputGeometry; cached: boolean }> {
+async function activationOf(model: EnsembleModel, layers: { tensor: string; channels: number }[], path: string, vol: Awaited<ReturnType<typeof readVolume>>, cacheDir: string | undefined): Promise<{ data: Float32Array; shape: number[]; geometry: InputGeometry; cached: boolean }> {
   let file: string | undefined;
   if (cacheDir) {
     const s = await stat(path);
@@ -274,7 +316,9 @@ async function activationOf(model: EnsembleModel, path: string, vol: Awaited<Ret
     file = join(cacheDir, h.slice(0, 2), `${h}.json`);
     if (existsSync(file)) {
       try {
-        const c = JSON.parse(await readFile(file, 'utf8')) as { shape: number[]; geometry: InputGeometry; data: string };
+        const c = JSON.parse(await readFile(file, 'utf8')) as { shape: number[]; geometry: InputGeometry; data: string; layerChannels?: number[] };
+        if (layers.length && c.layerChannels?.length !== layers.length) throw new Error('no layer channels');
+        layers.forEach((l, i) => (l.channels = c.layerChannels![i]!));
         const buf = Buffer.from(c.data, 'base64');
         const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
         if (data.length === c.shape.reduce((a, b) => a * b, 1)) return { data, shape: c.shape, geometry: c.geometry, cached: true };
@@ -290,11 +334,13 @@ async function activationOf(model: EnsembleModel, path: string, vol: Awaited<Ret
     if (isMedmaskError(e)) throw new MedmaskError(e.code, `${path}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}) });
     throw e;
   }
-  const data = Float32Array.from(pass.activation.data);
-  const shape = [...pass.activation.shape];
+  const input = maskHeadInput({ layers }, pass);
+  for (const l of layers) l.channels = pass.extra![l.tensor]!.shape[1]!;
+  const data = Float32Array.from(input.data);
+  const shape = [1, input.channels, input.height, input.width];
   if (file) {
     await mkdir(join(file, '..'), { recursive: true });
-    await atomicWrite(file, JSON.stringify({ format: CACHE_FORMAT, shape, geometry: pass.pre.geometry, data: Buffer.from(data.buffer).toString('base64') }));
+    await atomicWrite(file, JSON.stringify({ format: CACHE_FORMAT, shape, geometry: pass.pre.geometry, layerChannels: layers.map((l) => l.channels), data: Buffer.from(data.buffer).toString('base64') }));
   }
   return { data, shape, geometry: pass.pre.geometry, cached: false };
 }
@@ -316,7 +362,7 @@ async function writeOutputs(r: TrainMaskHeadResult, model: EnsembleModel, opts: 
       const pass = await runModel(model, await readVolume(p.image));
       const res = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', pass.pre.data, pass.pre.dims) });
       const onnxLogits = res[MASK_LOGIT_OUTPUT]!.data as Float32Array;
-      const ts = maskHeadLogits(r.head, pass.activation.data);
+      const ts = maskHeadLogits(r.head, maskHeadInput(r.head, pass).data);
       for (let i = 0; i < ts.length; i++) worst = Math.max(worst, Math.abs(ts[i]! - onnxLogits[i]!));
     }
   } finally {
@@ -338,7 +384,7 @@ async function writeOutputs(r: TrainMaskHeadResult, model: EnsembleModel, opts: 
     format: 'medmask-card/1',
     createdBy: 'medmask train-mask-head',
     parent: r.parent,
-    head: { architecture: `standardise (training pixels' mean / std) → Dropout(${r.head.dropout}) → Conv 1×1 (${r.head.channels} → 1) → upsample like the CAMs → sigmoid`, channels: r.head.channels, dropout: r.head.dropout },
+    head: { architecture: `${r.head.layers?.length ? `hypercolumn (CAM target + ${r.head.layers.map((l) => `${l.tensor} (${l.channels})`).join(' + ')}, resized bilinearly to the finest) → ` : ''}standardise (training pixels' mean / std) → Dropout(${r.head.dropout}) → Conv 1×1 (${r.head.channels} → 1) → upsample like the CAMs → sigmoid`, channels: r.head.channels, dropout: r.head.dropout },
     data: { images: r.images, lesionImages: r.lesionImages, pixels: r.pixels, perClass: opts.perClass ?? 256, val: opts.val ?? 0.2 },
     training: {
       optimizer: 'Adam', lr: opts.lr ?? 3e-3, weightDecay: opts.weightDecay ?? 1e-3, batch: opts.batch ?? 256, seed: opts.seed ?? 0,

@@ -52,6 +52,43 @@ function headNodes(head: MaskHead, input: string, opset: number): { nodes: NodeP
   return { nodes, inits };
 }
 
+/**
+ * The hypercolumn as ONNX: every tensor resized (Resize, linear, half_pixel — `resizeBilinear`'s
+ * convention) to the size of the finest, whose size is read from its Shape at run time, then
+ * Concat on the channels in the order target, layers.
+ */
+function hypercolumnNodes(target: string, layers: string[]): { nodes: NodeProto[]; inits: TensorProto[]; output: string } {
+  const P = '/medmask_mask_head/hypercolumn';
+  const finest = layers[layers.length - 1]!;
+  // a bare Resize with `sizes` needs the finest layer's H, W: Shape → Slice [2, 4)
+  const inits = [
+    onnx.TensorProto.create({ name: 'medmask_mask_head.hc.starts', dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [2] }),
+    onnx.TensorProto.create({ name: 'medmask_mask_head.hc.ends', dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [4] }),
+  ];
+  const nodes: NodeProto[] = [];
+  const str = (name: string, v: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(v) });
+  const sizeOf = (t: string, k: number): string => {
+    nodes.push(onnx.NodeProto.create({ opType: 'Shape', name: `${P}/Shape_${k}`, input: [t], output: [`${P}/shape_${k}`] }));
+    nodes.push(onnx.NodeProto.create({ opType: 'Slice', name: `${P}/SliceNC_${k}`, input: [`${P}/shape_${k}`, 'medmask_mask_head.hc.nc_starts', 'medmask_mask_head.hc.starts'], output: [`${P}/nc_${k}`] }));
+    return `${P}/nc_${k}`;
+  };
+  inits.push(onnx.TensorProto.create({ name: 'medmask_mask_head.hc.nc_starts', dims: [1], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0] }));
+  nodes.push(onnx.NodeProto.create({ opType: 'Shape', name: `${P}/Shape_fine`, input: [finest], output: [`${P}/shape_fine`] }));
+  nodes.push(onnx.NodeProto.create({ opType: 'Slice', name: `${P}/Slice_fine`, input: [`${P}/shape_fine`, 'medmask_mask_head.hc.starts', 'medmask_mask_head.hc.ends'], output: [`${P}/hw`] }));
+  const parts = [target, ...layers].map((t, k) => {
+    if (t === finest) return t;
+    const nc = sizeOf(t, k);
+    nodes.push(onnx.NodeProto.create({ opType: 'Concat', name: `${P}/Sizes_${k}`, input: [nc, `${P}/hw`], output: [`${P}/sizes_${k}`], attribute: [attrInt('axis', 0)] }));
+    nodes.push(onnx.NodeProto.create({
+      opType: 'Resize', name: `${P}/Resize_${k}`, input: [t, '', '', `${P}/sizes_${k}`], output: [`${P}/resized_${k}`],
+      attribute: [str('mode', 'linear'), str('coordinate_transformation_mode', 'half_pixel')],
+    }));
+    return `${P}/resized_${k}`;
+  });
+  nodes.push(onnx.NodeProto.create({ opType: 'Concat', name: `${P}/Concat`, input: parts, output: [`${P}/features`], attribute: [attrInt('axis', 1)] }));
+  return { nodes, inits, output: `${P}/features` };
+}
+
 function outputs(): InstanceType<typeof onnx.ValueInfoProto>[] {
   return [MASK_LOGIT_OUTPUT, MASK_PROBABILITY_OUTPUT].map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
 }
@@ -71,12 +108,21 @@ function outputs(): InstanceType<typeof onnx.ValueInfoProto>[] {
 export function attachMaskHead(model: OnnxModel, target: string, head: MaskHead, metadata: Record<string, string> = {}): OnnxModel {
   const opset = defaultOpset(model) || 14;
   if (opset < 7) throw new MedmaskError('MODEL_INVALID', `the classifier uses ONNX opset ${opset}; mask heads are written for opset 7 or later`, { hint: 'export the classifier again with a newer opset' });
+  const layers = head.layers ?? [];
+  if (layers.length && opset < 13) throw new MedmaskError('MODEL_INVALID', `the classifier uses ONNX opset ${opset}; mask heads with hypercolumn layers are written for opset 13 or later`, { hint: 'train the head with --layers none, or export the classifier with a newer opset' });
+  // the whole graph first, pruned below to what the head's outputs read
   const m = pruneToTensor(model, target);
+  m.graph!.node = [...(model.graph!.node ?? [])];
+  m.graph!.initializer = [...(model.graph!.initializer ?? [])];
+  m.graph!.input = [...(model.graph!.input ?? [])];
   const g = m.graph!;
-  const { nodes, inits } = headNodes(head, target, opset);
-  g.node = [...(g.node ?? []), ...nodes];
-  g.initializer = [...(g.initializer ?? []), ...inits];
-  g.output = outputs();
+  const hc = layers.length ? hypercolumnNodes(target, layers.map((l) => l.tensor)) : { nodes: [], inits: [], output: target };
+  const { nodes, inits } = headNodes(head, hc.output, opset);
+  g.node = [...(g.node ?? []), ...hc.nodes, ...nodes];
+  g.initializer = [...(g.initializer ?? []), ...hc.inits, ...inits];
+  const pruned = pruneToTensor(m, MASK_PROBABILITY_OUTPUT);
+  Object.assign(m, { graph: pruned.graph });
+  m.graph!.output = outputs();
   m.producerName = 'medmask train-mask-head';
   m.docString = 'classifier backbone up to the CAM target + a per-pixel lesion head trained by medmask train-mask-head (standardise, Dropout, Conv 1×1, Sigmoid)';
   m.metadataProps = Object.entries(metadata).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value }));

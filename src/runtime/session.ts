@@ -44,6 +44,8 @@ export interface ClassifierSessionOptions {
    * each run then samples new masks. Masks of Dropout nodes inside the head come back with each run.
    */
   fullMc?: { seed?: number };
+  /** Earlier tensors to return with each run (e.g. a mask head's hypercolumn layers), by name. */
+  extraOutputs?: string[];
 }
 
 /** One forward pass: logits and the target activation, batch first. */
@@ -57,6 +59,8 @@ export interface ClassifierRun {
    * multipliers (0 or 1/(1−p)) for `forwardHead`'s `masks`, so the head gradient uses the same mask.
    */
   dropoutMasks?: Record<string, Float64Array>;
+  /** The {@link ClassifierSessionOptions.extraOutputs} tensors, by name. */
+  extra?: Record<string, { data: Float32Array; dims: number[] }>;
 }
 
 /**
@@ -78,6 +82,7 @@ export class ClassifierSession {
     readonly device: Device,
     readonly source: string,
     readonly dropoutOutputs: { output: string; mask: string; ratio: number }[] = [],
+    readonly extraOutputs: string[] = [],
   ) {}
 
   /**
@@ -117,8 +122,9 @@ export class ClassifierSession {
       dropoutOutputs = act.nodes.filter((n) => inHead.has(n.name) && n.mask !== '');
     }
     const BOOL = 9;
+    const extraOutputs = [...new Set(opts.extraOutputs ?? [])].filter((n) => n !== target && n !== output);
     const edited = encodeOnnx(
-      addGraphOutputs(graph, [target, ...dropoutOutputs.map((d) => d.mask)], Object.fromEntries(dropoutOutputs.map((d) => [d.mask, BOOL]))),
+      addGraphOutputs(graph, [target, ...dropoutOutputs.map((d) => d.mask), ...extraOutputs], Object.fromEntries(dropoutOutputs.map((d) => [d.mask, BOOL]))),
     );
     const device = opts.device ?? 'cpu';
     const so: ort.InferenceSession.SessionOptions = {
@@ -139,7 +145,7 @@ export class ClassifierSession {
       }
       throw new MedmaskError('MODEL_INVALID', `${source}: onnxruntime cannot load the model: ${msg.split('\n')[0]}`, { cause: e });
     }
-    const cs = new ClassifierSession(session, proto, signature, target, output, headDescription, head, device, source, dropoutOutputs);
+    const cs = new ClassifierSession(session, proto, signature, target, output, headDescription, head, device, source, dropoutOutputs, extraOutputs);
     cs.threads = opts.threads;
     return cs;
   }
@@ -168,7 +174,7 @@ export class ClassifierSession {
     const feeds = { [this.input.name]: new ort.Tensor('float32', data, dims) };
     let res: ort.InferenceSession.ReturnType;
     try {
-      res = await this.session.run(feeds, [this.output, this.target, ...this.dropoutOutputs.map((d) => d.mask)]);
+      res = await this.session.run(feeds, [this.output, this.target, ...this.dropoutOutputs.map((d) => d.mask), ...this.extraOutputs]);
     } catch (e) {
       throw new MedmaskError('USAGE', `${this.source}: inference failed for input [${dims.join(', ')}]: ${(e as Error).message.split('\n')[0]}`, { cause: e });
     }
@@ -180,6 +186,7 @@ export class ClassifierSession {
       activation: a.data as Float32Array,
       activationDims: [...a.dims],
     };
+    if (this.extraOutputs.length) out.extra = Object.fromEntries(this.extraOutputs.map((n) => [n, { data: res[n]!.data as Float32Array, dims: [...res[n]!.dims] }]));
     if (this.dropoutOutputs.length) {
       out.dropoutMasks = {};
       for (const d of this.dropoutOutputs) {

@@ -62,9 +62,10 @@ test('reviews → train-mask-head job → annotate with the head → review queu
   assert.equal(tj.result.accepted, lesionCases.length);
   const head = (tj.result.heads as unknown[])[0] as { maskHead: string; onnx: string; lesionImages: number };
   assert.equal(head.lesionImages, lesionCases.length);
-  const file = JSON.parse((await s.blobs.get(head.maskHead)).toString('utf8')) as { format: string; head: { channels: number } };
+  const file = JSON.parse((await s.blobs.get(head.maskHead)).toString('utf8')) as { format: string; head: { channels: number; layers?: { channels: number }[] } };
   assert.equal(file.format, 'medmask-mask-head/1');
-  assert.equal(file.head.channels, 128, 'the ResNet CAM target has 128 channels');
+  assert.equal(file.head.channels, 128 + 32, 'the ResNet CAM target has 128 channels, its stride-8 layer (the default hypercolumn) 32');
+  assert.equal(file.head.layers?.[0]?.channels, 32);
   assert.ok((await s.blobs.get(head.onnx)).byteLength > 1000);
 
   const labelMap = { nodule: 'abnormal', consolidation: 'abnormal', cavity: 'abnormal' };

@@ -19,7 +19,7 @@ import { evaluateRun } from '../../src/pipeline/evaluate.js';
 import { writeReport } from '../../src/pipeline/report.js';
 import { loadEnsemble, releaseEnsemble, runModel } from '../../src/pipeline/ensemble.js';
 import { writeChestDataset } from '../../src/pipeline/phantoms.js';
-import { loadMaskHead } from '../../src/pipeline/train-mask-head.js';
+import { loadMaskHead, maskHeadInput } from '../../src/pipeline/train-mask-head.js';
 import { buildMaskHeadOnnx, MASK_ACTIVATION_INPUT, MASK_LOGIT_OUTPUT, MASK_PROBABILITY_OUTPUT } from '../../src/runtime/mask-head-onnx.js';
 import { encodeOnnx } from '../../src/runtime/onnx-graph.js';
 import { lesionDice, phantomItems, reviewedPairs } from '../../bench/loop-mask-head.bench.js';
@@ -79,14 +79,18 @@ test('train-mask-head (CLI) from reviewed masks; annotate with the head beats th
   const loaded = await loadMaskHead(out);
   assert.equal(loaded.trainedOn?.images, 20);
   assert.equal(loaded.input?.height, 256, 'the manifest names the input of mask-head.onnx');
-  const [m] = await loadEnsemble([MODEL]);
+  // the default head reads a hypercolumn: the CAM target and ResNet's stride-8 layer, resized to 32 × 32
+  assert.deepEqual(loaded.head.layers, [{ tensor: '/layer2/layer2.0/relu_1/Relu_output_0', channels: 32 }]);
+  assert.equal(loaded.head.channels, 128 + 32);
+  const [m] = await loadEnsemble([MODEL], { extraOutputs: { [loaded.parent.sha256]: loaded.head.layers!.map((l) => l.tensor) } });
   const s = await ort.InferenceSession.create(readFileSync(join(out, 'mask-head.onnx')));
   try {
     const pass = await runModel(m!, await readVolume(join(held, 'images/img_00003.png')));
     const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', pass.pre.data, pass.pre.dims) });
     const z = r[MASK_LOGIT_OUTPUT]!.data as Float32Array;
-    const ts = maskHeadLogits(loaded.head, pass.activation.data);
+    const ts = maskHeadLogits(loaded.head, maskHeadInput(loaded.head, pass).data);
     assert.equal(z.length, ts.length);
+    assert.equal(ts.length, 32 * 32);
     for (let i = 0; i < ts.length; i++) assert.ok(Math.abs(z[i]! - ts[i]!) < 1e-4, `cell ${i}: ${z[i]} vs ${ts[i]}`);
   } finally {
     await s.release();

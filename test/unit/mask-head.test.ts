@@ -11,7 +11,8 @@ import { mulberry32 } from '../../src/core/random.js';
 import { fitHead } from '../../src/core/train/fit.js';
 import { headLoss, initHeadParams } from '../../src/core/train/head-net.js';
 import {
-  fuseMaskHead, maskHeadFromFit, maskHeadLogits, maskHeadMaps, pixelFeatures, pixelInterpolation, samplePixels, splitByImage,
+  fuseMaskHead, hypercolumn, MASK_HEAD_FORMAT, maskHeadFromFit, maskHeadLogits, maskHeadMaps, pixelFeatures, pixelInterpolation, samplePixels, splitByImage,
+  validateMaskHead,
 } from '../../src/core/train/mask-head.js';
 
 function gauss(rand: () => number): number {
@@ -202,4 +203,32 @@ test('annotate refuses an unknown fusion rule and a weight outside [0, 1] before
   const base = { models: ['no/such/model'], items: [], out: 'no/such/out' };
   await assert.rejects(annotate({ ...base, maskHeadFusion: 'max' as never }), (e: Error & { code?: string }) => e.code === 'USAGE' && /--mask-head-fusion max/.test(e.message));
   await assert.rejects(annotate({ ...base, maskHeadFusion: 'linear', maskHeadWeight: 1.2 }), (e: Error & { code?: string }) => e.code === 'USAGE' && /--mask-head-weight 1.2/.test(e.message));
+});
+
+test('hypercolumn: the coarse map resized to the finer one (a linear ramp stays linear inside, edges clamped), channels in order', () => {
+  // coarse: 2 channels 4 × 4, value = x (channel 0) and 10 + y (channel 1); fine: 1 channel 8 × 8 of 7s
+  const coarse = Float32Array.from({ length: 2 * 16 }, (_, i) => (i < 16 ? i % 4 : 10 + Math.floor((i - 16) / 4)));
+  const fine = new Float32Array(64).fill(7);
+  const hc = hypercolumn([{ data: coarse, channels: 2, width: 4, height: 4 }, { data: fine, channels: 1, width: 8, height: 8 }]);
+  assert.deepEqual([hc.channels, hc.width, hc.height, hc.data.length], [3, 8, 8, 3 * 64]);
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 8; x++) {
+      // half-pixel centres: fine pixel x sits at coarse (x + 0.5) / 2 − 0.5, clamped to [0, 3]
+      const cx = Math.min(3, Math.max(0, (x + 0.5) / 2 - 0.5));
+      const cy = Math.min(3, Math.max(0, (y + 0.5) / 2 - 0.5));
+      assert.ok(Math.abs(hc.data[y * 8 + x]! - cx) < 1e-6, `channel 0 at ${x},${y}`);
+      assert.ok(Math.abs(hc.data[64 + y * 8 + x]! - (10 + cy)) < 1e-6, `channel 1 at ${x},${y}`);
+      assert.equal(hc.data[128 + y * 8 + x], 7);
+    }
+  }
+  assert.throws(() => hypercolumn([]), /at least one/);
+  assert.throws(() => hypercolumn([{ data: fine, channels: 2, width: 8, height: 8 }]), /64 values, not 2 × 8 × 8/);
+});
+
+test('a mask head file with hypercolumn layers is checked: names, channel counts, room left for the target', () => {
+  const base = { format: MASK_HEAD_FORMAT, channels: 3, mean: [0, 0, 0], std: [1, 1, 1], weight: [1, 2, 3], bias: 0, dropout: 0 };
+  assert.deepEqual(validateMaskHead({ ...base, layers: [{ tensor: 'l2', channels: 1 }] }, 'h.json').layers, [{ tensor: 'l2', channels: 1 }]);
+  assert.throws(() => validateMaskHead({ ...base, layers: [{ tensor: 'l2', channels: 3 }] }, 'h.json'), /h\.json: the layers' 3 channels leave none of the 3/);
+  assert.throws(() => validateMaskHead({ ...base, layers: [{ tensor: '', channels: 1 }] }, 'h.json'), /layers must list/);
+  assert.throws(() => validateMaskHead({ ...base, layers: 'l2' }, 'h.json'), /layers must list/);
 });

@@ -19,7 +19,7 @@
  * @module
  */
 import { MedmaskError } from '../errors.js';
-import { mapToImage, type InputGeometry } from '../preprocess.js';
+import { mapToImage, resizeBilinear, type InputGeometry } from '../preprocess.js';
 import { mulberry32 } from '../random.js';
 import type { FitHeadResult } from './fit.js';
 import type { Split } from './split.js';
@@ -42,6 +42,46 @@ export interface MaskHead {
   bias: number;
   /** Dropout rate on the standardised activation (MC Dropout at inference). */
   dropout: number;
+  /**
+   * Hypercolumn: earlier, finer layers read beside the CAM target (absent = the target alone).
+   * The head's input is then {@link hypercolumn} of [target, ...layers]: each map resized
+   * bilinearly to the finest one's size, channels concatenated in that order (`channels` counts
+   * them all), so the head predicts at the finer layer's resolution.
+   */
+  layers?: { tensor: string; channels: number }[];
+}
+
+/** A C × h × w feature map (channel planes, x fastest). */
+export interface FeatureMap {
+  data: ArrayLike<number>;
+  channels: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The hypercolumn of several feature maps of one image: every map resized to the largest width
+ * and height with `resizeBilinear` (half-pixel centres, edges clamped — ONNX `Resize` linear
+ * `half_pixel`, which the exported head uses), channels concatenated in the given order.
+ * @param maps - the CAM target first, then earlier layers
+ * @returns the concatenated map
+ * @throws MedmaskError USAGE for an empty list or a map whose data does not fit its size
+ * @example
+ * const x = hypercolumn([{ data: act16, channels: 128, width: 16, height: 16 }, { data: act32, channels: 32, width: 32, height: 32 }]);
+ */
+export function hypercolumn(maps: readonly FeatureMap[]): FeatureMap & { data: Float32Array } {
+  if (!maps.length) throw new MedmaskError('USAGE', 'a hypercolumn needs at least one feature map');
+  const W = Math.max(...maps.map((m) => m.width));
+  const H = Math.max(...maps.map((m) => m.height));
+  const C = maps.reduce((a, m) => a + m.channels, 0);
+  const data = new Float32Array(C * W * H);
+  let o = 0;
+  for (const m of maps) {
+    if (m.data.length !== m.channels * m.width * m.height) throw new MedmaskError('USAGE', `a feature map holds ${m.data.length} values, not ${m.channels} × ${m.height} × ${m.width}`);
+    data.set(m.width === W && m.height === H ? m.data : resizeBilinear(m.data, m.width, m.height, W, H, { channels: m.channels }), o);
+    o += m.channels * W * H;
+  }
+  return { data, channels: C, width: W, height: H };
 }
 
 /**
@@ -208,7 +248,7 @@ export function splitByImage(imageOfRow: ArrayLike<number>, images: number, frac
  * @example
  * const head = maskHeadFromFit(fitHead(data, { hidden: 0 }), 0.3);
  */
-export function maskHeadFromFit(fit: FitHeadResult, dropout: number): MaskHead {
+export function maskHeadFromFit(fit: FitHeadResult, dropout: number, layers?: { tensor: string; channels: number }[]): MaskHead {
   const l = fit.params.layers;
   if (l.length !== 1 || l[0]!.rows !== 2) throw new MedmaskError('USAGE', 'a mask head is one linear layer with 2 classes (background, lesion)');
   const { w, b, cols } = l[0]!;
@@ -220,6 +260,7 @@ export function maskHeadFromFit(fit: FitHeadResult, dropout: number): MaskHead {
     weight: Array.from({ length: cols }, (_, k) => Math.fround(w[cols + k]! - w[k]!)),
     bias: Math.fround(b[1]! - b[0]!),
     dropout,
+    ...(layers?.length ? { layers } : {}),
   };
 }
 
@@ -245,6 +286,12 @@ export function validateMaskHead(v: unknown, source: string): MaskHead {
   if (!h.std!.every((s) => s > 0)) bad('std must be positive');
   if (!Number.isFinite(h.bias)) bad('bias must be a finite number');
   if (!(typeof h.dropout === 'number' && h.dropout >= 0 && h.dropout < 1)) bad('dropout must be in [0, 1)');
+  if (h.layers !== undefined) {
+    if (!Array.isArray(h.layers) || !h.layers.every((l) => l && typeof l.tensor === 'string' && l.tensor !== '' && Number.isInteger(l.channels) && l.channels >= 1)) {
+      bad('layers must list { tensor, channels } with a tensor name and a positive channel count');
+    }
+    if (h.layers.reduce((a, l) => a + l.channels, 0) >= C!) bad(`the layers' ${h.layers.reduce((a, l) => a + l.channels, 0)} channels leave none of the ${C} for the CAM target`);
+  }
   return h as MaskHead;
 }
 
