@@ -102,6 +102,11 @@ export interface CampaignOptions {
   organPriors?: boolean;
   /** Smallest connected component counted at region level (default 8 voxels). */
   minRegionVoxels?: number;
+  /**
+   * …in mm³ instead (per case: ⌈mm³ / voxel volume⌉ voxels, at least 1), so that "a region" means
+   * the same at every voxel size; replaces minRegionVoxels.
+   */
+  minRegionMm3?: number;
   /** Expert rates (default the paper's). */
   rates?: Partial<EffortRates>;
   /** Random draws per budget (default 200). */
@@ -296,7 +301,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       // An organ-level flag: the annotator re-draws the whole organ (attention is scored as it is).
       if (priorOrgans.get(c.id)?.has(o.name)) flagged.set(o.value, new Uint8Array(nv).fill(1));
       const err = organError(pseudo, truth.data, o.value);
-      const cmp = compareAttention(a, err, shape, minRegion);
+      const cmp = compareAttention(a, err, shape, opts.minRegionMm3 !== undefined ? Math.max(1, Math.ceil(opts.minRegionMm3 / (truth.spacing[0] * truth.spacing[1] * truth.spacing[2]) - 1e-9)) : minRegion);
       addDetection(counts, cmp);
       addDetection(perOrgan[o.name]!, cmp);
       pairs.push({ attention: cmp.attentionVoxels, error: cmp.errorVoxels, case: c.id, organ: o.name });
@@ -354,7 +359,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       'attention refinements': opts.refine && Object.keys(opts.refine).length ? JSON.stringify(opts.refine) : 'none (AbdomenAtlas)',
       'organ priors in the ranking': opts.organPriors ? 'missing organ, volume, pieces vs the source' : 'off (AbdomenAtlas)',
       'annotator margin (voxels)': margin,
-      'region size (voxels)': minRegion,
+      ...(opts.minRegionMm3 !== undefined ? { 'region size (mm³)': opts.minRegionMm3 } : { 'region size (voxels)': minRegion }),
       'Dice': 'mean over each case\'s organs without an original label',
     },
     cases: cases.map((c) => ({ id: c.id, source: c.source, priority: c.priority, organsToAnnotate: organs.length - c.labelled.length, diceBefore: c.diceBefore, diceAfter: c.diceAfter, errorVoxels: c.errorVoxels, selected: c.selected })),
