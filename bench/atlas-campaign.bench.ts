@@ -21,7 +21,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWrite } from '../src/io/atomic.js';
-import { runAtlasCampaign } from '../src/pipeline/atlas-campaign.js';
+import { runAtlasCampaign, type CampaignOptions } from '../src/pipeline/atlas-campaign.js';
 import { runCampaignSeries, type CampaignSeries } from '../src/pipeline/atlas-campaign-seeds.js';
 import { defineBenchmark } from './run.js';
 
@@ -115,6 +115,23 @@ function predictionKey(state: State): string {
 
 /** Folder of the cached predictions (a series folder runCampaignSeries can reuse). */
 const predictionCache = (state: State) => `${state.dir}-predictions-${predictionKey(state)}`;
+/** A case that reruns the series on the cached predictions with other attention / ranking options. */
+function variantCase(name: string, suffix: string, options: Partial<CampaignOptions>) {
+  return {
+    name,
+    repetitions: 1,
+    warmup: false,
+    skip: () => (MODELS.every((m) => existsSync(join(m, 'model.json'))) ? undefined : 'models/demo lacks the 3D models'),
+    async run({ state }: { state: State }) {
+      const t0 = performance.now();
+      const s = await runCampaignSeries(`${state.dir}-${suffix}`, { ...seriesOptions(state), predictionsFromSeries: predictionCache(state), ...options });
+      const elapsedMs = performance.now() - t0;
+      await atomicWrite(state.figures.replace(/\.json$/, `-${suffix}.json`), JSON.stringify(seriesFigures(s), null, 1) + '\n');
+      return { elapsedMs };
+    },
+  };
+}
+
 export default defineBenchmark<State>({
   description: 'simulated AbdomenAtlas campaign: 40 phantoms (64²) from 4 partial-label sources, 3 simulated models → attention → ranking → simulated review → merge → effort report',
   async setup(dir, quick) {
@@ -154,32 +171,8 @@ export default defineBenchmark<State>({
         return { elapsedMs };
       },
     },
-    {
-      name: 'same predictions, attention with shape priors',
-      repetitions: 1,
-      warmup: false,
-      skip: () => (MODELS.every((m) => existsSync(join(m, 'model.json'))) ? undefined : 'models/demo lacks the 3D models'),
-      async run({ state }) {
-        const t0 = performance.now();
-        const s = await runCampaignSeries(`${state.dir}-priors`, { ...seriesOptions(state), predictionsFromSeries: predictionCache(state), shapePriors: true });
-        const elapsedMs = performance.now() - t0;
-        await atomicWrite(state.figures.replace(/\.json$/, '-priors.json'), JSON.stringify(seriesFigures(s), null, 1) + '\n');
-        return { elapsedMs };
-      },
-    },
-    {
-      name: 'same predictions, refined attention and organ priors',
-      repetitions: 1,
-      warmup: false,
-      skip: () => (MODELS.every((m) => existsSync(join(m, 'model.json'))) ? undefined : 'models/demo lacks the 3D models'),
-      async run({ state }) {
-        const t0 = performance.now();
-        const s = await runCampaignSeries(`${state.dir}-refined`, { ...seriesOptions(state), predictionsFromSeries: predictionCache(state), ...REFINED });
-        const elapsedMs = performance.now() - t0;
-        await atomicWrite(state.figures.replace(/\.json$/, '-refined.json'), JSON.stringify(seriesFigures(s), null, 1) + '\n');
-        return { elapsedMs };
-      },
-    },
+    variantCase('same predictions, attention with shape priors', 'priors', { shapePriors: true }),
+    variantCase('same predictions, refined attention and organ priors', 'refined', REFINED),
   ],
   summarize(_results, state) {
     const read = (p: string, prefix: string) => {
