@@ -89,8 +89,24 @@ export interface CampaignOptions {
   attention?: AttentionOptions;
   /** Add organ shape priors to attention (atlasAttention's `shapePriors`; default false). */
   shapePriors?: boolean;
+  /**
+   * Attention refinements (atlasAttention's `minComponentMm3`, `openingMm`, `calibrateQuantile`;
+   * default none: AbdomenAtlas's attention with the campaign's opening).
+   */
+  refine?: { minComponentMm3?: number; openingMm?: number; calibrateQuantile?: number };
+  /**
+   * Organ-level priors in the ranking (atlasRank's `organPriors`; default false). The simulated
+   * annotator re-draws a flagged organ of a reviewed case completely, as an expert told "this
+   * spleen is missing / of an implausible size" would.
+   */
+  organPriors?: boolean;
   /** Smallest connected component counted at region level (default 8 voxels). */
   minRegionVoxels?: number;
+  /**
+   * …in mm³ instead (per case: ⌈mm³ / voxel volume⌉ voxels, at least 1), so that "a region" means
+   * the same at every voxel size; replaces minRegionVoxels.
+   */
+  minRegionMm3?: number;
   /** Expert rates (default the paper's). */
   rates?: Partial<EffortRates>;
   /** Random draws per budget (default 200). */
@@ -250,10 +266,11 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
   } else if (opts.segmenters?.length) await atlasPredict(data, opts.segmenters, work, { onProgress: (d, t) => progress?.('segment', d, t) });
   lap('predict');
 
-  const summaries = await atlasAttention(data, work, { ...attentionOpts, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
+  const summaries = await atlasAttention(data, work, { ...attentionOpts, ...opts.refine, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
   lap('attention');
-  const ranking = await atlasRank(work, { fraction });
+  const ranking = await atlasRank(work, { fraction, ...(opts.organPriors ? { organPriors: true } : {}) });
   const selected = new Set(ranking.selected);
+  const priorOrgans = new Map(ranking.ranked.map((r) => [r.id, new Set((r.priorFlags ?? []).map((f) => f.organ))]));
   const priorityOf = new Map(ranking.ranked.map((r) => [r.id, r.priority]));
   lap('rank');
 
@@ -281,8 +298,10 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       let any = 0;
       for (let v = 0; v < nv; v++) if (heat[v]) a[v] = any = 1;
       if (any) flagged.set(o.value, a);
+      // An organ-level flag: the annotator re-draws the whole organ (attention is scored as it is).
+      if (priorOrgans.get(c.id)?.has(o.name)) flagged.set(o.value, new Uint8Array(nv).fill(1));
       const err = organError(pseudo, truth.data, o.value);
-      const cmp = compareAttention(a, err, shape, minRegion);
+      const cmp = compareAttention(a, err, shape, opts.minRegionMm3 !== undefined ? Math.max(1, Math.ceil(opts.minRegionMm3 / (truth.spacing[0] * truth.spacing[1] * truth.spacing[2]) - 1e-9)) : minRegion);
       addDetection(counts, cmp);
       addDetection(perOrgan[o.name]!, cmp);
       pairs.push({ attention: cmp.attentionVoxels, error: cmp.errorVoxels, case: c.id, organ: o.name });
@@ -337,8 +356,10 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       ...(opts.segmenters?.length ? { 'segmenters (sliding window)': opts.segmenters.join(', ') } : {}),
       'attention opening': `${attentionOpts.erosions ?? 2} erosion(s), ${attentionOpts.dilations ?? 2} dilation(s)`,
       'attention shape priors': opts.shapePriors ? 'holes and stray pieces' : 'off (AbdomenAtlas)',
+      'attention refinements': opts.refine && Object.keys(opts.refine).length ? JSON.stringify(opts.refine) : 'none (AbdomenAtlas)',
+      'organ priors in the ranking': opts.organPriors ? 'missing organ, volume, pieces vs the source' : 'off (AbdomenAtlas)',
       'annotator margin (voxels)': margin,
-      'region size (voxels)': minRegion,
+      ...(opts.minRegionMm3 !== undefined ? { 'region size (mm³)': opts.minRegionMm3 } : { 'region size (voxels)': minRegion }),
       'Dice': 'mean over each case\'s organs without an original label',
     },
     cases: cases.map((c) => ({ id: c.id, source: c.source, priority: c.priority, organsToAnnotate: organs.length - c.labelled.length, diceBefore: c.diceBefore, diceAfter: c.diceAfter, errorVoxels: c.errorVoxels, selected: c.selected })),

@@ -22,9 +22,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { createVolume, sameGeometry, type Volume } from '../core/volume.js';
-import { ATLAS_ATTENTION_DEFAULTS, organAttention, type AttentionOptions, type ProbabilityArray } from '../core/atlas/attention.js';
+import { ATLAS_ATTENTION_DEFAULTS, ensembleStatistics, organAttention, type AttentionOptions, type ProbabilityArray } from '../core/atlas/attention.js';
+import { addSourceStatistics, calibratedThresholds, openingIterations, sourceStatistics, type SourceStatistics } from '../core/atlas/attention-refine.js';
+import { connectedComponents } from '../core/masks/binary.js';
 import { shapePriorFlags, type ShapePriorOptions } from '../core/atlas/shape-priors.js';
 import { MeanAccumulator } from '../core/atlas/pseudo-label.js';
+import { organPriorFlags, type CaseShapeSummary, type OrganPriorFlag, type OrganPriorOptions } from '../core/atlas/organ-priors.js';
 import { casePriority, rankCases, selectForReview, type PriorityOptions, type RankedCase, type SelectOptions } from '../core/atlas/ranking.js';
 import { mergeLabels, type Provenance } from '../core/atlas/merge.js';
 import { atomicWrite } from '../io/atomic.js';
@@ -352,6 +355,22 @@ export interface AtlasAttentionOptions extends AttentionOptions {
    * confidently wrong together. Default false: AbdomenAtlas's attention as published.
    */
   shapePriors?: boolean | ShapePriorOptions;
+  /**
+   * Drop attention components (of inconsistency ∨ uncertainty, 26-connected) smaller than this
+   * many mm³ after the opening (default none, as the paper).
+   */
+  minComponentMm3?: number;
+  /**
+   * Opening depth in mm: erosions = dilations = round(depth / voxel size) per case, replacing
+   * `erosions` / `dilations` (default none: the iterations as given).
+   */
+  openingMm?: number;
+  /**
+   * Per-source calibration: each threshold is raised to this quantile of the values it flags over
+   * the source's cases (a first pass over the predictions; default none, the paper's fixed
+   * thresholds).
+   */
+  calibrateQuantile?: number;
   cases?: string[];
   onProgress?: AtlasProgress;
 }
@@ -363,8 +382,10 @@ export interface CaseAttention {
   labelled: string[];
   models: string[];
   shape: number[];
-  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; shapePrior?: number; labelled: boolean; models: number }[];
-  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number; shapePriors?: boolean | ShapePriorOptions };
+  /** mm³ of one voxel. */
+  voxelMm3?: number;
+  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; shapePrior?: number; labelled: boolean; models: number; volumeMm3?: number; pieces?: number }[];
+  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number; shapePriors?: boolean | ShapePriorOptions; minComponentMm3?: number; openingMm?: number; calibrateQuantile?: number };
 }
 
 const count = (a: Uint8Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
@@ -398,6 +419,31 @@ export async function checkAtlasDataset(atlas: AtlasDataset, onProgress?: AtlasP
 }
 
 /**
+ * Per-source thresholds for `calibrateQuantile`: one pass over every case's predictions, the std
+ * and entropy values the base thresholds flag collected per source (core/atlas/attention-refine.ts).
+ */
+async function calibrateSources(atlas: AtlasDataset, work: string, base: Required<AttentionOptions>, q: number): Promise<Map<string, { stdThreshold: number; entropyThreshold: number }>> {
+  const stats = new Map<string, SourceStatistics>();
+  for (const c of atlas.cases) {
+    const image = await readVolume(c.image);
+    const preds = await casePredictions(work, image, c, atlas.organs);
+    const s = stats.get(c.source) ?? sourceStatistics();
+    stats.set(c.source, s);
+    for (const o of atlas.organs) {
+      const probs: ProbabilityArray[] = [];
+      for (const p of preds) {
+        const a = await p.organ(o.name);
+        if (a) probs.push(a);
+      }
+      if (!probs.length) continue;
+      const { std, entropy } = ensembleStatistics(probs, image.data.length);
+      addSourceStatistics(s, std, entropy, base);
+    }
+  }
+  return new Map([...stats].map(([source, s]) => [source, calibratedThresholds(s, q, base)]));
+}
+
+/**
  * Pseudo-labels and attention maps per case (two passes over the organs, one organ's model
  * probabilities in memory at a time).
  * @param data - the data set folder
@@ -415,6 +461,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
   const threshold = opts.threshold ?? 0.5;
   const options = { ...ATLAS_ATTENTION_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in ATLAS_ATTENTION_DEFAULTS)) } as Required<AttentionOptions>;
   await checkPredictionFolders(work, atlas);
+  const calibrated = opts.calibrateQuantile !== undefined ? await calibrateSources(atlas, work, options, opts.calibrateQuantile) : null;
   const out: CaseAttention[] = [];
   let done = 0;
   for (const c of atlas.cases) {
@@ -422,6 +469,10 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     const n = image.data.length;
     const preds = await casePredictions(work, image, c, organs);
     const labelled = await labelledOrgans(c, organs, image);
+    const spacing = [image.spacing[0], image.spacing[1], image.spacing[2]] as const;
+    const iterations = opts.openingMm !== undefined ? openingIterations(opts.openingMm, spacing) : null;
+    const caseOptions = { ...options, ...(iterations !== null ? { erosions: iterations, dilations: iterations } : {}), ...calibrated?.get(c.source) };
+    const refine = opts.minComponentMm3 ? { spacing, minComponentMm3: opts.minComponentMm3 } : undefined;
     // Pass 1: mean per organ → pseudo-label argmax and organ bits for the overlap.
     const bits = new Uint16Array(n);
     const best = new Float32Array(n).fill(threshold);
@@ -456,7 +507,9 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     const caseDir = join(work, 'attention', c.id);
     await mkdir(caseDir, { recursive: true });
     const priors = opts.shapePriors ? (opts.shapePriors === true ? {} : opts.shapePriors) : null;
-    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...options, overlapExclude: [...exclude], threshold, ...(priors ? { shapePriors: opts.shapePriors! } : {}) } };
+    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...caseOptions, overlapExclude: [...exclude], threshold, ...(priors ? { shapePriors: opts.shapePriors! } : {}), ...(refine ? { minComponentMm3: refine.minComponentMm3 } : {}), ...(opts.openingMm !== undefined ? { openingMm: opts.openingMm } : {}), ...(calibrated ? { calibrateQuantile: opts.calibrateQuantile! } : {}) } };
+    const voxelMm3 = spacing[0] * spacing[1] * spacing[2];
+    summary.voxelMm3 = voxelMm3;
     for (let o = 0; o < organs.length; o++) {
       const name = organs[o]!.name;
       if (!modelsPerOrgan[o]) continue;
@@ -469,7 +522,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
       const others = partners & ~bit;
       const overlap = new Uint8Array(n);
       for (let v = 0; v < n; v++) if (bits[v]! & bit && bits[v]! & others) overlap[v] = 1;
-      const a = organAttention(probs, image.shape, overlap, options);
+      const a = organAttention(probs, image.shape, overlap, caseOptions, refine);
       let prior = 0;
       if (priors) {
         // Shape-prior voxels join the binary attention at full heat (like the overlap term).
@@ -488,7 +541,13 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
       const heat = new Uint8Array(n);
       for (let v = 0; v < n; v++) if (a.binary[v]) heat[v] = Math.max(1, Math.round(a.heat[v]! * 255));
       await writeVolume(createVolume(image.shape, 'uint8', { ...geo, data: heat, meta: { source: `attention ${name}`, description: 'heat*255' } }), join(caseDir, `${name}.nii.gz`));
-      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length });
+      // The pseudo-label's volume and pieces, for organ-level priors at ranking (core/atlas/organ-priors.ts).
+      const own = new Uint8Array(n);
+      let ownVoxels = 0;
+      const value = organs[o]!.value;
+      for (let v = 0; v < n; v++) if (pseudo[v] === value) { own[v] = 1; ownVoxels++; }
+      const pieces = ownVoxels ? connectedComponents(own, image.shape).count : 0;
+      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length, volumeMm3: ownVoxels * voxelMm3, pieces });
     }
     await atomicWrite(join(work, 'attention', `${c.id}.json`), JSON.stringify(summary, null, 1) + '\n');
     out.push(summary);
@@ -499,13 +558,29 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
 }
 
 /** Options for {@link atlasRank}. */
-export interface AtlasRankOptions extends PriorityOptions, SelectOptions {}
+export interface AtlasRankOptions extends PriorityOptions, SelectOptions {
+  /**
+   * Organ-level priors (core/atlas/organ-priors.ts: an organ missing, of a volume or with pieces
+   * unusual for the case's source) add their expected error voxels to the priority. Default false:
+   * the AbdomenAtlas priority.
+   */
+  organPriors?: boolean | OrganPriorOptions;
+}
 
 /** Result of {@link atlasRank}. */
 export interface AtlasRankResult {
-  ranked: (RankedCase & { selected: boolean; organs: string[] })[];
+  ranked: (RankedCase & { selected: boolean; organs: string[]; priorFlags?: OrganPriorFlag[] })[];
   selected: string[];
   options: AtlasRankOptions;
+}
+
+/** An attention summary as organ-prior input (needs the volumes atlasAttention records since organ priors exist). */
+function shapeSummary(c: CaseAttention, dir: string): CaseShapeSummary {
+  const organs = c.organs.map((o) => {
+    if (o.volumeMm3 === undefined || o.pieces === undefined) throw new MedmaskError('USAGE', `${join(dir, `${c.case}.json`)} has no organ volumes`, { hint: 'run medmask atlas attention again (this version records them) before ranking with organ priors' });
+    return { organ: o.organ, volumeMm3: o.volumeMm3, pieces: o.pieces, labelled: o.labelled };
+  });
+  return { id: c.case, source: c.source, voxelMm3: c.voxelMm3 ?? 1, organs };
 }
 
 /**
@@ -523,18 +598,23 @@ export async function atlasRank(work: string, opts: AtlasRankOptions = {}): Prom
   if (!files.length) throw new MedmaskError('NOT_FOUND', `${dir}: no attention summaries`, { hint: 'run medmask atlas attention first' });
   const cases: CaseAttention[] = [];
   for (const f of files) cases.push(JSON.parse(await readFile(join(dir, f), 'utf8')) as CaseAttention);
-  const scores = cases.map((c) => ({
-    id: c.case,
-    source: c.source,
-    priority: casePriority(c.organs, opts, { voxels: c.shape.reduce((a, b) => a * b, 1), slices: c.shape[2]! }),
-  }));
+  const flags = opts.organPriors ? organPriorFlags(cases.map((c) => shapeSummary(c, dir)), opts.organPriors === true ? {} : opts.organPriors) : null;
+  const scores = cases.map((c) => {
+    const grid = { voxels: c.shape.reduce((a, b) => a * b, 1), slices: c.shape[2]! };
+    // Prior voxels join the attention voxels before any normalisation (same unit).
+    const extra = flags ? flags.get(c.case)!.reduce((s, f) => s + f.voxels, 0) : 0;
+    const base = casePriority(c.organs, opts, grid);
+    if (!extra) return { id: c.case, source: c.source, priority: base };
+    const d = opts.normalise === 'volume' ? grid.voxels : opts.normalise === 'slices' ? grid.slices : 1;
+    return { id: c.case, source: c.source, priority: (casePriority(c.organs, { ...opts, normalise: 'none' }) + extra) / d };
+  });
   const ranked = rankCases(scores);
   const chosen = new Set(selectForReview(ranked, opts).map((c) => c.id));
   const byId = new Map(cases.map((c) => [c.case, c]));
   const rows = ranked.map((r) => {
     const c = byId.get(r.id)!;
     const organs = c.organs.filter((o) => (opts.organs === 'all' || !o.labelled) && o.voxels > 0).sort((a, b) => b.voxels - a.voxels).map((o) => o.organ);
-    return { ...r, selected: chosen.has(r.id), organs };
+    return { ...r, selected: chosen.has(r.id), organs, ...(flags ? { priorFlags: flags.get(r.id)! } : {}) };
   });
   const result: AtlasRankResult = { ranked: rows, selected: rows.filter((r) => r.selected).map((r) => r.id), options: opts };
   await atomicWrite(join(work, 'ranking.json'), JSON.stringify(result, null, 1) + '\n');

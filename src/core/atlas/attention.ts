@@ -26,6 +26,7 @@
  */
 import { MedmaskError } from '../errors.js';
 import { binaryOpening, checkShape, type Connectivity, type Shape3 } from './morphology.js';
+import { dropSmallAttention, type Spacing3 } from './attention-refine.js';
 
 /**
  * Per-voxel probabilities of one organ from one model: float32 in [0, 1], or uint8 read as
@@ -65,6 +66,17 @@ export interface OrganAttention {
   heatSum: number;
   /** Maximum of std + entropy + overlap before normalisation (0 when nothing was flagged). */
   heatMax: number;
+}
+
+/**
+ * Optional refinement after the opening (not in the paper; off unless given): drop attention
+ * components smaller than `minComponentMm3` (core/atlas/attention-refine.ts).
+ */
+export interface AttentionRefinement {
+  /** Voxel size in mm (x, y, z). */
+  spacing: Spacing3;
+  /** Smallest component of inconsistency ∨ uncertainty kept, in mm³ (0 or absent: keep all). */
+  minComponentMm3?: number;
 }
 
 /** The thresholds AbdomenAtlas's public code uses. */
@@ -172,13 +184,14 @@ function pasteBox(crop: Uint8Array, dst: Uint8Array, shape: Shape3, b: Box3): vo
  * @param shape - voxels along x, y, z
  * @param overlap - this organ's overlap mask from {@link overlapMasks}, or null for none
  * @param opts - thresholds and opening (defaults: 0.1, 0.05, 2 erosions, 2 dilations, 3×3×3)
+ * @param refine - optional size filter in mm³ after the opening (absent: the paper's attention)
  * @returns masks, heat map and counts
  * @throws MedmaskError USAGE for arrays that do not fit the shape or bad thresholds
  * @example
  * const a = organAttention([unet.liver, segresnet.liver, resunet.liver], [96, 96, 60], overlaps[4]);
  * a.voxels; // flagged voxels
  */
-export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3, overlap: Uint8Array | null, opts: AttentionOptions = {}): OrganAttention {
+export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3, overlap: Uint8Array | null, opts: AttentionOptions = {}, refine?: AttentionRefinement): OrganAttention {
   const o = attentionOptions(opts);
   const n = checkShape(probs[0] ?? { length: -1 }, shape, 'probability map');
   if (overlap) checkShape(overlap, shape, 'overlap mask');
@@ -257,6 +270,7 @@ export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3
       binaryOpening(crop, boxShape(box), { ...open, out: crop });
       pasteBox(crop, mask, shape, box);
     }
+    if (refine?.minComponentMm3) dropSmallAttention({ inconsistency, uncertainty }, shape, refine.spacing, refine.minComponentMm3);
   }
   const ov = overlap ? Uint8Array.from(overlap, (x) => (x ? 1 : 0)) : new Uint8Array(n);
   const binary = new Uint8Array(n);

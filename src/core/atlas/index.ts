@@ -7,6 +7,8 @@
  */
 export * from './morphology.js';
 export * from './attention.js';
+export * from './attention-refine.js';
+export * from './organ-priors.js';
 export * from './pseudo-label.js';
 export * from './ranking.js';
 export * from './merge.js';
