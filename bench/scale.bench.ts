@@ -27,6 +27,7 @@ import { BullmqQueue } from '../src/queue/index.js';
 import { JOB_FORMAT } from '../src/queue/handlers.js';
 import { registerDemoModels } from '../src/runtime/model-registry.js';
 import { startPostgres, startRedis } from '../test/helpers/services.js';
+import { testHandlersJs } from '../test/helpers/test-handlers-js.js';
 import { defineBenchmark, type CaseResult } from './run.js';
 
 const ROOT = join(new URL('.', import.meta.url).pathname, '..');
@@ -43,9 +44,12 @@ if (only !== undefined && !(PARTS as readonly string[]).includes(only)) throw ne
 const partOf = (caseName: string) => (caseName.startsWith('atlas-') ? 'workers' : caseName);
 const skipped = (caseName: string) => (only && partOf(caseName) !== only ? `--only ${only}` : undefined);
 
+/** Workers as deployed: the built `bin/medmask.js` (run `npm run build` first), the test handlers as plain JS. */
 function startWorkers(n: number, db: string, redis: string, blobs: string, dir: string): { child: ChildProcess; ready: Promise<void> }[] {
+  if (!existsSync(join(ROOT, 'dist/cli/run.js'))) throw new Error('bench scale: run `npm run build` first (the workers start from bin/medmask.js)');
+  const handlers = testHandlersJs(dir);
   return Array.from({ length: n }, (_, i) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w${i}`)], {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', handlers, '--data-dir', join(dir, `w${i}`)], {
       cwd: ROOT,
       env: { ...process.env, MEDMASK_QUEUE_NAME: 'bench' },
       stdio: ['ignore', 'pipe', 'inherit'],
