@@ -180,7 +180,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   }
   const reconcileMs = o.reconcileMs ?? 30_000;
   if (reconcileMs > 0) {
-    const r = startReconciler({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, intervalMs: reconcileMs, handlers: ctx.handlers, ...(ctx.ownCapabilities ? { ownCapabilities: ctx.ownCapabilities } : {}) });
+    const r = startReconciler({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, intervalMs: reconcileMs, handlers: ctx.handlers, ...(ctx.ownCapabilities && o.queue.kind === 'in-process' ? { ownCapabilities: ctx.ownCapabilities } : {}) });
     app.addHook('onClose', () => r.stop());
   }
   await app.ready();
