@@ -27,6 +27,7 @@ import { BullmqQueue } from '../src/queue/index.js';
 import { JOB_FORMAT } from '../src/queue/handlers.js';
 import { registerDemoModels } from '../src/runtime/model-registry.js';
 import { startPostgres, startRedis } from '../test/helpers/services.js';
+import { testHandlersJs } from '../test/helpers/test-handlers-js.js';
 import { defineBenchmark, type CaseResult } from './run.js';
 
 const ROOT = join(new URL('.', import.meta.url).pathname, '..');
@@ -43,9 +44,12 @@ if (only !== undefined && !(PARTS as readonly string[]).includes(only)) throw ne
 const partOf = (caseName: string) => (caseName.startsWith('atlas-') ? 'workers' : caseName);
 const skipped = (caseName: string) => (only && partOf(caseName) !== only ? `--only ${only}` : undefined);
 
+/** Workers as deployed: the built `bin/medmask.js` (run `npm run build` first), the test handlers as plain JS. */
 function startWorkers(n: number, db: string, redis: string, blobs: string, dir: string): { child: ChildProcess; ready: Promise<void> }[] {
+  if (!existsSync(join(ROOT, 'dist/cli/run.js'))) throw new Error('bench scale: run `npm run build` first (the workers start from bin/medmask.js)');
+  const handlers = testHandlersJs(dir);
   return Array.from({ length: n }, (_, i) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', join(ROOT, 'test/helpers/test-handlers.ts'), '--data-dir', join(dir, `w${i}`)], {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', handlers, '--data-dir', join(dir, `w${i}`)], {
       cwd: ROOT,
       env: { ...process.env, MEDMASK_QUEUE_NAME: 'bench' },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -190,10 +194,15 @@ export default defineBenchmark<State>({
           });
           // Least-squares slope of RSS against cases done, over the run after its first 10 % (start-up
           // allocations); null when too few samples to fit (never 0 by construction).
-          const fit = samples.filter((s) => s.done >= n / 10);
-          const mx = fit.reduce((a, s) => a + s.done, 0) / Math.max(1, fit.length), my = fit.reduce((a, s) => a + s.rss, 0) / Math.max(1, fit.length);
-          const sxx = fit.reduce((a, s) => a + (s.done - mx) ** 2, 0);
-          const slope = fit.length >= 5 && sxx > 0 ? fit.reduce((a, s) => a + (s.done - mx) * (s.rss - my), 0) / sxx : NaN;
+          // The second half alone too: V8 sizes its heap during each worker's first few hundred cases
+          // (heap used after a full GC stays flat), so a leak shows there and warm-up does not.
+          const slopeFrom = (from: number) => {
+            const fit = samples.filter((s) => s.done >= from);
+            const mx = fit.reduce((a, s) => a + s.done, 0) / Math.max(1, fit.length), my = fit.reduce((a, s) => a + s.rss, 0) / Math.max(1, fit.length);
+            const sxx = fit.reduce((a, s) => a + (s.done - mx) ** 2, 0);
+            return { n: fit.length, slope: fit.length >= 5 && sxx > 0 ? fit.reduce((a, s) => a + (s.done - mx) * (s.rss - my), 0) / sxx : NaN };
+          };
+          const { n: fitted, slope } = slopeFrom(n / 10), late = slopeFrom(n / 2);
           const size = await sql<{ n: string }>`select pg_database_size(current_database()) as n`.execute(store.db);
           figures(state.dir, {
             campaign_cases: n,
@@ -203,7 +212,8 @@ export default defineBenchmark<State>({
             campaign_blobs_mb: dirMiB(blobDir),
             worker_peak_rss_mb: peak,
             worker_rss_growth_mb_per_1000_cases: slope * 1000,
-            worker_rss_samples: fit.length,
+            worker_rss_growth_mb_per_1000_cases_second_half: late.slope * 1000,
+            worker_rss_samples: fitted,
           });
           return { elapsedMs: ms };
         });

@@ -11,10 +11,10 @@
  * @module
  */
 import { execFile } from 'node:child_process';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { MedmaskError } from '../core/errors.js';
 import type { Store } from '../store/db.js';
-import { liveWorkers, registerWorker, removeWorker, touchWorker } from '../store/workers.js';
+import { liveWorkers, liveWorkersOnHost, registerWorker, removeWorker, touchWorker } from '../store/workers.js';
 import type { JobHandler, JobHandlerRegistry } from './handlers.js';
 import type { JobQueue, LaneRoute } from './queue.js';
 
@@ -127,4 +127,17 @@ export const WORKER_STALE_MS = 60_000;
 export function laneRoute(handlers: JobHandlerRegistry): LaneRoute {
   const lanes = [...new Set(handlers.names().map((t) => laneOf(handlers, t)).filter(Boolean))].sort();
   return { laneOf: (type) => laneOf(handlers, type), lanes };
+}
+
+/**
+ * This process's share of the machine's cores for one task's model inference: the cores divided
+ * by the tasks that may run on this host at once (live processes here × `concurrency`), at least 1.
+ * onnxruntime sizes its thread pool to the whole machine by default; two workers on one machine
+ * would then run four compute threads on two cores, each waiting at the other's barriers.
+ * @example
+ * await hostThreadShare(store, { concurrency: 1 }); // 2 cores, 2 workers on this host → 1
+ */
+export async function hostThreadShare(store: Store, o: { concurrency?: number; cores?: number; host?: string; staleMs?: number } = {}): Promise<number> {
+  const procs = Math.max(1, await liveWorkersOnHost(store.db, o.host ?? hostname(), o.staleMs ?? WORKER_STALE_MS));
+  return Math.max(1, Math.floor((o.cores ?? availableParallelism()) / (procs * Math.max(1, o.concurrency ?? 1))));
 }

@@ -28,6 +28,13 @@ export interface JobContext {
   progress(fraction: number, message?: string): Promise<void>;
   /** Aborted when the worker shuts down; long handlers should check it between steps. */
   signal: AbortSignal;
+  /**
+   * Threads a model inference of this job or task should use: this machine's cores shared among
+   * the tasks that may run on it at once (every live process on the host × its concurrency), so
+   * that two workers on one machine do not both size their thread pools to the whole machine.
+   * Undefined: the library's default (all cores).
+   */
+  threads?: number;
 }
 
 /** What the checks at submission may read. */

@@ -24,6 +24,7 @@ import { allTasks, claimTask, completeTask, failTask, insertTasks, nextFanRound,
 import { claimJob, completeJob, failJob, FINISHED_JOB_STATES, getJob, setJobProgress, touchJob, type JobRow } from '../store/jobs.js';
 import { parseJson } from '../store/util.js';
 import { JOB_FORMAT, type JobContext, type JobHandler, type JobHandlerRegistry, type SettledTask } from './handlers.js';
+import { hostThreadShare } from './capabilities.js';
 import { isTransientError, withOutageRetry } from './outage.js';
 import type { Consumer, DeliveryInfo, JobQueue, QueueMessage } from './queue.js';
 
@@ -56,6 +57,13 @@ export interface JobProcessorOptions {
   heartbeatMs?: number;
   /** How long to wait for an unreachable database before giving up on a message (default 10 min). */
   outageMaxMs?: number;
+  /** Tasks this process runs at once (default 1): with the live processes on this host, it sizes {@link JobContext.threads}. */
+  concurrency?: number;
+  /**
+   * Give jobs and tasks their share of this machine's cores as `threads` (hostThreadShare, looked
+   * up at most every 5 s; default false: the library default, all cores).
+   */
+  shareCores?: boolean;
   /** Called for each event (logging). */
   log?: (event: RunnerEvent) => void;
   /** Free-text lines (database outages). */
@@ -114,9 +122,22 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
     return o.handlers.get(job.type);
   }
 
-  function context(job: JobRow, input: unknown, info: DeliveryInfo, workDir: string): JobContext {
+  /** The core share, refreshed at most every 5 s (a failed look-up keeps the last answer). */
+  const share = { threads: undefined as number | undefined, at: 0 };
+  async function threads(): Promise<number | undefined> {
+    if (!o.shareCores) return undefined;
+    if (Date.now() - share.at > 5000) {
+      share.at = Date.now();
+      share.threads = await hostThreadShare(o.store, { concurrency: o.concurrency ?? 1 }).catch(() => share.threads);
+    }
+    return share.threads;
+  }
+
+  async function context(job: JobRow, input: unknown, info: DeliveryInfo, workDir: string): Promise<JobContext> {
     let last = 0;
+    const t = await threads();
     return {
+      ...(t ? { threads: t } : {}),
       jobId: job.id,
       type: job.type,
       input,
@@ -170,7 +191,7 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
     const rows = await allTasks(db, job.id);
     const settled: SettledTask[] = rows.map((r) => ({ key: r.key, input: parseJson(r.input), status: r.status === 'failed' ? 'failed' : 'done', result: parseJson(r.result), error: r.error }));
     const failed = settled.filter((t) => t.status === 'failed').length;
-    const result = await withScratch(`job-${job.id}-reduce`, (dir) => heartbeat(job.id, () => handler.fanOut!.reduce(context(job, input, info, dir), settled)));
+    const result = await withScratch(`job-${job.id}-reduce`, (dir) => heartbeat(job.id, async () => handler.fanOut!.reduce(await context(job, input, info, dir), settled)));
     await completeJob(db, job.id, result, failed ? 'partial' : 'done', failed ? `${settled.length - failed} of ${settled.length} cases done, ${failed} failed: retry them with POST /api/jobs/${job.id}/retry` : 'done');
     o.log?.({ jobId: job.id, event: failed ? 'partial' : 'done', attempt: info.attempt });
   }
@@ -185,13 +206,13 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
       const input = handler.validate(parseJson(job.input));
       if (handler.fanOut) {
         if (!(await taskCounts(db, job.id)).total) {
-          const tasks = await withScratch(`job-${job.id}-plan`, (dir) => heartbeat(job.id, () => handler.fanOut!.plan(context(job, input, info, dir))));
+          const tasks = await withScratch(`job-${job.id}-plan`, (dir) => heartbeat(job.id, async () => handler.fanOut!.plan(await context(job, input, info, dir))));
           await insertTasks(db, job.id, tasks);
         }
         await dispatch(job, handler, input, info);
         return;
       }
-      const result = await withScratch(`job-${job.id}`, (dir) => heartbeat(job.id, () => handler.run!(context(job, input, info, dir))));
+      const result = await withScratch(`job-${job.id}`, (dir) => heartbeat(job.id, async () => handler.run!(await context(job, input, info, dir))));
       await completeJob(db, job.id, result);
       o.log?.({ jobId: job.id, event: 'done', attempt: info.attempt });
     } catch (e) {
@@ -222,7 +243,7 @@ export function createJobProcessor(o: JobProcessorOptions): Consumer {
       const handler = handlerFor(job);
       const input = handler.validate(parseJson(job.input));
       const result = await withScratch(`job-${job.id}-${key.replace(/[^\w.-]/g, '_')}`, (dir) =>
-        heartbeat(job.id, () => handler.fanOut!.runTask({ ...context(job, input, info, dir), progress: async () => {}, task: { key, input: parseJson(task.input) } })),
+        heartbeat(job.id, async () => handler.fanOut!.runTask({ ...(await context(job, input, info, dir)), progress: async () => {}, task: { key, input: parseJson(task.input) } })),
       );
       await completeTask(db, job.id, key, result);
       o.log?.({ jobId: job.id, task: key, event: 'done', attempt: info.attempt });

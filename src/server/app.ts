@@ -176,11 +176,11 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
     // Nothing of an earlier process survives in memory: its unfinished jobs run again (handlers are idempotent).
     for (const j of await unfinishedJobs(o.store.db)) await o.queue.enqueue({ jobId: j.id, type: j.type });
   } else {
-    await reconcileOnce({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say });
+    await reconcileOnce({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, handlers: ctx.handlers });
   }
   const reconcileMs = o.reconcileMs ?? 30_000;
   if (reconcileMs > 0) {
-    const r = startReconciler({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, intervalMs: reconcileMs });
+    const r = startReconciler({ store: o.store, queue: o.queue, staleMs: o.staleMs ?? 60_000, log: say, intervalMs: reconcileMs, handlers: ctx.handlers, ...(ctx.ownCapabilities && o.queue.kind === 'in-process' ? { ownCapabilities: ctx.ownCapabilities } : {}) });
     app.addHook('onClose', () => r.stop());
   }
   await app.ready();

@@ -198,6 +198,8 @@ export async function startWorker(cfg: ServiceConfig, say: (line: string) => voi
       workerId,
       workDir: join(cfg.dataDir, 'work'),
       heartbeatMs: Math.max(250, Math.min(5000, Math.floor(cfg.staleMs / 4))),
+      concurrency: cfg.jobConcurrency,
+      shareCores: true,
       log: (e) => say(`job ${e.jobId}${e.task ? ` task ${e.task}` : ''} ${e.event} (attempt ${e.attempt})${e.note ? `: ${e.note}` : ''}${e.error ? `: ${e.error}` : ''}`),
       say,
     }),

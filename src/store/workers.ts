@@ -4,8 +4,8 @@
  * (queue/capabilities.ts) and the job view can say what a waiting job waits for.
  * @module
  */
-import type { Kysely } from 'kysely';
-import type { Database } from './schema.js';
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, WorkersTable } from './schema.js';
 import { nowIso } from './util.js';
 
 /** A live worker as the store returns it. */
@@ -17,6 +17,8 @@ export interface WorkerInfo {
   startedAt: string;
   heartbeatAt: string;
 }
+
+const toInfo = (r: Selectable<WorkersTable>): WorkerInfo => ({ id: r.id, kind: r.kind, capabilities: JSON.parse(r.capabilities) as string[], jobTypes: JSON.parse(r.job_types) as string[], startedAt: r.started_at, heartbeatAt: r.heartbeat_at });
 
 /** Record (or refresh) a process that runs jobs. */
 export async function registerWorker(db: Kysely<Database>, w: { id: string; kind: 'worker' | 'server'; capabilities: readonly string[]; jobTypes: readonly string[] }): Promise<void> {
@@ -40,7 +42,23 @@ export async function liveWorkers(db: Kysely<Database>, staleMs: number): Promis
   const now = Date.now();
   await db.deleteFrom('workers').where('heartbeat_at', '<', new Date(now - 10 * staleMs).toISOString()).execute();
   const rows = await db.selectFrom('workers').selectAll().where('heartbeat_at', '>=', new Date(now - staleMs).toISOString()).orderBy('id').execute();
-  return rows.map((r) => ({ id: r.id, kind: r.kind, capabilities: JSON.parse(r.capabilities) as string[], jobTypes: JSON.parse(r.job_types) as string[], startedAt: r.started_at, heartbeatAt: r.heartbeat_at }));
+  return rows.map(toInfo);
+}
+
+/**
+ * How many processes that run jobs on `host` are alive (worker ids are `host:pid`); read only.
+ * @example
+ * const n = await liveWorkersOnHost(db, hostname(), 60_000); // ≥ 1 once this process announced itself
+ */
+export async function liveWorkersOnHost(db: Kysely<Database>, host: string, staleMs: number): Promise<number> {
+  const rows = await db.selectFrom('workers').select('id').where('heartbeat_at', '>=', new Date(Date.now() - staleMs).toISOString()).execute();
+  return rows.filter((r) => r.id.startsWith(`${host}:`)).length;
+}
+
+/** Every recorded worker, live or not (a killed one's row stays until {@link liveWorkers} prunes it). */
+export async function recordedWorkers(db: Kysely<Database>): Promise<WorkerInfo[]> {
+  const rows = await db.selectFrom('workers').selectAll().orderBy('id').execute();
+  return rows.map(toInfo);
 }
 
 /** Say on a queued job what it waits for (e.g. a worker with torch); a job already running keeps its own message. */

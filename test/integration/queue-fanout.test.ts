@@ -7,11 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { createVolume } from '../../src/core/volume.js';
 import { sql } from 'kysely';
 import { BullmqQueue, JOB_FORMAT } from '../../src/queue/index.js';
@@ -20,6 +18,7 @@ import { FsBlobStore, openStore, type Store } from '../../src/store/index.js';
 import { ensureDataset, ensureProject, insertImage } from '../../src/store/volumes.js';
 import { ROOT, watchLines } from '../helpers/cli.js';
 import { startTestServer, waitFor, waitJob, type TestServer } from '../helpers/server.js';
+import { testHandlersJs } from '../helpers/test-handlers-js.js';
 import { freePort, startPostgres, startRedis, type RestartableService } from '../helpers/services.js';
 
 let redis: RestartableService;
@@ -50,22 +49,10 @@ async function dataset(db: Store, name: string, n: number): Promise<string> {
   return id;
 }
 
-/**
- * The test handlers as a plain JavaScript module on the built `dist/` (the test run builds it; the
- * CLI tests spawn bin/medmask.js too): workers start from `bin/medmask.js` without tsx, about
- * twice as fast as from source.
- */
-function handlersModule(): string {
-  const src = readFileSync(join(ROOT, 'test/helpers/test-handlers.ts'), 'utf8');
-  const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-  const file = join(dir, 'test-handlers.mjs');
-  writeFileSync(file, js.replaceAll("'../../src/", `'${pathToFileURL(join(ROOT, 'dist')).href}/`));
-  return file;
-}
 let handlersJs: string | undefined;
 
 function worker(s: DbServer, queueName: string, env: Record<string, string> = {}, redisUrl = redis.url): { child: ChildProcess; lines: string[]; ready: Promise<boolean> } {
-  handlersJs ??= handlersModule();
+  handlersJs ??= testHandlersJs(dir); // workers start from bin/medmask.js without tsx
   const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), 'worker', '--db', s.dbUrl, '--blobs', join(dir, 'blobs'), '--queue', redisUrl, '--lock-ms', '1500', '--handlers', handlersJs, '--data-dir', join(dir, `w-${Date.now()}-${Math.random()}`)], {
     cwd: ROOT,
     env: { ...process.env, MEDMASK_QUEUE_NAME: queueName, MEDMASK_JOB_ATTEMPTS: '3', MEDMASK_STALE_MS: '2000', ...env },
