@@ -50,6 +50,7 @@ import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
 /** Default settings (see {@link ServerSettings}). */
 export const DEFAULT_SETTINGS: ServerSettings = {
   maxUploadBytes: 1024 * 2 ** 20,
+  maxJsonSaveBytes: 8 * 2 ** 20,
   sessionTtlMs: 12 * 3600_000,
   secureCookies: false,
   loginMaxAttempts: 10,

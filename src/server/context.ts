@@ -30,6 +30,11 @@ export interface AuthUser {
 export interface ServerSettings {
   /** Largest upload, bytes (all files of one request together; also the body limit of binary saves). */
   maxUploadBytes: number;
+  /**
+   * Body limit of the JSON mask save (`POST /api/masks/:id/versions`: its body is parsed on the
+   * event loop), bytes; larger masks go to the binary `PUT /api/masks/:id/data`.
+   */
+  maxJsonSaveBytes: number;
   /** Session lifetime, ms. */
   sessionTtlMs: number;
   /** Mark cookies Secure (serve behind HTTPS). */

@@ -185,7 +185,19 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/api/masks/:id/versions',
     {
       config: { permission: 'mask:edit' },
-      bodyLimit: maxBytes,
+      // JSON is parsed on the event loop: a small limit of its own; whole volumes go as binary
+      bodyLimit: ctx.settings.maxJsonSaveBytes,
+      errorHandler(e, req, reply) {
+        if ((e as { code?: string }).code !== 'FST_ERR_CTP_BODY_TOO_LARGE') throw e;
+        const lim = ctx.settings.maxJsonSaveBytes;
+        const size = lim >= 2 ** 20 ? `${(lim / 2 ** 20).toFixed(lim % 2 ** 20 ? 1 : 0)} MiB` : `${lim} bytes`;
+        return reply.code(413).send({
+          error: 'TOO_LARGE',
+          message: `a JSON mask save is limited to ${size} (maxJsonSaveBytes); this body is larger`,
+          hint: `send the mask as binary instead: PUT /api/masks/${req.params.id}/data?baseVersion=N with raw uint8 voxels or a .nii.gz (application/octet-stream, up to the upload limit)`,
+          details: { maxJsonSaveBytes: lim, binaryRoute: 'PUT /api/masks/:id/data' },
+        });
+      },
       schema: {
         tags: ['masks'],
         summary: 'Save a mask: the version it edits plus the whole label map (base64, optionally gzip) or per-slice edits',
