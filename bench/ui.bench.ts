@@ -4,7 +4,8 @@
  * 512×512×203 abdominal CT phantom with its 9-organ labels and an attention map.
  *
  * - first_paint_2d_ms: click a 2D case in the queue → first slice drawn (server cold for that image)
- * - first_paint_ct_ms: the same for the CT (server cold: the volume is decoded on this first open)
+ * - first_paint_ct_ms: the same for the CT (server process cold; the slice files an upload makes are
+ *   on disk, as after a restart — the setup makes them once for the seeded rows)
  * - slice_change_ms: ↓ key → next CT slice drawn, neighbours prefetched, the next key 60 ms after the slice is drawn
  * - brush_ms: mouse move → brush pixels updated on the CT slice (event time stamp → after the blit)
  * - save_ms: save of a one-slice edit of the CT (request → new version acknowledged)
@@ -19,7 +20,7 @@
  * the in-page figures come from the UI's own timings (`window.__medmaskPerf`, the same ones the e2e tests read).
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -32,6 +33,7 @@ import { InProcessQueue } from '../src/queue/index.js';
 import { abdomenCase, buildWebUi, chestCase, launchChromium, passwordOf } from '../test/helpers/ui.js';
 import { TEST_SCRYPT } from '../test/helpers/server.js';
 import { seedCases } from '../test/helpers/viewer-seed.js';
+import { VolumeSlices } from '../src/server/volume-slices.js';
 import { defineBenchmark, type CaseResult } from './run.js';
 
 interface State {
@@ -66,18 +68,46 @@ async function seed(dir: string, size: number, nz: number | null): Promise<{ ct:
   }
 }
 
+/**
+ * The slice files an upload (or the job that wrote a version) makes, for every seeded image and
+ * label version (the seed writes rows directly, as no server saw it), made once per data folder.
+ */
+async function sliceFiles(dir: string): Promise<void> {
+  const done = join(dir, 'slices', 'prepared.json');
+  if (existsSync(done)) return;
+  const store = await openStore(join(dir, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  const slices = new VolumeSlices(join(dir, 'slices'));
+  try {
+    const hashes = [
+      ...(await store.db.selectFrom('images').select('blob').execute()).map((r) => r.blob),
+      ...(await store.db.selectFrom('mask_versions').select('blob').execute()).map((r) => r.blob),
+    ];
+    for (const h of hashes) {
+      await slices.prepare(h, () => blobs.get(h));
+      await slices.settled(h);
+    }
+    writeFileSync(done, JSON.stringify({ volumes: hashes.length }));
+  } finally {
+    await slices.close();
+    await store.close();
+  }
+}
+
 /** A server on the seeded data folder, a browser, a logged-in page. */
 async function session<T>(state: State, fn: (page: Page, url: string) => Promise<T>): Promise<T> {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-ui-bench-'));
   // every case starts from the seeded data as made (saves of an earlier case or run are not seen)
   const data = join(tmp, 'data');
-  cpSync(state.dataDir, data, { recursive: true });
+  // the slice files as hard links (they are only ever replaced by a rename, never written in place)
+  cpSync(state.dataDir, data, { recursive: true, filter: (src) => !src.startsWith(join(state.dataDir, 'slices')) });
+  if (existsSync(join(state.dataDir, 'slices'))) execFileSync('cp', ['-al', join(state.dataDir, 'slices'), join(data, 'slices')]);
   const store = await openStore(join(data, 'medmask.sqlite'));
   // an admin registers the demo models the atlas job names (jobs never open a path on the server)
   await createUser({ store, settings: { scrypt: TEST_SCRYPT } as never }, { username: 'admin', password: passwordOf('admin'), role: 'admin' });
   const blobs = new FsBlobStore(join(data, 'blobs'), { fsync: false });
   const queue = new InProcessQueue();
-  const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
+  const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), sliceDir: join(data, 'slices'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const browser = await launchChromium();
   try {
@@ -294,6 +324,7 @@ export default defineBenchmark<State>({
       writeFileSync(meta, JSON.stringify(ids));
     }
     const ids = JSON.parse(readFileSync(meta, 'utf8')) as { ct: State['ct']; chest: string[] };
+    await sliceFiles(dataDir);
     const figuresDir = join(dir, 'figures');
     rmSync(figuresDir, { recursive: true, force: true });
     return { dataDir, figuresDir, size, ...ids };

@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import { checkLabelMap } from '../../io/dataset.js';
 import { decodeNifti, encodeNifti } from '../../io/nifti.js';
-import { getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
+import { caseBlobs, getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
 import { parseJson } from '../../store/util.js';
 import { claimLive, claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseClaim, reviewMask, reviewQueue, versionBlob, type ReviewQueueQuery } from '../../store/review.js';
@@ -110,7 +110,16 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (req) => {
       const q = req.query;
-      return reviewQueue(db, { ...q, status: q.status as ReviewQueueQuery['status'], claimed: q.claimed ?? 'any', userId: userOf(req).id });
+      const r = await reviewQueue(db, { ...q, status: q.status as ReviewQueueQuery['status'], claimed: q.claimed ?? 'any', userId: userOf(req).id });
+      // The slice files of the cases on screen, in the background (the slice worker): images and
+      // versions written by jobs (in other processes) or stored before are ready when opened.
+      if (q.limit > 1 && ctx.slices) {
+        const slices = ctx.slices;
+        void caseBlobs(db, r.items.slice(0, 10).map((i) => i.maskId)).then((list) => {
+          for (const b of list) for (const h of [b.image, b.label]) if (h) void slices.prepare(h, () => ctx.blobs.get(h), { background: true });
+        }, () => undefined);
+      }
+      return r;
     },
   );
 
