@@ -11,9 +11,9 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { autoWindow } from '../core/viewer/window.js';
 import { allocVoxels, voxelTypeOf, type VoxelArray } from '../core/volume.js';
 import { decodeNifti } from '../io/nifti.js';
+import { displayStats } from './viewer-cache.js';
 import type { SliceJob, SliceReply } from './volume-slices.js';
 
 function put(dir: string, name: string, bytes: Uint8Array | string): void {
@@ -29,20 +29,6 @@ function put(dir: string, name: string, bytes: Uint8Array | string): void {
 }
 
 const bytesOf = (a: VoxelArray) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** Display facts, as the viewer computed them from a decoded volume (routes/viewer.ts). */
-function statsOf(d: VoxelArray, nz: number) {
-  let lo = Infinity, hi = -Infinity;
-  const step = d.length > 4e6 ? 7 : 1;
-  for (let i = 0; i < d.length; i += step) {
-    const x = d[i]!;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
-  const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
-  return { range: [lo, hi], window, ct };
-}
 
 async function run(m: SliceJob): Promise<void> {
   const post = (r: Omit<SliceReply, 'id'>) => parentPort!.postMessage({ id: m.id, ...r } satisfies SliceReply);
@@ -67,7 +53,7 @@ async function run(m: SliceJob): Promise<void> {
     for (let v = 1; v < 256; v++) if (seen[v]) vals.push(v);
     put(m.dir, `${m.key}.values.json`, JSON.stringify(vals));
   }
-  put(m.dir, `${m.key}.stats.json`, JSON.stringify(statsOf(d, nz)));
+  put(m.dir, `${m.key}.stats.json`, JSON.stringify(displayStats(d, nz)));
   put(m.dir, `${m.key}.json`, JSON.stringify({ shape, type, axes: ['z'] }));
   post({ stage: 'z', decoded: !!m.gz });
   const out = allocVoxels(type, d.length);

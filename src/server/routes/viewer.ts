@@ -20,7 +20,7 @@ import type { Volume, VoxelArray } from '../../core/volume.js';
 import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import type { flaggedRegions } from '../../core/viewer/regions.js';
-import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
+import { windowToGrey } from '../../core/viewer/window.js';
 import { getMask, labelPlanes, recordLabelPlanes, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { encodeNifti } from '../../io/nifti.js';
 import { getVolume, imageGeometry, labelVolume, type ImageRow } from '../../store/volumes.js';
@@ -35,7 +35,7 @@ import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
 import { webUiRoutes } from './web-ui.js';
 import { decodeOverlay } from '../overlays.js';
-import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
+import { displayStats, ViewerCaches, type ImageStats } from '../viewer-cache.js';
 import { saveLabelPlanes } from '../label-blobs.js';
 import { VolumeSlices } from '../volume-slices.js';
 
@@ -68,18 +68,7 @@ export interface EditsBody {
  * yet, from its middle axial plane): cached per blob so every request of a case agrees.
  */
 function imageStats(caches: ViewerCaches, hash: string, d: VoxelArray, nz: number): ImageStats {
-  const hit = caches.stats.get(hash);
-  if (hit) return hit;
-  let lo = Infinity, hi = -Infinity;
-  const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
-  for (let i = 0; i < d.length; i += step) {
-    const x = d[i]!;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
-  const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
-  return caches.stats.set(hash, { range: [lo, hi], window, ct });
+  return caches.stats.get(hash) ?? caches.stats.set(hash, displayStats(d, nz));
 }
 
 // A decode on the event loop: only for what has no slice files (several components, a blob the
