@@ -5,8 +5,9 @@
  * binary response the browser views as typed arrays without copying; a stack of label planes for a
  * fill through a slice range; flagged regions (connected components of the attention map); and
  * saves as compact per-slice diffs on the version the edit was made on (stale → 409 with the
- * current version, the edit kept as a draft, as every other save). Decoded volumes come from the
- * store's cache, so slices after the first cost a copy of one plane.
+ * current version, the edit kept as a draft, as every other save). Slices are read from the
+ * volumes' slice files (volume-slices.ts, made by a worker thread at upload, queue listing and
+ * save): one positioned read per slice, no decode on a request.
  *
  * Binary slice format (`application/x-medmask-slice`): bytes 0–3 `MMS1`, 4–7 the header length H
  * (uint32 LE), then H bytes of JSON `{ axis, index, width, height, tile, version, layers: [{ name,
