@@ -4,7 +4,8 @@
  * 512×512×203 abdominal CT phantom with its 9-organ labels and an attention map.
  *
  * - first_paint_2d_ms: click a 2D case in the queue → first slice drawn (server cold for that image)
- * - first_paint_ct_ms: the same for the CT (server cold: the volume is decoded on this first open)
+ * - first_paint_ct_ms: the same for the CT (server process cold; the slice files an upload makes are
+ *   on disk, as after a restart — the setup makes them once for the seeded rows)
  * - slice_change_ms: ↓ key → next CT slice drawn, neighbours prefetched, the next key 60 ms after the slice is drawn
  * - brush_ms: mouse move → brush pixels updated on the CT slice (event time stamp → after the blit)
  * - save_ms: save of a one-slice edit of the CT (request → new version acknowledged)
@@ -19,7 +20,7 @@
  * the in-page figures come from the UI's own timings (`window.__medmaskPerf`, the same ones the e2e tests read).
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -32,6 +33,7 @@ import { InProcessQueue } from '../src/queue/index.js';
 import { abdomenCase, buildWebUi, chestCase, launchChromium, passwordOf } from '../test/helpers/ui.js';
 import { TEST_SCRYPT } from '../test/helpers/server.js';
 import { seedCases } from '../test/helpers/viewer-seed.js';
+import { VolumeSlices } from '../src/server/volume-slices.js';
 import { defineBenchmark, type CaseResult } from './run.js';
 
 interface State {
@@ -66,18 +68,46 @@ async function seed(dir: string, size: number, nz: number | null): Promise<{ ct:
   }
 }
 
+/**
+ * The slice files an upload (or the job that wrote a version) makes, for every seeded image and
+ * label version (the seed writes rows directly, as no server saw it), made once per data folder.
+ */
+async function sliceFiles(dir: string): Promise<void> {
+  const done = join(dir, 'slices', 'prepared.json');
+  if (existsSync(done)) return;
+  const store = await openStore(join(dir, 'medmask.sqlite'));
+  const blobs = new FsBlobStore(join(dir, 'blobs'), { fsync: false });
+  const slices = new VolumeSlices(join(dir, 'slices'));
+  try {
+    const hashes = [
+      ...(await store.db.selectFrom('images').select('blob').execute()).map((r) => r.blob),
+      ...(await store.db.selectFrom('mask_versions').select('blob').execute()).map((r) => r.blob),
+    ];
+    for (const h of hashes) {
+      await slices.prepare(h, () => blobs.get(h));
+      await slices.settled(h);
+    }
+    writeFileSync(done, JSON.stringify({ volumes: hashes.length }));
+  } finally {
+    await slices.close();
+    await store.close();
+  }
+}
+
 /** A server on the seeded data folder, a browser, a logged-in page. */
 async function session<T>(state: State, fn: (page: Page, url: string) => Promise<T>): Promise<T> {
   const tmp = mkdtempSync(join(tmpdir(), 'medmask-ui-bench-'));
   // every case starts from the seeded data as made (saves of an earlier case or run are not seen)
   const data = join(tmp, 'data');
-  cpSync(state.dataDir, data, { recursive: true });
+  // the slice files as hard links (they are only ever replaced by a rename, never written in place)
+  cpSync(state.dataDir, data, { recursive: true, filter: (src) => !src.startsWith(join(state.dataDir, 'slices')) });
+  if (existsSync(join(state.dataDir, 'slices'))) execFileSync('cp', ['-al', join(state.dataDir, 'slices'), join(data, 'slices')]);
   const store = await openStore(join(data, 'medmask.sqlite'));
   // an admin registers the demo models the atlas job names (jobs never open a path on the server)
   await createUser({ store, settings: { scrypt: TEST_SCRYPT } as never }, { username: 'admin', password: passwordOf('admin'), role: 'admin' });
   const blobs = new FsBlobStore(join(data, 'blobs'), { fsync: false });
   const queue = new InProcessQueue();
-  const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
+  const app = await createServer({ store, blobs, queue, workDir: join(tmp, 'work'), settings: { tmpDir: join(tmp, 'tmp'), sliceDir: join(data, 'slices'), scrypt: TEST_SCRYPT, maxUploadBytes: 512 * 2 ** 20 } });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const browser = await launchChromium();
   try {
@@ -109,13 +139,40 @@ async function underLoad<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 type Perf = { samples: Record<string, number[]> };
+
+/** One request of the page as the browser saw it: ms from `t0` (the click) to sent, first byte and last byte. */
+interface Traced {
+  path: string;
+  sent: number;
+  firstByte: number;
+  done: number;
+}
+
+/**
+ * Record the page's API requests from now on (where the time of a first paint goes: the server's
+ * share is first byte − sent). @returns a function giving the requests, times relative to `t0`
+ */
+function traceRequests(page: Page): (t0: number) => Traced[] {
+  const out: { path: string; start: number; t: ReturnType<import('playwright-core').Request['timing']> }[] = [];
+  page.on('requestfinished', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/')) out.push({ path: u.pathname.replace(/[0-9a-f-]{36}/g, ':id') + u.search, start: r.timing().startTime, t: r.timing() });
+  });
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return (t0) => out.filter((o) => o.start >= t0 - 5).map((o) => ({ path: o.path, sent: r1(o.start - t0 + o.t.requestStart), firstByte: r1(o.start - t0 + o.t.responseStart), done: r1(o.start - t0 + o.t.responseEnd) }));
+}
+
+/** Wall-clock time in the page (ms since the epoch, as request timings are). */
+const pageNow = (page: Page) => page.evaluate(() => Date.now());
 const samplesOf = (page: Page, name: string) => page.evaluate((n) => [...((globalThis as unknown as { __medmaskPerf: Perf }).__medmaskPerf.samples[n] ?? [])], name);
 
 async function openFromQueue(page: Page, maskId: string): Promise<number> {
   await page.evaluate(() => ((globalThis as unknown as { location: { hash: string } }).location.hash = '#/queue'));
   // the queue defaults to the data set of the case opened last: list them all (CT and chest cases alternate)
+  // (the data sets arrive after the list: the remembered one is selected then, so wait for them)
   const ds = page.locator('#f-dataset');
   await ds.waitFor();
+  await page.waitForFunction(() => ((globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#f-dataset option').length > 1), null, { timeout: 120_000 });
   if ((await ds.inputValue()) !== '') await ds.selectOption('');
   await page.waitForSelector(`tr.case-row[data-mask="${maskId}"]`, { timeout: 120_000 });
   const n = (await samplesOf(page, 'first_paint')).length;
@@ -140,12 +197,16 @@ function record(state: State, name: string, figures: Record<string, unknown>): v
   writeFileSync(join(state.figuresDir, `${name}.json`), JSON.stringify(figures));
 }
 
+/** `npm run bench -- ui --only first_paint_ct,save`: only those cases (the baseline always runs). */
+const only = process.env.MEDMASK_BENCH_ONLY?.split(',');
+
 /** A case whose samples are measured in one session; each timed repetition returns the next sample. */
 function sampled(name: string, reps: number, measure: (s: State) => Promise<number[]>, baseline = false) {
   let samples: number[] | null = null;
   return {
     name,
     baseline,
+    skip: () => (only && !only.includes(name) ? `--only ${only.join(',')}` : undefined),
     repetitions: reps,
     warmup: false,
     async run(ctx: { state: State }) {
@@ -263,6 +324,7 @@ export default defineBenchmark<State>({
       writeFileSync(meta, JSON.stringify(ids));
     }
     const ids = JSON.parse(readFileSync(meta, 'utf8')) as { ct: State['ct']; chest: string[] };
+    await sliceFiles(dataDir);
     const figuresDir = join(dir, 'figures');
     rmSync(figuresDir, { recursive: true, force: true });
     return { dataDir, figuresDir, size, ...ids };
@@ -277,9 +339,12 @@ export default defineBenchmark<State>({
       }), true),
     sampled('first_paint_ct', 1, (s) =>
       session(s, async (page) => {
+        const trace = traceRequests(page);
+        const t0 = await pageNow(page);
         const cold = await openFromQueue(page, s.ct.maskId);
+        const requests = trace(t0);
         const warm = await openFromQueue(page, s.ct.maskId);
-        record(s, 'first_paint_ct', { cold, warm, shape: s.ct.shape });
+        record(s, 'first_paint_ct', { cold, warm, shape: s.ct.shape, requests });
         return [cold];
       })),
     sampled('slice_change', 30, (s) => session(s, (page) => sliceChanges(page, s, 'slice_change'))),
@@ -292,8 +357,10 @@ export default defineBenchmark<State>({
       }))),
     sampled('first_paint_ct_loaded', 1, (s) =>
       session(s, (page) => underLoad(async () => {
+        const trace = traceRequests(page);
+        const t0 = await pageNow(page);
         const cold = await openFromQueue(page, s.ct.maskId);
-        record(s, 'first_paint_ct_loaded', { cold });
+        record(s, 'first_paint_ct_loaded', { cold, requests: trace(t0) });
         return [cold];
       }))),
     sampled('slice_change_loaded', 30, (s) => session(s, (page) => underLoad(() => sliceChanges(page, s, 'slice_change_loaded')))),
@@ -311,18 +378,23 @@ export default defineBenchmark<State>({
     sampled('save', 3, (s) =>
       session(s, async (page) => {
         await openFromQueue(page, s.ct.maskId);
+        const trace = traceRequests(page);
         const out: number[] = [];
+        const requests: Traced[][] = [];
         for (let i = 0; i < 3; i++) {
           await page.keyboard.press('ArrowDown');
           await page.waitForTimeout(200);
           const v0 = await page.evaluate(() => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion);
           await page.keyboard.press(String(9 - i)); // a label not painted there yet
           await stroke(page, [200.5, 200.5 + 20 * i], [300.5, 220.5 + 20 * i], 8);
+          const t0 = await pageNow(page);
           await page.click('#save');
           await page.waitForFunction((v) => (globalThis as unknown as { __viewer: { baseVersion: number } }).__viewer.baseVersion === v + 1, v0, { timeout: 300_000 });
           out.push((await samplesOf(page, 'save')).at(-1)!);
+          await page.waitForTimeout(300);
+          requests.push(trace(t0));
         }
-        record(s, 'save', { samples: out });
+        record(s, 'save', { samples: out, requests });
         return out;
       })),
     sampled('open_10_cases', 1, (s) =>

@@ -42,6 +42,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { maskRoutes } from './routes/masks.js';
 import { modelRoutes } from './routes/models.js';
 import { viewerRoutes } from './routes/viewer.js';
+import { VolumeSlices } from './volume-slices.js';
 import { dicomwebRoutes } from './routes/dicomweb.js';
 import { registerDicomwebHandlers } from '../queue/handlers/dicomweb.js';
 import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
@@ -50,6 +51,7 @@ import { deploymentSecretBox, type SecretBox } from '../store/secret-box.js';
 /** Default settings (see {@link ServerSettings}). */
 export const DEFAULT_SETTINGS: ServerSettings = {
   maxUploadBytes: 1024 * 2 ** 20,
+  maxJsonSaveBytes: 8 * 2 ** 20,
   sessionTtlMs: 12 * 3600_000,
   secureCookies: false,
   loginMaxAttempts: 10,
@@ -114,6 +116,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   const secrets = o.secrets ?? (await deploymentSecretBox(o.store.db));
   const ctx: ServerContext = { store: o.store, blobs: o.blobs, queue: o.queue, handlers: registerDicomwebHandlers(o.handlers ?? createDefaultHandlers(), { uidSalt: settings.uidSalt, secrets }), settings, secrets };
   if (settings.decodeWorkers > 0) ctx.decoder = new DecodePool({ size: settings.decodeWorkers, timeoutMs: settings.decodeTimeoutMs });
+  ctx.slices = new VolumeSlices(settings.sliceDir ?? join(settings.tmpDir, 'volume-slices'));
   const app = Fastify({
     logger: o.logger ?? false,
     // Behind reverse proxies: req.ip is the client named in X-Forwarded-For, only when it comes from these.
@@ -124,6 +127,7 @@ export async function createServer(o: CreateServerOptions): Promise<FastifyInsta
   // Before any plugin: error handlers are inherited by plugins registered after them.
   installErrorHandlers(app, settings.maxUploadBytes);
   app.addHook('onClose', async () => ctx.decoder?.close());
+  app.addHook('onClose', async () => ctx.slices?.close());
   installSecurityHeaders(app, { hsts: settings.secureCookies });
   await app.register(cookie);
   await app.register(multipart, { limits: { fileSize: settings.maxUploadBytes } });

@@ -14,6 +14,7 @@ import type { JobQueue } from '../queue/queue.js';
 import type { Capability } from '../queue/capabilities.js';
 import type { Permission } from './permissions.js';
 import type { DecodePool } from './decode-pool.js';
+import type { VolumeSlices } from './volume-slices.js';
 
 /** The logged-in user of a request. */
 export interface AuthUser {
@@ -30,6 +31,11 @@ export interface AuthUser {
 export interface ServerSettings {
   /** Largest upload, bytes (all files of one request together; also the body limit of binary saves). */
   maxUploadBytes: number;
+  /**
+   * Body limit of the JSON mask save (`POST /api/masks/:id/versions`: its body is parsed on the
+   * event loop), bytes; larger masks go to the binary `PUT /api/masks/:id/data`.
+   */
+  maxJsonSaveBytes: number;
   /** Session lifetime, ms. */
   sessionTtlMs: number;
   /** Mark cookies Secure (serve behind HTTPS). */
@@ -41,6 +47,11 @@ export interface ServerSettings {
   uidSalt: string;
   /** Folder for temporary upload files. */
   tmpDir: string;
+  /**
+   * Folder of the slice-addressable copies of stored volumes (volume-slices.ts; a cache that is
+   * rebuilt from the blobs when lost; default `<tmpDir>/volume-slices`; `medmask serve`: `<dataDir>/slices`).
+   */
+  sliceDir?: string;
   /** scrypt cost for new password hashes. */
   scrypt: { N: number; r: number; p: number };
   /** Cap on the voxels × components an uploaded image may declare (checked before decoding). */
@@ -62,6 +73,8 @@ export interface ServerContext {
   settings: ServerSettings;
   /** Seals and opens archive credentials (the deployment's secret key). */
   secrets: SecretBox;
+  /** Slice-addressable copies of stored volumes, made in a worker thread (set by createServer). */
+  slices?: VolumeSlices;
   /** Upload decoding off the event loop (absent when `decodeWorkers` is 0). */
   decoder?: DecodePool;
   /** This server's capabilities (detected once, on first need) when it runs jobs itself (in-process queue). */

@@ -203,6 +203,8 @@ export async function importDataset(ctx: ServerContext, root: string, o: { datas
       const { image, created } = await insertImage(ctx.store.db, ctx.blobs, { datasetId: o.datasetId, name: nameOf(c.id), volume, format: String(volume.meta.format ?? 'nifti'), createdBy: o.userId });
       if (!created) throw new MedmaskError('CONFLICT', `the data set already has an image named "${nameOf(c.id)}" (uploaded at the same time)`);
       added.push(image.id);
+      // slice files made now, in the slice worker, so the viewer never decodes this image
+      void ctx.slices?.prepare(image.blob, () => ctx.blobs.get(image.blob));
       if (c.label) {
         const labFile = c.label.slice(root.length + 1);
         const lab = await read(c.label, labFile);
@@ -214,6 +216,7 @@ export async function importDataset(ctx: ServerContext, root: string, o: { datas
           data[k] = x;
         }
         const { hash } = await putVolume(ctx.blobs, labelVolume(image, data), true);
+        void ctx.slices?.prepare(hash, () => ctx.blobs.get(hash));
         await addMaskLabel(ctx.store.db, { imageId: image.id, blob: hash, target: o.target, provenance: 'original', source, createdBy: o.userId });
         out.labels++;
       }

@@ -137,7 +137,7 @@ export async function startServe(cfg: ServiceConfig, say: (line: string) => void
     staleMs: cfg.staleMs,
     say,
     workDir: join(cfg.dataDir, 'work'),
-    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, maxVoxels: cfg.maxVoxels, decodeTimeoutMs: cfg.decodeTimeoutS * 1000, fourEyesReview: cfg.fourEyesReview, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp') },
+    settings: { maxUploadBytes: cfg.maxUploadMb * 2 ** 20, maxVoxels: cfg.maxVoxels, decodeTimeoutMs: cfg.decodeTimeoutS * 1000, fourEyesReview: cfg.fourEyesReview, secureCookies: cfg.secureCookies, uidSalt, tmpDir: join(cfg.dataDir, 'tmp'), sliceDir: join(cfg.dataDir, 'slices') },
     ...(cfg.trustProxy.length ? { trustProxy: cfg.trustProxy } : {}),
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });

@@ -1,4 +1,5 @@
 /**
+ * Not on the viewer's request path any more (it reads slice files: volume-slices.ts); kept, with its test, until removed.
  * Axial planes straight out of a stored `.nii.gz` blob, inflating only as far as the planes asked
  * for: the first slice of a never-opened CT is on screen after inflating half the file instead of
  * decoding all of it (a 512×512×200 int16 CT: ~100 MB inflated, ~0.35 s on a quiet core, much

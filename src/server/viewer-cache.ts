@@ -6,6 +6,7 @@
  */
 import type { flaggedRegions } from '../core/viewer/regions.js';
 import type { VoxelArray } from '../core/volume.js';
+import { autoWindow } from '../core/viewer/window.js';
 
 /** A least-recently-used map with a fixed number of entries. */
 export class Lru<V> {
@@ -38,6 +39,23 @@ export interface ImageStats {
   range: [number, number];
   window: [number, number];
   ct: boolean;
+}
+
+/**
+ * Display range (a strided pass over big volumes), window and CT-ness of an image's voxels: what
+ * the slice worker writes beside the slice files and the viewer computes for what has none.
+ */
+export function displayStats(d: VoxelArray, nz: number): ImageStats {
+  let lo = Infinity, hi = -Infinity;
+  const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
+  for (let i = 0; i < d.length; i += step) {
+    const x = d[i]!;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
+  const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
+  return { range: [lo, hi], window, ct };
 }
 
 /** The caches of one server's viewer routes. */

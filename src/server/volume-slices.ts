@@ -12,6 +12,7 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { allocVoxels, voxelTypeOf, type Volume, type VoxelArray, type VoxelType } from '../core/volume.js';
 import type { SliceAxis } from './slices.js';
 
@@ -27,8 +28,44 @@ const BYTES: Record<VoxelType, number> = { uint8: 1, int8: 1, uint16: 2, int16: 
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
+/** A job of the slice worker (slice-worker.ts): a stored `.nii.gz`, or decoded voxels (a save). */
+export interface SliceJob {
+  id: number;
+  dir: string;
+  key: string;
+  gz?: Uint8Array;
+  raw?: { shape: [number, number, number]; data: VoxelArray };
+}
+
+/** The slice worker's answers: the axial file is there (`z`), all files are (`done`). */
+export interface SliceReply {
+  id: number;
+  stage: 'z' | 'done';
+  /** Whether a `.nii.gz` was decoded for this job. */
+  decoded?: boolean;
+  skipped?: string;
+  error?: string;
+}
+
+interface Prep {
+  /** Resolves when the axial file is there (true) or cannot be (false). */
+  z: Promise<boolean>;
+  /** Resolves when the job is over. */
+  done: Promise<void>;
+}
+
 /** Slice-addressable copies of decoded volumes in a folder. */
 export class VolumeSlices {
+  /** Whole-volume decodes of `.nii.gz` blobs this instance made (all in its worker thread). */
+  decodes = 0;
+  private readonly preps = new Map<string, Prep>();
+  /** Keys the worker could not make files of (several components, damaged): not tried again. */
+  private readonly refused = new Set<string>();
+  private readonly jobs: { job: SliceJob; z(ok: boolean): void; done(): void; transfer: ArrayBuffer[] }[] = [];
+  private worker: Worker | null = null;
+  private busy = false;
+  private nextId = 0;
+  private closed = false;
   private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
   private readonly building = new Map<string, Promise<void>>();
   private readonly metaLocks = new Map<string, Promise<void>>();
@@ -148,6 +185,129 @@ export class VolumeSlices {
     } catch {
       // a cache: losing it costs a recomputation
     }
+  }
+
+  /**
+   * Make the slice files of a stored volume in the worker thread (one decode, never on the event
+   * loop), once per key: at upload, when a job's output or a save appears, or — for data stored
+   * before — on the first request. @param gz - reads the blob (called only when the files are missing)
+   * @returns when the axial file is there: true, or false when it cannot be (several components,
+   *   a damaged blob: the caller decodes as before)
+   */
+  prepare(key: string, gz: () => Promise<Uint8Array>, opts: { background?: boolean } = {}): Promise<boolean> {
+    return this.enqueue(key, !opts.background, async () => {
+      const b = await gz();
+      // a copy the worker owns (a Buffer may share a pool)
+      const own = new Uint8Array(b.byteLength);
+      own.set(b);
+      return { job: { id: 0, dir: this.dir, key, gz: own }, transfer: [own.buffer] };
+    }).z;
+  }
+
+  /**
+   * Make the slice files of a volume whose voxels are at hand (a saved label map), in the worker
+   * thread. The key is registered at once (a request for it waits for these files instead of
+   * decoding); `data` is read then and handed over (unusable afterwards).
+   */
+  prepareFrom(key: string, shape: [number, number, number], data: () => Promise<VoxelArray>): Promise<boolean> {
+    return this.enqueue(key, true, async () => {
+      const d = await data();
+      return { job: { id: 0, dir: this.dir, key, raw: { shape, data: d } }, transfer: [d.buffer as ArrayBuffer] };
+    }).z;
+  }
+
+  /** Wait until the files of `key` in the making are done (at once when none are). */
+  async settled(key: string): Promise<void> {
+    await this.preps.get(key)?.done;
+  }
+
+  /** Stop the worker thread (pending jobs are dropped; their callers fall back to decoding). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of this.jobs.splice(0)) (j.z(false), j.done());
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+
+  // urgent: someone waits for it (a request, a save): ahead of background work (queue listings)
+  private enqueue(key: string, urgent: boolean, make: () => Promise<{ job: SliceJob; transfer: ArrayBuffer[] }>): Prep {
+    if (this.refused.has(key)) return { z: Promise.resolve(false), done: Promise.resolve() };
+    const had = this.preps.get(key);
+    if (had) {
+      const at = urgent ? this.jobs.findIndex((j) => j.job.key === key) : -1;
+      if (at > 0) this.jobs.unshift(...this.jobs.splice(at, 1));
+      return had;
+    }
+    let zRes!: (ok: boolean) => void, doneRes!: () => void;
+    const prep: Prep = { z: new Promise((r) => (zRes = r)), done: new Promise((r) => (doneRes = r)) };
+    this.preps.set(key, prep);
+    void prep.done.then(() => {
+      this.preps.delete(key);
+      void this.prune(key);
+    });
+    void (async () => {
+      try {
+        if (this.closed || (await this.meta(key))?.axes.length === 3) return (zRes(true), doneRes());
+        await mkdir(this.dir, { recursive: true });
+        const { job, transfer } = await make();
+        job.id = ++this.nextId;
+        const entry = { job, transfer, z: zRes, done: doneRes };
+        if (urgent) this.jobs.unshift(entry);
+        else this.jobs.push(entry);
+        this.pump();
+      } catch {
+        zRes(false);
+        doneRes();
+      }
+    })();
+    return prep;
+  }
+
+  private spawn(): Worker {
+    const fromSource = import.meta.url.endsWith('.ts');
+    const url = new URL(`./slice-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+    const w = fromSource
+      ? new Worker(`(async () => { const { register } = await import('tsx/esm/api'); register(); await import(${JSON.stringify(url.href)}); })()`, { eval: true })
+      : new Worker(url);
+    w.unref();
+    return w;
+  }
+
+  private pump(): void {
+    if (this.busy || this.closed || !this.jobs.length) return;
+    const t = this.jobs.shift()!;
+    this.busy = true;
+    const w = (this.worker ??= this.spawn());
+    const finish = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.unref();
+      this.busy = false;
+      this.metas.delete(t.job.key);
+      t.z(false); // no-op when already answered
+      t.done();
+      this.pump();
+    };
+    const onMessage = (r: SliceReply) => {
+      if (r.id !== t.job.id) return;
+      if (r.decoded) this.decodes++;
+      if (r.skipped || r.error) {
+        this.refused.add(t.job.key);
+        if (this.refused.size > 4096) this.refused.delete(this.refused.values().next().value!);
+      }
+      this.metas.delete(t.job.key);
+      if (r.stage === 'z') t.z(true);
+      else finish();
+    };
+    const onError = () => {
+      if (this.worker === w) this.worker = null;
+      finish();
+    };
+    w.on('message', onMessage);
+    w.on('error', onError);
+    w.ref();
+    w.postMessage(t.job, t.transfer);
   }
 
   /** Whether the files of `key` are being written now. */

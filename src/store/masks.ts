@@ -213,3 +213,31 @@ export async function getMask(db: Kysely<Database>, id: string): Promise<MaskRow
   if (!m) throw new MedmaskError('NOT_FOUND', `mask ${id} does not exist`, { hint: 'list review cases with GET /api/review/queue' });
   return m;
 }
+
+/**
+ * The stored volumes a list of cases shows: each case's image blob and its current version's label
+ * blob (null for version 0), for making their slice files ahead of the first open.
+ */
+export async function caseBlobs(db: Kysely<Database>, maskIds: string[]): Promise<{ image: string; label: string | null }[]> {
+  if (!maskIds.length) return [];
+  const rows = await db
+    .selectFrom('masks')
+    .innerJoin('images', 'images.id', 'masks.image_id')
+    .leftJoin('mask_versions', (j) => j.onRef('mask_versions.mask_id', '=', 'masks.id').onRef('mask_versions.version', '=', 'masks.current_version'))
+    .select(['masks.id', 'images.blob as image', 'mask_versions.blob as label'])
+    .where('masks.id', 'in', maskIds)
+    .execute();
+  const order = new Map(maskIds.map((m, i) => [m, i]));
+  return rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!).map((r) => ({ image: r.image, label: r.label ?? null }));
+}
+
+/** The gzip member lengths of a label blob written one member per plane, or null (written otherwise). */
+export async function labelPlanes(db: Kysely<Database>, blob: string): Promise<number[] | null> {
+  const r = await db.selectFrom('label_planes').select('members').where('blob', '=', blob).executeTakeFirst();
+  return r ? (JSON.parse(r.members) as number[]) : null;
+}
+
+/** Record the gzip member lengths of a label blob (idempotent: a blob's bytes never change). */
+export async function recordLabelPlanes(db: Kysely<Database>, blob: string, members: number[]): Promise<void> {
+  await db.insertInto('label_planes').values({ blob, members: JSON.stringify(members) }).onConflict((oc) => oc.column('blob').doNothing()).execute();
+}

@@ -455,8 +455,26 @@ const workers: Migration = {
   },
 };
 
+/**
+ * s18: the per-plane member index of label blobs written as one gzip member per axial plane
+ * (server/label-blobs.ts), kept with the blob so a one-slice save recompresses one plane even on
+ * a fresh server.
+ */
+const labelPlanes: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('label_planes')
+      .addColumn('blob', 'text', (c) => c.primaryKey())
+      .addColumn('members', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('label_planes').execute();
+  },
+};
+
 export function migrationList(dialect: Dialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb, '0017_workers': workers };
+  return { '0001_initial': initial(dialect), '0002_queue_order_index': queueOrderIndex, '0010_deployment_settings': deploymentSettings, '0011_job_tasks': jobTasks, '0012_model_versions': modelVersions, '0013_mask_expected_gain': maskExpectedGain, '0014_login_attempts': loginAttempts, '0016_dicomweb': dicomweb, '0017_workers': workers, '0019_label_planes': labelPlanes };
 }
 
 /**

@@ -365,7 +365,15 @@ export interface WorkersTable {
   heartbeat_at: string;
 }
 
+/** Gzip member lengths of a label blob written one member per axial plane (server/label-blobs.ts). */
+export interface LabelPlanesTable {
+  blob: string;
+  /** JSON array: the header member's length, then one per axial plane. */
+  members: string;
+}
+
 export interface Database {
+  label_planes: LabelPlanesTable;
   login_attempts: LoginAttemptsTable;
   users: UsersTable;
   sessions: SessionsTable;

@@ -151,6 +151,7 @@ export function dataRoutes(app: FastifyInstance, ctx: ServerContext): void {
         for (const v of vols) {
           const { image, created } = await insertImage(db, ctx.blobs, { datasetId: d.id, name: v.name, volume: v.volume, format: v.format, createdBy: userOf(req).id });
           if (!created) throw new MedmaskError('CONFLICT', `the data set already has an image named "${v.name}" (uploaded at the same time)`, { hint: 'rename the file or send a "name" field' });
+          void ctx.slices?.prepare(image.blob, () => ctx.blobs.get(image.blob)); // the viewer's slice files, in the slice worker
           out.push(imageView(image));
         }
         req.auditDetails = { images: out.map((o) => o.id), names };

@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { MedmaskError } from '../../core/errors.js';
 import { checkLabelMap } from '../../io/dataset.js';
 import { decodeNifti, encodeNifti } from '../../io/nifti.js';
-import { getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
+import { caseBlobs, getMask, saveMaskVersion, ensureMask, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { getVolume, imageGeometry, labelVolume, putVolume } from '../../store/volumes.js';
 import { parseJson } from '../../store/util.js';
 import { claimLive, claimMask, draftBlob, listDrafts, maskHistory, predictionOf, releaseClaim, reviewMask, reviewQueue, versionBlob, type ReviewQueueQuery } from '../../store/review.js';
@@ -110,7 +110,16 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (req) => {
       const q = req.query;
-      return reviewQueue(db, { ...q, status: q.status as ReviewQueueQuery['status'], claimed: q.claimed ?? 'any', userId: userOf(req).id });
+      const r = await reviewQueue(db, { ...q, status: q.status as ReviewQueueQuery['status'], claimed: q.claimed ?? 'any', userId: userOf(req).id });
+      // The slice files of the cases on screen, in the background (the slice worker): images and
+      // versions written by jobs (in other processes) or stored before are ready when opened.
+      if (q.limit > 1 && ctx.slices) {
+        const slices = ctx.slices;
+        void caseBlobs(db, r.items.slice(0, 10).map((i) => i.maskId)).then((list) => {
+          for (const b of list) for (const h of [b.image, b.label]) if (h) void slices.prepare(h, () => ctx.blobs.get(h), { background: true });
+        }, () => undefined);
+      }
+      return r;
     },
   );
 
@@ -185,7 +194,19 @@ export function maskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/api/masks/:id/versions',
     {
       config: { permission: 'mask:edit' },
-      bodyLimit: maxBytes,
+      // JSON is parsed on the event loop: a small limit of its own; whole volumes go as binary
+      bodyLimit: ctx.settings.maxJsonSaveBytes,
+      errorHandler(e, req, reply) {
+        if ((e as { code?: string }).code !== 'FST_ERR_CTP_BODY_TOO_LARGE') throw e;
+        const lim = ctx.settings.maxJsonSaveBytes;
+        const size = lim >= 2 ** 20 ? `${(lim / 2 ** 20).toFixed(lim % 2 ** 20 ? 1 : 0)} MiB` : `${lim} bytes`;
+        return reply.code(413).send({
+          error: 'TOO_LARGE',
+          message: `a JSON mask save is limited to ${size} (maxJsonSaveBytes); this body is larger`,
+          hint: `send the mask as binary instead: PUT /api/masks/${req.params.id}/data?baseVersion=N with raw uint8 voxels or a .nii.gz (application/octet-stream, up to the upload limit)`,
+          details: { maxJsonSaveBytes: lim, binaryRoute: 'PUT /api/masks/:id/data' },
+        });
+      },
       schema: {
         tags: ['masks'],
         summary: 'Save a mask: the version it edits plus the whole label map (base64, optionally gzip) or per-slice edits',

@@ -5,8 +5,9 @@
  * binary response the browser views as typed arrays without copying; a stack of label planes for a
  * fill through a slice range; flagged regions (connected components of the attention map); and
  * saves as compact per-slice diffs on the version the edit was made on (stale → 409 with the
- * current version, the edit kept as a draft, as every other save). Decoded volumes come from the
- * store's cache, so slices after the first cost a copy of one plane.
+ * current version, the edit kept as a draft, as every other save). Slices are read from the
+ * volumes' slice files (volume-slices.ts, made by a worker thread at upload, queue listing and
+ * save): one positioned read per slice, no decode on a request.
  *
  * Binary slice format (`application/x-medmask-slice`): bytes 0–3 `MMS1`, 4–7 the header length H
  * (uint32 LE), then H bytes of JSON `{ axis, index, width, height, tile, version, layers: [{ name,
@@ -20,8 +21,8 @@ import type { Volume, VoxelArray } from '../../core/volume.js';
 import { voxelTypeOf } from '../../core/volume.js';
 import { applyRuns, checkRuns, runsVoxels } from '../../core/viewer/diff.js';
 import type { flaggedRegions } from '../../core/viewer/regions.js';
-import { autoWindow, windowToGrey } from '../../core/viewer/window.js';
-import { getMask, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
+import { windowToGrey } from '../../core/viewer/window.js';
+import { getMask, labelPlanes, recordLabelPlanes, saveMaskVersion, staleSaveError, type MaskRow } from '../../store/masks.js';
 import { encodeNifti } from '../../io/nifti.js';
 import { getVolume, imageGeometry, labelVolume, type ImageRow } from '../../store/volumes.js';
 import { reviewProgress } from '../../store/review-progress.js';
@@ -30,14 +31,13 @@ import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { regionsOffThread } from '../regions-pool.js';
-import { readAxialPlanes } from '../slice-stream.js';
 import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
 import { webUiRoutes } from './web-ui.js';
 import { decodeOverlay } from '../overlays.js';
-import { ViewerCaches, type ImageStats } from '../viewer-cache.js';
-import { saveLabelsIncremental } from '../label-blobs.js';
+import { displayStats, ViewerCaches, type ImageStats } from '../viewer-cache.js';
+import { saveLabelPlanes } from '../label-blobs.js';
 import { VolumeSlices } from '../volume-slices.js';
 
 /** The server's context plus this server's viewer caches and slice-addressable volume files. */
@@ -69,49 +69,52 @@ export interface EditsBody {
  * yet, from its middle axial plane): cached per blob so every request of a case agrees.
  */
 function imageStats(caches: ViewerCaches, hash: string, d: VoxelArray, nz: number): ImageStats {
-  const hit = caches.stats.get(hash);
-  if (hit) return hit;
-  let lo = Infinity, hi = -Infinity;
-  const step = d.length > 4e6 ? 7 : 1; // a strided pass is plenty for a display range
-  for (let i = 0; i < d.length; i += step) {
-    const x = d[i]!;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  const ct = (d instanceof Int16Array || d instanceof Int32Array || d instanceof Float32Array) && lo <= -500 && nz > 1;
-  const window: [number, number] = ct ? [-160, 240] : d instanceof Uint8Array ? [0, 255] : autoWindow(d as never);
-  return caches.stats.set(hash, { range: [lo, hi], window, ct });
+  return caches.stats.get(hash) ?? caches.stats.set(hash, displayStats(d, nz));
 }
 
-// Volumes whose full decode has finished (the store caches them); until then axial planes are
-// streamed out of the .nii.gz (slice-stream.ts) so the first slice does not wait for the decode.
+// A decode on the event loop: only for what has no slice files (several components, a blob the
+// slice worker could not read); everything else is read from the files volume-slices.ts keeps.
 function volumeOf(ctx: Vc, hash: string): Promise<Volume> {
   return getVolume(ctx.blobs, hash).then((v) => {
-    if (!ctx.caches.decoded.has(hash)) void ctx.slices.build(hash, v); // never decoded again, even after a restart
     ctx.caches.decoded.set(hash, true);
     return v;
   });
 }
 
-/** Axial plane k of a stored single-component volume: from the decoded volume, or streamed. */
+/**
+ * Make sure a stored volume's slice files are there: normally they were made at upload or when
+ * a job or save wrote the blob; for data stored before, the slice worker makes them now (one
+ * decode, off the event loop) and this resolves once the axial file is written.
+ */
+function ready(ctx: Vc, hash: string): Promise<boolean> {
+  return ctx.slices.prepare(hash, () => ctx.blobs.get(hash));
+}
+
+/** One slice read from a volume's slice files (made first when missing); null when it has none. */
+async function sliceOf(ctx: Vc, hash: string, axis: SliceAxis, index: number): Promise<VoxelArray | null> {
+  const s = await ctx.slices.slice(hash, axis, index);
+  if (s) return s;
+  if (!(await ready(ctx, hash))) return null;
+  const z = await ctx.slices.slice(hash, axis, index);
+  if (z) return z;
+  await ctx.slices.settled(hash); // coronal and sagittal files follow the axial one
+  return ctx.slices.slice(hash, axis, index);
+}
+
+/** Axial plane k of a stored single-component volume: from its slice files, else decoded. */
 async function axialPlane(ctx: Vc, hash: string, k: number): Promise<VoxelArray> {
-  const fromDisk = await ctx.slices.slice(hash, 'z', k);
-  if (fromDisk) return fromDisk;
-  if (ctx.caches.decoded.has(hash)) {
-    const v = await volumeOf(ctx, hash);
-    if (v.components === 1) return extractSlice(v, 'z', k).data;
+  return (await sliceOf(ctx, hash, 'z', k)) ?? extractSlice(await volumeOf(ctx, hash), 'z', k).data;
+}
+
+/** Display facts of an image: written beside its slice files, else computed from the decoded volume. */
+async function imageStatsOf(ctx: Vc, img: ImageRow, nz: number): Promise<ImageStats> {
+  const hit = ctx.caches.stats.get(img.blob) ?? (await ctx.slices.getJson<ImageStats>(img.blob, 'stats'));
+  if (hit) return ctx.caches.stats.set(img.blob, hit);
+  if (img.components === 1 && (await ready(ctx, img.blob))) {
+    const s = await ctx.slices.getJson<ImageStats>(img.blob, 'stats');
+    if (s) return ctx.caches.stats.set(img.blob, s);
   }
-  const key = `${hash}:${k}`;
-  let p = ctx.caches.planes.get(key);
-  if (!p) {
-    p = ctx.blobs.get(hash).then((gz) => readAxialPlanes(gz, [k])).then((r) => r?.planes.get(k) ?? null, () => null);
-    ctx.caches.planes.set(key, p);
-    // the whole volume next (neighbours, other axes), once this plane is out
-    void p.then(() => volumeOf(ctx, hash).catch(() => undefined));
-  }
-  const plane = await p;
-  if (plane) return plane;
-  return extractSlice(await volumeOf(ctx, hash), 'z', k).data;
+  return imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, nz);
 }
 
 function labelValues(caches: ViewerCaches, hash: string, data: Uint8Array): number[] {
@@ -152,7 +155,7 @@ async function versionRow(ctx: Vc, mask: MaskRow, version: number) {
 
 /** Label values present in a label blob: kept beside its slice files, computed once. */
 async function labelValuesOf(ctx: Vc, hash: string, data: () => Promise<Uint8Array>): Promise<number[]> {
-  const hit = ctx.caches.labels.get(hash) ?? (await ctx.slices.getJson<number[]>(hash, 'values'));
+  const hit = ctx.caches.labels.get(hash) ?? (await ctx.slices.getJson<number[]>(hash, 'values')) ?? ((await ready(ctx, hash)) ? await ctx.slices.getJson<number[]>(hash, 'values') : null);
   if (hit) return ctx.caches.labels.set(hash, hit);
   const vals = labelValues(ctx.caches, hash, await data());
   void ctx.slices.putJson(hash, 'values', vals);
@@ -170,7 +173,7 @@ function labelSlicer(ctx: Vc, img: ImageRow, mask: MaskRow, version: number): (a
     const [w, h] = sliceDims(shape, axis);
     if (version === 0) return new Uint8Array(w * h);
     const { blob } = await (row ??= versionRow(ctx, mask, version));
-    const s = await ctx.slices.slice(blob, axis, index);
+    const s = await sliceOf(ctx, blob, axis, index);
     if (s) return s as Uint8Array;
     const vol = labelVolume(img, (await versionLabels(ctx, mask, version))!.data);
     void ctx.slices.extend(blob, vol, axis);
@@ -182,9 +185,9 @@ function labelSlicer(ctx: Vc, img: ImageRow, mask: MaskRow, version: number): (a
 async function labelsWhole(ctx: Vc, mask: MaskRow, version: number): Promise<Uint8Array | null> {
   if (version === 0) return null;
   const row = await versionRow(ctx, mask, version);
-  const w = await ctx.slices.whole(row.blob);
+  const w = (await ctx.slices.whole(row.blob)) ?? ((await ready(ctx, row.blob)) ? await ctx.slices.whole(row.blob) : null);
   if (w && w.data instanceof Uint8Array) return w.data;
-  return (await versionLabels(ctx, mask, version))!.data;
+  return (await versionLabels(ctx, mask, version))!.data.slice(); // a copy: the decoded one is cached
 }
 
 /** Label voxels of a version (null for version 0: empty). */
@@ -259,7 +262,7 @@ const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', descrip
  * viewerRoutes(app, ctx); // in createServer, after the other routes
  */
 export function viewerRoutes(app: FastifyInstance, server: ServerContext): void {
-  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')) };
+  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: server.slices ?? new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')) };
   const db = ctx.store.db;
 
   async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
@@ -283,23 +286,20 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
     async (req) => {
       const { mask, img, shape } = await load(req.params.id);
       const pred = await predictionOf(ctx, mask);
-      // The image's middle axial plane (streamed when the volume is not decoded yet: it is the
-      // first slice the viewer asks for) and the labels, together; overlays after them.
-      const fresh = !ctx.caches.decoded.has(img.blob) && img.components === 1;
+      // Display facts and label values: small files beside the slice files (no decode); overlays
+      // decoded ahead of their request only once the image was decoded anyway (the page asks for
+      // them after its first paint).
       const labelBlob = mask.current_version ? (await versionRow(ctx, mask, mask.current_version)).blob : null;
-      const [sample, labels] = await Promise.all([
-        fresh ? axialPlane(ctx, img.blob, Math.floor(shape[2] / 2)) : volumeOf(ctx, img.blob).then((v) => v.data),
+      const [stats, labels] = await Promise.all([
+        imageStatsOf(ctx, img, shape[2]),
         labelBlob ? labelValuesOf(ctx, labelBlob, async () => (await versionLabels(ctx, mask, mask.current_version))!.data) : [],
       ]);
-      // overlays decoded ahead of their request — except on a cold open, where the first slice's
-      // image and labels need the CPU first (the page asks for overlays after its first paint)
-      if (!fresh) {
+      if (ctx.caches.decoded.has(img.blob)) {
         for (const k of OVERLAY_KINDS) {
           const b = overlayBlob(pred, k);
           if (b) void overlayU8(ctx, b, img);
         }
       }
-      const stats = imageStats(ctx.caches, img.blob, sample, shape[2]);
       const versions = await db
         .selectFrom('mask_versions')
         .leftJoin('users', 'users.id', 'mask_versions.author_id')
@@ -400,7 +400,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
           let data: VoxelArray;
           if (q.axis === 'z' && img.components === 1) data = crop(await axialPlane(ctx, img.blob, index), width, tile);
           else {
-            let plane = img.components === 1 ? await ctx.slices.slice(img.blob, q.axis, index) : null;
+            let plane = img.components === 1 ? await sliceOf(ctx, img.blob, q.axis, index) : null;
             if (!plane) {
               const vol = await volumeOf(ctx, img.blob);
               void ctx.slices.extend(img.blob, vol, q.axis); // this orientation from disk next time
@@ -409,7 +409,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
             data = crop(plane, width, tile);
           }
           if (q.image === 'u8') {
-            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? imageStats(ctx.caches, img.blob, (await volumeOf(ctx, img.blob)).data, shape[2])).window;
+            window = q.low !== undefined && q.high !== undefined ? [q.low, q.high] : (ctx.caches.stats.get(img.blob) ?? (await imageStatsOf(ctx, img, shape[2]))).window;
             const g = new Uint8Array(data.length);
             windowToGrey(data as never, g, window);
             data = g;
@@ -542,15 +542,36 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
         seen.add(p.z);
         checkRuns(p.runs, plane, `plane z=${p.z}`);
       }
-      const base = await labelsWhole(ctx, mask, b.baseVersion);
-      const data = base ? base.slice() : new Uint8Array(plane * shape[2]);
-      let changed = 0;
-      for (const p of b.planes) changed += applyRuns(data, p.z * plane, p.runs);
-      // only the edited planes are compressed; the base's other planes are copied as they are
+      // Only the edited planes are read (from the base's slice files), changed and compressed; the
+      // base's other planes are copied as compressed (label-blobs.ts). No whole volume is decoded.
       const baseBlob = b.baseVersion ? (await versionRow(ctx, mask, b.baseVersion)).blob : null;
-      const { hash } = await saveLabelsIncremental(ctx.blobs, ctx.slices, () => encodeNifti(labelVolume(img, data), { labelMap: true }).subarray(0, 352), shape, data, baseBlob, seen);
-      // the new version's axial slices are reads at once, not a decode
-      void ctx.slices.build(hash, { shape, data, components: 1 });
+      const planes = new Map<number, Uint8Array>();
+      let changed = 0;
+      for (const p of b.planes) {
+        const cur = baseBlob ? await sliceOf(ctx, baseBlob, 'z', p.z) : null;
+        const data = cur ? (cur as Uint8Array) : baseBlob ? extractSlice(labelVolume(img, (await versionLabels(ctx, mask, b.baseVersion))!.data), 'z', p.z).data as Uint8Array : new Uint8Array(plane);
+        changed += applyRuns(data, 0, p.runs);
+        planes.set(p.z, data);
+      }
+      // the whole new volume: for a base written elsewhere, and for the new version's slice files
+      let whole: Promise<Uint8Array> | undefined;
+      const wholeNew = () => (whole ??= (async () => {
+        const base = await labelsWhole(ctx, mask, b.baseVersion);
+        const data = base ?? new Uint8Array(plane * shape[2]);
+        for (const [z, p] of planes) data.set(p, z * plane);
+        return data;
+      })());
+      const { hash } = await saveLabelPlanes({
+        blobs: ctx.blobs,
+        index: { get: (h) => labelPlanes(db, h), put: (h, m) => recordLabelPlanes(db, h, m) },
+        header: () => encodeNifti(labelVolume(img, new Uint8Array(plane * shape[2])), { labelMap: true }).subarray(0, 352),
+        shape,
+        base: baseBlob,
+        planes,
+        whole: wholeNew,
+      });
+      // the new version's slice files, in the slice worker (its voxels handed over once read)
+      void ctx.slices.prepareFrom(hash, shape, wholeNew);
       const r = await saveMaskVersion(db, { maskId: mask.id, baseVersion: onto, blob: hash, authorId: userOf(req).id, origin: 'human', note: b.note ?? null });
       if (!r.ok) {
         req.auditDetails = { conflict: true, baseVersion: b.baseVersion, onto, currentVersion: r.currentVersion, draftId: r.draftId };
