@@ -231,13 +231,21 @@ export async function caseBlobs(db: Kysely<Database>, maskIds: string[]): Promis
   return rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!).map((r) => ({ image: r.image, label: r.label ?? null }));
 }
 
-/** The gzip member lengths of a label blob written one member per plane, or null (written otherwise). */
-export async function labelPlanes(db: Kysely<Database>, blob: string): Promise<number[] | null> {
+/**
+ * The piece index of a label blob written plane by plane (server/label-blobs.ts): compressed
+ * length and CRC-32 of the header's and each axial plane's piece; null for a blob written
+ * otherwise (or in the earlier one-member-per-plane layout, which is then rewritten whole once).
+ */
+export async function labelPlanes(db: Kysely<Database>, blob: string): Promise<{ lengths: number[]; crcs: number[] } | null> {
   const r = await db.selectFrom('label_planes').select('members').where('blob', '=', blob).executeTakeFirst();
-  return r ? (JSON.parse(r.members) as number[]) : null;
+  if (!r) return null;
+  const v = JSON.parse(r.members) as unknown;
+  return v && typeof v === 'object' && !Array.isArray(v) && Array.isArray((v as { lengths?: unknown }).lengths) && Array.isArray((v as { crcs?: unknown }).crcs)
+    ? (v as { lengths: number[]; crcs: number[] })
+    : null;
 }
 
-/** Record the gzip member lengths of a label blob (idempotent: a blob's bytes never change). */
-export async function recordLabelPlanes(db: Kysely<Database>, blob: string, members: number[]): Promise<void> {
-  await db.insertInto('label_planes').values({ blob, members: JSON.stringify(members) }).onConflict((oc) => oc.column('blob').doNothing()).execute();
+/** Record the piece index of a label blob (idempotent: a blob's bytes never change). */
+export async function recordLabelPlanes(db: Kysely<Database>, blob: string, index: { lengths: number[]; crcs: number[] }): Promise<void> {
+  await db.insertInto('label_planes').values({ blob, members: JSON.stringify(index) }).onConflict((oc) => oc.column('blob').doNothing()).execute();
 }

@@ -456,7 +456,7 @@ const workers: Migration = {
 };
 
 /**
- * s18: the per-plane member index of label blobs written as one gzip member per axial plane
+ * s18: the piece index (compressed length and CRC-32 per piece) of label blobs written plane by plane
  * (server/label-blobs.ts), kept with the blob so a one-slice save recompresses one plane even on
  * a fresh server.
  */
