@@ -95,6 +95,7 @@ export default defineBenchmark<State>({
   summarize(_results, state) {
     if (!existsSync(state.figures)) return {};
     const f = JSON.parse(readFileSync(state.figures, 'utf8')) as Record<string, unknown>;
-    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.join(' | ') : (v as number | string)]));
+    const cell = (x: unknown) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x));
+    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.map(cell).join(' | ') : (v as number | string)]));
   },
 });
