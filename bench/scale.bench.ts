@@ -124,9 +124,9 @@ function atlasCase(workers: number) {
     ...(workers === 1 ? { baseline: true } : {}),
     repetitions: 1,
     warmup: false,
-    ...(workers > 1 ? { skip: () => skipped('atlas') } : {}),
+    ...(workers > 1 ? { skip: () => skipped(`atlas-${workers}w`) } : {}),
     async run({ state }: { state: State }) {
-      if (skipped('atlas')) {
+      if (skipped(`atlas-${workers}w`)) {
         // The harness cannot skip a baseline: it reports 0 ms (and its ratios mean nothing) under --only.
         process.stderr.write(`case atlas-1w not run: --only ${only}\n`);
         return { elapsedMs: 0 };
