@@ -9,33 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { main } from '../../src/cli/main.js';
 import { softmax } from '../../src/core/uncertainty/mc-dropout.js';
 import { createVolume, type Volume } from '../../src/core/volume.js';
 import { writeVolume } from '../../src/io/index.js';
 import { decodeNpy } from '../../src/io/npy.js';
 import type { ExplainRunSummary, ImageModelResult } from '../../src/pipeline/explain.js';
 import { camModelPath, camTensor, correlation, relErr } from '../helpers/cam-fixtures.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
 import { noPoolingModel, unsupportedHeadModel } from '../helpers/onnx-build.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medmask-explain-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Run the CLI in this process; capture stdout and stderr. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const cli = cliInProcess;
 
 const CLASSES = ['healthy', 'nodule', 'consolidation', 'cavity'];
 
