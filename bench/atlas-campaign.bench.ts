@@ -44,6 +44,8 @@ function campaignFigures(r: Awaited<ReturnType<typeof runAtlasCampaign>>): Recor
     voxel_precision: r.attention.voxelPrecision,
     region_sensitivity: r.attention.regionSensitivity,
     region_precision: r.attention.regionPrecision,
+    region_sensitivity_half: r.attention.regionSensitivityHalf,
+    region_precision_half: r.attention.regionPrecisionHalf,
     attention_error_spearman: r.report.attention?.spearman ?? null,
     dice_no_review: at(0).ranked,
     dice_review_all: at(1).ranked,
@@ -90,6 +92,8 @@ function seriesFigures(s: CampaignSeries): Record<string, number | string | null
   }
   f.region_sensitivity = s.attention.regionSensitivity;
   f.region_precision = s.attention.regionPrecision;
+  f.region_sensitivity_half = s.attention.regionSensitivityHalf;
+  f.region_precision_half = s.attention.regionPrecisionHalf;
   f.voxel_sensitivity = s.attention.voxelSensitivity;
   f.voxel_precision = s.attention.voxelPrecision;
   f.report = s.files.html;

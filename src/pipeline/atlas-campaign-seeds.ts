@@ -176,7 +176,7 @@ ${rows}</table>
 <table><tr><th>source</th><th>cases / seed</th><th>reviewed / seed</th><th>ranked gain [95 %]</th><th>random gain</th><th>ratio</th></tr>
 ${src}</table>
 <h2>Attention (counts summed over seeds)</h2>
-<p>Region sensitivity ${f3(a.regionSensitivity)}, region precision ${f3(a.regionPrecision)}; voxel sensitivity ${f3(a.voxelSensitivity)}, voxel precision ${f3(a.voxelPrecision)}.</p>
+<p>Region sensitivity ${f3(a.regionSensitivity)}, region precision ${f3(a.regionPrecision)} (a region is found / right when it touches; the paper's reading); half covered (found / right when at least half of it is covered): ${f3(a.regionSensitivityHalf)} / ${f3(a.regionPrecisionHalf)}; voxel sensitivity ${f3(a.voxelSensitivity)}, voxel precision ${f3(a.voxelPrecision)}.</p>
 </body></html>
 `;
 }

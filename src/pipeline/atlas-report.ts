@@ -234,7 +234,8 @@ export function renderAtlasReportHtml(r: AtlasReport): string {
   const attTable = att
     ? `<h2>Attention vs real errors</h2><table><tr><th></th><th>sensitivity</th><th>precision</th></tr>
 <tr><td>voxel level</td><td>${num(att.rates.voxelSensitivity)}</td><td>${num(att.rates.voxelPrecision)}</td></tr>
-<tr><td>region level${att.minRegionVoxels ? ` (components ≥ ${att.minRegionVoxels} voxels)` : ''}</td><td>${num(att.rates.regionSensitivity)}</td><td>${num(att.rates.regionPrecision)}</td></tr></table>
+<tr><td>region level${att.minRegionVoxels ? ` (components ≥ ${att.minRegionVoxels} voxels)` : ''}, touching</td><td>${num(att.rates.regionSensitivity)}</td><td>${num(att.rates.regionPrecision)}</td></tr>
+<tr><td>region level, at least half covered</td><td>${num(att.rates.regionSensitivityHalf)}</td><td>${num(att.rates.regionPrecisionHalf)}</td></tr></table>
 <p><small>Paper (real models, real CT): 0.78 sensitivity / 0.83 precision. Error = where the pseudo-label and the truth disagree about an organ.</small></p>
 ${att.perOrgan ? `<table><tr><th>organ</th><th>error voxels</th><th>attention voxels</th><th>voxel sens.</th><th>voxel prec.</th><th>region sens.</th><th>region prec.</th></tr>${Object.entries(att.perOrgan).map(([o, x]) => `<tr><td>${esc(o)}</td><td>${int(x.errorVoxels)}</td><td>${int(x.attentionVoxels)}</td><td>${num(x.voxelSensitivity)}</td><td>${num(x.voxelPrecision)}</td><td>${num(x.regionSensitivity)}</td><td>${num(x.regionPrecision)}</td></tr>`).join('')}</table>` : ''}`
     : '';

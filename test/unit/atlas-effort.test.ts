@@ -93,13 +93,23 @@ test('attention detection: voxel and region sensitivity / precision on hand-made
   const err = Uint8Array.from([0, 1, 1, 0, 0, 0, 1, 1, 1, 0]);
   const att = Uint8Array.from([0, 0, 1, 1, 0, 0, 0, 0, 0, 1]);
   const c = compareAttention(att, err, [10, 1, 1]);
-  assert.deepEqual(c, { errorVoxels: 5, attentionVoxels: 3, hitVoxels: 1, errorRegions: 2, errorRegionsFound: 1, attentionRegions: 2, attentionRegionsRight: 1 });
+  // Half covered: error 1–2 has 1 of 2 voxels flagged (found), 6–8 none; attention 2–3 has 1 of 2 on error (right).
+  assert.deepEqual(c, { errorVoxels: 5, attentionVoxels: 3, hitVoxels: 1, errorRegions: 2, errorRegionsFound: 1, attentionRegions: 2, attentionRegionsRight: 1, errorRegionsCovered: 1, attentionRegionsCovered: 1 });
   const r = detectionRates(c);
-  assert.deepEqual(r, { voxelSensitivity: 0.2, voxelPrecision: 1 / 3, regionSensitivity: 0.5, regionPrecision: 0.5 });
+  assert.deepEqual(r, { voxelSensitivity: 0.2, voxelPrecision: 1 / 3, regionSensitivity: 0.5, regionPrecision: 0.5, regionSensitivityHalf: 0.5, regionPrecisionHalf: 0.5 });
   // Components smaller than 2 voxels are not counted as regions.
   const c2 = compareAttention(att, err, [10, 1, 1], 2);
   assert.equal(c2.attentionRegions, 1);
   assert.deepEqual(organError([0, 5, 5, 2], [5, 5, 0, 2], 5), Uint8Array.from([1, 0, 1, 0]));
+  // Touch vs half covered: a long attention run touching one end of a short error, and a short
+  // attention on a third of a long error.
+  const err2 = Uint8Array.from([1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0]);
+  const att2 = Uint8Array.from([0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0]);
+  const c3 = compareAttention(att2, err2, [12, 1, 1]);
+  assert.deepEqual([c3.errorRegions, c3.errorRegionsFound, c3.errorRegionsCovered], [2, 2, 1]);
+  assert.deepEqual([c3.attentionRegions, c3.attentionRegionsRight, c3.attentionRegionsCovered], [2, 2, 1]);
+  const r3 = detectionRates(c3);
+  assert.deepEqual([r3.regionSensitivity, r3.regionSensitivityHalf, r3.regionPrecision, r3.regionPrecisionHalf], [1, 0.5, 1, 0.5]);
 });
 
 test('effort report: policies, headline and a self-contained HTML page', () => {

@@ -8,7 +8,12 @@
  * - **region**: connected components (26-connectivity) of at least `minRegionVoxels` voxels;
  *   an error region is found when attention touches it, an attention region is right when it
  *   touches any error voxel. Region sensitivity = found error regions / error regions, region
- *   precision = right attention regions / attention regions.
+ *   precision = right attention regions / attention regions. This **touch** matching is the
+ *   closest reading of the paper's figures, but it rewards large regions: one attention shell
+ *   around a whole organ that touches one error voxel is "right".
+ * - **region, half covered** (stricter, reported beside): an error region is found when at least
+ *   half of its voxels are flagged; an attention region is right when at least half of its voxels
+ *   are error voxels.
  * Counts add up over organs and cases ({@link addDetection}); rates come from the sums.
  *
  * Pure: typed arrays and a shape.
@@ -32,6 +37,10 @@ export interface DetectionCounts {
   attentionRegions: number;
   /** …of which touch an error voxel. */
   attentionRegionsRight: number;
+  /** Error regions at least half flagged. */
+  errorRegionsCovered: number;
+  /** Attention regions at least half on error voxels. */
+  attentionRegionsCovered: number;
 }
 
 /** Rates from {@link DetectionCounts} (NaN where the denominator is 0). */
@@ -40,16 +49,21 @@ export interface DetectionRates {
   voxelPrecision: number;
   regionSensitivity: number;
   regionPrecision: number;
+  /** Error regions at least half flagged / error regions. */
+  regionSensitivityHalf: number;
+  /** Attention regions at least half on error / attention regions. */
+  regionPrecisionHalf: number;
 }
 
 /** All-zero counts, to start a sum. */
 export function emptyDetection(): DetectionCounts {
-  return { errorVoxels: 0, attentionVoxels: 0, hitVoxels: 0, errorRegions: 0, errorRegionsFound: 0, attentionRegions: 0, attentionRegionsRight: 0 };
+  return { errorVoxels: 0, attentionVoxels: 0, hitVoxels: 0, errorRegions: 0, errorRegionsFound: 0, attentionRegions: 0, attentionRegionsRight: 0, errorRegionsCovered: 0, attentionRegionsCovered: 0 };
 }
 
 /** Add `b` into `a` (returns `a`). */
 export function addDetection(a: DetectionCounts, b: DetectionCounts): DetectionCounts {
-  for (const k of Object.keys(a) as (keyof DetectionCounts)[]) a[k] += b[k];
+  // `?? 0`: counts saved before the half-covered fields existed add as 0.
+  for (const k of Object.keys(a) as (keyof DetectionCounts)[]) a[k] += b[k] ?? 0;
   return a;
 }
 
@@ -61,6 +75,8 @@ export function detectionRates(c: DetectionCounts): DetectionRates {
     voxelPrecision: r(c.hitVoxels, c.attentionVoxels),
     regionSensitivity: r(c.errorRegionsFound, c.errorRegions),
     regionPrecision: r(c.attentionRegionsRight, c.attentionRegions),
+    regionSensitivityHalf: r(c.errorRegionsCovered, c.errorRegions),
+    regionPrecisionHalf: r(c.attentionRegionsCovered, c.attentionRegions),
   };
 }
 
@@ -110,22 +126,24 @@ export function compareAttention(attention: ArrayLike<number>, error: ArrayLike<
   }
   if (anyE) {
     const comp = connectedComponents(error, shape);
-    const found = new Uint8Array(comp.count + 1);
-    for (let v = 0; v < n; v++) if (attention[v] && comp.labels[v]) found[comp.labels[v]!] = 1;
+    const hits = new Uint32Array(comp.count + 1);
+    for (let v = 0; v < n; v++) if (attention[v] && comp.labels[v]) hits[comp.labels[v]!]!++;
     for (let k = 1; k <= comp.count; k++) {
       if (comp.sizes[k]! < minRegionVoxels) continue;
       c.errorRegions++;
-      c.errorRegionsFound += found[k]!;
+      if (hits[k]! > 0) c.errorRegionsFound++;
+      if (2 * hits[k]! >= comp.sizes[k]!) c.errorRegionsCovered++;
     }
   }
   if (anyA) {
     const comp = connectedComponents(attention, shape);
-    const right = new Uint8Array(comp.count + 1);
-    for (let v = 0; v < n; v++) if (error[v] && comp.labels[v]) right[comp.labels[v]!] = 1;
+    const hits = new Uint32Array(comp.count + 1);
+    for (let v = 0; v < n; v++) if (error[v] && comp.labels[v]) hits[comp.labels[v]!]!++;
     for (let k = 1; k <= comp.count; k++) {
       if (comp.sizes[k]! < minRegionVoxels) continue;
       c.attentionRegions++;
-      c.attentionRegionsRight += right[k]!;
+      if (hits[k]! > 0) c.attentionRegionsRight++;
+      if (2 * hits[k]! >= comp.sizes[k]!) c.attentionRegionsCovered++;
     }
   }
   return c;
