@@ -93,7 +93,12 @@ export interface CampaignOptions {
    * Attention refinements (atlasAttention's `minComponentMm3`, `openingMm`, `calibrateQuantile`;
    * default none: AbdomenAtlas's attention with the campaign's opening).
    */
-  refine?: { minComponentMm3?: number; openingMm?: number; calibrateQuantile?: number };
+  refine?: { minComponentMm3?: number; minExpectedErrorMm3?: number; openingMm?: number; calibrateQuantile?: number };
+  /**
+   * Ranking measure (atlasRank's `measure`): `binary` (default, the paper's attention voxels),
+   * `heat`, or `dice` — the case's expected Dice loss (core/atlas/ranking.ts).
+   */
+  rankMeasure?: 'binary' | 'heat' | 'dice';
   /**
    * Organ-level priors in the ranking (atlasRank's `organPriors`; default false). The simulated
    * annotator re-draws a flagged organ of a reviewed case completely, as an expert told "this
@@ -268,7 +273,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
 
   const summaries = await atlasAttention(data, work, { ...attentionOpts, ...opts.refine, ...(opts.shapePriors ? { shapePriors: true } : {}), onProgress: (d, t) => progress?.('attention', d, t) });
   lap('attention');
-  const ranking = await atlasRank(work, { fraction, ...(opts.organPriors ? { organPriors: true } : {}) });
+  const ranking = await atlasRank(work, { fraction, ...(opts.organPriors ? { organPriors: true } : {}), ...(opts.rankMeasure ? { measure: opts.rankMeasure } : {}) });
   const selected = new Set(ranking.selected);
   const priorOrgans = new Map(ranking.ranked.map((r) => [r.id, new Set((r.priorFlags ?? []).map((f) => f.organ))]));
   const priorityOf = new Map(ranking.ranked.map((r) => [r.id, r.priority]));
@@ -358,6 +363,7 @@ export async function runAtlasCampaign(dir: string, opts: CampaignOptions = {}):
       'attention shape priors': opts.shapePriors ? 'holes and stray pieces' : 'off (AbdomenAtlas)',
       'attention refinements': opts.refine && Object.keys(opts.refine).length ? JSON.stringify(opts.refine) : 'none (AbdomenAtlas)',
       'organ priors in the ranking': opts.organPriors ? 'missing organ, volume, pieces vs the source' : 'off (AbdomenAtlas)',
+      'ranking measure': opts.rankMeasure === 'dice' ? 'expected Dice loss per organ, averaged' : opts.rankMeasure === 'heat' ? 'heat-map sum' : 'attention voxels (AbdomenAtlas)',
       'annotator margin (voxels)': margin,
       ...(opts.minRegionMm3 !== undefined ? { 'region size (mm³)': opts.minRegionMm3 } : { 'region size (voxels)': minRegion }),
       'Dice': 'mean over each case\'s organs without an original label',

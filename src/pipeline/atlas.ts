@@ -23,7 +23,7 @@ import { basename, join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { createVolume, sameGeometry, type Volume } from '../core/volume.js';
 import { ATLAS_ATTENTION_DEFAULTS, ensembleStatistics, organAttention, type AttentionOptions, type ProbabilityArray } from '../core/atlas/attention.js';
-import { addSourceStatistics, calibratedThresholds, openingIterations, sourceStatistics, type SourceStatistics } from '../core/atlas/attention-refine.js';
+import { addSourceStatistics, calibratedThresholds, expectedErrorMap, openingIterations, sourceStatistics, type SourceStatistics } from '../core/atlas/attention-refine.js';
 import { connectedComponents } from '../core/masks/binary.js';
 import { shapePriorFlags, type ShapePriorOptions } from '../core/atlas/shape-priors.js';
 import { MeanAccumulator } from '../core/atlas/pseudo-label.js';
@@ -361,6 +361,11 @@ export interface AtlasAttentionOptions extends AttentionOptions {
    */
   minComponentMm3?: number;
   /**
+   * Drop attention components whose expected wrong volume — Σ min(p̄, 1 − p̄) over the component
+   * times the voxel volume — is below this many mm³ (core/atlas/attention-refine.ts; default none).
+   */
+  minExpectedErrorMm3?: number;
+  /**
    * Opening depth in mm: erosions = dilations = round(depth / voxel size) per case, replacing
    * `erosions` / `dilations` (default none: the iterations as given).
    */
@@ -384,8 +389,8 @@ export interface CaseAttention {
   shape: number[];
   /** mm³ of one voxel. */
   voxelMm3?: number;
-  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; shapePrior?: number; labelled: boolean; models: number; volumeMm3?: number; pieces?: number }[];
-  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number; shapePriors?: boolean | ShapePriorOptions; minComponentMm3?: number; openingMm?: number; calibrateQuantile?: number };
+  organs: { organ: string; voxels: number; heatSum: number; inconsistency: number; uncertainty: number; overlap: number; shapePrior?: number; labelled: boolean; models: number; volumeMm3?: number; pieces?: number; expectedErrors?: number; volumeVoxels?: number }[];
+  options: Required<AttentionOptions> & { overlapExclude: string[]; threshold: number; shapePriors?: boolean | ShapePriorOptions; minComponentMm3?: number; minExpectedErrorMm3?: number; openingMm?: number; calibrateQuantile?: number };
 }
 
 const count = (a: Uint8Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
@@ -472,7 +477,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     const spacing = [image.spacing[0], image.spacing[1], image.spacing[2]] as const;
     const iterations = opts.openingMm !== undefined ? openingIterations(opts.openingMm, spacing) : null;
     const caseOptions = { ...options, ...(iterations !== null ? { erosions: iterations, dilations: iterations } : {}), ...calibrated?.get(c.source) };
-    const refine = opts.minComponentMm3 ? { spacing, minComponentMm3: opts.minComponentMm3 } : undefined;
+    const refine = opts.minComponentMm3 || opts.minExpectedErrorMm3 ? { spacing, ...(opts.minComponentMm3 ? { minComponentMm3: opts.minComponentMm3 } : {}), ...(opts.minExpectedErrorMm3 ? { minExpectedErrorMm3: opts.minExpectedErrorMm3 } : {}) } : undefined;
     // Pass 1: mean per organ → pseudo-label argmax and organ bits for the overlap.
     const bits = new Uint16Array(n);
     const best = new Float32Array(n).fill(threshold);
@@ -507,7 +512,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     const caseDir = join(work, 'attention', c.id);
     await mkdir(caseDir, { recursive: true });
     const priors = opts.shapePriors ? (opts.shapePriors === true ? {} : opts.shapePriors) : null;
-    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...caseOptions, overlapExclude: [...exclude], threshold, ...(priors ? { shapePriors: opts.shapePriors! } : {}), ...(refine ? { minComponentMm3: refine.minComponentMm3 } : {}), ...(opts.openingMm !== undefined ? { openingMm: opts.openingMm } : {}), ...(calibrated ? { calibrateQuantile: opts.calibrateQuantile! } : {}) } };
+    const summary: CaseAttention = { case: c.id, source: c.source, labelled, models: preds.map((p) => p.model), shape: [...image.shape], organs: [], options: { ...caseOptions, overlapExclude: [...exclude], threshold, ...(priors ? { shapePriors: opts.shapePriors! } : {}), ...(refine?.minComponentMm3 ? { minComponentMm3: refine.minComponentMm3 } : {}), ...(refine?.minExpectedErrorMm3 ? { minExpectedErrorMm3: refine.minExpectedErrorMm3 } : {}), ...(opts.openingMm !== undefined ? { openingMm: opts.openingMm } : {}), ...(calibrated ? { calibrateQuantile: opts.calibrateQuantile! } : {}) } };
     const voxelMm3 = spacing[0] * spacing[1] * spacing[2];
     summary.voxelMm3 = voxelMm3;
     for (let o = 0; o < organs.length; o++) {
@@ -547,7 +552,11 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
       const value = organs[o]!.value;
       for (let v = 0; v < n; v++) if (pseudo[v] === value) { own[v] = 1; ownVoxels++; }
       const pieces = ownVoxels ? connectedComponents(own, image.shape).count : 0;
-      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length, volumeMm3: ownVoxels * voxelMm3, pieces });
+      // Expected wrong voxels inside the attention, for the expected-Dice ranking (core/atlas/ranking.ts).
+      const e = expectedErrorMap(probs, n);
+      let expectedErrors = 0;
+      for (let v = 0; v < n; v++) if (a.binary[v]) expectedErrors += e[v]!;
+      summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length, volumeMm3: ownVoxels * voxelMm3, pieces, expectedErrors, volumeVoxels: ownVoxels });
     }
     await atomicWrite(join(work, 'attention', `${c.id}.json`), JSON.stringify(summary, null, 1) + '\n');
     out.push(summary);
@@ -601,6 +610,13 @@ export async function atlasRank(work: string, opts: AtlasRankOptions = {}): Prom
   const flags = opts.organPriors ? organPriorFlags(cases.map((c) => shapeSummary(c, dir)), opts.organPriors === true ? {} : opts.organPriors) : null;
   const scores = cases.map((c) => {
     const grid = { voxels: c.shape.reduce((a, b) => a * b, 1), slices: c.shape[2]! };
+    if (opts.measure === 'dice') {
+      // Prior voxels join the organ's expected wrong voxels (same unit) before its Dice loss.
+      const byOrgan = new Map<string, number>();
+      for (const f of flags?.get(c.case) ?? []) byOrgan.set(f.organ, (byOrgan.get(f.organ) ?? 0) + f.voxels);
+      const organs = c.organs.map((o) => (byOrgan.has(o.organ) ? { ...o, expectedErrors: (o.expectedErrors ?? 0) + byOrgan.get(o.organ)! } : o));
+      return { id: c.case, source: c.source, priority: casePriority(organs, opts, grid) };
+    }
     // Prior voxels join the attention voxels before any normalisation (same unit).
     const extra = flags ? flags.get(c.case)!.reduce((s, f) => s + f.voxels, 0) : 0;
     const base = casePriority(c.organs, opts, grid);

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { organAttention } from '../../src/core/atlas/attention.js';
-import { StatHistogram, addSourceStatistics, calibratedThresholds, dropSmallAttention, openingIterations, sourceStatistics } from '../../src/core/atlas/attention-refine.js';
+import { StatHistogram, addSourceStatistics, calibratedThresholds, dropSmallAttention, dropUnlikelyAttention, expectedErrorMap, openingIterations, sourceStatistics } from '../../src/core/atlas/attention-refine.js';
+import { casePriority, expectedDiceLoss } from '../../src/core/atlas/ranking.js';
+import { meanLabelDice } from '../../src/core/metrics/segmentation.js';
 import { organPriorFlags, type CaseShapeSummary } from '../../src/core/atlas/organ-priors.js';
 import { isMedmaskError } from '../../src/core/errors.js';
 
@@ -40,6 +42,58 @@ test('size filter in mm³: a 27-voxel cube goes, a 125-voxel cube stays (closed 
   const r = dropSmallAttention({ inconsistency: inc, uncertainty: unc }, shape, spacing, 1000);
   assert.deepEqual([r.removedComponents, r.removedVoxels, count(inc), count(unc), count(r.kept)], [1, 27, 0, 125, 125]);
   assert.throws(() => dropSmallAttention({ inconsistency: inc, uncertainty: unc }, shape, [2, 0, 3], 10), (e: unknown) => isMedmaskError(e) && /spacing/.test(e.message));
+});
+
+test('expected-error filter: a 2 : 1 split keeps its cube, a faint halo of the same size goes (closed form)', () => {
+  // Voxels of 2 × 2 × 3 mm = 12 mm³. Cube A (27 voxels): models 1, 0, 0 → p̄ = 1/3, expected error
+  // 1/3 per voxel → 9 voxels = 108 mm³. Cube B (125 voxels): models 0.3, 0, 0 → p̄ = 0.1, expected
+  // error 0.1 → 12.5 voxels = 150 mm³. Both are flagged by the paper's thresholds (std 0.471, 0.141).
+  const spacing = [2, 2, 3] as const;
+  const m1 = new Float32Array(16 ** 3), m2 = new Float32Array(16 ** 3), m3 = new Float32Array(16 ** 3);
+  cube(m1, 1, 1, 1, 3);
+  cube(m1, 8, 8, 8, 5, 0.3);
+  const e = expectedErrorMap([m1, m2, m3], 16 ** 3);
+  assert.ok(Math.abs(e[idx(2, 2, 2)]! - 1 / 3) < 1e-7 && Math.abs(e[idx(10, 10, 10)]! - 0.1) < 1e-7 && e[idx(0, 0, 0)] === 0);
+  // uint8 input reads value / 255; a mean above ½ gives 1 − p̄.
+  assert.ok(Math.abs(expectedErrorMap([Uint8Array.of(255), Uint8Array.of(255), Uint8Array.of(0)], 1)[0]! - 1 / 3) < 1e-7);
+  const open0 = { erosions: 0, dilations: 0 };
+  assert.equal(organAttention([m1, m2, m3], shape, null, open0).voxels, 152);
+  const a = organAttention([m1, m2, m3], shape, null, open0, { spacing, minExpectedErrorMm3: 120 });
+  assert.equal(a.voxels, 125);
+  assert.equal(a.binary[idx(2, 2, 2)], 0);
+  // Inclusive cut at A's 108 mm³; above B's 150 mm³ nothing is left.
+  assert.equal(organAttention([m1, m2, m3], shape, null, open0, { spacing, minExpectedErrorMm3: 108 }).voxels, 152);
+  assert.equal(organAttention([m1, m2, m3], shape, null, open0, { spacing, minExpectedErrorMm3: 108.1 }).voxels, 125);
+  assert.equal(organAttention([m1, m2, m3], shape, null, open0, { spacing, minExpectedErrorMm3: 151 }).voxels, 0);
+  // On the masks directly: the counts removed.
+  const inc = new Uint8Array(16 ** 3), unc = new Uint8Array(16 ** 3);
+  cube(inc, 1, 1, 1, 3);
+  cube(unc, 8, 8, 8, 5);
+  const r = dropUnlikelyAttention({ inconsistency: inc, uncertainty: unc }, shape, spacing, e, 120);
+  assert.deepEqual([r.removedComponents, r.removedVoxels, count(inc), count(unc)], [1, 27, 0, 125]);
+  assert.throws(() => dropUnlikelyAttention({ inconsistency: inc, uncertainty: unc }, shape, spacing, new Float32Array(5), 1), (e: unknown) => isMedmaskError(e) && /expected-error map/.test(e.message));
+  assert.throws(() => dropUnlikelyAttention({ inconsistency: inc, uncertainty: unc }, shape, spacing, e, -1), (e: unknown) => isMedmaskError(e) && /-1 mm³/.test(e.message));
+});
+
+test('expected Dice loss: equals 1 − Dice for a missed part, and ranks a small organ\'s error above a large one\'s', () => {
+  // Pseudo-label: 1000 voxels of label 1; truth: the same plus 50 missed voxels → 1 − Dice = 50 / 2050.
+  const pred = new Uint8Array(1100), truth = new Uint8Array(1100);
+  pred.fill(1, 0, 1000);
+  truth.fill(1, 0, 1050);
+  assert.ok(Math.abs(expectedDiceLoss(50, 1000) - (1 - meanLabelDice(pred, truth, [1]))) < 1e-12);
+  assert.equal(expectedDiceLoss(0, 1000), 0);
+  assert.equal(expectedDiceLoss(30, 0), 1); // an organ the pseudo-label lacks
+  assert.throws(() => expectedDiceLoss(-1, 10), (e: unknown) => isMedmaskError(e) && /-1/.test(e.message));
+  // Case X: 20 expected wrong voxels on a 100-voxel gallbladder; case Y: 200 on a 10,000-voxel liver.
+  const organ = (name: string, voxels: number, expectedErrors: number, volumeVoxels: number, labelled = false) => ({ organ: name, voxels, expectedErrors, volumeVoxels, labelled });
+  const X = [organ('gallbladder', 60, 20, 100), organ('liver', 0, 0, 10_000), organ('spleen', 500, 400, 800, true)];
+  const Y = [organ('gallbladder', 0, 0, 100), organ('liver', 600, 200, 10_000), organ('spleen', 0, 0, 800, true)];
+  assert.ok(casePriority(Y) > casePriority(X)); // the paper's attention-voxel count prefers Y
+  assert.ok(Math.abs(casePriority(X, { measure: 'dice' }) - (20 / 220) / 2) < 1e-12); // mean over the 2 unlabelled organs
+  assert.ok(Math.abs(casePriority(Y, { measure: 'dice' }) - (200 / 20_200) / 2) < 1e-12);
+  assert.ok(Math.abs(casePriority(X, { measure: 'dice', organs: 'all' }) - (20 / 220 + 400 / 2000) / 3) < 1e-12);
+  assert.throws(() => casePriority(X, { measure: 'dice', normalise: 'volume' }, { voxels: 10, slices: 1 }), (e: unknown) => isMedmaskError(e) && /does not apply/.test(e.message));
+  assert.throws(() => casePriority([{ organ: 'liver', voxels: 3, labelled: false }], { measure: 'dice' }), (e: unknown) => isMedmaskError(e) && /liver/.test(e.message));
 });
 
 test('opening depth in mm → iterations for the voxel size', () => {

@@ -7,6 +7,13 @@
  *   (27 voxels, whatever the voxel size); {@link dropSmallAttention} removes attention components
  *   (26-connected, of inconsistency ∨ uncertainty) smaller than a volume in mm³, so the cut means
  *   the same on 1.5 mm CT and on 6 mm phantoms.
+ * - **expected-error filter** (`minExpectedErrorMm3`): each voxel's expected error is
+ *   `min(p̄, 1 − p̄)` with p̄ the models' mean probability (the chance that the 0.5-thresholded
+ *   pseudo-label is wrong there, if the mean were calibrated); {@link dropUnlikelyAttention} drops
+ *   attention components whose expected wrong volume — the sum over the component times the voxel
+ *   volume — is below a volume in mm³. Disagreement in a faint halo outside the organ (one model
+ *   at p ≈ 0.1) is flagged by the paper's thresholds but expects few wrong voxels; a missed part
+ *   where the models split 2 : 1 expects a third of its voxels wrong.
  * - **opening in mm**: {@link openingIterations} turns a depth in mm into erosions/dilations for
  *   the image's voxel size (the paper's 2 × 3×3×3 at ≈ 1.5 mm ≈ 3 mm).
  * - **per-source calibration**: {@link StatHistogram} collects the std and entropy values the
@@ -63,18 +70,78 @@ export function openingIterations(depthMm: number, spacing: Spacing3): number {
  * dropSmallAttention({ inconsistency: a.inconsistency, uncertainty: a.uncertainty }, shape, [6, 6, 6], 500);
  */
 export function dropSmallAttention(masks: { inconsistency: Uint8Array; uncertainty: Uint8Array }, shape: Shape3, spacing: Spacing3, minMm3: number): { kept: Uint8Array; removedComponents: number; removedVoxels: number } {
-  const n = checkShape(masks.inconsistency, shape, 'inconsistency mask');
-  checkShape(masks.uncertainty, shape, 'uncertainty mask');
+  checkShape(masks.inconsistency, shape, 'inconsistency mask');
   const voxelMm3 = checkSpacing(spacing);
   if (!(Number.isFinite(minMm3) && minMm3 >= 0)) throw new MedmaskError('USAGE', `smallest attention component ${minMm3} mm³ must be a number ≥ 0`, { hint: 'e.g. 500' });
+  // Compare voxel counts against the volume in voxels, so k · voxelMm3 rounding cannot flip it.
+  return filterComponents(masks, shape, (size) => size * voxelMm3 >= minMm3 - 1e-9);
+}
+
+/**
+ * Remove attention components whose expected wrong volume is below `minMm3` (in place): per
+ * component (26-connected, of inconsistency ∨ uncertainty) the sum of `expected` over its voxels
+ * times the voxel volume. The overlap term is left alone.
+ * @param masks - 0/1 masks on the grid, changed in place
+ * @param shape - voxels along x, y, z
+ * @param spacing - voxel size in mm
+ * @param expected - per-voxel expected error in [0, 1], e.g. from {@link expectedErrorMap}
+ * @param minMm3 - smallest expected wrong volume kept, mm³ (0 keeps all)
+ * @returns the kept mask and the numbers removed
+ * @throws MedmaskError USAGE for masks or an expected-error map that do not fit, a bad spacing or
+ *   a negative volume
+ * @example
+ * dropUnlikelyAttention(masks, shape, [6, 6, 6], expectedErrorMap(probs, n), 20_000);
+ */
+export function dropUnlikelyAttention(masks: { inconsistency: Uint8Array; uncertainty: Uint8Array }, shape: Shape3, spacing: Spacing3, expected: ArrayLike<number>, minMm3: number): { kept: Uint8Array; removedComponents: number; removedVoxels: number } {
+  checkShape(masks.inconsistency, shape, 'inconsistency mask');
+  checkShape(expected, shape, 'expected-error map');
+  const voxelMm3 = checkSpacing(spacing);
+  if (!(Number.isFinite(minMm3) && minMm3 >= 0)) throw new MedmaskError('USAGE', `smallest expected wrong volume ${minMm3} mm³ must be a number ≥ 0`, { hint: 'e.g. 20000 (20 mL)' });
+  return filterComponents(masks, shape, (_size, mass) => mass * voxelMm3 >= minMm3 - 1e-9, expected);
+}
+
+/**
+ * Expected error of the 0.5-thresholded mean: `min(p̄, 1 − p̄)` per voxel, p̄ the models' mean
+ * probability (float32 in [0, 1], or uint8 read as value / 255).
+ * @param probs - one array per model, each of `n` voxels
+ * @param n - voxels
+ * @returns per-voxel expected error in [0, 0.5]
+ * @throws MedmaskError USAGE without models or with arrays of another length
+ * @example
+ * expectedErrorMap([Float32Array.of(1), Float32Array.of(0), Float32Array.of(0)], 1); // [1/3]
+ */
+export function expectedErrorMap(probs: readonly (Float32Array | Uint8Array)[], n: number): Float32Array {
+  if (!probs.length) throw new MedmaskError('USAGE', 'no model predictions were given for this organ', { hint: 'pass one probability array per model' });
+  probs.forEach((p, i) => {
+    if (p.length !== n) throw new MedmaskError('USAGE', `model ${i}'s probabilities have ${p.length} voxels, expected ${n}`, { hint: 'every model must predict on the same grid' });
+  });
+  const out = new Float32Array(n);
+  const m = probs.length;
+  for (let v = 0; v < n; v++) {
+    let s = 0;
+    for (let k = 0; k < m; k++) {
+      const p = probs[k]!;
+      s += p instanceof Uint8Array ? p[v]! / 255 : p[v]!;
+    }
+    const mean = s / m;
+    out[v] = Math.min(mean, 1 - mean);
+  }
+  return out;
+}
+
+/** Keep the components of inconsistency ∨ uncertainty that `keep(size, mass)` accepts (mass: sum of `weights`, 0 without). */
+function filterComponents(masks: { inconsistency: Uint8Array; uncertainty: Uint8Array }, shape: Shape3, keepIt: (size: number, mass: number) => boolean, weights?: ArrayLike<number>): { kept: Uint8Array; removedComponents: number; removedVoxels: number } {
+  const n = checkShape(masks.inconsistency, shape, 'inconsistency mask');
+  checkShape(masks.uncertainty, shape, 'uncertainty mask');
   const union = new Uint8Array(n);
   for (let v = 0; v < n; v++) union[v] = masks.inconsistency[v]! | masks.uncertainty[v]!;
   const c = connectedComponents(union, shape);
+  const mass = new Float64Array(c.count + 1);
+  if (weights) for (let v = 0; v < n; v++) if (c.labels[v]) mass[c.labels[v]!]! += weights[v]!;
   const keep = new Uint8Array(c.count + 1);
   let removedComponents = 0;
   for (let k = 1; k <= c.count; k++) {
-    // Compare voxel counts against the volume in voxels, so k · voxelMm3 rounding cannot flip it.
-    if (c.sizes[k]! * voxelMm3 >= minMm3 - 1e-9) keep[k] = 1;
+    if (keepIt(c.sizes[k]!, mass[k]!)) keep[k] = 1;
     else removedComponents++;
   }
   let removedVoxels = 0;

@@ -26,7 +26,7 @@
  */
 import { MedmaskError } from '../errors.js';
 import { binaryOpening, checkShape, type Connectivity, type Shape3 } from './morphology.js';
-import { dropSmallAttention, type Spacing3 } from './attention-refine.js';
+import { dropSmallAttention, dropUnlikelyAttention, expectedErrorMap, type Spacing3 } from './attention-refine.js';
 
 /**
  * Per-voxel probabilities of one organ from one model: float32 in [0, 1], or uint8 read as
@@ -69,14 +69,21 @@ export interface OrganAttention {
 }
 
 /**
- * Optional refinement after the opening (not in the paper; off unless given): drop attention
- * components smaller than `minComponentMm3` (core/atlas/attention-refine.ts).
+ * Optional refinements after the opening (not in the paper; off unless given): drop attention
+ * components smaller than `minComponentMm3`, or expecting less wrong volume than
+ * `minExpectedErrorMm3` (core/atlas/attention-refine.ts).
  */
 export interface AttentionRefinement {
   /** Voxel size in mm (x, y, z). */
   spacing: Spacing3;
   /** Smallest component of inconsistency ∨ uncertainty kept, in mm³ (0 or absent: keep all). */
   minComponentMm3?: number;
+  /**
+   * Smallest expected wrong volume of a component kept, in mm³: the sum of `min(p̄, 1 − p̄)` over
+   * its voxels times the voxel volume (attention-refine.ts `dropUnlikelyAttention`; 0 or absent:
+   * keep all).
+   */
+  minExpectedErrorMm3?: number;
 }
 
 /** The thresholds AbdomenAtlas's public code uses. */
@@ -184,7 +191,7 @@ function pasteBox(crop: Uint8Array, dst: Uint8Array, shape: Shape3, b: Box3): vo
  * @param shape - voxels along x, y, z
  * @param overlap - this organ's overlap mask from {@link overlapMasks}, or null for none
  * @param opts - thresholds and opening (defaults: 0.1, 0.05, 2 erosions, 2 dilations, 3×3×3)
- * @param refine - optional size filter in mm³ after the opening (absent: the paper's attention)
+ * @param refine - optional component filters in mm³ after the opening (absent: the paper's attention)
  * @returns masks, heat map and counts
  * @throws MedmaskError USAGE for arrays that do not fit the shape or bad thresholds
  * @example
@@ -271,6 +278,7 @@ export function organAttention(probs: readonly ProbabilityArray[], shape: Shape3
       pasteBox(crop, mask, shape, box);
     }
     if (refine?.minComponentMm3) dropSmallAttention({ inconsistency, uncertainty }, shape, refine.spacing, refine.minComponentMm3);
+    if (refine?.minExpectedErrorMm3) dropUnlikelyAttention({ inconsistency, uncertainty }, shape, refine.spacing, expectedErrorMap(probs, n), refine.minExpectedErrorMm3);
   }
   const ov = overlap ? Uint8Array.from(overlap, (x) => (x ? 1 : 0)) : new Uint8Array(n);
   const binary = new Uint8Array(n);

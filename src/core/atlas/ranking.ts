@@ -6,7 +6,12 @@
  *
  * Variants: all organs instead of the unlabelled ones; the heat map's sum instead of the binary
  * count; normalised by the case's voxel count (volume-normalised) or by its number of slices (the
- * public `calculate_attention.py` divides by the z size).
+ * public `calculate_attention.py` divides by the z size); or (not in the paper) the case's
+ * **expected Dice loss** (`measure: 'dice'`): per organ {@link expectedDiceLoss} of the expected
+ * wrong voxels inside its attention (the sum of `min(p̄, 1 − p̄)`) against its pseudo-label
+ * volume, averaged over the organs — what reviewing the case is expected to add to its mean Dice,
+ * so that 50 wrong voxels count for much on a gallbladder and little on a liver, as they do in
+ * the Dice the campaign is judged by.
  * @module
  */
 import { MedmaskError } from '../errors.js';
@@ -20,14 +25,40 @@ export interface OrganAttentionSummary {
   heatSum?: number;
   /** Whether the case's source labels this organ (its original label is kept). */
   labelled: boolean;
+  /** Expected wrong voxels inside the attention, Σ min(p̄, 1 − p̄) (needed for `measure: 'dice'`). */
+  expectedErrors?: number;
+  /** Voxels of the organ's pseudo-label (needed for `measure: 'dice'`). */
+  volumeVoxels?: number;
+}
+
+/**
+ * Expected Dice loss of an organ whose pseudo-label has `volume` voxels of which `errors` are
+ * expected wrong: `errors / (2 · volume + errors)`, 1 − Dice when the wrong voxels are missed
+ * parts (truth = volume + errors, overlap = volume); 0 without errors, 1 for an organ the
+ * pseudo-label lacks entirely.
+ * @param errors - expected wrong voxels (≥ 0)
+ * @param volume - pseudo-label voxels (≥ 0)
+ * @returns the loss in [0, 1]
+ * @throws MedmaskError USAGE for a negative or non-finite count
+ * @example
+ * expectedDiceLoss(50, 1000); // 50 / 2050 ≈ 0.024
+ */
+export function expectedDiceLoss(errors: number, volume: number): number {
+  if (!(Number.isFinite(errors) && errors >= 0 && Number.isFinite(volume) && volume >= 0)) {
+    throw new MedmaskError('USAGE', `expected errors ${errors} and volume ${volume} must be finite numbers ≥ 0`, { hint: 'pass voxel counts' });
+  }
+  return errors > 0 ? errors / (2 * volume + errors) : 0;
 }
 
 /** Options for {@link casePriority}. */
 export interface PriorityOptions {
   /** `unlabelled` (default, AbdomenAtlas): only organs without an original label; `all`. */
   organs?: 'unlabelled' | 'all';
-  /** `binary` (default): attention voxels; `heat`: sum of the heat map. */
-  measure?: 'binary' | 'heat';
+  /**
+   * `binary` (default): attention voxels; `heat`: sum of the heat map; `dice`: expected Dice loss,
+   * the mean of {@link expectedDiceLoss} over the organs (no normalisation applies).
+   */
+  measure?: 'binary' | 'heat' | 'dice';
   /** `none` (default); `volume`: divide by the case's voxels; `slices`: by its slices (z). */
   normalise?: 'none' | 'volume' | 'slices';
 }
@@ -53,8 +84,19 @@ export function casePriority(organs: readonly OrganAttentionSummary[], opts: Pri
   const measure = opts.measure ?? 'binary';
   const normalise = opts.normalise ?? 'none';
   if (which !== 'unlabelled' && which !== 'all') throw new MedmaskError('USAGE', `priority organs "${String(which)}" is unknown`, { hint: 'use unlabelled or all' });
-  if (measure !== 'binary' && measure !== 'heat') throw new MedmaskError('USAGE', `priority measure "${String(measure)}" is unknown`, { hint: 'use binary or heat' });
+  if (measure !== 'binary' && measure !== 'heat' && measure !== 'dice') throw new MedmaskError('USAGE', `priority measure "${String(measure)}" is unknown`, { hint: 'use binary, heat or dice' });
   if (normalise !== 'none' && normalise !== 'volume' && normalise !== 'slices') throw new MedmaskError('USAGE', `priority normalisation "${String(normalise)}" is unknown`, { hint: 'use none, volume or slices' });
+  if (measure === 'dice') {
+    if (normalise !== 'none') throw new MedmaskError('USAGE', `the expected Dice loss is already relative to each organ's size; normalising by ${normalise} does not apply`, { hint: 'leave normalise out with measure dice' });
+    let loss = 0, k = 0;
+    for (const o of organs) {
+      if (which === 'unlabelled' && o.labelled) continue;
+      if (o.expectedErrors === undefined || o.volumeVoxels === undefined) throw new MedmaskError('USAGE', `organ ${o.organ} has no expected errors or volume`, { hint: 'run medmask atlas attention again (this version records them), or use measure binary' });
+      loss += expectedDiceLoss(o.expectedErrors, o.volumeVoxels);
+      k++;
+    }
+    return k ? loss / k : 0;
+  }
   let total = 0;
   for (const o of organs) {
     if (which === 'unlabelled' && o.labelled) continue;
