@@ -13,13 +13,16 @@
  * gains, attention rates; its figures carry the prefix `models_`. The models' predictions are
  * cached in the bench folder, keyed by the seeds, sizes and the model files, so the attention
  * variants after it (and a re-run with unchanged models) reuse them. A third case reuses them with
- * attention's shape priors on (prefix `priors_`), a fourth with the refinements measured in
- * docs/atlas-campaign.md (prefix `refined_`).
+ * attention's shape priors on (prefix `priors_`), a fourth ranks the paper's attention by expected
+ * Dice loss (prefix `expdice_`), a fifth runs the `refined` preset measured in docs/atlas-campaign.md
+ * (prefix `refined_`). Region figures come twice: touching (the paper's reading) and `_half`
+ * (found / right only when at least half of the region is covered).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ATTENTION_PRESETS } from '../src/core/atlas/attention-refine.js';
 import { atomicWrite } from '../src/io/atomic.js';
 import { runAtlasCampaign, type CampaignOptions } from '../src/pipeline/atlas-campaign.js';
 import { runCampaignSeries, type CampaignSeries } from '../src/pipeline/atlas-campaign-seeds.js';
@@ -104,8 +107,8 @@ function seriesOptions(state: State) {
   return { seeds: state.quick ? [1, 2] : [1, 2, 3], n: state.quick ? 12 : 24, size: 40, models: [], fractions: [0, 0.05, 0.1, 0.2, 0.5, 1] };
 }
 
-/** The refinements the campaign doc recommends (measured on a tuning seed, reported on seeds 1–3). */
-const REFINED = { refine: { openingMm: 0, minComponentMm3: 120_000 }, organPriors: true };
+/** The `refined` preset (core/atlas/attention-refine.ts; tuned on seeds 11–12, reported on seeds 1–3). */
+const REFINED: Partial<CampaignOptions> = { refine: ATTENTION_PRESETS.refined.attention, ...(ATTENTION_PRESETS.refined.rank.measure ? { rankMeasure: ATTENTION_PRESETS.refined.rank.measure } : {}), organPriors: ATTENTION_PRESETS.refined.rank.organPriors ?? false };
 
 /** Cache key of the models' predictions: the series' sizes and the model files' hashes. */
 function predictionKey(state: State): string {
@@ -176,7 +179,8 @@ export default defineBenchmark<State>({
       },
     },
     variantCase('same predictions, attention with shape priors', 'priors', { shapePriors: true }),
-    variantCase('same predictions, refined attention and organ priors', 'refined', REFINED),
+    variantCase('same predictions, AbdomenAtlas attention ranked by expected Dice loss', 'expdice', { rankMeasure: 'dice' }),
+    variantCase('same predictions, the refined preset (expected-error filter, expected-Dice ranking, organ priors)', 'refined', REFINED),
   ],
   summarize(_results, state) {
     const read = (p: string, prefix: string) => {
@@ -184,6 +188,6 @@ export default defineBenchmark<State>({
       const f = JSON.parse(readFileSync(p, 'utf8')) as Record<string, number | string | null>;
       return Object.fromEntries(Object.entries(f).map(([k, v]) => [prefix + k, typeof v === 'number' ? Number(v.toPrecision(4)) : v]));
     };
-    return { ...read(state.figures, ''), ...read(state.figures.replace(/\.json$/, '-models.json'), 'models_'), ...read(state.figures.replace(/\.json$/, '-priors.json'), 'priors_'), ...read(state.figures.replace(/\.json$/, '-refined.json'), 'refined_') };
+    return { ...read(state.figures, ''), ...read(state.figures.replace(/\.json$/, '-models.json'), 'models_'), ...read(state.figures.replace(/\.json$/, '-priors.json'), 'priors_'), ...read(state.figures.replace(/\.json$/, '-expdice.json'), 'expdice_'), ...read(state.figures.replace(/\.json$/, '-refined.json'), 'refined_') };
   },
 });
