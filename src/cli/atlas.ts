@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { SOURCE_NAMES, type SourceName } from '../core/phantom/abdomen.js';
 import type { EffortRates } from '../core/atlas/effort.js';
+import { ATTENTION_PRESETS, type AttentionPreset } from '../core/atlas/attention-refine.js';
 import { atlasAttention, atlasMerge, atlasPredict, atlasRank, type AtlasAttentionOptions, type AtlasPredictOptions, type AtlasRankOptions } from '../pipeline/atlas.js';
 import { atlasExport, ATLAS_EXPORT_FORMATS, type AtlasExportFormat, type AtlasExportOptions } from '../pipeline/atlas-export.js';
 import { atlasReportFromWork, writeAtlasReport, type AtlasReport } from '../pipeline/atlas-report.js';
@@ -59,8 +60,8 @@ function lazyBar(label: string, json?: boolean) {
 }
 
 interface PredictFlags { overlap?: string; batch?: string; threads?: string; device?: string; float32?: boolean; skip?: boolean; crop?: boolean; tissue?: string; rename?: string }
-interface AttentionFlags { stdThreshold?: string; entropyThreshold?: string; erosions?: string; dilations?: string; overlapExclude?: string; threshold?: string }
-interface RankFlags { fraction?: string; organs?: string; measure?: string; normalise?: string; acrossSources?: boolean; includeZero?: boolean }
+interface AttentionFlags { preset?: string; stdThreshold?: string; entropyThreshold?: string; erosions?: string; dilations?: string; overlapExclude?: string; threshold?: string }
+interface RankFlags { fraction?: string; organs?: string; measure?: string; organPriors?: boolean; normalise?: string; acrossSources?: boolean; includeZero?: boolean }
 interface ExportFlags { format?: string; dicom?: string; uidSalt?: string; datasetId?: string; datasetName?: string }
 interface ReportFlags { truth?: string; minutesPerOrgan?: string; minutesPerCase?: string; hoursPerYear?: string; weeks?: string; minRegion?: string; title?: string }
 
@@ -103,7 +104,19 @@ function addAttentionFlags(c: Command, defaults: { erosions: number; dilations: 
     .option('--erosions <n>', `erosions of the 3×3×3 opening (default ${defaults.erosions})`)
     .option('--dilations <n>', `dilations of the opening (default ${defaults.dilations})`)
     .option('--overlap-exclude <organs>', 'organs that do not count as "another organ" for the overlap (AbdomenAtlas: aorta,postcava)')
-    .option('--threshold <p>', 'pseudo-label threshold on the mean probability (default 0.5)');
+    .option('--threshold <p>', 'pseudo-label threshold on the mean probability (default 0.5)')
+    .option('--preset <name>', 'paper (default: AbdomenAtlas as published) or refined (no opening, components expecting < 20 mL wrong dropped, ranking by expected Dice loss with organ priors; docs/atlas-campaign.md)');
+}
+
+/** A preset's refinements and ranking as runAtlasCampaign options. */
+function campaignPreset(name: string | undefined): { refine?: AttentionPreset['attention']; rankMeasure?: 'binary' | 'heat' | 'dice'; organPriors?: boolean } {
+  const p = presetOption(name);
+  return { ...(Object.keys(p.attention).length ? { refine: p.attention } : {}), ...(p.rank.measure ? { rankMeasure: p.rank.measure } : {}), ...(p.rank.organPriors ? { organPriors: true } : {}) };
+}
+
+/** The named preset of --preset (core/atlas/attention-refine.ts). */
+function presetOption(name: string | undefined): AttentionPreset {
+  return ATTENTION_PRESETS[choice('--preset', name, ['paper', 'refined'] as const, 'paper')];
 }
 
 function attentionOptions(o: AttentionFlags, defaults: { erosions: number; dilations: number } = { erosions: 2, dilations: 2 }): Omit<AtlasAttentionOptions, 'onProgress' | 'cases'> {
@@ -117,6 +130,7 @@ function attentionOptions(o: AttentionFlags, defaults: { erosions: number; dilat
     dilations: numberOption('--dilations', o.dilations, defaults.dilations, iter, 'a whole number from 0 to 20'),
     threshold: numberOption('--threshold', o.threshold, 0.5, (v) => v >= 0 && v <= 1, 'a probability'),
     ...(exclude ? { overlapExclude: exclude } : {}),
+    ...presetOption(o.preset).attention,
   };
 }
 
@@ -124,17 +138,20 @@ function addRankFlags(c: Command): Command {
   return c
     .option('--fraction <0..1>', 'fraction of each source to review (default 0.05)')
     .option('--organs <which>', 'unlabelled (default) or all')
-    .option('--measure <m>', 'binary (attention voxels, default) or heat (heat-map sum)')
+    .option('--measure <m>', 'binary (attention voxels, default), heat (heat-map sum) or dice (expected Dice loss per organ, averaged)')
+    .option('--organ-priors', 'add organ-level priors (missing organ, volume or pieces unusual for the source) to the priority')
     .option('--normalise <n>', 'none (default), volume (per voxel) or slices (per slice, as the public calculate_attention.py)')
     .option('--across-sources', 'select the top N % of all cases instead of per source')
     .option('--include-zero', 'also select cases with nothing flagged');
 }
 
-function rankOptions(o: RankFlags): AtlasRankOptions {
+function rankOptions(o: RankFlags & { preset?: string }): AtlasRankOptions {
+  const preset = presetOption(o.preset).rank;
   return {
+    ...(o.organPriors || preset.organPriors ? { organPriors: true } : {}),
     fraction: numberOption('--fraction', o.fraction, 0.05, (v) => v >= 0 && v <= 1, 'a fraction from 0 to 1'),
     organs: choice('--organs', o.organs, ['unlabelled', 'all'] as const, 'unlabelled'),
-    measure: choice('--measure', o.measure, ['binary', 'heat'] as const, 'binary'),
+    measure: choice('--measure', o.measure, ['binary', 'heat', 'dice'] as const, preset.measure ?? 'binary'),
     normalise: choice('--normalise', o.normalise, ['none', 'volume', 'slices'] as const, 'none'),
     perSource: !o.acrossSources,
     includeZero: !!o.includeZero,
@@ -423,6 +440,7 @@ export function registerAtlas(program: Command): void {
         minRegionVoxels: numberOption('--min-region', o.minRegion, 8, int(1, 1e9), 'a whole number ≥ 1'),
         randomDraws: numberOption('--draws', o.draws, 200, int(1, 100000), 'a whole number ≥ 1'),
         attention: attentionOptions(o, { erosions: 1, dilations: 1 }),
+        ...campaignPreset(o.preset),
         onProgress: (s, d, t) => {
           if (s !== stage) {
             stageBar?.stop();

@@ -144,6 +144,15 @@ test('atlas round on phantoms with imported predictions: pseudo-labels, attentio
     const bad = cli('atlas', 'attention', '--data', data, '--work', work, '--cases', btcv.id);
     assert.equal(bad.code, 3, bad.err);
     assert.match(bad.err, new RegExp(`no prediction for case ${btcv.id}`));
+    // Ranking by expected Dice loss with organ priors (the refined preset's ranking) from the CLI.
+    const dice = cli('atlas', 'rank', '--work', work, '--fraction', '1', '--measure', 'dice', '--organ-priors', '--json');
+    assert.equal(dice.code, 0, dice.err);
+    const diceRank = JSON.parse(readFileSync(join(work, 'ranking.json'), 'utf8')) as { options: { measure: string; organPriors: boolean }; ranked: { priority: number }[] };
+    assert.deepEqual([diceRank.options.measure, diceRank.options.organPriors], ['dice', true]);
+    assert.ok(diceRank.ranked.every((r) => r.priority >= 0 && r.priority <= 1), 'an expected Dice loss lies in [0, 1]');
+    const preset = cli('atlas', 'attention', '--data', data, '--work', work, '--preset', 'fancy');
+    assert.equal(preset.code, 2);
+    assert.match(preset.err, /--preset "fancy" is not one of paper, refined/);
     const usage = cli('atlas', 'rank', '--work', work, '--organs', 'some');
     assert.equal(usage.code, 2);
     assert.match(usage.err, /--organs "some" is not one of unlabelled, all/);
