@@ -152,7 +152,7 @@ test('atlas round on phantoms with imported predictions: pseudo-labels, attentio
     assert.ok(diceRank.ranked.every((r) => r.priority >= 0 && r.priority <= 1), 'an expected Dice loss lies in [0, 1]');
     const preset = cli('atlas', 'attention', '--data', data, '--work', work, '--preset', 'fancy');
     assert.equal(preset.code, 2);
-    assert.match(preset.err, /--preset "fancy" is not one of paper, refined/);
+    assert.match(preset.err, /--preset "fancy" is not one of paper, ranking, refined/);
     const usage = cli('atlas', 'rank', '--work', work, '--organs', 'some');
     assert.equal(usage.code, 2);
     assert.match(usage.err, /--organs "some" is not one of unlabelled, all/);
