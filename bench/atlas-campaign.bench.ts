@@ -180,7 +180,7 @@ export default defineBenchmark<State>({
     },
     variantCase('same predictions, attention with shape priors', 'priors', { shapePriors: true }),
     variantCase('same predictions, AbdomenAtlas attention ranked by expected Dice loss', 'expdice', { rankMeasure: 'dice' }),
-    variantCase('same predictions, the refined preset (expected-error filter, expected-Dice ranking, organ priors)', 'refined', REFINED),
+    variantCase('same predictions, the refined preset (expected-error filter, expected-Dice ranking)', 'refined', REFINED),
   ],
   summarize(_results, state) {
     const read = (p: string, prefix: string) => {

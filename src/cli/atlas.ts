@@ -105,7 +105,7 @@ function addAttentionFlags(c: Command, defaults: { erosions: number; dilations: 
     .option('--dilations <n>', `dilations of the opening (default ${defaults.dilations})`)
     .option('--overlap-exclude <organs>', 'organs that do not count as "another organ" for the overlap (AbdomenAtlas: aorta,postcava)')
     .option('--threshold <p>', 'pseudo-label threshold on the mean probability (default 0.5)')
-    .option('--preset <name>', 'paper (default: AbdomenAtlas as published), ranking (the paper\'s attention, cases ranked by expected Dice loss with organ priors) or refined (no opening, components expecting < 20 mL wrong dropped, ranking by expected Dice loss with organ priors; docs/atlas-campaign.md)');
+    .option('--preset <name>', 'paper (default: AbdomenAtlas as published), ranking (the paper\'s attention, cases ranked by expected Dice loss with organ priors) or refined (no opening, components expecting < 20 mL wrong dropped, ranking by expected Dice loss; docs/atlas-campaign.md)');
 }
 
 /** A preset's refinements and ranking as runAtlasCampaign options. */

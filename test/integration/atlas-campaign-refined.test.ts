@@ -59,7 +59,7 @@ test('refined preset: every kept component expects ≥ 20 mL wrong, the priority
   try {
     const preset = ATTENTION_PRESETS.refined;
     const minMm3 = preset.attention.minExpectedErrorMm3!;
-    const r = await runAtlasCampaign(dir, { n: 8, size: 40, seed: 5, randomDraws: 50, fractions: [0, 0.25, 1], reviewFraction: 0.25, refine: preset.attention, rankMeasure: preset.rank.measure!, organPriors: true });
+    const r = await runAtlasCampaign(dir, { n: 8, size: 40, seed: 5, randomDraws: 50, fractions: [0, 0.25, 1], reviewFraction: 0.25, refine: preset.attention, rankMeasure: preset.rank.measure!, organPriors: true }); // organ priors on too, to check how they enter the loss
     const ranking = JSON.parse(readFileSync(join(r.work, 'ranking.json'), 'utf8')) as AtlasRankResult;
     const models = ['sim-unet', 'sim-swinunetr', 'sim-nnunet'];
     let checkedComponents = 0;

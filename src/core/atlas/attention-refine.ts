@@ -264,18 +264,18 @@ export interface AttentionPreset {
  * Named presets (docs/atlas-campaign.md): `paper` is AbdomenAtlas's attention and priority as
  * published (the default); `ranking` keeps the paper's attention (what the expert is shown) and
  * ranks cases by expected Dice loss with organ-level priors (the best ranking on the tuning seeds);
- * `refined` was chosen on tuning seeds 11–12 of the simulated campaign
- * with the demo 3D models (24 realistic phantoms at 40², ≈ 13 mm voxels) and reported once on
- * held-out seeds 1–3: no opening, components expecting < 20 mL of wrong volume dropped, cases
- * ranked by expected Dice loss with organ-level priors. Its mm settings are phantom-scale; on
- * 1–2 mm CT re-tune them.
+ * `refined` changes what is flagged too: no opening, components expecting < 20 mL of wrong volume
+ * dropped, cases ranked by expected Dice loss. Both were tuned on seeds 11–12 of the simulated
+ * campaign with the demo 3D models (24 realistic phantoms at 40², ≈ 13 mm voxels) and reported on
+ * held-out seeds 1–3 (docs/atlas-campaign.md). The mm settings are phantom-scale; on 1–2 mm CT
+ * re-tune them.
  */
 export const ATTENTION_PRESETS: Readonly<Record<'paper' | 'ranking' | 'refined', AttentionPreset>> = {
   paper: { description: 'AbdomenAtlas-8K as published: std > 0.1, entropy > 0.05, opening, attention-voxel priority', attention: {}, rank: {} },
   ranking: { description: 'AbdomenAtlas attention, cases ranked by expected Dice loss with organ priors', attention: {}, rank: { measure: 'dice', organPriors: true } },
   refined: {
-    description: 'no opening, components expecting < 20 mL wrong dropped, ranking by expected Dice loss with organ priors',
+    description: 'no opening, components expecting < 20 mL wrong dropped, ranking by expected Dice loss',
     attention: { openingMm: 0, minExpectedErrorMm3: 20_000 },
-    rank: { measure: 'dice', organPriors: true },
+    rank: { measure: 'dice' },
   },
 };
