@@ -4,6 +4,11 @@
  * - `atlas-1w` (baseline), `atlas-2w`, `atlas-3w`: one `atlas` job over 12 phantom CT volumes with
  *   the two demo segmenters, fanned out over 1, 2 and 3 worker processes; time from submission to
  *   done (the workers are started and the volumes imported before the clock starts).
+ *   `atlas-1w-pinned`, `atlas-2w-pinned`: the same with worker i confined to core i (`taskset`),
+ *   i.e. one-core machines, so that the ratio says what a second machine adds.
+ *   The configurations run as one interleaved series (3 rounds of 1, 2, 3, 1p, 2p; `--quick`: 2
+ *   rounds of 6 volumes), so that drifting machine load hits them alike; figures are medians over
+ *   the rounds, with the spread, each round's paired ratio and the CPU seconds each worker used.
  * - `overhead`: one worker, a fan-out job of 300 empty-ish tasks (each records one prediction):
  *   the median gap between consecutive task completions is the queue overhead per task, end to end
  *   (BullMQ message, task claim, result and progress writes).
@@ -15,8 +20,9 @@
  * `{ elapsedMs }`; the extra figures go to `<cache>/scale-figures.json` and `summarize` copies them
  * into bench/out/scale.json with the ratio of 2 to 1 workers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { createVolume } from '../src/core/volume.js';
@@ -45,11 +51,15 @@ const partOf = (caseName: string) => (caseName.startsWith('atlas-') ? 'workers' 
 const skipped = (caseName: string) => (only && partOf(caseName) !== only ? `--only ${only}` : undefined);
 
 /** Workers as deployed: the built `bin/medmask.js` (run `npm run build` first), the test handlers as plain JS. */
-function startWorkers(n: number, db: string, redis: string, blobs: string, dir: string): { child: ChildProcess; ready: Promise<void> }[] {
+function startWorkers(n: number, db: string, redis: string, blobs: string, dir: string, pinned = false): { child: ChildProcess; ready: Promise<void> }[] {
   if (!existsSync(join(ROOT, 'dist/cli/run.js'))) throw new Error('bench scale: run `npm run build` first (the workers start from bin/medmask.js)');
   const handlers = testHandlersJs(dir);
   return Array.from({ length: n }, (_, i) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin/medmask.js'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', handlers, '--data-dir', join(dir, `w${i}`)], {
+    const argv = [process.execPath, join(ROOT, 'bin/medmask.js'), 'worker', '--db', db, '--blobs', blobs, '--queue', redis, '--handlers', handlers, '--data-dir', join(dir, `w${i}`)];
+    // Pinned: worker i may run on core i only (taskset execs node, so the pid is the worker's); the
+    // worker then sees one core (os.availableParallelism honours the affinity) and infers on 1 thread.
+    if (pinned) argv.unshift('taskset', '-c', String(i % availableParallelism()));
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: ROOT,
       env: { ...process.env, MEDMASK_QUEUE_NAME: 'bench' },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -72,12 +82,12 @@ async function runJob(store: Store, queue: BullmqQueue, type: string, input: unk
     if (j.status === 'done' || j.status === 'partial') return { id: job.id, ms: performance.now() - t0 };
     if (j.status === 'failed') throw new Error(`${type} job failed: ${j.error}`);
     onTick?.();
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** PostgreSQL, Redis, the store, a queue and `workers` worker processes; `fn` runs with them. */
-async function withCluster<T>(dir: string, workers: number, fn: (c: { store: Store; queue: BullmqQueue; blobs: FsBlobStore; pids: number[]; blobDir: string }) => Promise<T>): Promise<T> {
+async function withCluster<T>(dir: string, workers: number, fn: (c: { store: Store; queue: BullmqQueue; blobs: FsBlobStore; pids: number[]; blobDir: string }) => Promise<T>, o: { pinned?: boolean } = {}): Promise<T> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
@@ -85,7 +95,7 @@ async function withCluster<T>(dir: string, workers: number, fn: (c: { store: Sto
   const blobDir = join(dir, 'blobs');
   const blobs = new FsBlobStore(blobDir, { fsync: false });
   const queue = new BullmqQueue({ url: redis.url, name: 'bench' });
-  const ws = startWorkers(workers, pg.url, redis.url, blobDir, dir);
+  const ws = startWorkers(workers, pg.url, redis.url, blobDir, dir, o.pinned);
   try {
     await Promise.all(ws.map((w) => w.ready));
     return await fn({ store, queue, blobs, blobDir, pids: ws.map((w) => w.child.pid!) });
@@ -118,29 +128,166 @@ function dirMiB(d: string): number {
   return n / 2 ** 20;
 }
 
-function atlasCase(workers: number) {
+/** One configuration of the worker series. */
+interface AtlasConfig {
+  name: string;
+  workers: number;
+  /** Worker i confined to core i (`taskset -c i`): N one-core machines. */
+  pinned: boolean;
+}
+
+const ATLAS_CONFIGS: AtlasConfig[] = [
+  { name: 'atlas-1w', workers: 1, pinned: false },
+  { name: 'atlas-2w', workers: 2, pinned: false },
+  { name: 'atlas-3w', workers: 3, pinned: false },
+  { name: 'atlas-1w-pinned', workers: 1, pinned: true },
+  { name: 'atlas-2w-pinned', workers: 2, pinned: true },
+];
+/** The harness passes `--quick` on to each case's child process. */
+const QUICK = process.argv.includes('--quick');
+/** Rounds of the interleaved series (each round runs every configuration once) and volumes per job. */
+const ROUNDS = QUICK ? 2 : 3;
+const VOLUMES = QUICK ? 6 : 12;
+
+/** Why the pinned configurations cannot run here, or undefined. */
+function pinningUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'pinning needs Linux (taskset)';
+  if (spawnSync('taskset', ['-V']).status !== 0) return 'taskset (util-linux) is not installed';
+  if (availableParallelism() < 2) return 'pinning 2 workers needs 2 cores';
+  return undefined;
+}
+
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  return Number(r.stdout?.trim()) || 100;
+})();
+
+/** User + system CPU seconds a process has used so far (/proc/PID/stat fields 14 and 15); NaN once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One atlas job on a fresh cluster: its wall time, and per worker the CPU seconds it used and the cases it ran. */
+async function atlasRound(dir: string, c: AtlasConfig): Promise<{ ms: number; cpuS: number[]; tasks: number[] }> {
+  return withCluster(join(dir, c.name), c.workers, async ({ store, queue, blobs, pids }) => {
+    // Jobs name registered models (name@version): the bundled demo models, as `medmask serve` registers them.
+    await registerDemoModels(store, blobs);
+    const ph = await runJob(store, queue, 'phantoms', { kind: '3d', n: VOLUMES, seed: 15, size: 64, project: 'scale', dataset: 'scale', reviewCases: false });
+    const datasetId = (JSON.parse((await getJob(store.db, ph.id)).result!) as { datasetId: string }).datasetId;
+    const before = pids.map(cpuSeconds);
+    const { id, ms } = await runJob(store, queue, 'atlas', { datasetId, models: MODELS, fraction: 0.25 });
+    const cpuS = pids.map((p, i) => cpuSeconds(p) - before[i]!);
+    const rows = await store.db.selectFrom('job_tasks').select('worker').where('job_id', '=', id).execute();
+    const tasks = pids.map((p) => rows.filter((r) => r.worker?.endsWith(`:${p}`)).length);
+    return { ms, cpuS, tasks };
+  }, { pinned: c.pinned });
+}
+
+interface SeriesRun { config: string; round: number; ms: number; cpuS: number[]; tasks: number[] }
+interface Series { rounds: number; volumes: number; loadStart: number[]; loadEnd: number[]; pinnedSkipped?: string; runs: SeriesRun[] }
+
+/**
+ * The whole series, once per process: ROUNDS rounds, each running every configuration once in
+ * the same order (1, 2, 3 workers, then pinned 1 and 2), so that a change of machine load hits
+ * every configuration alike. The baseline case runs it and writes it to `<cache>/atlas-series.json`;
+ * the other atlas cases report their rounds from that file.
+ */
+let seriesRun: Promise<Series> | undefined;
+function series(state: State): Promise<Series> {
+  const file = join(state.dir, 'atlas-series.json');
+  return (seriesRun ??= (async () => {
+    const noPin = pinningUnavailable();
+    const configs = ATLAS_CONFIGS.filter((c) => !c.pinned || !noPin);
+    const s: Series = { rounds: ROUNDS, volumes: VOLUMES, loadStart: loadavg(), loadEnd: [], ...(noPin ? { pinnedSkipped: noPin } : {}), runs: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of configs) {
+        const r = await atlasRound(state.dir, c);
+        s.runs.push({ config: c.name, round, ...r });
+        process.stderr.write(`scale: round ${round + 1}/${ROUNDS} ${c.name}: ${(r.ms / 1000).toFixed(1)} s, CPU-s per worker ${r.cpuS.map((x) => x.toFixed(1)).join('/')}, cases ${r.tasks.join('/')} (load ${loadavg()[0]!.toFixed(2)})\n`);
+      }
+    }
+    s.loadEnd = loadavg();
+    writeFileSync(file, JSON.stringify(s, null, 1));
+    return s;
+  })());
+}
+
+function readSeries(state: State): Series {
+  const file = join(state.dir, 'atlas-series.json');
+  if (!existsSync(file)) throw new Error(`bench scale: ${file} is missing: the baseline case atlas-1w runs the series and failed or did not run`);
+  return JSON.parse(readFileSync(file, 'utf8')) as Series;
+}
+
+function atlasCase(c: AtlasConfig) {
+  let next = 0;
   return {
-    name: `atlas-${workers}w`,
-    ...(workers === 1 ? { baseline: true } : {}),
-    repetitions: 1,
+    name: c.name,
+    ...(c.name === 'atlas-1w' ? { baseline: true } : {}),
+    repetitions: ROUNDS,
     warmup: false,
-    ...(workers > 1 ? { skip: () => skipped(`atlas-${workers}w`) } : {}),
+    ...(c.name !== 'atlas-1w' ? { skip: () => skipped(c.name) ?? (c.pinned ? pinningUnavailable() : undefined) } : {}),
     async run({ state }: { state: State }) {
-      if (skipped(`atlas-${workers}w`)) {
+      if (skipped(c.name)) {
         // The harness cannot skip a baseline: it reports 0 ms (and its ratios mean nothing) under --only.
-        process.stderr.write(`case atlas-1w not run: --only ${only}\n`);
+        if (next++ === 0) process.stderr.write(`case atlas-1w not run: --only ${only}\n`);
         return { elapsedMs: 0 };
       }
-      return withCluster(join(state.dir, `atlas-${workers}`), workers, async ({ store, queue, blobs }) => {
-        // Jobs name registered models (name@version): the bundled demo models, as `medmask serve` registers them.
-        await registerDemoModels(store, blobs);
-        const ph = await runJob(store, queue, 'phantoms', { kind: '3d', n: 12, seed: 15, size: 64, project: 'scale', dataset: 'scale', reviewCases: false });
-        const datasetId = (JSON.parse((await getJob(store.db, ph.id)).result!) as { datasetId: string }).datasetId;
-        const { ms } = await runJob(store, queue, 'atlas', { datasetId, models: MODELS, fraction: 0.25 });
-        return { elapsedMs: ms };
-      });
+      const s = c.name === 'atlas-1w' ? await series(state) : readSeries(state);
+      const mine = s.runs.filter((r) => r.config === c.name);
+      return { elapsedMs: mine[next++ % mine.length]!.ms };
     },
   };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
+/** Figures of the series: medians, spread, ratios of medians and of each round's pair, CPU seconds per worker. */
+function seriesFigures(s: Series): Record<string, number | string> {
+  const of = (name: string) => s.runs.filter((r) => r.config === name);
+  const wall = (name: string) => median(of(name).map((r) => r.ms)) / 1000;
+  const out: Record<string, number | string> = { atlas_rounds: s.rounds, atlas_volumes: s.volumes };
+  for (const c of ATLAS_CONFIGS) {
+    const runs = of(c.name);
+    if (!runs.length) continue;
+    const key = c.name.slice('atlas-'.length).replace('-', '_');
+    const ms = runs.map((r) => r.ms / 1000);
+    out[`wall_${key}_s_all`] = ms.map((x) => x.toFixed(1)).join(' ');
+    out[`wall_${key}_spread`] = (Math.max(...ms) - Math.min(...ms)) / median(ms);
+    // The round whose wall time is the median: its CPU seconds and cases per worker.
+    const mid = [...runs].sort((a, b) => a.ms - b.ms)[runs.length >> 1]!;
+    out[`cpu_s_per_worker_${key}`] = mid.cpuS.map((x) => x.toFixed(1)).join('/');
+    out[`cases_per_worker_${key}`] = mid.tasks.join('/');
+    out[`cpu_s_total_${key}`] = median(runs.map((r) => r.cpuS.reduce((a, b) => a + b, 0)));
+  }
+  const paired = (a: string, b: string) => {
+    const rs = of(a).map((r) => { const base = of(b).find((x) => x.round === r.round); return base ? r.ms / base.ms : NaN; });
+    return rs.map((x) => x.toFixed(3)).join(' ');
+  };
+  Object.assign(out, {
+    wall_1_worker_s: wall('atlas-1w'),
+    wall_2_workers_s: wall('atlas-2w'),
+    wall_3_workers_s: wall('atlas-3w'),
+    ratio_2_vs_1: wall('atlas-2w') / wall('atlas-1w'),
+    ratio_3_vs_1: wall('atlas-3w') / wall('atlas-1w'),
+    ratio_2_vs_1_rounds: paired('atlas-2w', 'atlas-1w'),
+    wall_1_worker_pinned_s: wall('atlas-1w-pinned'),
+    wall_2_workers_pinned_s: wall('atlas-2w-pinned'),
+    ratio_2_vs_1_pinned: wall('atlas-2w-pinned') / wall('atlas-1w-pinned'),
+    ratio_2_vs_1_pinned_rounds: paired('atlas-2w-pinned', 'atlas-1w-pinned'),
+    atlas_load_start: s.loadStart.map((x) => x.toFixed(2)).join(' '),
+    atlas_load_end: s.loadEnd.map((x) => x.toFixed(2)).join(' '),
+    ...(s.pinnedSkipped ? { pinned_skipped: s.pinnedSkipped } : {}),
+  });
+  return out;
 }
 
 export default defineBenchmark<State>({
@@ -148,12 +295,11 @@ export default defineBenchmark<State>({
   repetitions: 1,
   async setup(dir) {
     rmSync(join(dir, 'scale-figures.json'), { force: true });
+    rmSync(join(dir, 'atlas-series.json'), { force: true });
     return { dir };
   },
   cases: [
-    atlasCase(1),
-    atlasCase(2),
-    atlasCase(3),
+    ...ATLAS_CONFIGS.map(atlasCase),
     {
       name: 'overhead',
       skip: () => skipped('overhead'),
@@ -224,13 +370,8 @@ export default defineBenchmark<State>({
     const t = (name: string) => results.find((r) => r.name === name)?.medianMs ?? NaN;
     const f = join(state.dir, 'scale-figures.json');
     const extra = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, number>) : {};
-    return {
-      wall_1_worker_s: t('atlas-1w') / 1000,
-      wall_2_workers_s: t('atlas-2w') / 1000,
-      wall_3_workers_s: t('atlas-3w') / 1000,
-      ratio_2_vs_1: t('atlas-2w') / t('atlas-1w'),
-      ratio_3_vs_1: t('atlas-3w') / t('atlas-1w'),
-      ...extra,
-    };
+    const seriesFile = join(state.dir, 'atlas-series.json');
+    const atlas = existsSync(seriesFile) && results.some((r) => r.name === 'atlas-1w' && r.medianMs > 0) ? seriesFigures(readSeries(state)) : { wall_1_worker_s: t('atlas-1w') / 1000, ratio_2_vs_1: NaN };
+    return { ...atlas, ...extra };
   },
 });

@@ -4,6 +4,7 @@
  *
  * ```
  * WORK/predictions/<model>/<case>/<organ>.nii.gz   soft prediction, uint8 = p · 255 (or float 0…1), image grid
+ *                                                  (or <organ>.nii: uncompressed, e.g. a job's scratch folder)
  * WORK/predictions/<model>/<case>.nii.gz           …or a label map (imported models), with
  * WORK/predictions/<model>/labels.json             {"1": "liver", …} when its values differ from the data set's
  * WORK/pseudo/<case>.nii.gz                        pseudo-label map (argmax of the models' mean, > 0.5)
@@ -105,6 +106,12 @@ export interface AtlasPredictOptions extends Omit<PredictOptions, 'onProgress'> 
   /** Case ids to run (default all). */
   cases?: string[];
   load?: SegmenterLoadOptions;
+  /**
+   * Write the soft predictions gzip-compressed (`<organ>.nii.gz`, default) or as plain `<organ>.nii`
+   * (false): for a work folder that is scratch and read back at once, as the atlas job's per-case
+   * tasks do — deflating each organ map cost more than the rest of the file handling of a case.
+   */
+  compress?: boolean;
   onProgress?: AtlasProgress;
 }
 
@@ -153,7 +160,7 @@ export async function atlasPredict(data: string, models: string[], work: string,
     let windows = 0, skipped = 0;
     for (const c of atlas.cases) {
       const image = await readVolume(c.image);
-      const { onProgress: _p, rename: _r, cases: _c, load: _l, ...predictOpts } = opts;
+      const { onProgress: _p, rename: _r, cases: _c, load: _l, compress: _z, ...predictOpts } = opts;
       const pred = await seg.predict(image, predictOpts);
       windows += pred.windows.run;
       skipped += pred.windows.skipped;
@@ -167,7 +174,7 @@ export async function atlasPredict(data: string, models: string[], work: string,
         const vol = p instanceof Uint8Array
           ? createVolume(image.shape, 'uint8', { ...geo, data: p, meta: { source: `${name} soft prediction`, description: 'p*255' } })
           : createVolume(image.shape, 'float32', { ...geo, data: p, meta: { source: `${name} soft prediction` } });
-        await writeVolume(vol, join(caseDir, `${organ}.nii.gz`));
+        await writeVolume(vol, join(caseDir, `${organ}${opts.compress === false ? '.nii' : '.nii.gz'}`));
       }
       done++;
       opts.onProgress?.(done, total, `${name} ${c.id}`);
@@ -178,6 +185,12 @@ export async function atlasPredict(data: string, models: string[], work: string,
     await seg.release();
   }
   return result;
+}
+
+/** The organ a per-organ prediction file names (`<organ>.nii.gz` or `<organ>.nii`), or undefined for other files. */
+function predictionStem(file: string): string | undefined {
+  const ext = file.endsWith('.nii.gz') ? '.nii.gz' : file.endsWith('.nii') ? '.nii' : undefined;
+  return ext ? file.slice(0, -ext.length) : undefined;
 }
 
 /** One model's prediction of one case, read lazily per organ. */
@@ -248,8 +261,8 @@ export async function checkPredictionFolders(work: string, atlas: AtlasDataset):
       const caseDir = join(dir, c.id);
       if (!existsSync(caseDir) || !statSync(caseDir).isDirectory()) continue;
       for (const f of readdirSync(caseDir)) {
-        if (!f.endsWith('.nii.gz')) continue;
-        const organ = f.slice(0, -'.nii.gz'.length);
+        const organ = predictionStem(f);
+        if (organ === undefined) continue;
         const name = rename?.[organ] ?? organ;
         if (!known.has(name)) {
           throw new MedmaskError('DATASET_INVALID', `${join(caseDir, f)}: model ${m} predicts organ "${organ}", which the data set does not name (${[...known].join(', ')})`, {
@@ -283,19 +296,18 @@ async function casePredictions(work: string, image: Volume, c: AtlasCase, organs
     };
     if (existsSync(caseDir)) {
       const rename = await readRenameJson(dir);
-      // Data set organ name → file stem in this model's folder.
+      // Data set organ name → its file in this model's folder.
       const fileOf = new Map<string, string>();
-      for (const f of readdirSync(caseDir)) {
-        if (!f.endsWith('.nii.gz')) continue;
-        const stem = f.slice(0, -'.nii.gz'.length);
-        fileOf.set(rename?.[stem] ?? stem, stem);
+      for (const f of readdirSync(caseDir).sort()) {
+        const stem = predictionStem(f);
+        if (stem !== undefined) fileOf.set(rename?.[stem] ?? stem, f);
       }
       out.push({
         model: m,
         async organ(name) {
-          const stem = fileOf.get(name);
-          if (stem === undefined) return undefined;
-          const f = join(caseDir, `${stem}.nii.gz`);
+          const file = fileOf.get(name);
+          if (file === undefined) return undefined;
+          const f = join(caseDir, file);
           const v = await readVolume(f);
           check(v, f);
           return asProbabilities(v, f);

@@ -219,3 +219,55 @@ test('atlas predict (CLI): a pointwise model writes uint8 soft predictions per o
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('atlas predict with compress false (a job\'s scratch): plain .nii soft predictions holding the .nii.gz bytes; pseudo-labels, attention and merged labels byte-identical', async () => {
+  const { pointwiseModel } = await import('../helpers/onnx-seg.js');
+  const { atlasPredict } = await import('../../src/pipeline/atlas.js');
+  const { gunzipSync } = await import('node:zlib');
+  const { readdirSync } = await import('node:fs');
+  const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-'));
+  try {
+    const data = join(root, 'data');
+    await writeAbdomenDataset(data, { n: 2, seed: 9, size: 32, sources: ['lits', 'kits'] });
+    // Two models that disagree (different weights), so the attention maps are not empty.
+    const models = [[-4, 6, 3, 1.5, -2, -0.5], [-3, 5, 4, 1, -1.5, -1]].map((wb, i) => {
+      const dir = join(root, `pw${i}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'model.onnx'), pointwiseModel(wb.slice(0, 3), wb.slice(3)));
+      writeFileSync(join(dir, 'model.json'), JSON.stringify({
+        format: 'medmask-model/1', name: `pw${i}`, task: 'segment', model: 'model.onnx',
+        input: { name: 'input', layout: 'NCDHW', patch: [16, 16, 8], channels: 1 },
+        preprocess: { intensity: { mode: 'ct-window', center: 40, width: 400 } },
+        output: { name: 'logits', activation: 'softmax' }, labels: { 1: 'liver', 2: 'spleen' },
+      }));
+      return dir;
+    });
+    const runs = [true, false].map(async (compress) => {
+      const work = join(root, `work-${compress}`);
+      await atlasPredict(data, models, work, { compress, skipEmpty: false });
+      const summaries = await atlasAttention(data, work);
+      await atlasMerge(data, work, join(work, 'out'));
+      return { work, summaries };
+    });
+    const [gz, raw] = [await runs[0]!, await runs[1]!];
+    assert.deepEqual(raw.summaries, gz.summaries);
+    assert.ok(gz.summaries.some((s) => s.organs.some((o) => o.voxels > 0)), 'the models should disagree somewhere');
+    const atlas = await readAtlasDataset(data);
+    for (const c of atlas.cases) {
+      for (const m of ['pw0', 'pw1']) {
+        const files = readdirSync(join(raw.work, 'predictions', m, c.id)).sort();
+        assert.deepEqual(files, ['liver.nii', 'spleen.nii']);
+        for (const organ of ['liver', 'spleen']) {
+          // The plain file is exactly what zlib inflates the compressed one to.
+          assert.ok(readFileSync(join(raw.work, 'predictions', m, c.id, `${organ}.nii`)).equals(gunzipSync(readFileSync(join(gz.work, 'predictions', m, c.id, `${organ}.nii.gz`)))), `${m} ${c.id} ${organ}`);
+        }
+      }
+      const same = (rel: string) => assert.ok(readFileSync(join(raw.work, rel)).equals(readFileSync(join(gz.work, rel))), rel);
+      same(join('pseudo', `${c.id}.nii.gz`));
+      same(join('out', 'labelsTr', `${c.id}.nii.gz`));
+      for (const organ of ['liver', 'spleen']) same(join('attention', c.id, `${organ}.nii.gz`));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -139,7 +139,8 @@ async function runTask(ctx: TaskContext): Promise<AtlasTaskResult> {
     medmask: { cases: [{ case: id, source: t.source, ...(known ? { labelled: [...known] } : {}) }] },
   }));
   const work = join(ctx.workDir, 'work'), out = join(ctx.workDir, 'out');
-  await atlasPredict(data, await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')), work, ctx.threads ? { load: { threads: ctx.threads } } : {});
+  // The work folder is this task's scratch, read back at once: soft predictions uncompressed.
+  await atlasPredict(data, await materializeModels(ctx.store, ctx.blobs, input.models, join(ctx.workDir, 'models')), work, { compress: false, ...(ctx.threads ? { load: { threads: ctx.threads } } : {}) });
   if (ctx.signal.aborted) throw new Error('job aborted');
   const [summary] = await atlasAttention(data, work);
   await atlasMerge(data, work, out);
