@@ -50,7 +50,7 @@ import { readVolume, writeVolume } from '../io/index.js';
 import { atlasAttention, atlasMerge, atlasPredict, atlasRank, readAtlasDataset } from './atlas.js';
 import { simulateAnnotator } from './atlas-campaign.js';
 import { atlasFinetuneHook } from './atlas-finetune.js';
-import { finetuneSegmenters } from './atlas-train.js';
+import { finetuneSegmenters, type FinetuneJob, type HeldoutMetrics } from './atlas-train.js';
 import type { Provenance } from '../core/atlas/merge.js';
 
 /** Options for {@link atlasLoop}. */
@@ -182,6 +182,8 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
   const organName = Object.fromEntries(organs.map((o) => [o.value, o.name]));
   let models = opts.models.map((m) => resolve(m));
   const reviewed = new Set<string>();
+  /** Held-out metrics of models already scored on the fixed held-out set. */
+  const knownHeldout = new Map<string, HeldoutMetrics>();
   const revisedJson: Record<string, string[]> = {};
   const table: LoopRound[] = [];
   const root = resolve(out);
@@ -295,13 +297,18 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
     await atlasMerge(data, work, merged, { revised: reviewDir, cases: campaignIds });
     // Fine-tune every model on the merged labels in one trainer process; keep the parent where the child is worse.
     opts.onProgress?.('finetune', k, models.map((x) => basename(x)).join(', '));
-    const jobs = [];
+    // With the fixed held-out set every model trains on the same export (written once, read once by
+    // the trainer) and a parent already scored there (last round's accepted child, or a parent kept)
+    // is not evaluated again.
+    const jobs: FinetuneJob[] = [];
     for (const [i, model] of models.entries()) {
       const hook = await atlasFinetuneHook(data, merged, join(dir, 'ft', `${i}-${basename(model)}`), {
         model, cases: campaignIds, seed: (opts.seed ?? 1) + k, steps: Math.max(4, opts.steps ?? 40),
-        ...(heldoutDir ? { heldout: heldoutDir } : {}), ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.python ? { python: opts.python } : {}),
+        ...(heldoutDir ? { heldout: heldoutDir } : {}), ...(heldoutDir && jobs.length ? { train: jobs[0]!.train } : {}),
+        ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.python ? { python: opts.python } : {}),
       });
-      jobs.push({ parent: model, train: hook.train, heldout: hook.heldout, out: hook.modelDir });
+      const known = heldoutDir ? knownHeldout.get(model) : undefined;
+      jobs.push({ parent: model, train: hook.train, heldout: hook.heldout, out: hook.modelDir, ...(known ? { parentHeldout: known } : {}) });
     }
     const results = await finetuneSegmenters(jobs, {
       ...(opts.steps !== undefined ? { steps: opts.steps } : {}), ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
@@ -313,6 +320,7 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
       trainSeconds: r.trainSeconds, candidate: r.modelDir, organs: r.heldout.dice, parentOrgans: r.parentHeldout.dice,
     }));
     for (const r of results) await atomicWrite(join(r.modelDir, '..', 'finetune-result.json'), JSON.stringify(r, null, 1) + '\n');
+    results.forEach((r, i) => knownHeldout.set(r.decision === 'accepted' ? r.modelDir : models[i]!, r.decision === 'accepted' ? r.heldout : r.parentHeldout));
     models = results.map((r, i) => (r.decision === 'accepted' ? r.modelDir : models[i]!));
     table.push({
       round: k, ...m, selected, expertMinutes: reviewMinutes(selected.length, PAPER_EFFORT_RATES),

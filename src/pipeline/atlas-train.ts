@@ -144,6 +144,17 @@ export function defaultTrainerThreads(cores = availableParallelism(), load = loa
   return Math.min(4, cores);
 }
 
+/** The trainer, steps and label weights of a fine-tune, checked. */
+function checkFinetuneOptions(opts: FinetuneOptions): { python: string; steps: number; lw: Record<'original' | 'revised' | 'pseudo', number> } {
+  const python = opts.python ?? '/usr/bin/python3';
+  checkTrainer(python);
+  const steps = opts.steps ?? 40;
+  if (!Number.isInteger(steps) || steps < 0 || (steps > 0 && steps < 4)) throw new MedmaskError('USAGE', `${steps} fine-tune steps: give 0 (the parent as is) or at least 4 (the one-cycle schedule)`, { hint: 'e.g. --steps 40' });
+  const lw = { original: 1, revised: 1, pseudo: 1, ...opts.labelWeights };
+  for (const [k, v] of Object.entries(lw)) if (!(v >= 0 && v <= 10)) throw new MedmaskError('USAGE', `label weight ${k}=${v} must be from 0 to 10`);
+  return { python, steps, lw };
+}
+
 /** One fine-tune of {@link finetuneSegmenters}. */
 export interface FinetuneJob {
   /** The parent model folder (model.onnx, model.json, card.json naming its family). */
@@ -154,6 +165,8 @@ export interface FinetuneJob {
   heldout: string;
   /** The new model's folder (replaced). */
   out: string;
+  /** The parent's metrics on this same held-out set when already known (the trainer then does not evaluate it again). */
+  parentHeldout?: HeldoutMetrics;
 }
 
 interface TrainerLine { heldout: HeldoutMetrics; parent_heldout: HeldoutMetrics; train_seconds: number; steps: number; train_cases: string[]; heldout_cases: string[]; label_weights: Record<string, number> }
@@ -171,16 +184,11 @@ interface TrainerLine { heldout: HeldoutMetrics; parent_heldout: HeldoutMetrics;
  * const [a, b] = await finetuneSegmenters([{ parent: 'm/unet', train: 't', heldout: 'h', out: 'o/unet-ft' }, { parent: 'm/resunet', train: 't', heldout: 'h', out: 'o/resunet-ft' }], { steps: 20 });
  */
 export async function finetuneSegmenters(jobs: FinetuneJob[], opts: FinetuneOptions = {}): Promise<FinetuneResult[]> {
-  const python = opts.python ?? '/usr/bin/python3';
-  checkTrainer(python);
-  const steps = opts.steps ?? 40;
-  if (!Number.isInteger(steps) || steps < 0 || (steps > 0 && steps < 4)) throw new MedmaskError('USAGE', `${steps} fine-tune steps: give 0 (the parent as is) or at least 4 (the one-cycle schedule)`, { hint: 'e.g. --steps 40' });
-  const lw = { original: 1, revised: 1, pseudo: 1, ...opts.labelWeights };
-  for (const [k, v] of Object.entries(lw)) if (!(v >= 0 && v <= 10)) throw new MedmaskError('USAGE', `label weight ${k}=${v} must be from 0 to 10`);
+  const { python, steps, lw } = checkFinetuneOptions(opts);
   if (!jobs.length) return [];
   const threads = opts.threads ?? defaultTrainerThreads();
   const specs = jobs.map((j) => ({
-    init: j.parent, data: j.train, heldout: j.heldout, out: j.out, steps, seed: opts.seed ?? 0, threads,
+    init: j.parent, data: j.train, heldout: j.heldout, out: j.out, steps, seed: opts.seed ?? 0, threads, ...(j.parentHeldout ? { parent_heldout: j.parentHeldout } : {}),
     label_weights: Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','), ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
   }));
   await mkdir(dirname(jobs[0]!.out), { recursive: true });
@@ -267,12 +275,7 @@ function runTrainer(python: string, argv: string[], steps: number, jobs: number,
  * r.decision; // 'accepted' when r.heldout.mean_dice >= r.parentHeldout.mean_dice
  */
 export async function finetuneSegmenter(parent: string, train: string, heldout: string, out: string, opts: FinetuneOptions = {}): Promise<FinetuneResult> {
-  const python = opts.python ?? '/usr/bin/python3';
-  checkTrainer(python);
-  const steps = opts.steps ?? 40;
-  if (!Number.isInteger(steps) || steps < 0 || (steps > 0 && steps < 4)) throw new MedmaskError('USAGE', `${steps} fine-tune steps: give 0 (the parent as is) or at least 4 (the one-cycle schedule)`, { hint: 'e.g. --steps 40' });
-  const lw = { original: 1, revised: 1, pseudo: 1, ...opts.labelWeights };
-  for (const [k, v] of Object.entries(lw)) if (!(v >= 0 && v <= 10)) throw new MedmaskError('USAGE', `label weight ${k}=${v} must be from 0 to 10`);
+  const { python, steps, lw } = checkFinetuneOptions(opts);
   const argv = [TRAINER, '--init', parent, '--data', train, '--heldout', heldout, '--out', out, '--steps', String(steps),
     '--seed', String(opts.seed ?? 0), '--threads', String(opts.threads ?? defaultTrainerThreads()), '--label-weights', Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','),
     ...(opts.lr !== undefined ? ['--lr', String(opts.lr)] : [])];

@@ -22,6 +22,11 @@ unweighted cross-entropy raise both (0.913 -> 0.915 / 0.920 -> 0.921 at 2e-5, 0.
 held-out at 3e-4). From random weights the class weights are kept: they help the rare organs be
 found at all (build_zoo.py's recipe).
 
+Several fine-tunes in one process (--jobs FILE, what `medmask atlas run --rounds` uses for a
+round's models): torch is imported once and a folder is read once (the shared training export and
+the fixed held-out set); a parent whose held-out metrics the loop already knows (parent_heldout) is
+not evaluated again.
+
 Held-out evaluation: a sliding window over the whole resampled volume (overlap 0.5, Gaussian
 importance weights with sigma = patch / 8, as MONAI's `sliding_window_inference` and nnU-Net),
 softmax probabilities resampled back to the case's own grid (trilinear), argmax, Dice per organ
@@ -321,13 +326,16 @@ def class_weights(cases, mode='frequency'):
 
 def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, batch=2, lr=3e-3, aug='none',
                     model_kw=None, threads=2, train_cases=None, heldout_cases=None, train_patch=(48, 48, 24),
-                    init=None, label_weights=None, ce_weights=None):
+                    init=None, label_weights=None, ce_weights=None, parent_heldout=None):
     """Train (or, with `init` = a parent's model.onnx, fine-tune) a segmenter; export ONNX.
     init: warm start from that ONNX file (warmstart.py: initializers mapped into the network, every
     BatchNorm frozen in eval mode while training); the parent is evaluated on the same held-out
     cases first ('parent_heldout'). label_weights: loss weight per label provenance
     ({'original': 1, 'revised': 1, 'pseudo': 0.5}; 0 = leave those labels out). steps may be 0.
-    ce_weights: 'frequency' (1 / sqrt(frequency)) or 'none'; default 'none' with init, else 'frequency'."""
+    ce_weights: 'frequency' (1 / sqrt(frequency)) or 'none'; default 'none' with init, else 'frequency'.
+    parent_heldout: the parent's metrics on these same held-out cases when already known (the loop's
+    fixed held-out set: an accepted child of the last round was scored there as it was exported, and
+    a 0-step warm start reproduces it to 1e-5): the parent is then not evaluated again."""
     ce_weights = ce_weights or ('none' if init else 'frequency')
     set_threads(threads)
     seed_everything(seed)
@@ -344,8 +352,11 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         # test-sized fine-tune's time).
         n = load_onnx_weights(model, init, torch.zeros(1, 1, 16, 16, 16))
         log(f'[{family}] warm start: {n} tensors from {os.path.basename(init)}')
-        parent_metrics, _ = evaluate(model, test)
-        log(f'[{family}] parent held-out mean Dice {parent_metrics["mean_dice"]:.3f}')
+        if parent_heldout is not None:
+            parent_metrics = parent_heldout
+        else:
+            parent_metrics, _ = evaluate(model, test)
+        log(f'[{family}] parent held-out mean Dice {parent_metrics["mean_dice"]:.3f}{" (known)" if parent_heldout is not None else ""}')
     lw = parse_label_weights(label_weights) if isinstance(label_weights, (str, type(None))) else label_weights
     luts = [label_weight_lut(c, lw) for c in train]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -448,7 +459,8 @@ def finetune_job(spec):
         raise ValueError(f'--steps {steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
     r = train_segmenter(family, spec['data'], spec['heldout'], spec['out'], os.path.join(spec['out'], 'work'), int(spec.get('seed', 0)), steps,
                         lr=lr, aug=spec.get('aug', 'none'), model_kw=kw, threads=int(spec.get('threads', 1)),
-                        init=os.path.join(spec['init'], 'model.onnx'), label_weights=spec.get('label_weights'), ce_weights=spec.get('ce_weights'))
+                        init=os.path.join(spec['init'], 'model.onnx'), label_weights=spec.get('label_weights'), ce_weights=spec.get('ce_weights'),
+                        parent_heldout=spec.get('parent_heldout'))
     finetune_outputs(r, spec['init'], spec['out'])
     return {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout'], 'train_seconds': r['train_seconds'],
             'steps': r['steps'], 'train_cases': r['train_cases'], 'heldout_cases': r['heldout_cases'],
@@ -470,7 +482,7 @@ def main():
     ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
     ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
     ap.add_argument('--jobs', help='several warm-started fine-tunes in this one process (torch imported once; a held-out folder read once): '
-                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights}; '
+                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?}; '
                     'prints one JSON line per job, {"job": i, ...}, in order')
     a = ap.parse_args()
     if a.jobs:
