@@ -1,27 +1,35 @@
 /**
  * The 3D loop (issue 16): a simulated AbdomenAtlas campaign run for 3 rounds with the demo 3D
- * segmenters (src/pipeline/atlas-loop.ts): each round predicts every case, ranks by attention,
- * sends the top 5 % per source of the cases nobody reviewed yet to the simulated annotator, merges,
- * fine-tunes every model in PyTorch (warm start from its ONNX weights, tools/train/train3d.py
- * --init) and keeps a fine-tune only when its held-out Dice is not below its parent's; after the
- * last round the models predict once more. Figures: the mean Dice of the pseudo-labels on the
- * cases no round reviewed, per round (`rounds_dice`, the final re-prediction last) and the torch
- * training minutes per round (`round_train_minutes`), written into bench/out/loop.json beside the
- * keys other loop benchmarks put there. Full: the three demo models on 12 phantoms at 40² from three
- * sources (flare, lits, kits: 4 each; each round reviews at most 1 per source, the top 5 % rounded
- * up, so at least 3 cases are never reviewed), 20 steps per fine-tune (the same one-cycle schedule, compressed); `--quick`: the U-Net
- * only on 28 phantoms at 40² (all seven sources, 4 each: at least 7 cases never reviewed), 40 steps. Torch
- * and the ONNX predictions run on one thread each (two threads on two cores shared with other work
- * made the quick loop's steps 10–20× slower). The full set first planned (32 phantoms at 48², 40
- * steps) needs about 3× the CPU and did not fit a shared 2-core machine's hour (docs/atlas.md).
- * `rounds_load`: the machine's 1-minute load average, the mean of samples at each stage of the
- * round. Needs /usr/bin/python3 with Debian's python3-torch, python3-nibabel and python3-onnx.
+ * segmenters (src/pipeline/atlas-loop.ts): each round predicts every campaign case, ranks by
+ * attention, sends the top 5 % per source of the review pool to the simulated annotator, merges,
+ * fine-tunes every model in one PyTorch process (warm start from its ONNX weights,
+ * tools/train/train3d.py --jobs) and keeps a fine-tune only when its Dice on the fixed held-out set
+ * is not below its parent's; after the last round the models predict once more.
+ *
+ * Sets (seeded, stratified by source; atlas-loop.ts loopSplit): 6 held-out cases (full truth, the
+ * accept rule's; never trained on or reviewed), 24 evaluation cases (predicted and trained on as
+ * pseudo-labels like any case, never reviewed), and the review pool. Full: the three demo models
+ * on 42 phantoms at 40² from three sources (flare, lits, kits: 14 each = 2 held-out + 8 evaluation +
+ * 4 pool), 12 campaign cases per source so the top 5 % rounded up is 1 case per source and round
+ * (3 per round, 45 expert minutes), 20 steps per fine-tune. `--quick`: the U-Net only on 27
+ * phantoms (9 per source: 2 held-out, 4 evaluation, 3 pool; 12 evaluation cases), with the final
+ * re-prediction after round 3 (the full run leaves it out: a fourth prediction of 36 cases × 3
+ * models). Torch and the ONNX predictions run on one thread each (two threads on two cores shared
+ * with other work made the steps 10–40× slower); the window grid lies over the body's bounding box
+ * (`crop`: 4 windows a case instead of 8 on these phantoms).
+ *
+ * Figures (bench/out/loop.json, beside the keys other loop benchmarks put there): `rounds_dice`
+ * (mean Dice of the pseudo-labels on the evaluation set per round, the final re-prediction last),
+ * `rounds_dice_delta_31` (round 3 − round 1, paired over the same cases, with its 95 %
+ * t-interval), `round_train_minutes` (torch training per round), per-model held-out child / parent
+ * with the decision, and `rounds_load` (the 1-minute load average sampled at each stage). Needs
+ * /usr/bin/python3 with Debian's python3-torch, python3-nibabel and python3-onnx.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { atomicWrite } from '../src/io/atomic.js';
-import { atlasLoop } from '../src/pipeline/atlas-loop.js';
+import { atlasLoop, type PairedChange } from '../src/pipeline/atlas-loop.js';
 import { checkTrainer } from '../src/pipeline/atlas-train.js';
 import { writeAbdomenDataset } from '../src/pipeline/phantoms.js';
 import { defineBenchmark } from './run.js';
@@ -31,6 +39,7 @@ interface State {
   data: string;
   models: string[];
   steps: number;
+  evalCases: number;
   figures: string;
   skip?: string;
 }
@@ -44,12 +53,11 @@ export default defineBenchmark<State>({
     try {
       checkTrainer();
     } catch (e) {
-      return { dir, data: '', models: [], steps: 0, figures: '', skip: (e as Error).message };
+      return { dir, data: '', models: [], steps: 0, evalCases: 0, figures: '', skip: (e as Error).message };
     }
-    // 4 cases per source: 3 rounds of at most 1 review per source leave at least 1 per source never reviewed.
-    const data = join(dir, quick ? 'data-quick-28' : 'data-12-3src');
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, quick ? { n: 28, seed: 31, size: 40 } : { n: 12, seed: 31, size: 40, sources: ['flare', 'lits', 'kits'] });
-    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: quick ? 40 : 20, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
+    const data = join(dir, 'data-39-3src');
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: 39, seed: 31, size: 40, sources: ['flare', 'lits', 'kits'] });
+    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: 20, evalCases: 24, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
   },
   cases: [
     {
@@ -65,19 +73,26 @@ export default defineBenchmark<State>({
           console.error(`${new Date().toISOString().slice(11, 19)} round ${round}: ${stage}${note ? ` ${note}` : ''} (load ${loadavg()[0]!.toFixed(2)})`);
         };
         const loopDir = join(state.dir, state.models.length > 1 ? 'loop-full' : 'loop');
-        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: 3, fraction: 0.05, steps: state.steps, labelWeights: { pseudo: 0.5 }, threads: 1, predictThreads: 1, onProgress });
+        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: 3, fraction: 0.05, steps: state.steps, labelWeights: { pseudo: 0.5 }, threads: 1, predictThreads: 1, heldoutCases: 6, evalCases: state.evalCases, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
+        const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
+        const ci = (c: PairedChange) => ({ mean: Number(c.mean.toFixed(4)), low: Number(c.low.toFixed(4)), high: Number(c.high.toFixed(4)), n: c.n });
         const figures = {
-          // One fixed set of cases for every round: those no round reviewed.
-          rounds_dice: [...r.rounds, r.final].map((x) => Number(x.unreviewedDice.toFixed(4))),
-          rounds_dice_not_yet_reviewed: [...r.rounds, r.final].map((x) => Number(x.neverReviewedDice.toFixed(4))),
+          // One fixed set of cases for every round: the evaluation set, never reviewed.
+          rounds_dice: rows.map((x) => Number(x.evalDice.toFixed(4))),
+          rounds_dice_cases: r.evaluation.cases.length,
+          rounds_dice_delta_31: ci(r.evaluation.lastMinusFirst),
+          ...(r.final ? { rounds_dice_delta_final_1: ci(r.evaluation.finalMinusFirst) } : {}),
+          heldout_cases: r.evaluation.heldout.length,
+          rounds_dice_not_yet_reviewed: rows.map((x) => Number(x.neverReviewedDice.toFixed(4))),
           round_train_minutes: r.rounds.map((x) => Number(x.trainMinutes.toFixed(2))),
           rounds_selected: r.rounds.map((x) => x.selected.length),
           rounds_expert_minutes: r.rounds.map((x) => x.expertMinutes),
-          rounds_attention_sensitivity: [...r.rounds, r.final].map((x) => Number(x.attentionSensitivity.toFixed(4))),
-          rounds_attention_precision: [...r.rounds, r.final].map((x) => Number(x.attentionPrecision.toFixed(4))),
+          rounds_attention_sensitivity: rows.map((x) => Number(x.attentionSensitivity.toFixed(4))),
+          rounds_attention_precision: rows.map((x) => Number(x.attentionPrecision.toFixed(4))),
           rounds_finetune: r.rounds.map((x) => x.finetune.map((f) => `${f.model}: ${f.decision} ${f.heldout.toFixed(3)}/${f.parentHeldout.toFixed(3)}`).join('; ')),
-          rounds_finetune_heldout: r.rounds.map((x) => Object.fromEntries(x.finetune.map((f) => [f.model, { decision: f.decision, child: Number(f.heldout.toFixed(4)), parent: Number(f.parentHeldout.toFixed(4)), train_s: f.trainSeconds }]))),
+          rounds_finetune_heldout: r.rounds.map((x) => Object.fromEntries(x.finetune.map((f) => [f.model, { decision: f.decision, child: Number(f.heldout.toFixed(4)), parent: Number(f.parentHeldout.toFixed(4)), cases: f.heldoutCases, train_s: f.trainSeconds }]))),
+          rounds_seconds: rows.map((x) => Number(x.seconds.toFixed(1))),
           rounds_load: load.map((xs) => Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2))),
           loop_models: state.models.map((m) => m.split('/').pop()),
           loop_seconds: Number((elapsedMs / 1000).toFixed(1)),

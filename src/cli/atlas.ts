@@ -69,7 +69,7 @@ function addPredictFlags(c: Command): Command {
   return c
     .option('--overlap <0..1>', 'window overlap (default: the manifest\'s, else 0.5)')
     .option('--batch <n>', 'windows per model run')
-    .option('--threads <n>', 'onnxruntime threads')
+    .option('--threads <n>', 'onnxruntime threads (with --rounds: the trainer\'s too)')
     .option('--device <cpu|cuda>', 'where inference runs', 'cpu')
     .option('--float32', 'keep float32 probabilities (default uint8, p·255)')
     .option('--no-skip', 'run every window, also those with no tissue')
@@ -224,7 +224,7 @@ function headlineText(r: AtlasReport['headline'], selected: number): string {
 }
 
 /** `atlas run --rounds N`: the loop (src/pipeline/atlas-loop.ts) in OUT, with its table. */
-async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string }): Promise<void> {
+async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string; heldoutCases?: string; evalCases?: string }): Promise<void> {
   if (!o.model?.length) throw new MedmaskError('USAGE', 'atlas run --rounds needs the segmenters to fine-tune', { hint: 'pass --model DIR (repeat for several)' });
   const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
   const r = await atlasLoop(o.data, o.out, {
@@ -234,7 +234,10 @@ async function runRounds(o: RankFlags & { data: string; out: string; model?: str
     ...(o.revised ? { revised: o.revised } : {}),
     ...(o.finetuneSteps !== undefined ? { steps: numberOption('--finetune-steps', o.finetuneSteps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
     ...(lw ? { labelWeights: lw } : {}),
-    ...(o.threads !== undefined ? { predictThreads: numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1, 'a whole number') } : {}),
+    // --threads: onnxruntime's and the trainer's (default for the trainer: 1 on a shared or 2-core machine).
+    ...(o.threads !== undefined ? (() => { const t = numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads'); return { predictThreads: t, threads: t }; })() : {}),
+    ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 6, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
+    ...(o.evalCases !== undefined ? { evalCases: numberOption('--eval-cases', o.evalCases, 0, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     onProgress: (stage, round, note) => { if (!o.json) process.stderr.write(`round ${round}: ${stage}${note ? ` (${note})` : ''}\n`); },
   });
   print(o.json, r, [`medmask atlas run --rounds ${r.rounds.length}: → ${r.json}`, ...loopTable(r).map((l) => `  ${l}`)].join('\n'));
@@ -364,12 +367,14 @@ export function registerAtlas(program: Command): void {
     .option('--rounds <n>', 'the loop: N rounds of predict → attention → rank → review (--revised, else the simulated annotator on truthTr/) → merge → fine-tune (PyTorch) → re-predict, with a per-round table')
     .option('--finetune-steps <n>', 'with --rounds: fine-tune steps per model per round (default 40)')
     .option('--label-weights <list>', 'with --rounds: loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5')
-    .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only');
+    .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only')
+    .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(6, a fifth))')
+    .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)');
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))
     .option('--cases <ids>', 'comma-separated case ids')
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused')
-    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean }) => {
+    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string }) => {
       if (o.rounds !== undefined) return runRounds(o);
       const cases = list(o.cases);
       const bar = lazyBar('atlas run', o.json);
@@ -478,7 +483,7 @@ export function registerAtlas(program: Command): void {
     .option('--heldout <dir>', 'an existing held-out set (imagesTr/, truthTr/); default a seeded share of the cases')
     .option('--heldout-fraction <0..1>', 'share of the cases held out (default 0.2, at least one)')
     .option('--seed <n>', 'seed of the split and the training (default 1 / 0)')
-    .option('--threads <n>', 'trainer threads (default 2)')
+    .option('--threads <n>', 'trainer threads (default 1 on a shared or 2-core machine, else up to 4)')
     .option('--python <path>', 'Python with torch (default /usr/bin/python3)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  medmask atlas finetune --data data/abdomen --merged round-1 --model models/demo/demo-unet3d --out ft-1 --steps 40 --label-weights pseudo=0.5')

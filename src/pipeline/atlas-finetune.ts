@@ -38,6 +38,11 @@ export interface FinetuneHookOptions {
   only?: 'all' | 'revised';
   /** An existing held-out set (imagesTr + truthTr + dataset.json); default: a seeded share of the cases. */
   heldout?: string;
+  /**
+   * An training set already written by this hook for the same merged labels, cases and held-out
+   * set (the loop's other models of a round): used as is instead of writing another copy.
+   */
+  train?: string;
   /** Share of the cases held out when no held-out set is given (default 0.2, at least 1 case). */
   heldoutFraction?: number;
   /** Seed of the held-out split (default 1). */
@@ -136,7 +141,7 @@ export async function atlasFinetuneHook(data: string, merged: string, out: strin
   let heldoutCases: AtlasCase[] = [];
   const notes: string[] = [];
   const root = resolve(out);
-  const trainDir = join(root, 'train');
+  let trainDir = join(root, 'train');
   let heldoutDir = join(root, 'heldout');
   if (opts.heldout) {
     heldoutDir = resolve(opts.heldout);
@@ -183,7 +188,8 @@ export async function atlasFinetuneHook(data: string, merged: string, out: strin
     };
     await atomicWrite(join(dir, 'dataset.json'), JSON.stringify(json, null, 1) + '\n');
   };
-  await write(trainDir, trainCases);
+  if (opts.train) trainDir = resolve(opts.train);
+  else await write(trainDir, trainCases);
   if (!opts.heldout) await write(heldoutDir, heldoutCases);
 
   // The manifest of the model to come: the source's, renamed (same patch, spacing, window, labels).

@@ -14,7 +14,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { MedmaskError } from '../core/errors.js';
@@ -36,6 +38,7 @@ export interface FinetuneOptions {
   /** Loss weight per label provenance (default all 1); `pseudo: 0` trains on original + revised labels only. */
   labelWeights?: Partial<Record<'original' | 'revised' | 'pseudo', number>>;
   seed?: number;
+  /** Trainer threads (default {@link defaultTrainerThreads}: 1 on a shared or 2-core machine). */
   threads?: number;
   /** Python with torch (default /usr/bin/python3). */
   python?: string;
@@ -129,55 +132,83 @@ export async function checkExport(modelDir: string, reference: string): Promise<
 }
 
 /**
- * Fine-tune `parent` (a model folder with model.onnx, model.json and card.json naming its family)
- * on `train` (imagesTr / truthTr / dataset.json with provenance, as {@link atlasFinetuneHook}
- * writes), evaluate parent and child on `heldout`, export, check, decide.
- * @param out - the new model's folder (replaced)
- * @returns the decision with both models' held-out metrics
- * @throws MedmaskError ENVIRONMENT (no torch), INTERNAL when the trainer fails (its last lines)
- * @example
- * const r = await finetuneSegmenter('models/demo/demo-unet3d', 'ft/train', 'ft/heldout', 'ft/unet-v2', { steps: 40 });
- * r.decision; // 'accepted' when r.heldout.mean_dice >= r.parentHeldout.mean_dice
+ * Trainer threads when none are given: 1 when the machine is shared (the 1-minute load average is
+ * at least half the cores) or has at most 2 cores, else up to 4. Measured (docs/atlas.md): on 2
+ * cores shared with other work, a second torch thread made each step wait for a descheduled
+ * thread, 25–40× slower training than one thread.
+ * @param cores - logical CPUs (default: this machine's)
+ * @param load - 1-minute load average (default: this machine's)
  */
-export async function finetuneSegmenter(parent: string, train: string, heldout: string, out: string, opts: FinetuneOptions = {}): Promise<FinetuneResult> {
+export function defaultTrainerThreads(cores = availableParallelism(), load = loadavg()[0] ?? 0): number {
+  if (cores <= 2 || load >= cores / 2) return 1;
+  return Math.min(4, cores);
+}
+
+/** The trainer, steps and label weights of a fine-tune, checked. */
+function checkFinetuneOptions(opts: FinetuneOptions): { python: string; steps: number; lw: Record<'original' | 'revised' | 'pseudo', number> } {
   const python = opts.python ?? '/usr/bin/python3';
   checkTrainer(python);
   const steps = opts.steps ?? 40;
   if (!Number.isInteger(steps) || steps < 0 || (steps > 0 && steps < 4)) throw new MedmaskError('USAGE', `${steps} fine-tune steps: give 0 (the parent as is) or at least 4 (the one-cycle schedule)`, { hint: 'e.g. --steps 40' });
   const lw = { original: 1, revised: 1, pseudo: 1, ...opts.labelWeights };
   for (const [k, v] of Object.entries(lw)) if (!(v >= 0 && v <= 10)) throw new MedmaskError('USAGE', `label weight ${k}=${v} must be from 0 to 10`);
-  const argv = [TRAINER, '--init', parent, '--data', train, '--heldout', heldout, '--out', out, '--steps', String(steps),
-    '--seed', String(opts.seed ?? 0), '--threads', String(opts.threads ?? 2), '--label-weights', Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','),
-    ...(opts.lr !== undefined ? ['--lr', String(opts.lr)] : [])];
-  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolveP, reject) => {
-    const child = spawn(python, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
-    let so = '', se = '', buf = '';
-    const onAbort = () => child.kill('SIGTERM');
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (d: Buffer) => (so += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      se += d.toString();
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const m = /step (\d+)\/(\d+)/.exec(line);
-        if (m) opts.onProgress?.(Number(m[1]), Number(m[2]), line);
-        else if (/held-out|warm start/.test(line)) opts.onProgress?.(0, steps, line);
-      }
-    });
-    child.on('error', (e) => reject(new MedmaskError('ENVIRONMENT', `cannot start ${python}: ${e.message}`, { cause: e })));
-    child.on('close', (code, sig) => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (opts.signal?.aborted) return reject(new Error('fine-tune aborted'));
-      if (code === 0) return resolveP({ stdout: so, stderr: se });
-      const tail = se.trim().split('\n').slice(-3).join(' | ').replaceAll(out, '<model>').replaceAll(train, '<train>').replaceAll(heldout, '<heldout>');
-      reject(new MedmaskError('INTERNAL', `the trainer failed (${sig ?? `exit ${code}`}): ${tail}`, { hint: 'run tools/train/train3d.py by hand with the same options to see all of its output' }));
-    });
-  });
-  void stderr;
-  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { heldout: HeldoutMetrics; parent_heldout: HeldoutMetrics; train_seconds: number; steps: number; train_cases: string[]; heldout_cases: string[]; label_weights: Record<string, number> };
+  return { python, steps, lw };
+}
+
+/** One fine-tune of {@link finetuneSegmenters}. */
+export interface FinetuneJob {
+  /** The parent model folder (model.onnx, model.json, card.json naming its family). */
+  parent: string;
+  /** Training set (imagesTr / truthTr / dataset.json with provenance). */
+  train: string;
+  /** Held-out set (full labels, or merged labels with provenance). */
+  heldout: string;
+  /** The new model's folder (replaced). */
+  out: string;
+  /** The parent's metrics on this same held-out set when already known (the trainer then does not evaluate it again). */
+  parentHeldout?: HeldoutMetrics;
+}
+
+interface TrainerLine { heldout: HeldoutMetrics; parent_heldout: HeldoutMetrics; train_seconds: number; steps: number; train_cases: string[]; heldout_cases: string[]; label_weights: Record<string, number> }
+
+/**
+ * Fine-tune several parents in **one** trainer process (`train3d.py --jobs`): torch is imported
+ * once and a held-out folder shared by the jobs is read once (a loop round fine-tunes every model
+ * of the ensemble on the same merged labels). Each child is export-checked and judged as in
+ * {@link finetuneSegmenter}.
+ * @param jobs - parents with their sets and output folders
+ * @param opts - steps, learning rate, label weights, seed, threads (default {@link defaultTrainerThreads}), progress
+ * @returns one result per job, in order
+ * @throws MedmaskError USAGE (bad steps / weights), ENVIRONMENT (no torch), INTERNAL when the trainer fails
+ * @example
+ * const [a, b] = await finetuneSegmenters([{ parent: 'm/unet', train: 't', heldout: 'h', out: 'o/unet-ft' }, { parent: 'm/resunet', train: 't', heldout: 'h', out: 'o/resunet-ft' }], { steps: 20 });
+ */
+export async function finetuneSegmenters(jobs: FinetuneJob[], opts: FinetuneOptions = {}): Promise<FinetuneResult[]> {
+  const { python, steps, lw } = checkFinetuneOptions(opts);
+  if (!jobs.length) return [];
+  const threads = opts.threads ?? defaultTrainerThreads();
+  const specs = jobs.map((j) => ({
+    init: j.parent, data: j.train, heldout: j.heldout, out: j.out, steps, seed: opts.seed ?? 0, threads, ...(j.parentHeldout ? { parent_heldout: j.parentHeldout } : {}),
+    label_weights: Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','), ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
+  }));
+  await mkdir(dirname(jobs[0]!.out), { recursive: true });
+  const jobsFile = join(dirname(jobs[0]!.out), `.trainer-jobs-${process.pid}-${Date.now()}.json`);
+  await writeFile(jobsFile, JSON.stringify(specs, null, 1));
+  let lines: TrainerLine[];
+  try {
+    const stdout = await runTrainer(python, [TRAINER, '--jobs', jobsFile], steps, jobs.length, opts, jobs.flatMap((j) => [[j.out, '<model>'], [j.train, '<train>'], [j.heldout, '<heldout>']] as [string, string][]));
+    lines = stdout.trim().split('\n').filter((l) => l.startsWith('{"job"')).map((l) => JSON.parse(l) as TrainerLine);
+  } finally {
+    await rm(jobsFile, { force: true });
+  }
+  if (lines.length !== jobs.length) throw new MedmaskError('INTERNAL', `the trainer reported ${lines.length} of ${jobs.length} fine-tunes`, { hint: 'run tools/train/train3d.py --jobs by hand to see all of its output' });
+  const out: FinetuneResult[] = [];
+  for (const [i, r] of lines.entries()) out.push(await decide(jobs[i]!.out, r));
+  return out;
+}
+
+/** Export check and accept rule for one trainer line. */
+async function decide(out: string, r: TrainerLine): Promise<FinetuneResult> {
   const exportCheck = await checkExport(out, join(out, 'work', 'reference.bin'));
   const child = r.heldout.mean_dice, par = r.parent_heldout.mean_dice;
   const accepted = child >= par;
@@ -194,4 +225,60 @@ export async function finetuneSegmenter(parent: string, train: string, heldout: 
     labelWeights: r.label_weights,
     exportCheck,
   };
+}
+
+/** Run train3d.py, relay its step lines as progress (step counts summed over `jobs` fine-tunes), return its stdout. */
+function runTrainer(python: string, argv: string[], steps: number, jobs: number, opts: FinetuneOptions, redact: [string, string][]): Promise<string> {
+  return new Promise<string>((resolveP, reject) => {
+    const child = spawn(python, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+    let so = '', se = '', buf = '', job = 0, last = 0;
+    const onAbort = () => child.kill('SIGTERM');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout.on('data', (d: Buffer) => (so += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      se += d.toString();
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /step (\d+)\/(\d+)/.exec(line);
+        if (m) {
+          const s = Number(m[1]);
+          if (s < last) job++;
+          last = s;
+          opts.onProgress?.(job * steps + s, jobs * steps, line);
+        } else if (/held-out|warm start/.test(line)) opts.onProgress?.(job * steps + last, jobs * steps, line);
+      }
+    });
+    child.on('error', (e) => reject(new MedmaskError('ENVIRONMENT', `cannot start ${python}: ${e.message}`, { cause: e })));
+    child.on('close', (code, sig) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (opts.signal?.aborted) return reject(new Error('fine-tune aborted'));
+      if (code === 0) return resolveP(so);
+      let tail = se.trim().split('\n').slice(-3).join(' | ');
+      for (const [path, name] of redact) tail = tail.replaceAll(path, name);
+      reject(new MedmaskError('INTERNAL', `the trainer failed (${sig ?? `exit ${code}`}): ${tail}`, { hint: 'run tools/train/train3d.py by hand with the same options to see all of its output' }));
+    });
+  });
+}
+
+/**
+ * Fine-tune `parent` (a model folder with model.onnx, model.json and card.json naming its family)
+ * on `train` (imagesTr / truthTr / dataset.json with provenance, as {@link atlasFinetuneHook}
+ * writes), evaluate parent and child on `heldout`, export, check, decide.
+ * @param out - the new model's folder (replaced)
+ * @returns the decision with both models' held-out metrics
+ * @throws MedmaskError ENVIRONMENT (no torch), INTERNAL when the trainer fails (its last lines)
+ * @example
+ * const r = await finetuneSegmenter('models/demo/demo-unet3d', 'ft/train', 'ft/heldout', 'ft/unet-v2', { steps: 40 });
+ * r.decision; // 'accepted' when r.heldout.mean_dice >= r.parentHeldout.mean_dice
+ */
+export async function finetuneSegmenter(parent: string, train: string, heldout: string, out: string, opts: FinetuneOptions = {}): Promise<FinetuneResult> {
+  const { python, steps, lw } = checkFinetuneOptions(opts);
+  const argv = [TRAINER, '--init', parent, '--data', train, '--heldout', heldout, '--out', out, '--steps', String(steps),
+    '--seed', String(opts.seed ?? 0), '--threads', String(opts.threads ?? defaultTrainerThreads()), '--label-weights', Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','),
+    ...(opts.lr !== undefined ? ['--lr', String(opts.lr)] : [])];
+  const stdout = await runTrainer(python, argv, steps, 1, opts, [[out, '<model>'], [train, '<train>'], [heldout, '<heldout>']]);
+  return decide(out, JSON.parse(stdout.trim().split('\n').pop()!) as TrainerLine);
 }

@@ -1,10 +1,14 @@
 /**
  * The loop end to end (issue 16 §3): `medmask atlas run --rounds 2` on a small simulated campaign
  * with the demo U-Net — predict → attention → rank → simulated review → merge → fine-tune (PyTorch,
- * warm start) → re-predict, twice — and its per-round table checked against the files it wrote:
- * the never-reviewed Dice recomputed from the pseudo-labels and truthTr with the tests' own organ
- * Dice, reviews that accumulate and never repeat a case, expert minutes at 15 per case, and each
- * model carried into the next round only when its fine-tune was accepted.
+ * warm start, one trainer process per round) → re-predict, twice — and its per-round table checked
+ * against the files it wrote: the fixed held-out set (one case per source, never predicted,
+ * trained on or reviewed; the accept rule's cases in both rounds), the fixed evaluation set (never
+ * reviewed) and its per-round Dice recomputed from the pseudo-labels and truthTr with the tests'
+ * own organ Dice, the paired round 2 − round 1 change and its t-interval recomputed (t(0.975, 2)
+ * from the table), reviews that accumulate and never repeat a case, expert minutes at 15 per
+ * case, `--threads 1` reaching the trainer (the card records it), every candidate kept with its
+ * metrics, and each model carried into the next round only when its fine-tune was accepted.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -26,55 +30,83 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('atlas run --rounds 2: a simulated campaign with fine-tuning, its per-round table checked against its files', async () => {
+test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-out and evaluation sets, its per-round table checked against its files', async () => {
   const data = join(dir, 'data'), out = join(dir, 'loop');
-  await writeAbdomenDataset(data, { n: 6, seed: 21, size: 40, sources: ['flare', 'kits'] });
-  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--label-weights', 'pseudo=0.5', '--json');
+  await writeAbdomenDataset(data, { n: 8, seed: 21, size: 40, sources: ['flare', 'kits'] });
+  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--label-weights', 'pseudo=0.5', '--heldout-cases', '2', '--eval-cases', '3', '--threads', '1', '--json');
   assert.equal(r.code, 0, r.err);
   const loop = JSON.parse(r.out) as AtlasLoopResult;
   assert.equal(loop.rounds.length, 2);
-  const ds = JSON.parse(readFileSync(join(data, 'dataset.json'), 'utf8')) as { labels: Record<string, number>; medmask: { cases: { case: string; labelled: string[] }[] } };
+  const ds = JSON.parse(readFileSync(join(data, 'dataset.json'), 'utf8')) as { labels: Record<string, number>; medmask: { cases: { case: string; source: string; labelled: string[] }[] } };
   const organs = Object.entries(ds.labels).filter(([, v]) => v > 0);
+  const sourceOf = new Map(ds.medmask.cases.map((c) => [c.case, c.source]));
+  // The three sets partition the cases; the held-out set takes one case per source.
+  const { heldout, cases: evalCases, pool } = loop.evaluation;
+  assert.deepEqual([...heldout, ...evalCases, ...pool].sort(), ds.medmask.cases.map((c) => c.case).sort());
+  assert.equal(heldout.length, 2);
+  assert.equal(evalCases.length, 3);
+  assert.deepEqual(heldout.map((id) => sourceOf.get(id)).sort(), ['flare', 'kits']);
+  // Held-out cases: never predicted, never trained on; the trainer judged on exactly them, with their full truth.
+  assert.deepEqual(readdirSync(join(out, 'heldout', 'truthTr')).sort(), heldout.map((id) => `${id}.nii.gz`).sort());
+  for (const id of heldout) assert.deepEqual(readFileSync(join(out, 'heldout', 'truthTr', `${id}.nii.gz`)), readFileSync(join(data, 'truthTr', `${id}.nii.gz`)));
+  const dice = async (roundDir: string, ids: string[]) => {
+    const d: number[] = [];
+    for (const c of ds.medmask.cases.filter((x) => ids.includes(x.case))) {
+      const pseudo = (await readVolume(join(roundDir, 'work', 'pseudo', `${c.case}.nii.gz`))).data;
+      const truth = (await readVolume(join(data, 'truthTr', `${c.case}.nii.gz`))).data;
+      const scored = organs.filter(([n]) => !c.labelled.includes(n)).map(([, v]) => v);
+      d.push(scored.reduce((a, l) => a + organDice(pseudo, truth, l), 0) / scored.length);
+    }
+    return d;
+  };
   const reviewed = new Set<string>();
-  for (const [i, row] of [...loop.rounds, loop.final].entries()) {
+  for (const [i, row] of [...loop.rounds, loop.final!].entries()) {
     const roundDir = join(out, i < 2 ? `round-${i + 1}` : 'final');
-    // Reviews: one of each source's 3 cases per round, never a case twice, 15 expert minutes each.
-    for (const id of row.selected) assert.ok(!reviewed.has(id), `${id} reviewed twice`);
+    for (const id of heldout) assert.ok(!existsSync(join(roundDir, 'work', 'pseudo', `${id}.nii.gz`)), `${id} is held out and was predicted`);
+    // Reviews: only pool cases, at most one per source and round, never a case twice, 15 expert minutes each.
+    for (const id of row.selected) assert.ok(pool.includes(id) && !reviewed.has(id), `${id}: not a pool case, or reviewed twice`);
+    assert.ok(new Set(row.selected.map((id) => sourceOf.get(id))).size === row.selected.length);
     for (const id of row.selected) reviewed.add(id);
     assert.equal(row.expertMinutes, 15 * row.selected.length);
     if (i < 2) {
-      assert.ok(row.selected.length <= 2);
+      assert.ok(row.selected.length >= 1);
       assert.deepEqual(readdirSync(join(roundDir, 'review')).filter((f) => f.endsWith('.nii.gz')).map((f) => f.replace('.nii.gz', '')).sort(), [...reviewed].sort(), 'reviews accumulate');
       const ft = row.finetune[0]!;
       assert.equal(ft.decision, ft.heldout >= ft.parentHeldout ? 'accepted' : 'rejected');
+      assert.equal(ft.heldoutCases, 2);
+      // The candidate is kept, accepted or not, with its card's metrics = the row's, and the trainer's thread count.
+      const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number } };
+      assert.ok(existsSync(join(ft.candidate, 'model.onnx')));
+      assert.equal(card.metrics.heldout.mean_dice, ft.heldout);
+      assert.equal(card.metrics.parent_heldout.mean_dice, ft.parentHeldout);
+      assert.deepEqual(card.data.heldout.cases.sort(), [...heldout].sort());
+      assert.deepEqual(card.data.train.cases.sort(), [...evalCases, ...pool].sort(), 'trained on every campaign case (evaluation cases as pseudo-labels), never on a held-out one');
+      assert.equal(card.training.threads, 1, '--threads reaches the trainer');
     }
-    // The never-reviewed Dice, recomputed from the pseudo-labels with the tests' own Dice.
-    const dice: number[] = [];
-    for (const c of ds.medmask.cases) {
-      if (reviewed.has(c.case)) continue;
-      const pseudo = (await readVolume(join(roundDir, 'work', 'pseudo', `${c.case}.nii.gz`))).data;
-      const truth = (await readVolume(join(data, 'truthTr', `${c.case}.nii.gz`))).data;
-      const scored = organs.filter(([n]) => !c.labelled.includes(n)).map(([, v]) => v);
-      dice.push(scored.reduce((a, l) => a + organDice(pseudo, truth, l), 0) / scored.length);
-    }
-    assert.equal(row.neverReviewed, dice.length);
-    assert.ok(Math.abs(row.neverReviewedDice - dice.reduce((a, b) => a + b, 0) / dice.length) < 1e-9, `round ${row.round}: ${row.neverReviewedDice} vs ${dice}`);
+    // Evaluation cases are never reviewed; their Dice, recomputed from the pseudo-labels with the tests' own Dice.
+    for (const id of evalCases) assert.ok(!reviewed.has(id));
+    const ev = await dice(roundDir, evalCases);
+    assert.equal(row.evalPerCase.length, 3);
+    row.evalPerCase.forEach((x, j) => assert.ok(Math.abs(x - ev[j]!) < 1e-9, `round ${row.round} case ${evalCases[j]}: ${x} vs ${ev[j]}`));
+    assert.ok(Math.abs(row.evalDice - ev.reduce((a, b) => a + b, 0) / 3) < 1e-9);
+    // Not reviewed so far: every campaign case outside the reviews up to this row.
+    const nr = await dice(roundDir, [...evalCases, ...pool].filter((id) => !reviewed.has(id)));
+    assert.equal(row.neverReviewed, nr.length);
+    assert.ok(Math.abs(row.neverReviewedDice - nr.reduce((a, b) => a + b, 0) / nr.length) < 1e-9, `round ${row.round}: ${row.neverReviewedDice} vs ${nr}`);
     assert.ok(row.attentionSensitivity >= 0 && row.attentionSensitivity <= 1 && row.attentionPrecision >= 0 && row.attentionPrecision <= 1);
   }
-  // Dice(un): each round's pseudo-labels on the one set of cases that no round reviewed.
-  for (const [i, row] of [...loop.rounds, loop.final].entries()) {
-    const roundDir = join(out, i < 2 ? `round-${i + 1}` : 'final');
-    const dice: number[] = [];
-    for (const c of ds.medmask.cases.filter((x) => !reviewed.has(x.case))) {
-      const pseudo = (await readVolume(join(roundDir, 'work', 'pseudo', `${c.case}.nii.gz`))).data;
-      const truth = (await readVolume(join(data, 'truthTr', `${c.case}.nii.gz`))).data;
-      const scored = organs.filter(([n]) => !c.labelled.includes(n)).map(([, v]) => v);
-      dice.push(scored.reduce((a, l) => a + organDice(pseudo, truth, l), 0) / scored.length);
-    }
-    assert.ok(Math.abs(row.unreviewedDice - dice.reduce((a, b) => a + b, 0) / dice.length) < 1e-9, `round ${row.round}: ${row.unreviewedDice} vs ${dice}`);
-  }
+  // Paired change round 2 − round 1 over the same evaluation cases, 95 % t-interval with t(0.975, 2) = 4.3027.
+  const d = loop.rounds[1]!.evalPerCase.map((x, j) => x - loop.rounds[0]!.evalPerCase[j]!);
+  const m = d.reduce((a, b) => a + b, 0) / 3, sd = Math.sqrt(d.reduce((a, b) => a + (b - m) ** 2, 0) / 2);
+  const c = loop.evaluation.lastMinusFirst;
+  assert.equal(c.n, 3);
+  assert.ok(Math.abs(c.mean - m) < 1e-12 && Math.abs(c.high - c.low - 2 * 4.3027 * sd / Math.sqrt(3)) < 1e-9, JSON.stringify(c));
   // Round 2 predicted with the round-1 fine-tune exactly when it was accepted.
   const accepted1 = loop.rounds[0]!.finetune[0]!.decision === 'accepted';
   assert.equal(existsSync(join(out, 'round-2', 'work', 'predictions', 'demo-unet3d-ft')), accepted1);
   assert.equal(existsSync(join(out, 'round-2', 'work', 'predictions', 'demo-unet3d')), !accepted1);
+  // A split that leaves nothing to review is refused with the numbers.
+  const bad = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', join(dir, 'bad'), '--rounds', '1', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--heldout-cases', '2', '--eval-cases', '6');
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /2 held-out \+ 6 evaluation cases leave none of the 8 to review/);
 });

@@ -22,6 +22,11 @@ unweighted cross-entropy raise both (0.913 -> 0.915 / 0.920 -> 0.921 at 2e-5, 0.
 held-out at 3e-4). From random weights the class weights are kept: they help the rare organs be
 found at all (build_zoo.py's recipe).
 
+Several fine-tunes in one process (--jobs FILE, what `medmask atlas run --rounds` uses for a
+round's models): torch is imported once and a folder is read once (the shared training export and
+the fixed held-out set); a parent whose held-out metrics the loop already knows (parent_heldout) is
+not evaluated again.
+
 Held-out evaluation: a sliding window over the whole resampled volume (overlap 0.5, Gaussian
 importance weights with sigma = patch / 8, as MONAI's `sliding_window_inference` and nnU-Net),
 softmax probabilities resampled back to the case's own grid (trilinear), argmax, Dice per organ
@@ -82,9 +87,20 @@ def resample(vol, src_spacing, dst_spacing, dst_shape=None, mode='bilinear'):
     return out[0]
 
 
+_READ_CACHE = {}
+
+
 def read_abdomen(root, cases=None):
     """Cases of a phantom set at the model spacing: dicts with image [z, y, x] float32 (windowed),
-    label [z, y, x] uint8, and the original truth / spacing for evaluation."""
+    label [z, y, x] uint8, and the original truth / spacing for evaluation. Within one process a
+    folder is read once (the fine-tunes of one loop round share their held-out set, --jobs)."""
+    key = (os.path.realpath(root), cases)
+    if key not in _READ_CACHE:
+        _READ_CACHE[key] = _read_abdomen(root, cases)
+    return _READ_CACHE[key]
+
+
+def _read_abdomen(root, cases=None):
     with open(os.path.join(root, 'dataset.json')) as f:
         ds = json.load(f)
     names = [c['case'] for c in ds['medmask']['cases']] if 'medmask' in ds else sorted(
@@ -310,13 +326,16 @@ def class_weights(cases, mode='frequency'):
 
 def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, batch=2, lr=3e-3, aug='none',
                     model_kw=None, threads=2, train_cases=None, heldout_cases=None, train_patch=(48, 48, 24),
-                    init=None, label_weights=None, ce_weights=None):
+                    init=None, label_weights=None, ce_weights=None, parent_heldout=None):
     """Train (or, with `init` = a parent's model.onnx, fine-tune) a segmenter; export ONNX.
     init: warm start from that ONNX file (warmstart.py: initializers mapped into the network, every
     BatchNorm frozen in eval mode while training); the parent is evaluated on the same held-out
     cases first ('parent_heldout'). label_weights: loss weight per label provenance
     ({'original': 1, 'revised': 1, 'pseudo': 0.5}; 0 = leave those labels out). steps may be 0.
-    ce_weights: 'frequency' (1 / sqrt(frequency)) or 'none'; default 'none' with init, else 'frequency'."""
+    ce_weights: 'frequency' (1 / sqrt(frequency)) or 'none'; default 'none' with init, else 'frequency'.
+    parent_heldout: the parent's metrics on these same held-out cases when already known (the loop's
+    fixed held-out set: an accepted child of the last round was scored there as it was exported, and
+    a 0-step warm start reproduces it to 1e-5): the parent is then not evaluated again."""
     ce_weights = ce_weights or ('none' if init else 'frequency')
     set_threads(threads)
     seed_everything(seed)
@@ -333,8 +352,11 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         # test-sized fine-tune's time).
         n = load_onnx_weights(model, init, torch.zeros(1, 1, 16, 16, 16))
         log(f'[{family}] warm start: {n} tensors from {os.path.basename(init)}')
-        parent_metrics, _ = evaluate(model, test)
-        log(f'[{family}] parent held-out mean Dice {parent_metrics["mean_dice"]:.3f}')
+        if parent_heldout is not None:
+            parent_metrics = parent_heldout
+        else:
+            parent_metrics, _ = evaluate(model, test)
+        log(f'[{family}] parent held-out mean Dice {parent_metrics["mean_dice"]:.3f}{" (known)" if parent_heldout is not None else ""}')
     lw = parse_label_weights(label_weights) if isinstance(label_weights, (str, type(None))) else label_weights
     luts = [label_weight_lut(c, lw) for c in train]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -386,7 +408,7 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         'class_weights': [round(float(v), 3) for v in weight], 'heldout': metrics,
         'heldout_cases': [c['case'] for c in test], 'train_cases': [c['case'] for c in train],
         'parent_heldout': parent_metrics, 'warm_start': os.path.basename(init) if init else None,
-        'label_weights': lw, 'ce_weights': ce_weights,
+        'label_weights': lw, 'ce_weights': ce_weights, 'threads': threads,
     }
 
 
@@ -401,7 +423,7 @@ def finetune_outputs(r, parent_dir, out_dir):
     if os.path.exists(os.path.join(parent_dir, 'card.json')):
         with open(os.path.join(parent_dir, 'card.json')) as f:
             card = json.load(f)
-    card['training'] = {k: r[k] for k in ('steps', 'batch', 'lr', 'seed', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'train_patch', 'label_weights', 'warm_start', 'ce_weights')}
+    card['training'] = {k: r[k] for k in ('steps', 'batch', 'lr', 'seed', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'train_patch', 'label_weights', 'warm_start', 'ce_weights', 'threads')}
     card['data'] = {'train': {'cases': r['train_cases'], 'n': r['n_train']}, 'heldout': {'cases': r['heldout_cases'], 'n': len(r['heldout_cases'])}}
     card['metrics'] = {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout']}
     card['summary'] = f"{manifest.get('name')} fine-tuned from its parent on {r['n_train']} case(s) of merged labels (original > revised > pseudo) for {r['steps']} steps."
@@ -416,12 +438,41 @@ def finetune_outputs(r, parent_dir, out_dir):
                 f"Label weights by provenance: {r['label_weights']}; cross-entropy class weights: {r['ce_weights']}. Trained {r['train_seconds']} s.\n")
 
 
+def finetune_job(spec):
+    """One warm-started fine-tune (a `--jobs` entry, or the command line with --init): spec keys
+    init (a model folder), data, heldout, out, steps, seed, threads, lr (default 3e-4),
+    label_weights ('original=1,...' or a dict), ce_weights, family (default: the card's).
+    Writes model.onnx, model.json, card.json, card.md and work/ into out; returns the summary
+    line's dict."""
+    kw, family = {}, spec.get('family')
+    card_path = os.path.join(spec['init'], 'card.json')
+    if os.path.exists(card_path):
+        with open(card_path) as f:
+            arch = json.load(f).get('architecture', {})
+        family = family or arch.get('family')
+        kw = arch.get('options', {}) or {}
+    if not family:
+        raise ValueError(f"{spec['init']}: no card.json naming the family; pass --family")
+    lr = spec.get('lr') if spec.get('lr') is not None else 3e-4
+    steps = int(spec.get('steps', 40))
+    if steps < 0 or 0 < steps < 4:
+        raise ValueError(f'--steps {steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
+    r = train_segmenter(family, spec['data'], spec['heldout'], spec['out'], os.path.join(spec['out'], 'work'), int(spec.get('seed', 0)), steps,
+                        lr=lr, aug=spec.get('aug', 'none'), model_kw=kw, threads=int(spec.get('threads', 1)),
+                        init=os.path.join(spec['init'], 'model.onnx'), label_weights=spec.get('label_weights'), ce_weights=spec.get('ce_weights'),
+                        parent_heldout=spec.get('parent_heldout'))
+    finetune_outputs(r, spec['init'], spec['out'])
+    return {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout'], 'train_seconds': r['train_seconds'],
+            'steps': r['steps'], 'train_cases': r['train_cases'], 'heldout_cases': r['heldout_cases'],
+            'label_weights': r['label_weights'], 'ce_weights': r['ce_weights'], 'family': family, 'model_kw': kw, 'lr': lr}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--family', choices=['unet', 'resunet', 'segresnet'], help="default: the --init model's card")
-    ap.add_argument('--data', required=True)
-    ap.add_argument('--heldout', required=True)
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--data')
+    ap.add_argument('--heldout')
+    ap.add_argument('--out')
     ap.add_argument('--steps', type=int, default=200)
     ap.add_argument('--aug', default='none', choices=['none', 'intensity', 'spatial'])
     ap.add_argument('--seed', type=int, default=0)
@@ -430,28 +481,35 @@ def main():
     ap.add_argument('--ce-weights', choices=['frequency', 'none'], default=None, help='cross-entropy class weights: 1/sqrt(frequency) (default from random weights) or none (default with --init: the weights trade Dice for small-organ recall)')
     ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
     ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
+    ap.add_argument('--jobs', help='several warm-started fine-tunes in this one process (torch imported once; a held-out folder read once): '
+                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?}; '
+                    'prints one JSON line per job, {"job": i, ...}, in order')
     a = ap.parse_args()
-    kw, family = {}, a.family
+    if a.jobs:
+        with open(a.jobs) as f:
+            jobs = json.load(f)
+        for i, spec in enumerate(jobs):
+            r = finetune_job(spec)
+            print(json.dumps({'job': i, **r}), flush=True)
+        return
+    for k in ('data', 'heldout', 'out'):
+        if getattr(a, k) is None:
+            ap.error(f'--{k} is required (or --jobs FILE)')
     if a.init:
-        card_path = os.path.join(a.init, 'card.json')
-        if os.path.exists(card_path):
-            with open(card_path) as f:
-                arch = json.load(f).get('architecture', {})
-            family = family or arch.get('family')
-            kw = arch.get('options', {}) or {}
-    if not family:
+        if a.steps < 0 or (0 < a.steps < 4):
+            ap.error(f'--steps {a.steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
+        r = finetune_job({'init': a.init, 'family': a.family, 'data': a.data, 'heldout': a.heldout, 'out': a.out, 'steps': a.steps, 'seed': a.seed,
+                          'threads': a.threads, 'lr': a.lr, 'aug': a.aug, 'label_weights': a.label_weights, 'ce_weights': a.ce_weights})
+        print(json.dumps(r))
+        return
+    if not a.family:
         ap.error('--family is required (or an --init model whose card.json names it)')
-    lr = a.lr if a.lr is not None else (3e-4 if a.init else 3e-3)
-    if a.steps < 0 or (0 < a.steps < 4):
-        ap.error(f'--steps {a.steps}: 0 (export the warm-started model as is) or at least 4 (the one-cycle schedule)')
-    r = train_segmenter(family, a.data, a.heldout, a.out, os.path.join(a.out, 'work') if a.init else a.out, a.seed, a.steps, lr=lr, aug=a.aug,
-                        model_kw=kw, threads=a.threads, init=os.path.join(a.init, 'model.onnx') if a.init else None,
-                        label_weights=a.label_weights, ce_weights=a.ce_weights)
-    if a.init:
-        finetune_outputs(r, a.init, a.out)
+    lr = a.lr if a.lr is not None else 3e-3
+    r = train_segmenter(a.family, a.data, a.heldout, a.out, a.out, a.seed, a.steps, lr=lr, aug=a.aug,
+                        threads=a.threads, label_weights=a.label_weights, ce_weights=a.ce_weights)
     print(json.dumps({'heldout': r['heldout'], 'parent_heldout': r['parent_heldout'], 'train_seconds': r['train_seconds'],
                       'steps': r['steps'], 'train_cases': r['train_cases'], 'heldout_cases': r['heldout_cases'],
-                      'label_weights': r['label_weights'], 'ce_weights': r['ce_weights'], 'family': family, 'model_kw': kw, 'lr': lr}))
+                      'label_weights': r['label_weights'], 'ce_weights': r['ce_weights'], 'family': a.family, 'model_kw': {}, 'lr': lr}))
 
 
 if __name__ == '__main__':
