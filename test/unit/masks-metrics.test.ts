@@ -254,3 +254,22 @@ test('meanLabelDice: per-label Dice of label maps averaged, absent labels count 
   assert.equal(meanLabelDice(a, b, []), 1);
   assert.throws(() => meanLabelDice([1], [1, 2], [1]), /label maps differ in size: 1 vs 2 voxels/);
 });
+
+test('open with keepIfEmptied keeps a lone blob smaller than the element, and still opens away a thin line beside a large blob', () => {
+  const n = 40, grid: Shape3 = [n, n, 1];
+  // a 5×5 square: an opening with a 7×7 element (3 iterations) removes it completely
+  const small = new Float32Array(n * n);
+  for (let y = 10; y < 15; y++) for (let x = 10; x < 15; x++) small[y * n + x] = 1;
+  const pipe = (keep: boolean): MaskPipeline => ({ fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'open', iterations: 3, ...(keep ? { keepIfEmptied: true } : {}) }] });
+  assert.equal(buildMask([{ map: small, confidence: 1 }], grid, pipe(false)).mask.reduce((a, b) => a + b, 0), 0);
+  assert.equal(buildMask([{ map: small, confidence: 1 }], grid, pipe(true)).mask.reduce((a, b) => a + b, 0), 25);
+  // a 12×12 square with a 1-px line: the line goes, the square (survives a 7×7 opening) stays whole
+  const big = new Float32Array(n * n);
+  for (let y = 20; y < 32; y++) for (let x = 20; x < 32; x++) big[y * n + x] = 1;
+  for (let x = 2; x < 20; x++) big[5 * n + x] = 1;
+  const kept = buildMask([{ map: big, confidence: 1 }], grid, pipe(true)).mask;
+  assert.equal(kept.reduce((a, b) => a + b, 0), 144);
+  assert.equal(kept[5 * n + 10], 0);
+  assert.deepEqual(parseMaskPipeline({ constraints: [{ op: 'open', iterations: 3, keepIfEmptied: true }] }).constraints, [{ op: 'open', iterations: 3, keepIfEmptied: true }]);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'open', keepIfEmptied: 'yes' }] }), /keepIfEmptied/);
+});
