@@ -42,10 +42,57 @@ function pair(f: FindingName, seed: number, source: (typeof SOURCE_NAMES)[number
 
 test('realistic phantoms: each finding changes the organ truth only where it is (regenerated without it)', () => {
   // Pathology inside an organ is labelled as that organ: truth identical, the image differs.
-  for (const f of ['liverTumour', 'liverCyst', 'gallstones', 'metal'] as const) {
+  for (const f of ['liverTumour', 'liverCyst', 'gallstones', 'metal', 'oralContrast', 'lowDose'] as const) {
     const { diff, imageDiff } = pair(f, 3);
     assert.equal(diff.length, 0, `${f}: truth unchanged`);
     assert.ok(imageDiff >= 1, `${f}: ${imageDiff} voxels of the image changed by > 25 HU (same noise in both)`);
+  }
+  // Failure modes strong enough to matter to a model, measured in the volume.
+  {
+    // Metal streaks cross organs with hundreds of HU (they hide edges), not only the fat.
+    const { on, off } = pair('metal', 3);
+    let hit = 0;
+    for (let v = 0; v < on.truth.data.length; v++) if (on.truth.data[v] && Math.abs(on.image.data[v]! - off.image.data[v]!) > 300) hit++;
+    assert.ok(hit >= 10, `metal: ${hit} organ voxels changed by > 300 HU`);
+  }
+  {
+    // Positive oral contrast: the stomach's fluid is brighter than any contrast-enhanced organ.
+    const { on, off } = pair('oralContrast', 3);
+    const l = organLabel('stomach');
+    const bright = (p: typeof on) => p.image.data.filter((x, v) => p.truth.data[v] === l && x > 200).length;
+    const fluid = on.truth.data.filter((x) => x === l).length;
+    assert.ok(bright(on) > 0.4 * fluid && bright(off) < 0.05 * fluid, `stomach voxels > 200 HU: ${bright(off)} → ${bright(on)} of ${fluid}`);
+    assert.ok(on.profile!.oralContrastHu! >= 250 && on.profile!.oralContrastHu! <= 500);
+  }
+  {
+    // Low dose: σ in the liver 3–4.5 × the scanner's (the difference of the two images is the noise
+    // field times factor − 1, exactly: same stream, same kernel).
+    const { on, off } = pair('lowDose', 3);
+    const k = on.profile!.doseFactor;
+    assert.ok(k >= 3 && k <= 4.5, `dose factor ${k}`);
+    const l = organLabel('liver');
+    const d: number[] = [], n0: number[] = [];
+    for (let v = 0; v < on.truth.data.length; v++) if (on.truth.data[v] === l) { d.push(on.image.data[v]! - off.image.data[v]!); n0.push(off.image.data[v]!); }
+    const sd = (xs: number[]) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)); };
+    const want = (k - 1) * on.profile!.noise;
+    assert.ok(Math.abs(sd(d) - want) < 0.15 * want, `σ of the added noise ${sd(d).toFixed(1)} vs (k − 1) σ = ${want.toFixed(1)}`);
+  }
+  {
+    // Situs inversus: the same organs mirrored left-right (patient frame); each kidney keeps its side's name.
+    const { on, off } = pair('situsInversus', 3);
+    const [nx, ny] = on.truth.shape;
+    const xMean = (p: typeof on, o: OrganName) => {
+      let s = 0, n = 0;
+      for (let v = 0; v < p.truth.data.length; v++) if (p.truth.data[v] === organLabel(o)) { s += p.truth.origin[0] + (v % nx) * p.truth.spacing[0]; n++; }
+      return { x: s / n, n };
+    };
+    void ny;
+    for (const o of ['liver', 'spleen', 'stomach', 'gallbladder'] as const) {
+      const a = xMean(off, o), b = xMean(on, o);
+      assert.ok(Math.sign(a.x) !== Math.sign(b.x) && Math.abs(b.x) > 20, `${o}: centre x ${a.x.toFixed(0)} → ${b.x.toFixed(0)} mm`);
+      assert.ok(Math.abs(b.n - a.n) <= 0.1 * a.n, `${o}: ${a.n} → ${b.n} voxels`);
+    }
+    assert.ok(xMean(on, 'kidney_right').x < 0 && xMean(on, 'kidney_left').x > 0, 'kidney_right stays on the patient\'s right (−x)');
   }
   // An exophytic kidney cyst is kidney: new voxels are the kidney's, nothing else moves.
   {

@@ -127,9 +127,13 @@ Rebuild: `/usr/bin/python3 tools/train/build_zoo.py` (see tools/train/README.md)
     return card
 
 
-def _by_source_md(by_source):
+def _by_source_md(by_source, split=None):
     if not by_source:
         return ''
+    both = ''
+    if split:
+        f = lambda k: f"{split[k]['mean_dice']:.3f} over {split[k]['n']} cases of {', '.join(split[k]['sources'])}"  # noqa: E731
+        both = f"\nSources seen in training: **{f('seen_sources')}**; sources never seen: **{f('unseen_sources')}**.\n"
     rows = '\n'.join(f'| {s} | {v["n"]} | {"yes" if v["seen_in_training"] else "**no**"} | {v["mean_dice"]:.3f} |' for s, v in by_source.items())
     return f"""
 Per source (mean organ Dice per case, organs present in the truth or the prediction; sources not seen
@@ -138,7 +142,7 @@ in training in bold):
 | source | cases | seen in training | mean Dice |
 |---|---|---|---|
 {rows}
-"""
+{both}"""
 
 
 def _data_md(data):
@@ -149,7 +153,18 @@ def _data_md(data):
     return '\n'.join(lines)
 
 
-def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=None, by_source=None):
+def _warm_md(r):
+    if not r.get('warm_start'):
+        return ''
+    p = r.get('parent_heldout') or {}
+    return (f"\nWarm start: fine-tuned from `{r['warm_start']}` (the demo model trained on clean phantoms of every source; "
+            f"BatchNorm frozen, cross-entropy {'unweighted' if r.get('ce_weights') == 'none' else 'class-weighted'}); "
+            f"that start's mean Dice on the same held-out cases: {p.get('mean_dice', float('nan')):.3f}.")
+
+
+def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=None, by_source=None, split=None, train_sources=None):
+    """by_source: held-out Dice per source; split: seen vs unseen sources (build_zoo.seen_vs_unseen);
+    train_sources: the sources of the training set (None: all)."""
     card = {
         'name': name,
         'task': 'segment',
@@ -174,6 +189,17 @@ def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=
         card['metrics']['agreement_with_other_models'] = agreement
     if by_source:
         card['metrics']['heldout_by_source'] = by_source
+    if split:
+        card['metrics']['heldout_seen_vs_unseen'] = split
+    if train_sources:
+        card['data']['train_sources'] = list(train_sources)
+    if r.get('warm_start'):
+        # A fine-tune of an earlier model (build_zoo.py --init-dir): what it started from, and that
+        # start's Dice on the same held-out cases.
+        card['training']['warm_start'] = {'parent': r['warm_start'], 'parent_heldout': r.get('parent_heldout'),
+                                          'batchnorm': 'frozen (eval mode)', 'ce_weights': r.get('ce_weights')}
+        if r.get('ce_weights') == 'none':
+            card['training']['loss'] = 'cross-entropy (unweighted) + soft Dice (9 organs)'
     write_json(os.path.join(out_dir, 'card.json'), card)
     h = r['heldout']
     rows = '\n'.join(f'| {o} | {"-" if v is None else f"{v:.3f}"} |' for o, v in h['dice'].items())
@@ -198,7 +224,7 @@ def write_segmenter_card(out_dir, name, r, data, check, imperfection, agreement=
 ## Training
 Seed {r['seed']}, {r['steps']} steps of {r['batch']} training patches of {r['train_patch']} (x y z; {r['patches_seen']} patches) from {r['n_train']} cases,
 AdamW (lr {r['lr']}, one-cycle), class-weighted cross-entropy + soft Dice, augmentation: {r['augmentation']};
-{r['train_seconds']} s on {card['environment']['threads']} CPU thread(s).
+{r['train_seconds']} s on {card['environment']['threads']} CPU thread(s).{_warm_md(r)}
 
 ## Held-out metrics ({h['n']} cases, seed {data['heldout']['seed']})
 **Mean organ Dice: {h['mean_dice']:.3f}** ({card['metrics']['evaluation']}).
@@ -206,7 +232,7 @@ AdamW (lr {r['lr']}, one-cycle), class-weighted cross-entropy + soft Dice, augme
 | organ | Dice |
 |---|---|
 {rows}
-{_by_source_md(by_source)}{agree}
+{_by_source_md(by_source, split)}{agree}
 ## Export
 ONNX opset {OPSET}, dynamic batch; {card['export']['bytes']:,} bytes, sha256 `{card['export']['sha256'][:16]}…`;
 onnxruntime vs torch max |difference| {check['maxAbsDiff']:.2e} on two patches.

@@ -104,6 +104,23 @@ class Metrics(unittest.TestCase):
         pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p in s[y] for n in s[~y]]
         self.assertAlmostEqual(train2d.auroc(s, y), float(np.mean(pairs)))
 
+    def test_oracle_ratio_against_enumerated_selections(self):
+        import itertools
+        from failure_check import oracle_ratio
+        # One case holds all the error: reviewing it (1 of 4) gains 4 x the random expectation.
+        self.assertAlmostEqual(oracle_ratio({'a': [0.8, 0, 0, 0]}, 0.25), 4.0)
+        # Even errors: ranking cannot help.
+        self.assertAlmostEqual(oracle_ratio({'a': [0.2] * 5}, 0.2), 1.0)
+        # Two sources, k = ceil(f n) per source; random = the mean over every k-subset, enumerated.
+        errs = {'a': [0.5, 0.1, 0.05, 0.0, 0.3], 'b': [0.2, 0.2, 0.9]}
+        top = rnd = 0.0
+        for e in errs.values():
+            k = int(np.ceil(0.3 * len(e)))
+            top += sum(sorted(e)[::-1][:k])
+            subsets = list(itertools.combinations(e, k))
+            rnd += float(np.mean([sum(c) for c in subsets]))
+        self.assertAlmostEqual(oracle_ratio(errs, 0.3), top / rnd)
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -26,11 +26,13 @@ export type ReconKernel = 'soft' | 'standard' | 'sharp';
 /** A finding a phantom case may carry. */
 export type FindingName =
   | 'liverTumour' | 'liverCyst' | 'kidneyCyst' | 'splenomegaly' | 'atrophicPancreas' | 'gallstones'
-  | 'missingKidney' | 'displacedKidney' | 'metal' | 'truncatedFov';
+  | 'missingKidney' | 'displacedKidney' | 'metal' | 'truncatedFov'
+  | 'oralContrast' | 'lowDose' | 'situsInversus';
 /** All findings, in the order they are drawn and documented. */
 export const FINDING_NAMES: readonly FindingName[] = [
   'liverTumour', 'liverCyst', 'kidneyCyst', 'splenomegaly', 'atrophicPancreas', 'gallstones',
   'missingKidney', 'displacedKidney', 'metal', 'truncatedFov',
+  'oralContrast', 'lowDose', 'situsInversus',
 ];
 
 /** A source's scanner habits and finding rates. */
@@ -52,17 +54,18 @@ export interface SourceProfile {
 const NONE: Record<FindingName, number> = {
   liverTumour: 0, liverCyst: 0, kidneyCyst: 0, splenomegaly: 0, atrophicPancreas: 0, gallstones: 0,
   missingKidney: 0, displacedKidney: 0, metal: 0, truncatedFov: 0,
+  oralContrast: 0, lowDose: 0, situsInversus: 0,
 };
 
 /** The profile of each source (the table docs/phantoms.md repeats). */
 export const SOURCE_PROFILES = {
   btcv: { phases: { portal: 1 }, kernels: { standard: 1 }, noise: [12, 16], sliceMm: [2.5, 3.0], fovMm: [330, 400], rates: { ...NONE, liverTumour: 0.1, liverCyst: 0.15, kidneyCyst: 0.2, splenomegaly: 0.1, atrophicPancreas: 0.1, gallstones: 0.1, missingKidney: 0.05, displacedKidney: 0.05, metal: 0.1, truncatedFov: 0.05 } },
-  amos: { phases: { arterial: 0.3, portal: 0.6, 'non-contrast': 0.1 }, kernels: { soft: 0.4, standard: 0.6 }, noise: [8, 12], sliceMm: [1.5, 2.5], fovMm: [340, 420], rates: { ...NONE, liverTumour: 0.15, liverCyst: 0.2, kidneyCyst: 0.25, splenomegaly: 0.1, atrophicPancreas: 0.1, gallstones: 0.15, missingKidney: 0.05, displacedKidney: 0.05, metal: 0.15, truncatedFov: 0.1 } },
-  flare: { phases: { arterial: 0.2, portal: 0.5, 'non-contrast': 0.3 }, kernels: { soft: 0.3, standard: 0.4, sharp: 0.3 }, noise: [10, 20], sliceMm: [2.5, 5.0], fovMm: [330, 420], rates: { ...NONE, liverTumour: 0.2, liverCyst: 0.2, kidneyCyst: 0.2, splenomegaly: 0.15, atrophicPancreas: 0.15, gallstones: 0.1, missingKidney: 0.05, displacedKidney: 0.05, metal: 0.15, truncatedFov: 0.2 } },
-  lits: { phases: { portal: 0.8, arterial: 0.2 }, kernels: { standard: 0.5, sharp: 0.5 }, noise: [14, 20], sliceMm: [0.8, 2.5], fovMm: [350, 450], rates: { ...NONE, liverTumour: 0.85, liverCyst: 0.3, kidneyCyst: 0.15, splenomegaly: 0.2, gallstones: 0.1, metal: 0.1, truncatedFov: 0.1, missingKidney: 0.03, displacedKidney: 0.03, atrophicPancreas: 0.05 } },
-  kits: { phases: { arterial: 0.8, portal: 0.2 }, kernels: { standard: 0.6, soft: 0.4 }, noise: [9, 13], sliceMm: [0.5, 1.5], fovMm: [330, 400], rates: { ...NONE, kidneyCyst: 0.6, liverCyst: 0.1, liverTumour: 0.05, missingKidney: 0.1, displacedKidney: 0.05, gallstones: 0.1, metal: 0.2, truncatedFov: 0.15, splenomegaly: 0.05, atrophicPancreas: 0.05 } },
+  amos: { phases: { arterial: 0.3, portal: 0.7 }, kernels: { soft: 0.4, standard: 0.6 }, noise: [8, 12], sliceMm: [1.5, 2.5], fovMm: [340, 420], rates: { ...NONE, liverTumour: 0.15, liverCyst: 0.2, kidneyCyst: 0.25, splenomegaly: 0.1, atrophicPancreas: 0.1, gallstones: 0.15, missingKidney: 0.05, displacedKidney: 0.05, metal: 0.15, truncatedFov: 0.1, oralContrast: 0.05 } },
+  flare: { phases: { arterial: 0.2, portal: 0.6, 'non-contrast': 0.2 }, kernels: { soft: 0.3, standard: 0.4, sharp: 0.3 }, noise: [10, 20], sliceMm: [2.5, 5.0], fovMm: [330, 420], rates: { ...NONE, liverTumour: 0.2, liverCyst: 0.2, kidneyCyst: 0.2, splenomegaly: 0.15, atrophicPancreas: 0.15, gallstones: 0.1, missingKidney: 0.05, displacedKidney: 0.05, metal: 0.15, truncatedFov: 0.2, oralContrast: 0.15, lowDose: 0.1, situsInversus: 0.08 } },
+  lits: { phases: { portal: 0.8, arterial: 0.2 }, kernels: { standard: 0.5, sharp: 0.5 }, noise: [14, 20], sliceMm: [0.8, 2.5], fovMm: [350, 450], rates: { ...NONE, liverTumour: 0.85, liverCyst: 0.3, kidneyCyst: 0.15, splenomegaly: 0.2, gallstones: 0.1, metal: 0.1, truncatedFov: 0.1, missingKidney: 0.03, displacedKidney: 0.03, atrophicPancreas: 0.05, oralContrast: 0.15, lowDose: 0.1, situsInversus: 0.08 } },
+  kits: { phases: { arterial: 0.8, portal: 0.2 }, kernels: { standard: 0.6, soft: 0.4 }, noise: [9, 13], sliceMm: [0.5, 1.5], fovMm: [330, 400], rates: { ...NONE, kidneyCyst: 0.6, liverCyst: 0.1, liverTumour: 0.05, missingKidney: 0.1, displacedKidney: 0.05, gallstones: 0.1, metal: 0.2, truncatedFov: 0.15, splenomegaly: 0.05, atrophicPancreas: 0.05, lowDose: 0.05 } },
   msd_spleen: { phases: { portal: 1 }, kernels: { standard: 1 }, noise: [11, 15], sliceMm: [1.5, 5.0], fovMm: [340, 420], rates: { ...NONE, splenomegaly: 0.5, liverCyst: 0.1, liverTumour: 0.1, kidneyCyst: 0.15, gallstones: 0.1, metal: 0.1, truncatedFov: 0.1, missingKidney: 0.03, displacedKidney: 0.03, atrophicPancreas: 0.05 } },
-  msd_pancreas: { phases: { portal: 1 }, kernels: { standard: 0.7, sharp: 0.3 }, noise: [10, 14], sliceMm: [1.5, 2.5], fovMm: [330, 390], rates: { ...NONE, atrophicPancreas: 0.5, gallstones: 0.2, liverCyst: 0.15, liverTumour: 0.15, kidneyCyst: 0.15, splenomegaly: 0.1, metal: 0.1, truncatedFov: 0.05, missingKidney: 0.03, displacedKidney: 0.03 } },
+  msd_pancreas: { phases: { portal: 1 }, kernels: { standard: 0.7, sharp: 0.3 }, noise: [10, 14], sliceMm: [1.5, 2.5], fovMm: [330, 390], rates: { ...NONE, atrophicPancreas: 0.5, gallstones: 0.2, liverCyst: 0.15, liverTumour: 0.15, kidneyCyst: 0.15, splenomegaly: 0.1, metal: 0.1, truncatedFov: 0.05, missingKidney: 0.03, displacedKidney: 0.03, oralContrast: 0.15, lowDose: 0.1, situsInversus: 0.08 } },
 } as const satisfies Record<string, SourceProfile>;
 
 /**
@@ -114,6 +117,12 @@ export interface CaseProfile {
   metal: { rods: [number, number][]; z: [number, number]; streaks: { angle: number; amp: number }[]; widthMm: number; decayMm: number } | null;
   /** Reconstruction circle radius as a fraction of the body's half width, or null. */
   truncation: number | null;
+  /** Positive oral contrast: HU of the stomach's fluid, or null. */
+  oralContrastHu: number | null;
+  /** Low-dose scan: the noise σ is multiplied by this (1 unless lowDose). */
+  doseFactor: number;
+  /** Situs inversus: the organs laid out mirrored left-right (each kidney keeps its side's name). */
+  situsInversus: boolean;
 }
 
 function weighted<T extends string>(rng: Rng, table: Readonly<Partial<Record<T, number>>>): T {
@@ -151,7 +160,7 @@ export function drawCaseProfile(rng: Rng, profile: SourceProfile, off: ReadonlyS
     const liver = phase === 'arterial' ? 45 : phase === 'portal' ? -55 : -20;
     const k = r.int(1, 3);
     for (let i = 0; i < k; i++) {
-      const t = { organ: 'liver', where: inside(r, 0.7), radiusMm: r.uniform(9, 28), hu: PHASE_HU[phase].liver! + liver + r.normal(0, 8), extends: false };
+      const t = { organ: 'liver', where: inside(r, 0.7), radiusMm: r.uniform(12, 40), hu: PHASE_HU[phase].liver! + liver + r.normal(0, 8), extends: false };
       if (present.has('liverTumour')) inserts.push(t);
     }
   }
@@ -181,7 +190,7 @@ export function drawCaseProfile(rng: Rng, profile: SourceProfile, off: ReadonlyS
       if (present.has('gallstones')) inserts.push(s);
     }
   }
-  const spleenScale = rng.fork('splenomegaly').uniform(1.3, 1.6);
+  const spleenScale = rng.fork('splenomegaly').uniform(1.5, 2.0);
   const pr = rng.fork('atrophicPancreas');
   const pancreasScale = pr.uniform(0.5, 0.65), pancreasHu = -pr.uniform(30, 60);
   const mk = rng.fork('missingKidney').random() < 0.5 ? 'kidney_right' : 'kidney_left';
@@ -194,11 +203,13 @@ export function drawCaseProfile(rng: Rng, profile: SourceProfile, off: ReadonlyS
   const metal = {
     rods,
     z: [z0, z0 + mr.uniform(50, 110)] as [number, number],
-    streaks: Array.from({ length: mr.int(8, 14) }, () => ({ angle: mr.uniform(0, Math.PI), amp: (mr.random() < 0.5 ? -1 : 1) * mr.uniform(250, 600) })),
-    widthMm: mr.uniform(2, 4),
-    decayMm: mr.uniform(60, 140),
+    streaks: Array.from({ length: mr.int(8, 14) }, () => ({ angle: mr.uniform(0, Math.PI), amp: (mr.random() < 0.5 ? -1 : 1) * mr.uniform(600, 1400) })),
+    widthMm: mr.uniform(3, 6),
+    decayMm: mr.uniform(100, 200),
   };
   const truncation = rng.fork('truncatedFov').uniform(0.65, 0.82);
+  const oral = rng.fork('oralContrast').uniform(250, 500);
+  const dose = rng.fork('lowDose').uniform(3, 4.5);
   return {
     phase, kernel, noise, sliceMm, fovMm, findings, inserts,
     spleenScale: present.has('splenomegaly') ? spleenScale : 1,
@@ -208,6 +219,9 @@ export function drawCaseProfile(rng: Rng, profile: SourceProfile, off: ReadonlyS
     displacedKidney: present.has('displacedKidney') && !(present.has('missingKidney') && mk === dk.organ) ? dk : null,
     metal: present.has('metal') ? metal : null,
     truncation: present.has('truncatedFov') ? truncation : null,
+    oralContrastHu: present.has('oralContrast') ? oral : null,
+    doseFactor: present.has('lowDose') ? dose : 1,
+    situsInversus: present.has('situsInversus'),
   };
 }
 

@@ -138,6 +138,18 @@ function shifted(solid: Solid, s: Vec3): Solid {
   };
 }
 
+/** A solid mirrored left-right (x → −x, patient frame). */
+function mirrored(solid: Solid): Solid {
+  const flip = (v: Vec3): Vec3 => [-v[0], v[1], v[2]];
+  return {
+    min: [-solid.max[0], solid.min[1], solid.min[2]],
+    max: [-solid.min[0], solid.max[1], solid.max[2]],
+    inside: (x, y, z) => solid.inside(-x, y, z),
+    ...(solid.centre ? { centre: flip(solid.centre) } : {}),
+    ...(solid.semi ? { semi: solid.semi } : {}),
+  };
+}
+
 /** A ball. */
 function ball(c: Vec3, r: number): Solid {
   return {
@@ -363,7 +375,7 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
           if (!own && !grow.some((g) => g.solid.inside(x, y, z))) continue;
           truth[idx] = label;
           let v = mean + off;
-          if (organ === 'stomach') v = y < -55 ? -850 : v; // air rises anteriorly in a supine patient
+          if (organ === 'stomach') v = y < -55 ? -850 : real?.oralContrastHu != null ? real.oralContrastHu + off : v; // air rises anteriorly in a supine patient
           for (const s of inserts) if (s.solid.inside(x, y, z)) v = s.hu + off;
           hu[idx] = v;
         }
@@ -378,7 +390,7 @@ export function abdomenPhantom(opts: AbdomenOptions): AbdomenPhantom {
   } else {
     paintArtefacts(hu, truth, real, { n, nz, sx, sz, origin, centre, bodyA, off });
     applyKernel(hu, shape, real.kernel);
-    const f = kernelNoise(noise, shape, real.kernel, real.noise);
+    const f = kernelNoise(noise, shape, real.kernel, real.noise * real.doseFactor);
     const r = real.truncation;
     for (let k = 0, i = 0; k < nz; k++) for (let jj = 0; jj < n; jj++) for (let ii = 0; ii < n; ii++, i++) {
       // The reconstruction circle is centred on the scanner's axis (x = y = 0 in scanner mm).
@@ -425,7 +437,11 @@ interface PaintOrgan {
 function realisticOrgans(laid: { organ: OrganName; solid: Solid; hu: number }[], real: CaseProfile | undefined): PaintOrgan[] {
   if (!real) return laid.map((o) => ({ ...o, inserts: [] }));
   const out: PaintOrgan[] = [];
-  for (const o of laid) {
+  // Situs inversus: every organ mirrored; a kidney laid out on the right ends up on the left and is
+  // labelled by its side (so "kidney_left" is still the patient's left kidney).
+  const side = (organ: OrganName): OrganName => !real.situsInversus ? organ : organ === 'kidney_right' ? 'kidney_left' : organ === 'kidney_left' ? 'kidney_right' : organ;
+  const order = real.situsInversus ? laid.map((o) => ({ ...o, organ: side(o.organ), solid: mirrored(o.solid) })) : laid;
+  for (const o of order) {
     if (real.missingKidney === o.organ) continue;
     const solid = real.displacedKidney?.organ === o.organ ? shifted(o.solid, real.displacedKidney.shift) : o.solid;
     let hu = PHASE_HU[real.phase][o.organ]! + (o.hu - PHASE_HU.clean[o.organ]!);
