@@ -11,7 +11,7 @@
  * from a pool where ranking matters; `--quick`: two seeds of 12): Dice after ranked and
  * random review with 95 % bands over seeds, the gain ratio ranked / random at 5 %, per-source
  * gains, attention rates; its figures carry the prefix `models_`. The models' predictions are
- * cached in the bench folder, keyed by the seeds, sizes and the model files, so the attention
+ * cached in the bench folder, keyed by the seeds, sizes, the phantom generator's sources and the model files, so the attention
  * variants after it (and a re-run with unchanged models) reuse them. A third case reuses them with
  * attention's shape priors on (prefix `priors_`), a fourth ranks the paper's attention by expected
  * Dice loss (prefix `expdice_`), a fifth runs the `refined` preset measured in docs/atlas-campaign.md
@@ -110,9 +110,13 @@ function seriesOptions(state: State) {
 /** The `refined` preset (core/atlas/attention-refine.ts; tuned on seeds 11–12, reported on seeds 1–3). */
 const REFINED: Partial<CampaignOptions> = { refine: ATTENTION_PRESETS.refined.attention, ...(ATTENTION_PRESETS.refined.rank.measure ? { rankMeasure: ATTENTION_PRESETS.refined.rank.measure } : {}), organPriors: ATTENTION_PRESETS.refined.rank.organPriors ?? false };
 
-/** Cache key of the models' predictions: the series' sizes and the model files' hashes. */
+/** Phantom generator sources: a change to them changes the phantoms, so the cached predictions go stale. */
+const PHANTOM_SOURCES = ['abdomen.ts', 'abdomen-realism.ts'].map((f) => new URL(`../src/core/phantom/${f}`, import.meta.url).pathname);
+
+/** Cache key of the models' predictions: the series' sizes, the phantom generator's and the model files' hashes. */
 function predictionKey(state: State): string {
   const h = createHash('sha256').update(JSON.stringify(seriesOptions(state)));
+  for (const p of PHANTOM_SOURCES) h.update(createHash('sha256').update(readFileSync(p)).digest('hex'));
   for (const m of MODELS) for (const f of ['model.json', 'model.onnx']) {
     const p = join(m, f);
     h.update(existsSync(p) ? `${f}:${statSync(p).size}:` + createHash('sha256').update(readFileSync(p)).digest('hex') : `${f}:none`);
