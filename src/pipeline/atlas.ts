@@ -24,7 +24,7 @@ import { basename, join } from 'node:path';
 import { MedmaskError } from '../core/errors.js';
 import { createVolume, sameGeometry, type Volume } from '../core/volume.js';
 import { ATLAS_ATTENTION_DEFAULTS, ensembleStatistics, organAttention, type AttentionOptions, type ProbabilityArray } from '../core/atlas/attention.js';
-import { addSourceStatistics, calibratedThresholds, expectedErrorMap, openingIterations, sourceStatistics, type SourceStatistics } from '../core/atlas/attention-refine.js';
+import { addSourceStatistics, calibratedThresholds, expectedErrorWithin, openingIterations, sourceStatistics, type SourceStatistics } from '../core/atlas/attention-refine.js';
 import { connectedComponents } from '../core/masks/binary.js';
 import { shapePriorFlags, type ShapePriorOptions } from '../core/atlas/shape-priors.js';
 import { MeanAccumulator } from '../core/atlas/pseudo-label.js';
@@ -565,9 +565,7 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
       for (let v = 0; v < n; v++) if (pseudo[v] === value) { own[v] = 1; ownVoxels++; }
       const pieces = ownVoxels ? connectedComponents(own, image.shape).count : 0;
       // Expected wrong voxels inside the attention, for the expected-Dice ranking (core/atlas/ranking.ts).
-      const e = expectedErrorMap(probs, n);
-      let expectedErrors = 0;
-      for (let v = 0; v < n; v++) if (a.binary[v]) expectedErrors += e[v]!;
+      const expectedErrors = expectedErrorWithin(probs, a.binary);
       summary.organs.push({ organ: name, voxels: a.voxels, heatSum: a.heatSum, inconsistency: count(a.inconsistency), uncertainty: count(a.uncertainty), overlap: count(a.overlap), ...(priors ? { shapePrior: prior } : {}), labelled: labelled.includes(name), models: probs.length, volumeMm3: ownVoxels * voxelMm3, pieces, expectedErrors, volumeVoxels: ownVoxels });
     }
     await atomicWrite(join(work, 'attention', `${c.id}.json`), JSON.stringify(summary, null, 1) + '\n');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { organAttention } from '../../src/core/atlas/attention.js';
-import { StatHistogram, addSourceStatistics, calibratedThresholds, dropSmallAttention, dropUnlikelyAttention, expectedErrorMap, openingIterations, sourceStatistics } from '../../src/core/atlas/attention-refine.js';
+import { StatHistogram, addSourceStatistics, calibratedThresholds, dropSmallAttention, dropUnlikelyAttention, expectedErrorMap, expectedErrorWithin, openingIterations, sourceStatistics } from '../../src/core/atlas/attention-refine.js';
 import { casePriority, expectedDiceLoss } from '../../src/core/atlas/ranking.js';
 import { meanLabelDice } from '../../src/core/metrics/segmentation.js';
 import { organPriorFlags, type CaseShapeSummary } from '../../src/core/atlas/organ-priors.js';
@@ -56,6 +56,13 @@ test('expected-error filter: a 2 : 1 split keeps its cube, a faint halo of the s
   assert.ok(Math.abs(e[idx(2, 2, 2)]! - 1 / 3) < 1e-7 && Math.abs(e[idx(10, 10, 10)]! - 0.1) < 1e-7 && e[idx(0, 0, 0)] === 0);
   // uint8 input reads value / 255; a mean above ½ gives 1 − p̄.
   assert.ok(Math.abs(expectedErrorMap([Uint8Array.of(255), Uint8Array.of(255), Uint8Array.of(0)], 1)[0]! - 1 / 3) < 1e-7);
+  // The sum inside a mask without the map: cube A expects 27 / 3 = 9 wrong voxels, cube B 12.5.
+  const maskA = new Uint8Array(16 ** 3), maskB = new Uint8Array(16 ** 3);
+  cube(maskA, 1, 1, 1, 3);
+  cube(maskB, 8, 8, 8, 5);
+  assert.ok(Math.abs(expectedErrorWithin([m1, m2, m3], maskA) - 9) < 1e-5);
+  assert.ok(Math.abs(expectedErrorWithin([m1, m2, m3], maskB) - 12.5) < 1e-5);
+  assert.throws(() => expectedErrorWithin([m1, m2.subarray(1)], maskA), /model 1's probabilities have 4095 voxels, expected 4096/);
   const open0 = { erosions: 0, dilations: 0 };
   assert.equal(organAttention([m1, m2, m3], shape, null, open0).voxels, 152);
   const a = organAttention([m1, m2, m3], shape, null, open0, { spacing, minExpectedErrorMm3: 120 });

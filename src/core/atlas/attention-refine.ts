@@ -111,22 +111,46 @@ export function dropUnlikelyAttention(masks: { inconsistency: Uint8Array; uncert
  * expectedErrorMap([Float32Array.of(1), Float32Array.of(0), Float32Array.of(0)], 1); // [1/3]
  */
 export function expectedErrorMap(probs: readonly (Float32Array | Uint8Array)[], n: number): Float32Array {
+  checkModelArrays(probs, n);
+  const out = new Float32Array(n);
+  for (let v = 0; v < n; v++) out[v] = voxelExpectedError(probs, v);
+  return out;
+}
+
+/**
+ * Sum of {@link expectedErrorMap} over the voxels of `mask` (each term rounded to float32 as the
+ * map stores it), without building the map: the expected wrong voxels inside an attention mask.
+ * @param probs - one array per model, each of `mask.length` voxels
+ * @param mask - 0/1 mask on the same grid
+ * @returns Σ over mask voxels of `min(p̄, 1 − p̄)`
+ * @throws MedmaskError USAGE without models or with arrays of another length
+ * @example
+ * expectedErrorWithin([Float32Array.of(1, 1), Float32Array.of(0, 1)], Uint8Array.of(1, 1)); // 0.5
+ */
+export function expectedErrorWithin(probs: readonly (Float32Array | Uint8Array)[], mask: ArrayLike<number>): number {
+  const n = mask.length;
+  checkModelArrays(probs, n);
+  let total = 0;
+  for (let v = 0; v < n; v++) if (mask[v]) total += Math.fround(voxelExpectedError(probs, v));
+  return total;
+}
+
+function checkModelArrays(probs: readonly (Float32Array | Uint8Array)[], n: number): void {
   if (!probs.length) throw new MedmaskError('USAGE', 'no model predictions were given for this organ', { hint: 'pass one probability array per model' });
   probs.forEach((p, i) => {
     if (p.length !== n) throw new MedmaskError('USAGE', `model ${i}'s probabilities have ${p.length} voxels, expected ${n}`, { hint: 'every model must predict on the same grid' });
   });
-  const out = new Float32Array(n);
-  const m = probs.length;
-  for (let v = 0; v < n; v++) {
-    let s = 0;
-    for (let k = 0; k < m; k++) {
-      const p = probs[k]!;
-      s += p instanceof Uint8Array ? p[v]! / 255 : p[v]!;
-    }
-    const mean = s / m;
-    out[v] = Math.min(mean, 1 - mean);
+}
+
+/** `min(p̄, 1 − p̄)` at voxel `v`, p̄ the models' mean (uint8 read as value / 255). */
+function voxelExpectedError(probs: readonly (Float32Array | Uint8Array)[], v: number): number {
+  let s = 0;
+  for (let k = 0; k < probs.length; k++) {
+    const p = probs[k]!;
+    s += p instanceof Uint8Array ? p[v]! / 255 : p[v]!;
   }
-  return out;
+  const mean = s / probs.length;
+  return Math.min(mean, 1 - mean);
 }
 
 /** Keep the components of inconsistency ∨ uncertainty that `keep(size, mass)` accepts (mass: sum of `weights`, 0 without). */
