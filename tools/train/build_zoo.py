@@ -64,7 +64,7 @@ SEGMENTERS = [
     # --steps-factor 0.34 (119 / 143 / 100 steps).
     {'name': 'demo-unet3d', 'family': 'unet', 'steps': 350, 'aug': 'none', 'seed': 21, 'model_kw': {'widths': [8, 16, 32, 48]},
      'sources': ['btcv', 'amos', 'kits'],
-     'imperfection': 'no augmentation and few steps (350): the least converged, and the most thrown by appearances it never saw (no intensity augmentation).'},
+     'imperfection': 'no augmentation and the fewest steps of the three (see Training): the least converged, and the most thrown by appearances it never saw (no intensity augmentation).'},
     {'name': 'demo-resunet3d', 'family': 'resunet', 'steps': 420, 'aug': 'intensity', 'seed': 22, 'model_kw': {'widths': [8, 16, 32, 48]},
      'sources': ['amos', 'kits', 'msd_spleen'],
      'imperfection': 'intensity augmentation (contrast, brightness, gamma, noise), no spatial augmentation.'},
@@ -262,7 +262,7 @@ def main():
             add_cam_metrics(out_dir, cam)
             summary[name] = {'task': 'classify', 'family': r['family'], 'heldout_accuracy': r['heldout']['accuracy'],
                              'parameters': r['parameters'], 'bytes': card['export']['bytes'], 'cam_target_dims': check['targetDims'][1:],
-                             'cam_pointing_game': cam['pointing_game']}
+                             'cam_pointing_game': cam['pointing_game'], **({'cam_target_pinned': spec['cam_target']} if spec.get('cam_target') else {})}
         else:
             by_source = dice_by_source(os.path.join(a.work, name, 'heldout-predictions.npz'), data['heldout']['dir'], spec['sources'])
             split = seen_vs_unseen(by_source)
@@ -272,7 +272,8 @@ def main():
                              'train_sources': spec['sources'], 'heldout_dice_by_source': by_source,
                              'heldout_dice_seen_sources': split['seen_sources']['mean_dice'],
                              'heldout_dice_unseen_sources': split['unseen_sources']['mean_dice'],
-                             'unseen_sources': split['unseen_sources']['sources']}
+                             'unseen_sources': split['unseen_sources']['sources'], 'agreement_with_other_models': agree.get(name),
+                             **({'warm_start_parent_dice': (r.get('parent_heldout') or {}).get('mean_dice'), 'steps': r.get('steps')} if r.get('warm_start') else {})}
         log(f'{name}: export ok (max |ort - torch| {check["maxAbsDiff"]:.1e})')
     timings['total_s'] = round(time.time() - t_all, 1)
     if not a.quick:
@@ -322,6 +323,34 @@ not see in bold, and the mean over the cases of the sources it saw and of those 
 """
 
 
+def pinned_md(summary):
+    """The classifiers whose manifest pins the CAM target (build spec 'cam_target')."""
+    pinned = [(n, v['cam_target_pinned']) for n, v in summary.items() if v.get('cam_target_pinned')]
+    return ''.join(f', except {n}, whose manifest pins `{t}` (it localises better there; see its card)' for n, t in pinned)
+
+
+def agreement_md(summary):
+    """Between-model agreement of the segmenters' held-out label maps (mean organ Dice), when recorded."""
+    pairs = sorted({v for n, s in summary.items() if s.get('task') == 'segment' for v in (s.get('agreement_with_other_models') or {}).values()})
+    if not pairs:
+        return ''
+    return (f' (steps, augmentation, capacity, sources seen): between models, the mean organ Dice of their held-out label\n'
+            f'maps is {pairs[0]:.2f}–{pairs[-1]:.2f}, so they disagree at borders, on the small organs and on sources one of them did not see')
+
+
+def warm_start_md(summary):
+    """How the segmenters were trained when they are fine-tunes of an earlier zoo (build_zoo --init-dir)."""
+    seg = {n: v for n, v in summary.items() if v.get('task') == 'segment' and 'warm_start_parent_dice' in v}
+    if not seg:
+        return ''
+    each = '; '.join(f'{n} {v["steps"]} steps, held-out Dice {v["warm_start_parent_dice"]:.3f} → {v["heldout_mean_dice"]:.3f}' for n, v in seg.items())
+    return f"""
+**Warm start.** Each segmenter was first trained on clean phantoms of every source, then fine-tuned
+(`build_zoo.py --init-dir`, BatchNorm frozen) on realistic phantoms of its own sources only ({each};
+the same held-out cases before and after the fine-tune). The clean-phantom parents are not shipped.
+"""
+
+
 def write_readme(out, summary, timings):
     total = sum(v['bytes'] for v in summary.values())
     rows2 = '\n'.join(f'| [{n}]({n}/card.md) | {v["family"]} | {v["parameters"]:,} | {v["bytes"] / 1e6:.2f} MB | {v["heldout_accuracy"]:.3f} | {v["cam_target_dims"][1]}x{v["cam_target_dims"][2]} | {v["cam_pointing_game"]:.2f} |'
@@ -342,7 +371,7 @@ the last full rebuild took {timings['total_s'] / 60:.1f} min on 2 CPU cores. Tot
 
 ## 2D classifiers — chest phantoms, lesion presence (healthy / abnormal)
 Input 3 x 256 x 256 (grey copied to RGB; the phantoms' native size), softmax; Dropout before the final Linear (head MC dropout);
-CAM target = the tensor that feeds the global pooling (the runtime's default), except where a card says it is pinned.
+CAM target = the tensor that feeds the global pooling (the runtime's default){pinned_md(summary)}.
 
 | model | family | parameters | size | held-out accuracy | CAM grid | CAM pointing game |
 |---|---|---|---|---|---|---|
@@ -355,8 +384,8 @@ constraints and refinement.
 
 ## 3D segmenters — abdominal CT phantoms, 9 organs + background
 Patch [64, 64, 32] (x y z), spacing [4, 4, 6] mm, CT window 40 / 400 HU, softmax (channel 0 background).
-Held-out Dice per organ (sliding window, at each case's own geometry); deliberately imperfect in different ways.
-
+Held-out Dice per organ (sliding window, at each case's own geometry); deliberately imperfect in different ways{agreement_md(summary)}.
+{warm_start_md(summary)}
 | model | family | parameters | size | mean Dice | {' | '.join(ORGANS)} |
 |---|---|---|---|---|{'---|' * len(ORGANS)}
 {rows3}
