@@ -351,6 +351,12 @@ the same held-out cases before and after the fine-tune). The clean-phantom paren
 """
 
 
+def partial_md(timings):
+    """The time of the last partial rebuild (--only), when the zoo holds one."""
+    t = timings.get('partial_timings')
+    return f' (the last partial rebuild, {t["total_s"] / 60:.1f} min)' if t and 'total_s' in t else ''
+
+
 def write_readme(out, summary, timings):
     total = sum(v['bytes'] for v in summary.values())
     rows2 = '\n'.join(f'| [{n}]({n}/card.md) | {v["family"]} | {v["parameters"]:,} | {v["bytes"] / 1e6:.2f} MB | {v["heldout_accuracy"]:.3f} | {v["cam_target_dims"][1]}x{v["cam_target_dims"][2]} | {v["cam_pointing_game"]:.2f} |'
@@ -367,7 +373,7 @@ Each folder holds `model.onnx`, `model.json` (the medmask manifest), `card.md` a
 (data, seeds, training, architecture, parameter count, held-out metrics, export check).
 
 Rebuild all of them with `/usr/bin/python3 tools/train/build_zoo.py` (see `tools/train/README.md`);
-the last full rebuild took {timings['total_s'] / 60:.1f} min on 2 CPU cores. Total size {total / 1e6:.1f} MB.
+the last full rebuild took {timings['total_s'] / 60:.1f} min on 2 CPU cores{partial_md(timings)}. Total size {total / 1e6:.1f} MB.
 
 ## 2D classifiers — chest phantoms, lesion presence (healthy / abnormal)
 Input 3 x 256 x 256 (grey copied to RGB; the phantoms' native size), softmax; Dropout before the final Linear (head MC dropout);
