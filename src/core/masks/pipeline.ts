@@ -37,6 +37,7 @@ export type Constraint =
   | { op: 'remove-small'; minPixels: number }
   | { op: 'keep-largest'; k: number }
   | { op: 'fill-holes' }
+  | { op: 'head-cut'; below: number }
   | ({ op: 'refine' } & RefineOptions)
   | { op: 'max-area'; fraction: number }
   | { op: 'open'; iterations?: number; keepIfEmptied?: boolean }
@@ -99,6 +100,7 @@ export const CHEST_PHANTOM_PIPELINE: MaskPipeline = {
     { op: 'restrict', to: 'roi' },
     { op: 'refine', dilate: 4, core: 0.6, suppress: 4, suppressShape: 'vertical', polarity: 'bright', minContrast: 2, bridge: 7 },
     { op: 'fill-holes' },
+    { op: 'head-cut', below: 0.3 },
     { op: 'open', iterations: 3, keepIfEmptied: true },
     { op: 'restrict', to: 'roi' },
     { op: 'remove-small', minPixels: 12 },
@@ -136,6 +138,7 @@ export const MASK_PIPELINE_SCHEMA: ObjectSchema = {
           'remove-small': op({ minPixels: int() }, ['minPixels']),
           'keep-largest': op({ k: int(1) }, ['k']),
           'fill-holes': op({}),
+          'head-cut': op({ below: num(0, 1) }, ['below']),
           refine: op({
             dilate: int(0),
             core: num(0, 1),
@@ -311,6 +314,11 @@ export interface ConstraintContext {
   body?: ArrayLike<number>;
   /** Image intensities (grey), for `refine`. */
   image?: ArrayLike<number>;
+  /**
+   * The mask heads' mean lesion probability per pixel (`annotate --mask-heads`), for `head-cut`.
+   * Without it `head-cut` is skipped (the path without mask heads keeps its results).
+   */
+  head?: ArrayLike<number>;
   /** Distance (dilations) within which salient pixels count as explained by the mask (default 2.5 % of the image side). */
   reach?: number;
 }
@@ -358,6 +366,11 @@ export function buildMask(inputs: readonly FusionInput[], grid: Shape3, pipeline
   const failures: string[] = [];
   const notes: string[] = [];
   for (const c of pipeline.constraints) {
+    if (c.op === 'head-cut' && !ctx.head) {
+      // no step in the trace: a run without mask heads gives exactly what it gave before head-cut existed
+      notes.push('head-cut: skipped, no mask head given');
+      continue;
+    }
     const before = countOn(mask);
     switch (c.op) {
       case 'restrict': {
@@ -386,6 +399,16 @@ export function buildMask(inputs: readonly FusionInput[], grid: Shape3, pipeline
       case 'fill-holes':
         mask = fillHoles(mask, grid);
         break;
+      case 'head-cut': {
+        const head = ctx.head!;
+        if (head.length !== n) throw new MedmaskError('USAGE', `the mask heads' map has ${head.length} values, the image ${n}`, { hint: 'resample the head maps to the image grid first' });
+        // the heads learned the lesions' extent from reviewed masks: bright structures that refine's
+        // intensity split joined to a lesion (the heart's border, vessels) lie where they say background;
+        // a cut that would empty the mask is not made (a lesion the heads miss is still the mask)
+        const cut = Uint8Array.from(mask, (v, i) => (v && head[i]! >= c.below ? 1 : 0));
+        if (countOn(cut)) mask = cut;
+        break;
+      }
       case 'open': {
         // keepIfEmptied: a lone lesion smaller than the element (a small nodule) is the mask, not a leftover
         const opened = openClose(mask, grid, 'open', c.iterations ?? 1);
