@@ -25,6 +25,7 @@ import {
   type Shape3,
   type ThresholdSpec,
 } from './binary.js';
+import { pruneThin, type PruneThinOptions } from './prune.js';
 
 /** How the maps of several models become one. */
 export type FusionMethod = 'intersection' | 'mean' | 'confidence-weighted';
@@ -38,6 +39,7 @@ export type Constraint =
   | { op: 'keep-largest'; k: number }
   | { op: 'fill-holes' }
   | { op: 'head-cut'; below: number }
+  | ({ op: 'prune-thin' } & PruneThinOptions)
   | ({ op: 'refine' } & RefineOptions)
   | { op: 'max-area'; fraction: number }
   | { op: 'open'; iterations?: number; keepIfEmptied?: boolean }
@@ -139,6 +141,7 @@ export const MASK_PIPELINE_SCHEMA: ObjectSchema = {
           'keep-largest': op({ k: int(1) }, ['k']),
           'fill-holes': op({}),
           'head-cut': op({ below: num(0, 1) }, ['below']),
+          'prune-thin': op({ fraction: num(0, 1), minDepth: int(1) }, ['fraction']),
           refine: op({
             dilate: int(0),
             core: num(0, 1),
@@ -409,6 +412,9 @@ export function buildMask(inputs: readonly FusionInput[], grid: Shape3, pipeline
         if (countOn(cut)) mask = cut;
         break;
       }
+      case 'prune-thin':
+        mask = pruneThin(mask, grid, c);
+        break;
       case 'open': {
         // keepIfEmptied: a lone lesion smaller than the element (a small nodule) is the mask, not a leftover
         const opened = openClose(mask, grid, 'open', c.iterations ?? 1);
