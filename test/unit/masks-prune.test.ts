@@ -56,6 +56,14 @@ test('prune-thin as a pipeline step: traced, parsed, validated', () => {
   const pipe: MaskPipeline = { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'prune-thin', fraction: 0.6 }] };
   const r = buildMask([{ map, confidence: 1 }], grid, pipe);
   assert.deepEqual(r.trace, [{ step: 'fusion:mean', pixels: 121 + 42 }, { step: 'prune-thin', pixels: 121 }]);
+  // withHeads: skipped (noted, not traced) without the mask heads' map, run with it
+  const gated: MaskPipeline = { ...pipe, constraints: [{ op: 'prune-thin', fraction: 0.6, withHeads: true }] };
+  const skipped = buildMask([{ map, confidence: 1 }], grid, gated);
+  assert.deepEqual(skipped.trace, [{ step: 'fusion:mean', pixels: 121 + 42 }]);
+  assert.ok(skipped.notes.some((s) => /prune-thin: skipped/.test(s)), skipped.notes.join('; '));
+  const ran = buildMask([{ map, confidence: 1 }], grid, gated, { head: new Float32Array(n * n).fill(0.9) });
+  assert.deepEqual(ran.trace.map((t) => t.pixels), [121 + 42, 121]);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'prune-thin', fraction: 0.6, withHeads: 'yes' }] }), /withHeads/);
   assert.deepEqual(parseMaskPipeline({ constraints: [{ op: 'prune-thin', fraction: 0.6 }] }).constraints, [{ op: 'prune-thin', fraction: 0.6 }]);
   assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'prune-thin' }] }), /fraction/);
   assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'prune-thin', fraction: 1.5 }] }), /fraction/);
