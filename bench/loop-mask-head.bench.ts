@@ -9,7 +9,8 @@
  * rule, `mask_head_train_s_50`) beside the keys the 3D loop benchmark writes there.
  *
  * The reviewed masks are the first N lesion images of a pool seed (6161); the fusion weight and
- * the hypercolumn layers (train-mask-head's default `--layers auto`) were chosen on seed 5555;
+ * the hypercolumn layers (train-mask-head's default `--layers auto`) were chosen on seed 5555, the
+ * chest pipeline's `head-cut` level (0.3), `prune-thin` fraction (0.6) and `grow-bright` (1 px, median) on seeds 5555, 7777 and 4242;
  * the Dice is measured on every lesion image of seed 880013.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -88,6 +89,18 @@ export function meanCi(xs: readonly number[]): { mean: number; ci95: [number, nu
 export async function diceWith(state: { models: string[] }, items: AnnotateItem[], data: string, out: string, heads: string[], weight?: number, fusion?: MaskHeadFusion): Promise<number[]> {
   await annotate({ models: state.models, items, out, mcSamples: 0, fresh: true, pipeline: CHEST_PHANTOM_PIPELINE, maskHeads: heads, ...(weight !== undefined ? { maskHeadWeight: weight } : {}), ...(fusion ? { maskHeadFusion: fusion } : {}) });
   return lesionDice(out, data);
+}
+
+/** The chest pipeline's `head-cut` level (null without one). */
+function headCut(): number | null {
+  for (const c of CHEST_PHANTOM_PIPELINE.constraints) if (c.op === 'head-cut') return c.below;
+  return null;
+}
+
+/** The chest pipeline's `prune-thin` fraction (null without one). */
+function pruneThinFraction(): number | null {
+  for (const c of CHEST_PHANTOM_PIPELINE.constraints) if (c.op === 'prune-thin') return c.fraction;
+  return null;
 }
 
 function mergeLoopJson(keys: Record<string, unknown>): void {
@@ -171,7 +184,7 @@ export default defineBenchmark<LoopState>({
           const g = meanCi(per[String(n)]!.map((v, i) => v - per['0']![i]!));
           gain[String(n)] = [+g.mean.toFixed(4), +g.ci95[0].toFixed(4), +g.ci95[1].toFixed(4)];
         }
-        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: items.length, mask_head_dice_seed: 880013, mask_head_fusion: DEFAULT_MASK_HEAD_FUSION, mask_head_layers: 'auto', mask_head_load: +loadavg()[0]!.toFixed(1), ...extra });
+        mergeLoopJson({ mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: items.length, mask_head_dice_seed: 880013, mask_head_fusion: DEFAULT_MASK_HEAD_FUSION, mask_head_layers: 'auto', mask_head_cut: headCut(), mask_head_prune_thin: pruneThinFraction(), mask_head_load: +loadavg()[0]!.toFixed(1), ...extra });
         return { elapsedMs: performance.now() - t0 };
       },
     },

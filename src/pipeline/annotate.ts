@@ -399,7 +399,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   let outside = 0;
   let mapStd = 0;
   if (!isNormal && maps.length) {
-    const res = buildMask(maps, [w, h, 1], c.pipeline, { ...(roi ? { roi } : {}), image: greyOf(vol) });
+    const res = buildMask(maps, [w, h, 1], c.pipeline, { ...(roi ? { roi } : {}), image: greyOf(vol), ...(headMaps.length ? { head: meanMap(headMaps.map((m) => m.probability)) } : {}) });
     mask = res.mask;
     fused = res.fused;
     failures = res.failures;
@@ -536,6 +536,13 @@ function headUncertainty(maps: readonly { probability: Float32Array; std?: Float
 }
 
 /** A mask head matched to an ensemble model. */
+/** Per-pixel mean of equally long maps (the mask heads' lesion probabilities, for `head-cut`). */
+function meanMap(maps: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(maps[0]!.length);
+  for (const m of maps) for (let q = 0; q < out.length; q++) out[q]! += m[q]! / maps.length;
+  return out;
+}
+
 interface LoadedMaskHead {
   path: string;
   head: MaskHead;

@@ -109,7 +109,15 @@ test('train-mask-head (CLI) from reviewed masks; annotate with the head beats th
   const without = mean(runs.cam!);
   t.diagnostic(`mean lesion Dice over ${items.length} images: with the head ${withHead.toFixed(3)}, without ${without.toFixed(3)}`);
   assert.ok(withHead > without, `mean lesion Dice with the head ${withHead.toFixed(3)}, without ${without.toFixed(3)} (${items.length} images)`);
-  const r0 = readFileSync(join(tmp, 'run-head/results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { uncertainty: { headStd?: number; headDisagreement?: number; expectedGain?: number } });
+  const r0 = readFileSync(join(tmp, 'run-head/results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { uncertainty: { headStd?: number; headDisagreement?: number; expectedGain?: number }; maskTrace?: { step: string; pixels: number }[] });
+  // the chest pipeline's head-cut runs with the heads' mean map, and is skipped (absent from the trace) without heads
+  const steps = (run: string) => readFileSync(join(tmp, run, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => ((JSON.parse(l) as { maskTrace?: { step: string }[] }).maskTrace ?? []).map((t) => t.step));
+  assert.ok(steps('run-head').every((st) => !st.length || st.includes('head-cut')), 'every lesion mask built with the head went through head-cut');
+  assert.ok(steps('run-head').some((st) => st.includes('head-cut')));
+  assert.ok(steps('run-cam').every((st) => !st.includes('head-cut')), 'without heads head-cut is not in the trace');
+  // prune-thin and grow-bright (withHeads) likewise: after the opening with the heads, absent without them
+  assert.ok(steps('run-head').every((st) => !st.length || st.indexOf('grow-bright') > st.indexOf('prune-thin') && st.indexOf('prune-thin') > st.indexOf('open')), 'every lesion mask built with the head was pruned, then grown, after the opening');
+  assert.ok(steps('run-cam').every((st) => !st.includes('prune-thin') && !st.includes('grow-bright')), 'without heads prune-thin and grow-bright are not in the trace');
   assert.ok(r0.every((r) => r.uncertainty.headStd! >= 0 && r.uncertainty.expectedGain! >= 0), 'the head MC spread and the expected gain are reported');
   assert.ok(r0.some((r) => r.uncertainty.headStd! > 0), 'head MC Dropout has a spread');
   // the report: heads named with their reviewed masks, and Dice versus masks reviewed

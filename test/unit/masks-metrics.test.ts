@@ -273,3 +273,33 @@ test('open with keepIfEmptied keeps a lone blob smaller than the element, and st
   assert.deepEqual(parseMaskPipeline({ constraints: [{ op: 'open', iterations: 3, keepIfEmptied: true }] }).constraints, [{ op: 'open', iterations: 3, keepIfEmptied: true }]);
   assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'open', keepIfEmptied: 'yes' }] }), /keepIfEmptied/);
 });
+
+test('head-cut: mask pixels where the mask heads say background are cut; no heads, or a cut that would empty the mask, leaves it alone', () => {
+  const n = 30, grid: Shape3 = [n, n, 1];
+  // a 10×10 lesion (x 5–14) with a bright 6-px-wide band joined to its right (x 15–24), as refine
+  // leaves a lesion that touches the heart's border
+  const map = new Float32Array(n * n);
+  for (let y = 10; y < 20; y++) for (let x = 5; x < 25; x++) map[y * n + x] = 1;
+  // the heads: lesion probability 0.9 on the lesion, 0.1 on the band, 0.3 exactly on the column x = 15
+  const head = new Float32Array(n * n);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) head[y * n + x] = x < 15 ? 0.9 : x === 15 ? 0.3 : 0.1;
+  const pipe: MaskPipeline = { fusion: 'mean', threshold: { method: 'fixed', value: 0.5 }, constraints: [{ op: 'head-cut', below: 0.3 }] };
+  const cut = buildMask([{ map, confidence: 1 }], grid, pipe, { head });
+  // kept: the lesion (100 px) and the column at exactly 0.3 (10 px); the band beyond it goes
+  assert.equal(cut.mask.reduce((a, b) => a + b, 0), 110);
+  assert.equal(cut.mask[12 * n + 15], 1);
+  assert.equal(cut.mask[12 * n + 16], 0);
+  assert.deepEqual(cut.trace.map((t) => t.step), ['fusion:mean', 'head-cut']);
+  // without heads the step is skipped, noted and absent from the trace: the mask is the threshold's
+  const none = buildMask([{ map, confidence: 1 }], grid, pipe);
+  assert.equal(none.mask.reduce((a, b) => a + b, 0), 200);
+  assert.deepEqual(none.trace.map((t) => t.step), ['fusion:mean']);
+  assert.ok(none.notes.some((s) => /head-cut: skipped/.test(s)), none.notes.join('; '));
+  // heads that call everything background do not empty the mask
+  const low = buildMask([{ map, confidence: 1 }], grid, pipe, { head: new Float32Array(n * n).fill(0.05) });
+  assert.equal(low.mask.reduce((a, b) => a + b, 0), 200);
+  assert.throws(() => buildMask([{ map, confidence: 1 }], grid, pipe, { head: new Float32Array(10) }), /heads' map has 10 values/);
+  assert.deepEqual(parseMaskPipeline({ constraints: [{ op: 'head-cut', below: 0.3 }] }).constraints, [{ op: 'head-cut', below: 0.3 }]);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'head-cut' }] }), /below/);
+  assert.throws(() => parseMaskPipeline({ constraints: [{ op: 'head-cut', below: 1.5 }] }), /below/);
+});
