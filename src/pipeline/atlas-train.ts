@@ -275,10 +275,6 @@ function runTrainer(python: string, argv: string[], steps: number, jobs: number,
  * r.decision; // 'accepted' when r.heldout.mean_dice >= r.parentHeldout.mean_dice
  */
 export async function finetuneSegmenter(parent: string, train: string, heldout: string, out: string, opts: FinetuneOptions = {}): Promise<FinetuneResult> {
-  const { python, steps, lw } = checkFinetuneOptions(opts);
-  const argv = [TRAINER, '--init', parent, '--data', train, '--heldout', heldout, '--out', out, '--steps', String(steps),
-    '--seed', String(opts.seed ?? 0), '--threads', String(opts.threads ?? defaultTrainerThreads()), '--label-weights', Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','),
-    ...(opts.lr !== undefined ? ['--lr', String(opts.lr)] : [])];
-  const stdout = await runTrainer(python, argv, steps, 1, opts, [[out, '<model>'], [train, '<train>'], [heldout, '<heldout>']]);
-  return decide(out, JSON.parse(stdout.trim().split('\n').pop()!) as TrainerLine);
+  // One job of the batch form: the same trainer entry (train3d.py --jobs → finetune_job), export check and accept rule.
+  return (await finetuneSegmenters([{ parent, train, heldout, out }], opts))[0]!;
 }
