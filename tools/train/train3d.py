@@ -496,7 +496,7 @@ def main():
     ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
     ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
     ap.add_argument('--jobs', help='several warm-started fine-tunes in this one process (torch imported once; a held-out folder read once): '
-                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?}; '
+                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?, revised_share?}; '
                     'prints one JSON line per job, {"job": i, ...}, in order')
     a = ap.parse_args()
     if a.jobs:
