@@ -4,26 +4,31 @@
  * attention, sends the top 5 % per source of the review pool to the simulated annotator, merges,
  * fine-tunes every model in one PyTorch process (warm start from its ONNX weights,
  * tools/train/train3d.py --jobs) and keeps a fine-tune only when its Dice on the fixed held-out set
- * is not below its parent's; after the last round the models predict once more.
+ * is not below its parent's.
  *
- * Sets (seeded, stratified by source; atlas-loop.ts loopSplit): 6 held-out cases (full truth, the
- * accept rule's; never trained on or reviewed), 24 evaluation cases (predicted and trained on as
- * pseudo-labels like any case, never reviewed), and the review pool. Full: the three demo models
- * on 42 phantoms at 40² from three sources (flare, lits, kits: 14 each = 2 held-out + 8 evaluation +
- * 4 pool), 12 campaign cases per source so the top 5 % rounded up is 1 case per source and round
- * (3 per round, 45 expert minutes), 20 steps per fine-tune. `--quick`: the U-Net only on 27
- * phantoms (9 per source: 2 held-out, 4 evaluation, 3 pool; 12 evaluation cases), with the final
- * re-prediction after round 3 (the full run leaves it out: a fourth prediction of 36 cases × 3
- * models). Torch and the ONNX predictions run on one thread each (two threads on two cores shared
- * with other work made the steps 10–40× slower); the window grid lies over the body's bounding box
- * (`crop`: 4 windows a case instead of 8 on these phantoms).
+ * Data: 45 **realistic** phantoms at 40² (per-source scanner profiles and findings,
+ * docs/phantoms.md) from three sources (flare, lits, kits; 15 each), seed 31. The demo 3D models
+ * were each trained on some sources only (models/demo/README.md); on clean phantoms every source
+ * looks alike and they were already near their best there. Sets (seeded, stratified by source;
+ * atlas-loop.ts loopSplit): 6 held-out cases (full truth, the accept rule's; never trained on or
+ * reviewed), 24 evaluation cases (predicted and trained on as pseudo-labels like any case, never
+ * reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases with
+ * attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
+ * source and round (at most 3 per round, 45 expert minutes). Full: the three demo models; `--quick`: the
+ * U-Net only. No final re-prediction after round 3.
+ *
+ * Recipe (chosen on the tuning seed 77 with bench/loop-tune.ts, never on this seed; docs/atlas.md):
+ * 60 steps at lr 3e-4 (one-cycle), pseudo-labels weighted 0.5, half of the patches drawn from the
+ * reviewed cases (`revisedShare: 0.5`). Torch and the ONNX predictions run on one thread each (two
+ * threads on two cores shared with other work made the steps 10–40× slower); the window grid lies
+ * over the body's bounding box (`crop`: 4 windows a case instead of 8 on these phantoms).
  *
  * Figures (bench/out/loop.json, beside the keys other loop benchmarks put there): `rounds_dice`
- * (mean Dice of the pseudo-labels on the evaluation set per round, the final re-prediction last),
- * `rounds_dice_delta_31` (round 3 − round 1, paired over the same cases, with its 95 %
- * t-interval), `round_train_minutes` (torch training per round), per-model held-out child / parent
- * with the decision, and `rounds_load` (the 1-minute load average sampled at each stage). Needs
- * /usr/bin/python3 with Debian's python3-torch, python3-nibabel and python3-onnx.
+ * (mean Dice of the pseudo-labels on the evaluation set per round), `rounds_dice_delta_31` (round
+ * 3 − round 1, paired over the same cases, with its 95 % t-interval), `round_train_minutes` (torch
+ * training per round), per-model held-out child / parent with the decision, and `rounds_load` (the
+ * 1-minute load average sampled at each stage). Needs /usr/bin/python3 with Debian's
+ * python3-torch, python3-nibabel and python3-onnx.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -55,9 +60,11 @@ export default defineBenchmark<State>({
     } catch (e) {
       return { dir, data: '', models: [], steps: 0, evalCases: 0, figures: '', skip: (e as Error).message };
     }
-    const data = join(dir, 'data-39-3src');
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: 39, seed: 31, size: 40, sources: ['flare', 'lits', 'kits'] });
-    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: 20, evalCases: 24, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
+    // Realistic phantoms (per-source scanner profiles and findings, docs/phantoms.md): the demo 3D
+    // models were trained on some sources only, and clean phantoms look alike for every source.
+    const data = join(dir, 'data-45-3src-realistic');
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: 45, seed: 31, size: 40, sources: ['flare', 'lits', 'kits'], realistic: true });
+    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: 60, evalCases: 24, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
   },
   cases: [
     {
@@ -73,7 +80,7 @@ export default defineBenchmark<State>({
           console.error(`${new Date().toISOString().slice(11, 19)} round ${round}: ${stage}${note ? ` ${note}` : ''} (load ${loadavg()[0]!.toFixed(2)})`);
         };
         const loopDir = join(state.dir, state.models.length > 1 ? 'loop-full' : 'loop');
-        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: 3, fraction: 0.05, steps: state.steps, labelWeights: { pseudo: 0.5 }, threads: 1, predictThreads: 1, heldoutCases: 6, evalCases: state.evalCases, crop: true, final: false, onProgress });
+        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: 3, fraction: 0.05, steps: state.steps, labelWeights: { pseudo: 0.5 }, revisedShare: 0.5, threads: 1, predictThreads: 1, heldoutCases: 6, evalCases: state.evalCases, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
         const ci = (c: PairedChange) => ({ mean: Number(c.mean.toFixed(4)), low: Number(c.low.toFixed(4)), high: Number(c.high.toFixed(4)), n: c.n });

@@ -224,7 +224,7 @@ function headlineText(r: AtlasReport['headline'], selected: number): string {
 }
 
 /** `atlas run --rounds N`: the loop (src/pipeline/atlas-loop.ts) in OUT, with its table. */
-async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string; heldoutCases?: string; evalCases?: string }): Promise<void> {
+async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string; heldoutCases?: string; evalCases?: string; revisedShare?: string }): Promise<void> {
   if (!o.model?.length) throw new MedmaskError('USAGE', 'atlas run --rounds needs the segmenters to fine-tune', { hint: 'pass --model DIR (repeat for several)' });
   const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
   const r = await atlasLoop(o.data, o.out, {
@@ -234,6 +234,7 @@ async function runRounds(o: RankFlags & { data: string; out: string; model?: str
     ...(o.revised ? { revised: o.revised } : {}),
     ...(o.finetuneSteps !== undefined ? { steps: numberOption('--finetune-steps', o.finetuneSteps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
     ...(lw ? { labelWeights: lw } : {}),
+    ...(o.revisedShare !== undefined ? { revisedShare: numberOption('--revised-share', o.revisedShare, 0.5, (v) => v >= 0 && v <= 1, 'a share from 0 to 1') } : {}),
     // --threads: onnxruntime's and the trainer's (default for the trainer: 1 on a shared or 2-core machine).
     ...(o.threads !== undefined ? (() => { const t = numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads'); return { predictThreads: t, threads: t }; })() : {}),
     ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 6, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
@@ -368,13 +369,14 @@ export function registerAtlas(program: Command): void {
     .option('--finetune-steps <n>', 'with --rounds: fine-tune steps per model per round (default 40)')
     .option('--label-weights <list>', 'with --rounds: loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5')
     .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only')
+    .option('--revised-share <x>', 'with --rounds: share of the fine-tune patches drawn from the reviewed cases (default: cases drawn uniformly; the loop benchmark uses 0.5)')
     .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(6, a fifth))')
     .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)');
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))
     .option('--cases <ids>', 'comma-separated case ids')
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused')
-    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string }) => {
+    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string; revisedShare?: string }) => {
       if (o.rounds !== undefined) return runRounds(o);
       const cases = list(o.cases);
       const bar = lazyBar('atlas run', o.json);

@@ -67,6 +67,8 @@ export interface AtlasLoopOptions {
   steps?: number;
   lr?: number;
   labelWeights?: Partial<Record<Provenance, number>>;
+  /** Share of each fine-tune's training patches drawn from the reviewed cases (default: cases drawn uniformly; atlas-train.ts FinetuneOptions.revisedShare). */
+  revisedShare?: number;
   seed?: number;
   /** Trainer threads (default: 1 on a shared or 2-core machine, atlas-train.ts defaultTrainerThreads). */
   threads?: number;
@@ -312,7 +314,7 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
     }
     const results = await finetuneSegmenters(jobs, {
       ...(opts.steps !== undefined ? { steps: opts.steps } : {}), ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
-      ...(opts.labelWeights ? { labelWeights: opts.labelWeights } : {}), seed: (opts.seed ?? 1) + k,
+      ...(opts.labelWeights ? { labelWeights: opts.labelWeights } : {}), ...(opts.revisedShare !== undefined ? { revisedShare: opts.revisedShare } : {}), seed: (opts.seed ?? 1) + k,
       ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.python ? { python: opts.python } : {}),
     });
     const finetune: LoopRound['finetune'] = results.map((r, i) => ({

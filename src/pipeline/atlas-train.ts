@@ -37,6 +37,12 @@ export interface FinetuneOptions {
   lr?: number;
   /** Loss weight per label provenance (default all 1); `pseudo: 0` trains on original + revised labels only. */
   labelWeights?: Partial<Record<'original' | 'revised' | 'pseudo', number>>;
+  /**
+   * Share of the training patches drawn from cases holding an expert revision (train3d.py's
+   * `revised_share`); default: every patch from a case drawn uniformly, so a round's few reviews are
+   * a few of many cases.
+   */
+  revisedShare?: number;
   seed?: number;
   /** Trainer threads (default {@link defaultTrainerThreads}: 1 on a shared or 2-core machine). */
   threads?: number;
@@ -147,6 +153,7 @@ export function defaultTrainerThreads(cores = availableParallelism(), load = loa
 /** The trainer, steps and label weights of a fine-tune, checked. */
 function checkFinetuneOptions(opts: FinetuneOptions): { python: string; steps: number; lw: Record<'original' | 'revised' | 'pseudo', number> } {
   const python = opts.python ?? '/usr/bin/python3';
+  if (opts.revisedShare !== undefined && !(opts.revisedShare >= 0 && opts.revisedShare <= 1)) throw new MedmaskError('USAGE', `revised share ${opts.revisedShare} must be from 0 to 1 (the share of training patches drawn from revised cases)`, { hint: 'e.g. 0.5, or leave it out to draw cases uniformly' });
   checkTrainer(python);
   const steps = opts.steps ?? 40;
   if (!Number.isInteger(steps) || steps < 0 || (steps > 0 && steps < 4)) throw new MedmaskError('USAGE', `${steps} fine-tune steps: give 0 (the parent as is) or at least 4 (the one-cycle schedule)`, { hint: 'e.g. --steps 40' });
@@ -190,6 +197,7 @@ export async function finetuneSegmenters(jobs: FinetuneJob[], opts: FinetuneOpti
   const specs = jobs.map((j) => ({
     init: j.parent, data: j.train, heldout: j.heldout, out: j.out, steps, seed: opts.seed ?? 0, threads, ...(j.parentHeldout ? { parent_heldout: j.parentHeldout } : {}),
     label_weights: Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','), ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
+    ...(opts.revisedShare !== undefined ? { revised_share: opts.revisedShare } : {}),
   }));
   await mkdir(dirname(jobs[0]!.out), { recursive: true });
   const jobsFile = join(dirname(jobs[0]!.out), `.trainer-jobs-${process.pid}-${Date.now()}.json`);
@@ -275,10 +283,6 @@ function runTrainer(python: string, argv: string[], steps: number, jobs: number,
  * r.decision; // 'accepted' when r.heldout.mean_dice >= r.parentHeldout.mean_dice
  */
 export async function finetuneSegmenter(parent: string, train: string, heldout: string, out: string, opts: FinetuneOptions = {}): Promise<FinetuneResult> {
-  const { python, steps, lw } = checkFinetuneOptions(opts);
-  const argv = [TRAINER, '--init', parent, '--data', train, '--heldout', heldout, '--out', out, '--steps', String(steps),
-    '--seed', String(opts.seed ?? 0), '--threads', String(opts.threads ?? defaultTrainerThreads()), '--label-weights', Object.entries(lw).map(([k, v]) => `${k}=${v}`).join(','),
-    ...(opts.lr !== undefined ? ['--lr', String(opts.lr)] : [])];
-  const stdout = await runTrainer(python, argv, steps, 1, opts, [[out, '<model>'], [train, '<train>'], [heldout, '<heldout>']]);
-  return decide(out, JSON.parse(stdout.trim().split('\n').pop()!) as TrainerLine);
+  // One job of the batch form: the same trainer entry (train3d.py --jobs → finetune_job), export check and accept rule.
+  return (await finetuneSegmenters([{ parent, train, heldout, out }], opts))[0]!;
 }

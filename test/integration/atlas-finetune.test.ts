@@ -3,7 +3,9 @@
  * (imagesTr/<case>_0000, truthTr/<case> = merged labels, dataset.json with medmask.cases), a
  * seeded held-out split, the manifest of the model to come, and the trainer command with the
  * model card's recipe. Where Debian's python3-torch is installed, the printed command is run for
- * 4 steps and the model it writes is used by `atlas predict` through the hook's manifest.
+ * 4 steps and the model it writes is used by `atlas predict` through the hook's manifest; and
+ * `revisedShare` of the warm-started fine-tune: all 8 patches of 4 steps from the revised case at
+ * 1, fewer when cases are drawn uniformly; a share outside 0…1 refused before any trainer runs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,7 @@ import { createVolume } from '../../src/core/volume.js';
 import { organLabel } from '../../src/core/phantom/abdomen.js';
 import { readVolume, writeVolume } from '../../src/io/index.js';
 import { atlasFinetuneHook } from '../../src/pipeline/atlas-finetune.js';
+import { finetuneSegmenter } from '../../src/pipeline/atlas-train.js';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
 import { cli, ROOT } from '../helpers/cli.js';
 
@@ -86,7 +89,23 @@ test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out spli
       const p = cli('atlas', 'predict', '--data', data, '--model', h.modelDir, '--work', join(root, 'work2'), '--cases', 'case_0000', '--json');
       assert.equal(p.code, 0, p.err);
       assert.equal((JSON.parse(p.out) as { models: { name: string }[] }).models[0]!.name, 'demo-unet3d-ft');
+      // revisedShare: with 1 every training patch comes from the revised case (4 steps × batch 2 =
+      // 8 patches); drawn uniformly over the 4 training cases, fewer (seeded: the same every run).
+      const patches = async (name: string, revisedShare?: number) => {
+        const r = await finetuneSegmenter(UNET, h.train, h.heldout, join(root, name), { steps: 4, threads: 1, ...(revisedShare !== undefined ? { revisedShare } : {}) });
+        const c = JSON.parse(readFileSync(join(r.modelDir, 'card.json'), 'utf8')) as { training: { patches_seen: number; patches_revised: number; revised_cases: string[]; revised_share: number | null } };
+        assert.deepEqual(c.training.revised_cases, ['case_0002']);
+        assert.equal(c.training.patches_seen, 8);
+        return c.training;
+      };
+      const all = await patches('share1', 1);
+      assert.equal(all.revised_share, 1);
+      assert.equal(all.patches_revised, 8);
+      const uniform = await patches('share-none');
+      assert.equal(uniform.revised_share, null);
+      assert.ok(uniform.patches_revised < 8, `uniform draw: ${uniform.patches_revised} of 8 patches from the revised case`);
     }
+    await assert.rejects(finetuneSegmenter(UNET, h.train, h.heldout, join(root, 'bad'), { steps: 4, revisedShare: 1.5 }), /revised share 1\.5 must be from 0 to 1/);
 
     // Only the revised cases: one case, held out and trained on alike (said so).
     const only = cli('atlas', 'finetune-hook', '--data', data, '--merged', merged, '--out', join(root, 'ft2'), '--only-revised', '--family', 'resunet', '--json');

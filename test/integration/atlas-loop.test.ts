@@ -7,7 +7,8 @@
  * reviewed) and its per-round Dice recomputed from the pseudo-labels and truthTr with the tests'
  * own organ Dice, the paired round 2 − round 1 change and its t-interval recomputed (t(0.975, 2)
  * from the table), reviews that accumulate and never repeat a case, expert minutes at 15 per
- * case, `--threads 1` reaching the trainer (the card records it), every candidate kept with its
+ * case, `--threads 1` and `--revised-share 0.5` reaching the trainer (the card records them, and
+ * the revised cases it drew from are reviews so far), every candidate kept with its
  * metrics, and each model carried into the next round only when its fine-tune was accepted.
  */
 import assert from 'node:assert/strict';
@@ -33,7 +34,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-out and evaluation sets, its per-round table checked against its files', async () => {
   const data = join(dir, 'data'), out = join(dir, 'loop');
   await writeAbdomenDataset(data, { n: 8, seed: 21, size: 40, sources: ['flare', 'kits'] });
-  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--label-weights', 'pseudo=0.5', '--heldout-cases', '2', '--eval-cases', '3', '--threads', '1', '--json');
+  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--label-weights', 'pseudo=0.5', '--heldout-cases', '2', '--eval-cases', '3', '--threads', '1', '--revised-share', '0.5', '--json');
   assert.equal(r.code, 0, r.err);
   const loop = JSON.parse(r.out) as AtlasLoopResult;
   assert.equal(loop.rounds.length, 2);
@@ -75,13 +76,15 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
       assert.equal(ft.decision, ft.heldout >= ft.parentHeldout ? 'accepted' : 'rejected');
       assert.equal(ft.heldoutCases, 2);
       // The candidate is kept, accepted or not, with its card's metrics = the row's, and the trainer's thread count.
-      const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number } };
+      const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number; revised_share: number; revised_cases: string[] } };
       assert.ok(existsSync(join(ft.candidate, 'model.onnx')));
       assert.equal(card.metrics.heldout.mean_dice, ft.heldout);
       assert.equal(card.metrics.parent_heldout.mean_dice, ft.parentHeldout);
       assert.deepEqual(card.data.heldout.cases.sort(), [...heldout].sort());
       assert.deepEqual(card.data.train.cases.sort(), [...evalCases, ...pool].sort(), 'trained on every campaign case (evaluation cases as pseudo-labels), never on a held-out one');
       assert.equal(card.training.threads, 1, '--threads reaches the trainer');
+      assert.equal(card.training.revised_share, 0.5, '--revised-share reaches the trainer');
+      assert.ok(card.training.revised_cases.length >= 1 && card.training.revised_cases.every((id) => reviewed.has(id)), `revised cases ${card.training.revised_cases} are reviews so far (${[...reviewed]})`);
     }
     // Evaluation cases are never reviewed; their Dice, recomputed from the pseudo-labels with the tests' own Dice.
     for (const id of evalCases) assert.ok(!reviewed.has(id));

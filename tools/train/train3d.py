@@ -326,7 +326,7 @@ def class_weights(cases, mode='frequency'):
 
 def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, batch=2, lr=3e-3, aug='none',
                     model_kw=None, threads=2, train_cases=None, heldout_cases=None, train_patch=(48, 48, 24),
-                    init=None, label_weights=None, ce_weights=None, parent_heldout=None):
+                    init=None, label_weights=None, ce_weights=None, parent_heldout=None, revised_share=None):
     """Train (or, with `init` = a parent's model.onnx, fine-tune) a segmenter; export ONNX.
     init: warm start from that ONNX file (warmstart.py: initializers mapped into the network, every
     BatchNorm frozen in eval mode while training); the parent is evaluated on the same held-out
@@ -335,7 +335,10 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
     ce_weights: 'frequency' (1 / sqrt(frequency)) or 'none'; default 'none' with init, else 'frequency'.
     parent_heldout: the parent's metrics on these same held-out cases when already known (the loop's
     fixed held-out set: an accepted child of the last round was scored there as it was exported, and
-    a 0-step warm start reproduces it to 1e-5): the parent is then not evaluated again."""
+    a 0-step warm start reproduces it to 1e-5): the parent is then not evaluated again.
+    revised_share: the share of patches drawn from the cases holding an expert revision (label
+    provenance 'revised'), the rest from all cases; default None: every patch from a case drawn
+    uniformly (the reviews are then a few of many cases)."""
     ce_weights = ce_weights or ('none' if init else 'frequency')
     set_threads(threads)
     seed_everything(seed)
@@ -363,7 +366,11 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.1, 3 / steps)) if steps > 0 else None
     g = torch.Generator().manual_seed(seed)
     weight = class_weights(train, ce_weights)
+    revised_idx = [i for i, c in enumerate(train) if 'revised' in c.get('provenance', {}).values()]
+    if revised_share is not None and not 0 <= revised_share <= 1:
+        raise ValueError(f'revised_share {revised_share} must be from 0 to 1')
     history = []
+    patches_revised = 0
     t1 = time.time()
     run = 0.0
     for step in range(steps):
@@ -371,6 +378,12 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         if init:
             freeze_batchnorm(model)
         picks = torch.randint(0, len(train), (batch,), generator=g).tolist()
+        if revised_share is not None and revised_idx:
+            # Each patch's case: a revised case with probability revised_share, else the uniform pick.
+            coin = torch.rand(batch, generator=g).tolist()
+            alt = torch.randint(0, len(revised_idx), (batch,), generator=g).tolist()
+            picks = [revised_idx[a] if u < revised_share else p for p, u, a in zip(picks, coin, alt)]
+        patches_revised += sum(i in revised_idx for i in picks)
         pairs = [sample_patch(train[i], g, patch=train_patch) for i in picks]
         xb = torch.as_tensor(np.stack([p[0] for p in pairs]))
         yb = torch.as_tensor(np.stack([p[1] for p in pairs]).astype(np.int64))
@@ -408,7 +421,8 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         'class_weights': [round(float(v), 3) for v in weight], 'heldout': metrics,
         'heldout_cases': [c['case'] for c in test], 'train_cases': [c['case'] for c in train],
         'parent_heldout': parent_metrics, 'warm_start': os.path.basename(init) if init else None,
-        'label_weights': lw, 'ce_weights': ce_weights, 'threads': threads,
+        'label_weights': lw, 'ce_weights': ce_weights, 'threads': threads, 'revised_share': revised_share,
+        'patches_revised': patches_revised, 'revised_cases': [train[i]['case'] for i in revised_idx],
     }
 
 
@@ -423,7 +437,7 @@ def finetune_outputs(r, parent_dir, out_dir):
     if os.path.exists(os.path.join(parent_dir, 'card.json')):
         with open(os.path.join(parent_dir, 'card.json')) as f:
             card = json.load(f)
-    card['training'] = {k: r[k] for k in ('steps', 'batch', 'lr', 'seed', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'train_patch', 'label_weights', 'warm_start', 'ce_weights', 'threads')}
+    card['training'] = {k: r[k] for k in ('steps', 'batch', 'lr', 'seed', 'augmentation', 'train_seconds', 'n_train', 'patches_seen', 'train_patch', 'label_weights', 'warm_start', 'ce_weights', 'threads', 'revised_share', 'revised_cases', 'patches_revised')}
     card['data'] = {'train': {'cases': r['train_cases'], 'n': r['n_train']}, 'heldout': {'cases': r['heldout_cases'], 'n': len(r['heldout_cases'])}}
     card['metrics'] = {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout']}
     card['summary'] = f"{manifest.get('name')} fine-tuned from its parent on {r['n_train']} case(s) of merged labels (original > revised > pseudo) for {r['steps']} steps."
@@ -460,7 +474,7 @@ def finetune_job(spec):
     r = train_segmenter(family, spec['data'], spec['heldout'], spec['out'], os.path.join(spec['out'], 'work'), int(spec.get('seed', 0)), steps,
                         lr=lr, aug=spec.get('aug', 'none'), model_kw=kw, threads=int(spec.get('threads', 1)),
                         init=os.path.join(spec['init'], 'model.onnx'), label_weights=spec.get('label_weights'), ce_weights=spec.get('ce_weights'),
-                        parent_heldout=spec.get('parent_heldout'))
+                        parent_heldout=spec.get('parent_heldout'), revised_share=spec.get('revised_share'))
     finetune_outputs(r, spec['init'], spec['out'])
     return {'heldout': r['heldout'], 'parent_heldout': r['parent_heldout'], 'train_seconds': r['train_seconds'],
             'steps': r['steps'], 'train_cases': r['train_cases'], 'heldout_cases': r['heldout_cases'],
@@ -482,7 +496,7 @@ def main():
     ap.add_argument('--init', help='warm start: a model folder (model.onnx, model.json, card.json) to fine-tune')
     ap.add_argument('--label-weights', default='', help='loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5 (0 leaves pseudo-labels out)')
     ap.add_argument('--jobs', help='several warm-started fine-tunes in this one process (torch imported once; a held-out folder read once): '
-                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?}; '
+                    'a JSON file holding a list of {init, data, heldout, out, steps, seed, threads, lr, label_weights, parent_heldout?, revised_share?}; '
                     'prints one JSON line per job, {"job": i, ...}, in order')
     a = ap.parse_args()
     if a.jobs:
