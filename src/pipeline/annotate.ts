@@ -13,6 +13,7 @@ import { explainActivation } from '../core/explain/explain.js';
 import { displayRgb, overlayHeatmap } from '../core/explain/overlay.js';
 import { isMedmaskError, MedmaskError } from '../core/errors.js';
 import { countOn, binarize } from '../core/masks/binary.js';
+import { meanProbability } from '../core/atlas/pseudo-label.js';
 import { temperatureScale } from '../core/uncertainty/calibration.js';
 import { buildMask, DEFAULT_MASK_PIPELINE, type MaskPipeline } from '../core/masks/pipeline.js';
 import { DEFAULT_MASK_HEAD_FUSION, defaultMaskHeadWeight, fuseMaskHead, MASK_HEAD_FUSIONS, maskHeadMaps, type MaskHead, type MaskHeadFusion } from '../core/train/mask-head.js';
@@ -399,7 +400,7 @@ async function annotateOne(item: AnnotateItem, stem: string, models: readonly En
   let outside = 0;
   let mapStd = 0;
   if (!isNormal && maps.length) {
-    const res = buildMask(maps, [w, h, 1], c.pipeline, { ...(roi ? { roi } : {}), image: greyOf(vol), ...(headMaps.length ? { head: meanMap(headMaps.map((m) => m.probability)) } : {}) });
+    const res = buildMask(maps, [w, h, 1], c.pipeline, { ...(roi ? { roi } : {}), image: greyOf(vol), ...(headMaps.length ? { head: meanProbability(headMaps.map((m) => m.probability)) } : {}) });
     mask = res.mask;
     fused = res.fused;
     failures = res.failures;
@@ -536,13 +537,6 @@ function headUncertainty(maps: readonly { probability: Float32Array; std?: Float
 }
 
 /** A mask head matched to an ensemble model. */
-/** Per-pixel mean of equally long maps (the mask heads' lesion probabilities, for `head-cut`). */
-function meanMap(maps: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(maps[0]!.length);
-  for (const m of maps) for (let q = 0; q < out.length; q++) out[q]! += m[q]! / maps.length;
-  return out;
-}
-
 interface LoadedMaskHead {
   path: string;
   head: MaskHead;
