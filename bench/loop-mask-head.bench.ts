@@ -13,7 +13,7 @@
  * The reviewed masks are the first N lesion images of a pool seed (6161); the fusion weight and
  * the hypercolumn layers (train-mask-head's default `--layers auto`) were chosen on seed 5555, the
  * chest pipeline's `head-cut` level (0.3), `prune-thin` fraction (0.6) and `grow-bright` (1 px,
- * median) on seeds 5555, 7777 and 4242. The held-out set (pre-registered in the sixth pass, before
+ * median) on seeds 5555, 7777 and 4242. The held-out set (pre-registered in the seventh pass, before
  * any measurement on it): every lesion image of seeds 880013, 880101, 880202 and 880303, 200
  * phantoms each, pooled — one 127-image seed gave a ±0.03 interval, and 880013 alone is a hard
  * seed (0.765 with the CAMs alone against 0.819 on the tuning seeds), so it stays visible in
@@ -44,7 +44,7 @@ export interface LoopState {
 }
 
 const ROOT = new URL('..', import.meta.url).pathname;
-/** The held-out seeds (pre-registered in the sixth pass, before any measurement on them). */
+/** The held-out seeds (pre-registered in the seventh pass, before any measurement on them). */
 export const HELD_OUT_SEEDS = [880013, 880101, 880202, 880303] as const;
 /** Training timings of this child process's repetitions. */
 const timings: { wall: number; cpu: number; load: number }[] = [];
