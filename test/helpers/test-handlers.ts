@@ -8,6 +8,7 @@
  * `medmask worker --handlers test/helpers/test-handlers.ts` loads them into a worker process.
  */
 import { existsSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { MedmaskError } from '../../src/core/errors.js';
 import type { JobHandler, JobHandlerRegistry } from '../../src/queue/handlers.js';
 import { recordPrediction } from '../../src/store/masks.js';
@@ -19,11 +20,8 @@ interface RowsInput {
   tag?: string;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((res, rej) => {
-    const t = setTimeout(res, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), rej(new Error('aborted'))), { once: true });
-  });
+/** A pause the job's signal cuts short (node's timer removes its abort listener when it fires). */
+const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal });
 
 interface FanInput {
   datasetId: string;
