@@ -78,6 +78,12 @@ for (const input of inputs) {
   }
 }
 if (!runs.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} runs in ${inputs.join(', ')}`);
+const seen = new Set<string>();
+for (const r of runs) {
+  // The same seed twice (a loop.json entry and a saved run of that seed) would count its cases twice.
+  if (seen.has(r.label)) throw new MedmaskError('USAGE', `run ${r.label} is given twice`, { hint: 'pass each seed once (a loop.json keeps one entry per seed)' });
+  seen.add(r.label);
+}
 const withRecipe = runs.filter((r) => r.recipe);
 for (const r of withRecipe) {
   if (JSON.stringify(r.recipe) !== JSON.stringify(withRecipe[0]!.recipe)) throw new MedmaskError('USAGE', `run ${r.label}'s recipe ${JSON.stringify(r.recipe)} differs from run ${withRecipe[0]!.label}'s ${JSON.stringify(withRecipe[0]!.recipe)}: pool one recipe at a time`);
