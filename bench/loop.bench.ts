@@ -161,6 +161,6 @@ export default defineBenchmark<State>({
     if (!existsSync(state.figures)) return {};
     const { loop_run: _run, ...f } = JSON.parse(readFileSync(state.figures, 'utf8')) as Record<string, unknown>;
     const cell = (x: unknown) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x));
-    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.map(cell).join(' | ') : (v as number | string)]));
+    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.map(cell).join(' | ') : typeof v === 'object' && v !== null ? cell(v) : (v as number | string)]));
   },
 });
