@@ -6,16 +6,18 @@
  * tools/train/train3d.py --jobs) and keeps a fine-tune only when its Dice on the fixed held-out set
  * is not below its parent's.
  *
- * Data: 45 **realistic** phantoms at 40² (per-source scanner profiles and findings,
- * docs/phantoms.md) from three sources (flare, lits, kits; 15 each), seed 31 — or the seed in the
+ * Data: 51 **realistic** phantoms at 40² (per-source scanner profiles and findings,
+ * docs/phantoms.md) from three sources (flare, lits, kits; 17 each), seed 31 — or the seed in the
  * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered confirmation seeds
- * are 97 and 113, docs/atlas.md). The demo 3D models
+ * of the 12-case accept set are 127, 131 and 137, those of the 6-case one were 97 and 113,
+ * docs/atlas.md). The demo 3D models
  * were each trained on some sources only (models/demo/README.md); on clean phantoms every source
  * looks alike and they were already near their best there. Sets (seeded, stratified by source;
- * atlas-loop.ts loopSplit): 6 held-out cases (full truth, the accept rule's; never trained on or
- * reviewed), 24 evaluation cases (predicted and trained on as pseudo-labels like any case, never
- * reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases with
- * attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
+ * atlas-loop.ts loopSplit): `HELDOUT` = 12 held-out cases (4 per source; full truth, the accept
+ * rule's; never trained on or reviewed — 6 until the sixth pass, with 45 phantoms: `HELDOUT = 6`
+ * reproduces those runs), 24 evaluation cases (predicted and trained on as pseudo-labels like any
+ * case, never reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases
+ * with attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
  * source and round (at most 3 per round, 45 expert minutes). Full: the three demo models; `--quick`: the
  * U-Net only. No final re-prediction after round 3.
  *
@@ -31,13 +33,15 @@
  * training per round), per-model held-out child / parent with the decision, and `rounds_load` (the
  * 1-minute load average sampled at each stage), `loop_seed` (the phantom seed of these keys) and
  * `loop_runs` (one entry per run, keyed by seed — `"97"`, or `"97-quick"` for `--quick` —, kept
- * across runs: the recipe, models, per-round Dice and training minutes, the fine-tune decisions,
+ * across runs: the recipe, the held-out count `heldout_cases` (with `pool_cases` and `phantoms`),
+ * models, per-round Dice and training minutes, the fine-tune decisions,
  * the round 3 − round 1 change and **the per-case paired changes** `delta_31_per_case`, so that
- * `bench/loop-pool.ts` can pool the runs of several seeds). Needs /usr/bin/python3 with Debian's
+ * `bench/loop-pool.ts` can pool the runs of several seeds of one recipe and one held-out count). Needs /usr/bin/python3 with Debian's
  * python3-torch, python3-nibabel and python3-onnx.
  *
- * Run: `MEDMASK_LOOP_SEED=97 nice -n 10 npm run bench -- loop.bench`, then
- * `node --import tsx bench/loop-pool.ts` for the pooled change over every full run in loop.json.
+ * Run: `MEDMASK_LOOP_SEED=127 nice -n 10 npm run bench -- loop.bench`, then
+ * `node --import tsx bench/loop-pool.ts --seeds 127,131,137` for the pooled change over those runs
+ * in loop.json (every full run without `--seeds`).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { MedmaskError } from '../src/core/errors.js';
@@ -63,7 +67,16 @@ interface State {
 const ROOT = new URL('..', import.meta.url).pathname;
 const ALL = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(ROOT, 'models/demo', m));
 /** The fine-tune recipe of every round (chosen on the tuning seed 77), recorded with each run so that only runs of one recipe are pooled. */
-const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, heldout_cases: 6, eval_cases: 24, phantoms: 45, size: 40, rounds: 3 };
+const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3 };
+/**
+ * The fixed sets besides the evaluation set: the accept rule's held-out cases (`HELDOUT`, a
+ * multiple of the 3 sources; 12 since the sixth pass, 6 before: six cases could not tell a child
+ * that helps from one that does not, docs/atlas.md) and the review pool (15, 5 per source). The
+ * bench generates held-out + evaluation + pool phantoms (51 at 12), so a seed's evaluation and pool
+ * sets keep their sizes whatever the held-out count.
+ */
+const HELDOUT = 12;
+const POOL = 15;
 
 /**
  * The phantom seed: `MEDMASK_LOOP_SEED` (a whole number) or 31.
@@ -87,8 +100,9 @@ export default defineBenchmark<State>({
     }
     // Realistic phantoms (per-source scanner profiles and findings, docs/phantoms.md): the demo 3D
     // models were trained on some sources only, and clean phantoms look alike for every source.
-    const data = join(dir, `data-${RECIPE.phantoms}-3src-realistic-s${seed}`);
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: RECIPE.phantoms, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
+    const phantoms = HELDOUT + RECIPE.eval_cases + POOL;
+    const data = join(dir, `data-${phantoms}-3src-realistic-s${seed}`);
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: phantoms, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
     return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}.json`) };
   },
   cases: [
@@ -106,7 +120,7 @@ export default defineBenchmark<State>({
         };
         const full = state.models.length > 1;
         const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}`);
-        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: RECIPE.heldout_cases, evalCases: state.evalCases, crop: true, final: false, onProgress });
+        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
         const ci = (c: PairedChange) => ({ mean: Number(c.mean.toFixed(4)), low: Number(c.low.toFixed(4)), high: Number(c.high.toFixed(4)), n: c.n });
@@ -136,6 +150,10 @@ export default defineBenchmark<State>({
         const run = {
           seed: state.seed,
           recipe: RECIPE,
+          // The accept set: bench/loop-pool.ts pools only runs with one held-out count (and one recipe).
+          heldout_cases: r.evaluation.heldout.length,
+          pool_cases: r.evaluation.pool.length,
+          phantoms: r.evaluation.heldout.length + r.evaluation.cases.length + r.evaluation.pool.length,
           models: figures.loop_models,
           rounds_dice: figures.rounds_dice,
           rounds_dice_delta_31: figures.rounds_dice_delta_31,
