@@ -6,14 +6,18 @@
  * tools/train/train3d.py --jobs) and keeps a fine-tune only when its Dice on the fixed held-out set
  * is not below its parent's.
  *
- * Data: 45 **realistic** phantoms at 40² (per-source scanner profiles and findings,
- * docs/phantoms.md) from three sources (flare, lits, kits; 15 each), seed 31. The demo 3D models
+ * Data: 51 **realistic** phantoms at 40² (per-source scanner profiles and findings,
+ * docs/phantoms.md) from three sources (flare, lits, kits; 17 each), seed 31 — or the seed in the
+ * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered confirmation seeds
+ * of the 12-case accept set are 127, 131 and 137, those of the 6-case one were 97 and 113,
+ * docs/atlas.md). The demo 3D models
  * were each trained on some sources only (models/demo/README.md); on clean phantoms every source
  * looks alike and they were already near their best there. Sets (seeded, stratified by source;
- * atlas-loop.ts loopSplit): 6 held-out cases (full truth, the accept rule's; never trained on or
- * reviewed), 24 evaluation cases (predicted and trained on as pseudo-labels like any case, never
- * reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases with
- * attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
+ * atlas-loop.ts loopSplit): `HELDOUT` = 12 held-out cases (4 per source; full truth, the accept
+ * rule's; never trained on or reviewed — 6 until the sixth pass, with 45 phantoms: `HELDOUT = 6`
+ * reproduces those runs), 24 evaluation cases (predicted and trained on as pseudo-labels like any
+ * case, never reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases
+ * with attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
  * source and round (at most 3 per round, 45 expert minutes). Full: the three demo models; `--quick`: the
  * U-Net only. No final re-prediction after round 3.
  *
@@ -27,10 +31,20 @@
  * (mean Dice of the pseudo-labels on the evaluation set per round), `rounds_dice_delta_31` (round
  * 3 − round 1, paired over the same cases, with its 95 % t-interval), `round_train_minutes` (torch
  * training per round), per-model held-out child / parent with the decision, and `rounds_load` (the
- * 1-minute load average sampled at each stage). Needs /usr/bin/python3 with Debian's
+ * 1-minute load average sampled at each stage), `loop_seed` (the phantom seed of these keys) and
+ * `loop_runs` (one entry per run, keyed by seed — `"97"`, or `"97-quick"` for `--quick` —, kept
+ * across runs: the recipe, the held-out count `heldout_cases` (with `pool_cases` and `phantoms`),
+ * models, per-round Dice and training minutes, the fine-tune decisions,
+ * the round 3 − round 1 change and **the per-case paired changes** `delta_31_per_case`, so that
+ * `bench/loop-pool.ts` can pool the runs of several seeds of one recipe and one held-out count). Needs /usr/bin/python3 with Debian's
  * python3-torch, python3-nibabel and python3-onnx.
+ *
+ * Run: `MEDMASK_LOOP_SEED=127 nice -n 10 npm run bench -- loop.bench`, then
+ * `node --import tsx bench/loop-pool.ts --seeds 127,131,137` for the pooled change over those runs
+ * in loop.json (every full run without `--seeds`).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { MedmaskError } from '../src/core/errors.js';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { atomicWrite } from '../src/io/atomic.js';
@@ -41,6 +55,7 @@ import { defineBenchmark } from './run.js';
 
 interface State {
   dir: string;
+  seed: number;
   data: string;
   models: string[];
   steps: number;
@@ -51,20 +66,44 @@ interface State {
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ALL = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(ROOT, 'models/demo', m));
+/** The fine-tune recipe of every round (chosen on the tuning seed 77), recorded with each run so that only runs of one recipe are pooled. */
+const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3 };
+/**
+ * The fixed sets besides the evaluation set: the accept rule's held-out cases (`HELDOUT`, a
+ * multiple of the 3 sources; 12 since the sixth pass, 6 before: six cases could not tell a child
+ * that helps from one that does not, docs/atlas.md) and the review pool (15, 5 per source). The
+ * bench generates held-out + evaluation + pool phantoms (51 at 12), so a seed's evaluation and pool
+ * sets keep their sizes whatever the held-out count.
+ */
+const HELDOUT = 12;
+const POOL = 15;
+
+/**
+ * The phantom seed: `MEDMASK_LOOP_SEED` (a whole number) or 31.
+ * @returns the seed
+ */
+function loopSeed(): number {
+  const raw = process.env.MEDMASK_LOOP_SEED;
+  if (raw === undefined || raw === '') return 31;
+  if (!/^\d+$/.test(raw.trim())) throw new MedmaskError('USAGE', `MEDMASK_LOOP_SEED=${JSON.stringify(raw)} is not a whole number`, { hint: 'set it to a phantom seed such as 97, or unset it for the default 31' });
+  return Number(raw.trim());
+}
 
 export default defineBenchmark<State>({
   description: '3D loop: 3 rounds of predict → attention → top 5 % per source reviewed (simulated) → merge → PyTorch fine-tune (warm start) → re-predict, demo 3D models',
   async setup(dir, quick) {
+    const seed = loopSeed();
     try {
       checkTrainer();
     } catch (e) {
-      return { dir, data: '', models: [], steps: 0, evalCases: 0, figures: '', skip: (e as Error).message };
+      return { dir, seed, data: '', models: [], steps: 0, evalCases: 0, figures: '', skip: (e as Error).message };
     }
     // Realistic phantoms (per-source scanner profiles and findings, docs/phantoms.md): the demo 3D
     // models were trained on some sources only, and clean phantoms look alike for every source.
-    const data = join(dir, 'data-45-3src-realistic');
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: 45, seed: 31, size: 40, sources: ['flare', 'lits', 'kits'], realistic: true });
-    return { dir, data, models: quick ? ALL.slice(0, 1) : ALL, steps: 60, evalCases: 24, figures: join(dir, quick ? 'figures-quick.json' : 'figures.json') };
+    const phantoms = HELDOUT + RECIPE.eval_cases + POOL;
+    const data = join(dir, `data-${phantoms}-3src-realistic-s${seed}`);
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: phantoms, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
+    return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}.json`) };
   },
   cases: [
     {
@@ -79,8 +118,9 @@ export default defineBenchmark<State>({
           (load[round - 1] ??= []).push(loadavg()[0]!);
           console.error(`${new Date().toISOString().slice(11, 19)} round ${round}: ${stage}${note ? ` ${note}` : ''} (load ${loadavg()[0]!.toFixed(2)})`);
         };
-        const loopDir = join(state.dir, state.models.length > 1 ? 'loop-full' : 'loop');
-        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: 3, fraction: 0.05, steps: state.steps, labelWeights: { pseudo: 0.5 }, revisedShare: 0.5, threads: 1, predictThreads: 1, heldoutCases: 6, evalCases: state.evalCases, crop: true, final: false, onProgress });
+        const full = state.models.length > 1;
+        const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}`);
+        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
         const ci = (c: PairedChange) => ({ mean: Number(c.mean.toFixed(4)), low: Number(c.low.toFixed(4)), high: Number(c.high.toFixed(4)), n: c.n });
@@ -103,21 +143,42 @@ export default defineBenchmark<State>({
           rounds_load: load.map((xs) => Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2))),
           loop_models: state.models.map((m) => m.split('/').pop()),
           loop_seconds: Number((elapsedMs / 1000).toFixed(1)),
+          loop_seed: state.seed,
         };
-        await atomicWrite(state.figures, JSON.stringify(figures, null, 1) + '\n');
+        // The per-case paired changes (round 3 − round 1, evaluation cases in the loop's order), for bench/loop-pool.ts.
+        const first = r.rounds[0]!.evalPerCase, last = r.rounds[r.rounds.length - 1]!.evalPerCase;
+        const run = {
+          seed: state.seed,
+          recipe: RECIPE,
+          // The accept set: bench/loop-pool.ts pools only runs with one held-out count (and one recipe).
+          heldout_cases: r.evaluation.heldout.length,
+          pool_cases: r.evaluation.pool.length,
+          phantoms: r.evaluation.heldout.length + r.evaluation.cases.length + r.evaluation.pool.length,
+          models: figures.loop_models,
+          rounds_dice: figures.rounds_dice,
+          rounds_dice_delta_31: figures.rounds_dice_delta_31,
+          delta_31_per_case: Object.fromEntries(r.evaluation.cases.map((c, i) => [c, Number((last[i]! - first[i]!).toFixed(6))])),
+          round_train_minutes: figures.round_train_minutes,
+          rounds_finetune_heldout: figures.rounds_finetune_heldout,
+          rounds_load: figures.rounds_load,
+          loop_seconds: figures.loop_seconds,
+          date: new Date().toISOString(),
+        };
+        await atomicWrite(state.figures, JSON.stringify({ ...figures, loop_run: run }, null, 1) + '\n');
         // bench/out/loop.json: these keys beside those other loop benchmarks write (bench/run.ts keeps them).
         const out = join(ROOT, 'bench/out/loop.json');
         mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
         const prev = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>) : {};
-        await atomicWrite(out, JSON.stringify({ ...prev, ...figures }, null, 1) + '\n');
+        const runs = { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${full ? '' : '-quick'}`]: run };
+        await atomicWrite(out, JSON.stringify({ ...prev, ...figures, loop_runs: runs }, null, 1) + '\n');
         return { elapsedMs };
       },
     },
   ],
   summarize(_results, state) {
     if (!existsSync(state.figures)) return {};
-    const f = JSON.parse(readFileSync(state.figures, 'utf8')) as Record<string, unknown>;
+    const { loop_run: _run, ...f } = JSON.parse(readFileSync(state.figures, 'utf8')) as Record<string, unknown>;
     const cell = (x: unknown) => (typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x));
-    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.map(cell).join(' | ') : (v as number | string)]));
+    return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Array.isArray(v) ? v.map(cell).join(' | ') : typeof v === 'object' && v !== null ? cell(v) : (v as number | string)]));
   },
 });

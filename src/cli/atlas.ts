@@ -232,12 +232,12 @@ async function runRounds(o: RankFlags & { data: string; out: string; model?: str
     rounds: numberOption('--rounds', o.rounds, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 50, 'a whole number from 1 to 50'),
     ...(o.fraction !== undefined ? { fraction: numberOption('--fraction', o.fraction, 0.05, (v) => v > 0 && v <= 1, 'a fraction in (0, 1]') } : {}),
     ...(o.revised ? { revised: o.revised } : {}),
-    ...(o.finetuneSteps !== undefined ? { steps: numberOption('--finetune-steps', o.finetuneSteps, 40, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
+    ...(o.finetuneSteps !== undefined ? { steps: numberOption('--finetune-steps', o.finetuneSteps, 60, (v) => Number.isInteger(v) && (v === 0 || v >= 4), '0 or a whole number ≥ 4') } : {}),
     ...(lw ? { labelWeights: lw } : {}),
     ...(o.revisedShare !== undefined ? { revisedShare: numberOption('--revised-share', o.revisedShare, 0.5, (v) => v >= 0 && v <= 1, 'a share from 0 to 1') } : {}),
     // --threads: onnxruntime's and the trainer's (default for the trainer: 1 on a shared or 2-core machine).
     ...(o.threads !== undefined ? (() => { const t = numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads'); return { predictThreads: t, threads: t }; })() : {}),
-    ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 6, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
+    ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 12, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     ...(o.evalCases !== undefined ? { evalCases: numberOption('--eval-cases', o.evalCases, 0, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     onProgress: (stage, round, note) => { if (!o.json) process.stderr.write(`round ${round}: ${stage}${note ? ` (${note})` : ''}\n`); },
   });
@@ -366,16 +366,16 @@ export function registerAtlas(program: Command): void {
     .option('--repredict', 'run models again even where their predictions exist for every case')
     .option('--revised <dir>', 'revised label maps (default WORK/revised when present); with --rounds: a folder of round-1/, round-2/ … revisions')
     .option('--rounds <n>', 'the loop: N rounds of predict → attention → rank → review (--revised, else the simulated annotator on truthTr/) → merge → fine-tune (PyTorch) → re-predict, with a per-round table')
-    .option('--finetune-steps <n>', 'with --rounds: fine-tune steps per model per round (default 40)')
-    .option('--label-weights <list>', 'with --rounds: loss weight per label provenance, e.g. original=1,revised=1,pseudo=0.5')
+    .option('--finetune-steps <n>', 'with --rounds: fine-tune steps per model per round (default 60, the loop benchmark\'s recipe)')
+    .option('--label-weights <list>', 'with --rounds: loss weight per label provenance (default original=1,revised=1,pseudo=0.5; given, unnamed provenances weigh 1)')
     .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only')
-    .option('--revised-share <x>', 'with --rounds: share of the fine-tune patches drawn from the reviewed cases (default: cases drawn uniformly; the loop benchmark uses 0.5)')
-    .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(6, a fifth))')
+    .option('--revised-share <x>', 'with --rounds: share of the fine-tune patches drawn from the reviewed cases (default 0.5, the loop benchmark\'s recipe; 0: cases drawn uniformly)')
+    .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(12, a quarter): the loop benchmark\'s 12)')
     .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)');
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))
     .option('--cases <ids>', 'comma-separated case ids')
     .option('--json', 'print the summary as JSON')
-    .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused')
+    .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --work unused --out loop --rounds 3   # the loop (simulated reviews from truthTr/), the benchmark\'s recipe')
     .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string; revisedShare?: string }) => {
       if (o.rounds !== undefined) return runRounds(o);
       const cases = list(o.cases);

@@ -5,7 +5,9 @@
  * model card's recipe. Where Debian's python3-torch is installed, the printed command is run for
  * 4 steps and the model it writes is used by `atlas predict` through the hook's manifest; and
  * `revisedShare` of the warm-started fine-tune: all 8 patches of 4 steps from the revised case at
- * 1, fewer when cases are drawn uniformly; a share outside 0…1 refused before any trainer runs.
+ * 1, fewer when cases are drawn uniformly, and a share of 0 trains exactly as no share (the same
+ * patches, the same held-out Dice and ONNX weights: `atlas run --rounds --revised-share 0` is the
+ * uniform draw); a share outside 0…1 refused before any trainer runs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,10 +95,10 @@ test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out spli
       // 8 patches); drawn uniformly over the 4 training cases, fewer (seeded: the same every run).
       const patches = async (name: string, revisedShare?: number) => {
         const r = await finetuneSegmenter(UNET, h.train, h.heldout, join(root, name), { steps: 4, threads: 1, ...(revisedShare !== undefined ? { revisedShare } : {}) });
-        const c = JSON.parse(readFileSync(join(r.modelDir, 'card.json'), 'utf8')) as { training: { patches_seen: number; patches_revised: number; revised_cases: string[]; revised_share: number | null } };
+        const c = JSON.parse(readFileSync(join(r.modelDir, 'card.json'), 'utf8')) as { training: { patches_seen: number; patches_revised: number; revised_cases: string[]; revised_share: number | null }; metrics: { heldout: { mean_dice: number } } };
         assert.deepEqual(c.training.revised_cases, ['case_0002']);
         assert.equal(c.training.patches_seen, 8);
-        return c.training;
+        return { ...c.training, heldout: c.metrics.heldout.mean_dice, onnx: readFileSync(join(r.modelDir, 'model.onnx')) };
       };
       const all = await patches('share1', 1);
       assert.equal(all.revised_share, 1);
@@ -104,6 +106,11 @@ test('atlas finetune-hook: merged labels in the trainer\'s layout, held-out spli
       const uniform = await patches('share-none');
       assert.equal(uniform.revised_share, null);
       assert.ok(uniform.patches_revised < 8, `uniform draw: ${uniform.patches_revised} of 8 patches from the revised case`);
+      const zero = await patches('share0', 0);
+      assert.equal(zero.revised_share, 0);
+      assert.equal(zero.patches_revised, uniform.patches_revised, 'share 0: the uniform draw');
+      assert.equal(zero.heldout, uniform.heldout, 'share 0 trains as no share');
+      assert.ok(zero.onnx.equals(uniform.onnx), 'share 0: the same exported weights as no share');
     }
     await assert.rejects(finetuneSegmenter(UNET, h.train, h.heldout, join(root, 'bad'), { steps: 4, revisedShare: 1.5 }), /revised share 1\.5 must be from 0 to 1/);
 

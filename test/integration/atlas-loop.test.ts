@@ -2,12 +2,13 @@
  * The loop end to end (issue 16 §3): `medmask atlas run --rounds 2` on a small simulated campaign
  * with the demo U-Net — predict → attention → rank → simulated review → merge → fine-tune (PyTorch,
  * warm start, one trainer process per round) → re-predict, twice — and its per-round table checked
- * against the files it wrote: the fixed held-out set (one case per source, never predicted,
+ * against the files it wrote: the fixed held-out set (by default min(12, a quarter): one case per source, never predicted,
  * trained on or reviewed; the accept rule's cases in both rounds), the fixed evaluation set (never
  * reviewed) and its per-round Dice recomputed from the pseudo-labels and truthTr with the tests'
  * own organ Dice, the paired round 2 − round 1 change and its t-interval recomputed (t(0.975, 2)
  * from the table), reviews that accumulate and never repeat a case, expert minutes at 15 per
- * case, `--threads 1` and `--revised-share 0.5` reaching the trainer (the card records them, and
+ * case, `--threads 1` and the default recipe (the loop benchmark's: pseudo-labels weighted 0.5, half
+ * the patches from reviewed cases) reaching the trainer without flags (the card records them, and
  * the revised cases it drew from are reviews so far), every candidate kept with its
  * metrics, and each model carried into the next round only when its fine-tune was accepted.
  */
@@ -34,7 +35,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-out and evaluation sets, its per-round table checked against its files', async () => {
   const data = join(dir, 'data'), out = join(dir, 'loop');
   await writeAbdomenDataset(data, { n: 8, seed: 21, size: 40, sources: ['flare', 'kits'] });
-  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--label-weights', 'pseudo=0.5', '--heldout-cases', '2', '--eval-cases', '3', '--threads', '1', '--revised-share', '0.5', '--json');
+  const r = cli('atlas', 'run', '--data', data, '--work', join(dir, 'unused'), '--out', out, '--rounds', '2', '--model', join(ROOT, 'models/demo/demo-unet3d'), '--fraction', '0.3', '--finetune-steps', '4', '--eval-cases', '3', '--threads', '1', '--json');
   assert.equal(r.code, 0, r.err);
   const loop = JSON.parse(r.out) as AtlasLoopResult;
   assert.equal(loop.rounds.length, 2);
@@ -44,7 +45,7 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
   // The three sets partition the cases; the held-out set takes one case per source.
   const { heldout, cases: evalCases, pool } = loop.evaluation;
   assert.deepEqual([...heldout, ...evalCases, ...pool].sort(), ds.medmask.cases.map((c) => c.case).sort());
-  assert.equal(heldout.length, 2);
+  assert.equal(heldout.length, 2, 'the default held-out set: min(12, a quarter of the 8 cases) = 2 (the old min(6, a fifth) gave 1)');
   assert.equal(evalCases.length, 3);
   assert.deepEqual(heldout.map((id) => sourceOf.get(id)).sort(), ['flare', 'kits']);
   // Held-out cases: never predicted, never trained on; the trainer judged on exactly them, with their full truth.
@@ -76,14 +77,15 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
       assert.equal(ft.decision, ft.heldout >= ft.parentHeldout ? 'accepted' : 'rejected');
       assert.equal(ft.heldoutCases, 2);
       // The candidate is kept, accepted or not, with its card's metrics = the row's, and the trainer's thread count.
-      const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number; revised_share: number; revised_cases: string[] } };
+      const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number; revised_share: number; revised_cases: string[]; label_weights: Record<string, number> } };
       assert.ok(existsSync(join(ft.candidate, 'model.onnx')));
       assert.equal(card.metrics.heldout.mean_dice, ft.heldout);
       assert.equal(card.metrics.parent_heldout.mean_dice, ft.parentHeldout);
       assert.deepEqual(card.data.heldout.cases.sort(), [...heldout].sort());
       assert.deepEqual(card.data.train.cases.sort(), [...evalCases, ...pool].sort(), 'trained on every campaign case (evaluation cases as pseudo-labels), never on a held-out one');
       assert.equal(card.training.threads, 1, '--threads reaches the trainer');
-      assert.equal(card.training.revised_share, 0.5, '--revised-share reaches the trainer');
+      assert.equal(card.training.revised_share, 0.5, 'the default revised share (the benchmark\'s recipe) reaches the trainer');
+      assert.deepEqual(card.training.label_weights, { original: 1, revised: 1, pseudo: 0.5 }, 'the default label weights (the benchmark\'s recipe) reach the trainer');
       assert.ok(card.training.revised_cases.length >= 1 && card.training.revised_cases.every((id) => reviewed.has(id)), `revised cases ${card.training.revised_cases} are reviews so far (${[...reviewed]})`);
     }
     // Evaluation cases are never reviewed; their Dice, recomputed from the pseudo-labels with the tests' own Dice.

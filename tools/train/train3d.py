@@ -378,7 +378,8 @@ def train_segmenter(family, data, heldout, out_dir, work, seed=0, steps=200, bat
         if init:
             freeze_batchnorm(model)
         picks = torch.randint(0, len(train), (batch,), generator=g).tolist()
-        if revised_share is not None and revised_idx:
+        if revised_share and revised_idx:
+            # A share of 0 draws no extra numbers, so it trains exactly as no share (the same patches).
             # Each patch's case: a revised case with probability revised_share, else the uniform pick.
             coin = torch.rand(batch, generator=g).tolist()
             alt = torch.randint(0, len(revised_idx), (batch,), generator=g).tolist()
