@@ -67,7 +67,7 @@ interface State {
 const ROOT = new URL('..', import.meta.url).pathname;
 const ALL = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(ROOT, 'models/demo', m));
 /** The fine-tune recipe of every round (chosen on the tuning seed 77), recorded with each run so that only runs of one recipe are pooled. */
-const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3 };
+const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3, accept: 'campaign' as const };
 /**
  * The fixed sets besides the evaluation set: the accept rule's held-out cases (`HELDOUT`, a
  * multiple of the 3 sources; 12 since the sixth pass, 6 before: six cases could not tell a child
@@ -120,7 +120,7 @@ export default defineBenchmark<State>({
         };
         const full = state.models.length > 1;
         const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}`);
-        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, crop: true, final: false, onProgress });
+        const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, accept: RECIPE.accept, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
         const ci = (c: PairedChange) => ({ mean: Number(c.mean.toFixed(4)), low: Number(c.low.toFixed(4)), high: Number(c.high.toFixed(4)), n: c.n });
@@ -138,7 +138,9 @@ export default defineBenchmark<State>({
           rounds_attention_sensitivity: rows.map((x) => Number(x.attentionSensitivity.toFixed(4))),
           rounds_attention_precision: rows.map((x) => Number(x.attentionPrecision.toFixed(4))),
           rounds_finetune: r.rounds.map((x) => x.finetune.map((f) => `${f.model}: ${f.decision} ${f.heldout.toFixed(3)}/${f.parentHeldout.toFixed(3)}`).join('; ')),
-          rounds_finetune_heldout: r.rounds.map((x) => Object.fromEntries(x.finetune.map((f) => [f.model, { decision: f.decision, child: Number(f.heldout.toFixed(4)), parent: Number(f.parentHeldout.toFixed(4)), cases: f.heldoutCases, train_s: f.trainSeconds }]))),
+          rounds_finetune_heldout: r.rounds.map((x) => Object.fromEntries(x.finetune.map((f) => [f.model, { decision: f.decision, child: Number(f.heldout.toFixed(4)), parent: Number(f.parentHeldout.toFixed(4)), cases: f.heldoutCases, train_s: f.trainSeconds, ...(f.campaign ? { campaign_current: Number(f.campaign.current.toFixed(4)), ...(f.campaign.alone !== undefined ? { campaign_alone: Number(f.campaign.alone.toFixed(4)) } : {}), campaign_kept: f.campaign.kept } : {}) }]))),
+          // The campaign accept rule: pseudo-label Dice on the held-out cases with the round's models and with those kept.
+          rounds_campaign_heldout: r.rounds.map((x) => (x.campaignHeldout ? { current: Number(x.campaignHeldout.current.toFixed(4)), next: Number(x.campaignHeldout.next.toFixed(4)) } : null)),
           rounds_seconds: rows.map((x) => Number(x.seconds.toFixed(1))),
           rounds_load: load.map((xs) => Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2))),
           loop_models: state.models.map((m) => m.split('/').pop()),

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { MedmaskError } from '../core/errors.js';
 import { SOURCE_NAMES, type SourceName } from '../core/phantom/abdomen.js';
 import type { EffortRates } from '../core/atlas/effort.js';
@@ -224,7 +224,7 @@ function headlineText(r: AtlasReport['headline'], selected: number): string {
 }
 
 /** `atlas run --rounds N`: the loop (src/pipeline/atlas-loop.ts) in OUT, with its table. */
-async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string; heldoutCases?: string; evalCases?: string; revisedShare?: string }): Promise<void> {
+async function runRounds(o: RankFlags & { data: string; out: string; model?: string[]; revised?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; threads?: string; heldoutCases?: string; evalCases?: string; revisedShare?: string; accept?: 'campaign' | 'model' }): Promise<void> {
   if (!o.model?.length) throw new MedmaskError('USAGE', 'atlas run --rounds needs the segmenters to fine-tune', { hint: 'pass --model DIR (repeat for several)' });
   const lw = parseLabelWeights(o.labelWeights, o.onlyTrusted);
   const r = await atlasLoop(o.data, o.out, {
@@ -239,6 +239,7 @@ async function runRounds(o: RankFlags & { data: string; out: string; model?: str
     ...(o.threads !== undefined ? (() => { const t = numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads'); return { predictThreads: t, threads: t }; })() : {}),
     ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 12, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     ...(o.evalCases !== undefined ? { evalCases: numberOption('--eval-cases', o.evalCases, 0, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
+    ...(o.accept ? { accept: o.accept } : {}),
     onProgress: (stage, round, note) => { if (!o.json) process.stderr.write(`round ${round}: ${stage}${note ? ` (${note})` : ''}\n`); },
   });
   print(o.json, r, [`medmask atlas run --rounds ${r.rounds.length}: → ${r.json}`, ...loopTable(r).map((l) => `  ${l}`)].join('\n'));
@@ -371,12 +372,13 @@ export function registerAtlas(program: Command): void {
     .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only')
     .option('--revised-share <x>', 'with --rounds: share of the fine-tune patches drawn from the reviewed cases (default 0.5, the loop benchmark\'s recipe; 0: cases drawn uniformly)')
     .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(12, a quarter): the loop benchmark\'s 12)')
-    .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)');
+    .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)')
+    .addOption(new Option('--accept <rule>', 'with --rounds: when a fine-tune replaces its model — campaign: its own held-out Dice not below its parent\'s and the pseudo-labels on the held-out cases no worse with it (default with the fixed held-out set); model: its own held-out Dice alone').choices(['campaign', 'model']));
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))
     .option('--cases <ids>', 'comma-separated case ids')
     .option('--json', 'print the summary as JSON')
     .addHelpText('after', '\nExamples:\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --model models/demo/demo-resunet3d --work work --out round-1\n  medmask atlas run --data data/abdomen --work work --out round-2 --revised review/round-1   # predictions reused\n  medmask atlas run --data data/abdomen --model models/demo/demo-unet3d --work unused --out loop --rounds 3   # the loop (simulated reviews from truthTr/), the benchmark\'s recipe')
-    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string; revisedShare?: string }) => {
+    .action(async (o: PredictFlags & AttentionFlags & RankFlags & ExportFlags & ReportFlags & { data: string; work: string; out: string; model?: string[]; repredict?: boolean; revised?: string; cases?: string; json?: boolean; rounds?: string; finetuneSteps?: string; labelWeights?: string; onlyTrusted?: boolean; heldoutCases?: string; evalCases?: string; revisedShare?: string; accept?: 'campaign' | 'model' }) => {
       if (o.rounds !== undefined) return runRounds(o);
       const cases = list(o.cases);
       const bar = lazyBar('atlas run', o.json);

@@ -51,6 +51,7 @@ import { atlasAttention, atlasMerge, atlasPredict, atlasRank, readAtlasDataset }
 import { simulateAnnotator } from './atlas-campaign.js';
 import { atlasFinetuneHook } from './atlas-finetune.js';
 import { finetuneSegmenters, type FinetuneJob, type HeldoutMetrics } from './atlas-train.js';
+import { CampaignScorer, greedySelect, type AcceptTrial } from './atlas-loop-accept.js';
 import type { Provenance } from '../core/atlas/merge.js';
 
 /**
@@ -103,6 +104,14 @@ export interface AtlasLoopOptions {
   final?: boolean;
   /** Cases in the fixed never-reviewed evaluation set (default half of the cases left after the held-out set; needs truthTr/). */
   evalCases?: number;
+  /**
+   * Accept rule of the fine-tunes. `campaign` (default where the fixed held-out set exists): a child
+   * that passes the trainer's rule (its own held-out Dice not below its parent's) replaces its
+   * parent only when the campaign's pseudo-labels on the held-out cases (the models' mean, organs
+   * without an original label) get no worse with it (atlas-loop-accept.ts). `model`: the trainer's
+   * rule alone (the behaviour until the seventh pass; the only one without a fixed held-out set).
+   */
+  accept?: 'campaign' | 'model';
   onProgress?: (stage: string, round: number, note?: string) => void;
 }
 
@@ -121,7 +130,13 @@ export interface LoopRound {
   selected: string[];
   expertMinutes: number;
   /** Per model: fine-tune outcome (absent in the final re-prediction row). */
-  finetune: { model: string; decision: 'accepted' | 'rejected'; heldout: number; parentHeldout: number; heldoutCases: number; trainSeconds: number; candidate: string; organs: Record<string, number | null>; parentOrgans: Record<string, number | null> }[];
+  finetune: {
+    model: string; decision: 'accepted' | 'rejected'; heldout: number; parentHeldout: number; heldoutCases: number; trainSeconds: number; candidate: string; organs: Record<string, number | null>; parentOrgans: Record<string, number | null>;
+    /** The campaign rule (accept `campaign`): pseudo-label Dice on the held-out cases with the current models, with this child alone in place of its parent (absent when the trainer's rule rejected it), and whether it was kept. */
+    campaign?: { current: number; alone?: number; kept: boolean };
+  }[];
+  /** The campaign rule's pseudo-label Dice on the held-out cases: the round's models, and the models it keeps for the next round (accept `campaign`). */
+  campaignHeldout?: { current: number; next: number; tried: [string[], number][] };
   trainMinutes: number;
   seconds: number;
 }
@@ -190,6 +205,9 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
   const nHeld = haveTruth ? (opts.heldoutCases ?? Math.min(12, Math.floor(atlas.cases.length / 4))) : 0;
   const nEval = haveTruth ? (opts.evalCases ?? Math.floor((atlas.cases.length - nHeld) / 2)) : 0;
   const split = loopSplit(atlas.cases, nHeld, nEval, opts.seed ?? 1);
+  if (opts.accept !== undefined && opts.accept !== 'campaign' && opts.accept !== 'model') throw new MedmaskError('USAGE', `--accept ${JSON.stringify(opts.accept)} is not an accept rule`, { hint: 'use campaign (the pseudo-labels on the held-out cases must not get worse) or model (the child\'s own held-out Dice alone)' });
+  if (opts.accept === 'campaign' && !split.heldout.length) throw new MedmaskError('USAGE', '--accept campaign needs the fixed held-out set (full truth in truthTr/, --heldout-cases ≥ 1)', { hint: 'use --accept model with --revised reviews' });
+  const accept = opts.accept ?? (split.heldout.length ? 'campaign' : 'model');
   const heldSet = new Set(split.heldout), evalSet = new Set(split.evaluation);
   const campaign = atlas.cases.filter((c) => !heldSet.has(c.id));
   const campaignIds = campaign.map((c) => c.id);
@@ -220,6 +238,11 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
     const labels = { background: 0, ...Object.fromEntries(organs.map((o) => [o.name, o.value])) };
     await atomicWrite(join(heldoutDir, 'dataset.json'), JSON.stringify({ name: 'medmask-loop-heldout', description: 'The loop\'s fixed held-out set: full truth, never trained on, never reviewed.', channel_names: { 0: 'CT' }, labels, numTraining: held.length, file_ending: '.nii.gz', medmask: { generator: 'medmask atlas run --rounds', cases: held.map((c) => ({ case: c.id, source: c.source })) } }, null, 1) + '\n');
   }
+
+  const scorer = accept === 'campaign'
+    ? new CampaignScorer(data, atlas.cases.filter((c) => heldSet.has(c.id)), join(root, 'accept'), organs, { ...(opts.crop ? { crop: true } : {}), ...(opts.predictThreads ? { threads: opts.predictThreads } : {}) })
+    : undefined;
+  if (scorer) await rm(join(root, 'accept'), { recursive: true, force: true });
 
   /** Per-case Dice of the pseudo-labels in `work` over `ids` (organs without an original label). */
   const pseudoDice = async (work: string, ids: string[]) => {
@@ -331,16 +354,38 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
       labelWeights: opts.labelWeights ?? LOOP_RECIPE.labelWeights, revisedShare: opts.revisedShare ?? LOOP_RECIPE.revisedShare, seed: (opts.seed ?? 1) + k,
       ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.python ? { python: opts.python } : {}),
     });
+    // The campaign rule on top of the trainer's: keep the children that do not make the pseudo-labels on the held-out cases worse.
+    let campaignHeldout: LoopRound['campaignHeldout'];
+    const campaignOf = new Map<number, { current: number; alone?: number; kept: boolean }>();
+    if (scorer) {
+      opts.onProgress?.('accept', k, 'campaign rule: held-out pseudo-labels');
+      const current = (await scorer.score(models)).mean;
+      const swap = (set: number[]) => models.map((m, i) => (set.includes(i) ? results[i]!.modelDir : m));
+      const trials: AcceptTrial[] = [];
+      for (const [i, r] of results.entries()) if (r.decision === 'accepted') trials.push({ index: i, alone: (await scorer.score(swap([i]))).mean });
+      const g = await greedySelect(current, trials, async (set) => (await scorer.score(swap(set))).mean);
+      results.forEach((r, i) => {
+        const t = trials.find((x) => x.index === i);
+        const kept = g.kept.includes(i);
+        campaignOf.set(i, { current, ...(t ? { alone: t.alone } : {}), kept });
+        if (r.decision === 'accepted' && !kept) {
+          r.decision = 'rejected';
+          r.reason += `; campaign rule: the pseudo-labels on the ${split.heldout.length} held-out case(s) ${t!.alone < current ? `fall to ${t!.alone.toFixed(4)} from ${current.toFixed(4)} with it` : `score ${g.tried.find(([s]) => s.includes(i))?.[1].toFixed(4) ?? '?'} with it and the children kept before, below ${g.score.toFixed(4)}`}`;
+        } else if (kept) r.reason += `; campaign rule: the pseudo-labels on the ${split.heldout.length} held-out case(s) ${t!.alone.toFixed(4)} with it ≥ ${current.toFixed(4)}`;
+      });
+      campaignHeldout = { current, next: g.score, tried: g.tried.map(([s, v]) => [s.map((i) => basename(models[i]!)), v]) };
+    }
     const finetune: LoopRound['finetune'] = results.map((r, i) => ({
       model: basename(models[i]!), decision: r.decision, heldout: r.heldout.mean_dice, parentHeldout: r.parentHeldout.mean_dice, heldoutCases: r.heldout.n,
       trainSeconds: r.trainSeconds, candidate: r.modelDir, organs: r.heldout.dice, parentOrgans: r.parentHeldout.dice,
+      ...(campaignOf.has(i) ? { campaign: campaignOf.get(i)! } : {}),
     }));
     for (const r of results) await atomicWrite(join(r.modelDir, '..', 'finetune-result.json'), JSON.stringify(r, null, 1) + '\n');
     results.forEach((r, i) => knownHeldout.set(r.decision === 'accepted' ? r.modelDir : models[i]!, r.decision === 'accepted' ? r.heldout : r.parentHeldout));
     models = results.map((r, i) => (r.decision === 'accepted' ? r.modelDir : models[i]!));
     table.push({
       round: k, ...m, selected, expertMinutes: reviewMinutes(selected.length, PAPER_EFFORT_RATES),
-      finetune, trainMinutes: finetune.reduce((a, f) => a + f.trainSeconds, 0) / 60, seconds: (performance.now() - t0) / 1000,
+      finetune, ...(campaignHeldout ? { campaignHeldout } : {}), trainMinutes: finetune.reduce((a, f) => a + f.trainSeconds, 0) / 60, seconds: (performance.now() - t0) / 1000,
     });
     await atomicWrite(join(root, 'loop.json'), JSON.stringify({ rounds: table, models }, null, 1) + '\n');
   }

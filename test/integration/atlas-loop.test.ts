@@ -51,10 +51,11 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
   // Held-out cases: never predicted, never trained on; the trainer judged on exactly them, with their full truth.
   assert.deepEqual(readdirSync(join(out, 'heldout', 'truthTr')).sort(), heldout.map((id) => `${id}.nii.gz`).sort());
   for (const id of heldout) assert.deepEqual(readFileSync(join(out, 'heldout', 'truthTr', `${id}.nii.gz`)), readFileSync(join(data, 'truthTr', `${id}.nii.gz`)));
-  const dice = async (roundDir: string, ids: string[]) => {
+  /** Per-case Dice of the pseudo-labels in `work` (organs without an original label), with the tests' own organ Dice. */
+  const dice = async (work: string, ids: string[]) => {
     const d: number[] = [];
     for (const c of ds.medmask.cases.filter((x) => ids.includes(x.case))) {
-      const pseudo = (await readVolume(join(roundDir, 'work', 'pseudo', `${c.case}.nii.gz`))).data;
+      const pseudo = (await readVolume(join(work, 'pseudo', `${c.case}.nii.gz`))).data;
       const truth = (await readVolume(join(data, 'truthTr', `${c.case}.nii.gz`))).data;
       const scored = organs.filter(([n]) => !c.labelled.includes(n)).map(([, v]) => v);
       d.push(scored.reduce((a, l) => a + organDice(pseudo, truth, l), 0) / scored.length);
@@ -74,7 +75,19 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
       assert.ok(row.selected.length >= 1);
       assert.deepEqual(readdirSync(join(roundDir, 'review')).filter((f) => f.endsWith('.nii.gz')).map((f) => f.replace('.nii.gz', '')).sort(), [...reviewed].sort(), 'reviews accumulate');
       const ft = row.finetune[0]!;
-      assert.equal(ft.decision, ft.heldout >= ft.parentHeldout ? 'accepted' : 'rejected');
+      // The default accept rule is the campaign's: the trainer's rule, then the pseudo-labels on the held-out cases no worse with the child.
+      assert.ok(ft.campaign && row.campaignHeldout, 'the campaign accept rule is the default with a fixed held-out set');
+      assert.equal(ft.campaign.current, row.campaignHeldout.current);
+      assert.equal(ft.campaign.alone !== undefined, ft.heldout >= ft.parentHeldout, 'a child is tried in the campaign exactly when the trainer\'s rule passed it');
+      assert.equal(ft.campaign.kept, ft.campaign.alone !== undefined && ft.campaign.alone >= ft.campaign.current);
+      assert.equal(ft.decision, ft.campaign.kept ? 'accepted' : 'rejected');
+      assert.equal(row.campaignHeldout.next, ft.campaign.kept ? ft.campaign.alone : ft.campaign.current);
+      if (i === 1) assert.equal(row.campaignHeldout.current, loop.rounds[0]!.campaignHeldout!.next, 'round 2 starts from the models round 1 kept, scored the same');
+      // The held-out pseudo-labels of round 1's models, scored with the tests' own Dice.
+      if (i === 0) {
+        const held = await dice(join(out, 'accept', 'e0'), heldout);
+        assert.ok(Math.abs(row.campaignHeldout.current - held.reduce((a, b) => a + b, 0) / held.length) < 1e-9, `${row.campaignHeldout.current} vs ${held}`);
+      }
       assert.equal(ft.heldoutCases, 2);
       // The candidate is kept, accepted or not, with its card's metrics = the row's, and the trainer's thread count.
       const card = JSON.parse(readFileSync(join(ft.candidate, 'card.json'), 'utf8')) as { metrics: { heldout: { mean_dice: number }; parent_heldout: { mean_dice: number } }; data: { train: { cases: string[] }; heldout: { cases: string[] } }; training: { threads: number; revised_share: number; revised_cases: string[]; label_weights: Record<string, number> } };
@@ -90,12 +103,12 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
     }
     // Evaluation cases are never reviewed; their Dice, recomputed from the pseudo-labels with the tests' own Dice.
     for (const id of evalCases) assert.ok(!reviewed.has(id));
-    const ev = await dice(roundDir, evalCases);
+    const ev = await dice(join(roundDir, 'work'), evalCases);
     assert.equal(row.evalPerCase.length, 3);
     row.evalPerCase.forEach((x, j) => assert.ok(Math.abs(x - ev[j]!) < 1e-9, `round ${row.round} case ${evalCases[j]}: ${x} vs ${ev[j]}`));
     assert.ok(Math.abs(row.evalDice - ev.reduce((a, b) => a + b, 0) / 3) < 1e-9);
     // Not reviewed so far: every campaign case outside the reviews up to this row.
-    const nr = await dice(roundDir, [...evalCases, ...pool].filter((id) => !reviewed.has(id)));
+    const nr = await dice(join(roundDir, 'work'), [...evalCases, ...pool].filter((id) => !reviewed.has(id)));
     assert.equal(row.neverReviewed, nr.length);
     assert.ok(Math.abs(row.neverReviewedDice - nr.reduce((a, b) => a + b, 0) / nr.length) < 1e-9, `round ${row.round}: ${row.neverReviewedDice} vs ${nr}`);
     assert.ok(row.attentionSensitivity >= 0 && row.attentionSensitivity <= 1 && row.attentionPrecision >= 0 && row.attentionPrecision <= 1);
