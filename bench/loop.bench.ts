@@ -4,7 +4,9 @@
  * attention, sends the top 5 % per source of the review pool to the simulated annotator, merges,
  * fine-tunes every model in one PyTorch process (warm start from its ONNX weights,
  * tools/train/train3d.py --jobs) and keeps a fine-tune only when its Dice on the fixed held-out set
- * is not below its parent's.
+ * is not below its parent's and the campaign's pseudo-labels on those cases are no worse with it
+ * (the campaign accept rule since the seventh pass, src/pipeline/atlas-loop-accept.ts; recorded in
+ * the recipe as `accept`, so bench/loop-pool.ts never pools runs of the two rules).
  *
  * Data: 51 **realistic** phantoms at 40² (per-source scanner profiles and findings,
  * docs/phantoms.md) from three sources (flare, lits, kits; 17 each), seed 31 — or the seed in the
