@@ -19,7 +19,7 @@
  * seed (0.765 with the CAMs alone against 0.819 on the tuning seeds), so it stays visible in
  * `mask_head_dice_by_seed`. `--quick`: 60 phantoms of seed 880101, N = 0 and 25.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { CHEST_PHANTOM_PIPELINE } from '../src/core/masks/pipeline.js';
@@ -31,6 +31,7 @@ import { DEMO_CLASSIFIERS } from '../src/pipeline/demo.js';
 import { readResults } from '../src/pipeline/evaluate.js';
 import { writeChestDataset } from '../src/pipeline/phantoms.js';
 import { trainMaskHead, type MaskPair, type TrainMaskHeadOptions } from '../src/pipeline/train-mask-head.js';
+import { mergeLoopJson } from './loop-json.js';
 import { defineBenchmark } from './run.js';
 
 /** Inputs of the benchmark. */
@@ -112,21 +113,6 @@ function pruneThinFraction(): number | null {
   return null;
 }
 
-function mergeLoopJson(keys: Record<string, unknown>): void {
-  const dir = join(ROOT, 'bench/out');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'loop.json');
-  let prev: Record<string, unknown> = {};
-  if (existsSync(file)) {
-    try {
-      prev = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch {
-      prev = {};
-    }
-  }
-  writeFileSync(file, JSON.stringify({ ...prev, ...keys }, null, 1) + '\n');
-}
-
 export default defineBenchmark<LoopState>({
   description: 'mask heads from reviewed masks (demo zoo, chest phantoms): held-out lesion Dice (four seeds pooled) with 0/10/25/50 reviewed masks, and the time to train three heads from 50',
   repetitions: 3,
@@ -153,7 +139,7 @@ export default defineBenchmark<LoopState>({
         // the medians over the repetitions so far (warm-up included) go to loop.json
         timings.push({ wall: s, cpu: (c.user + c.system) / 1e6, load: loadavg()[0]! });
         const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-        mergeLoopJson({
+        await mergeLoopJson({
           mask_head_train_s_50: +med(timings.map((t) => t.wall)).toFixed(2),
           mask_head_train_cpu_s_50: +med(timings.map((t) => t.cpu)).toFixed(2),
           mask_head_train_load: +med(timings.map((t) => t.load)).toFixed(1),
@@ -211,7 +197,7 @@ export default defineBenchmark<LoopState>({
           const g = meanCi(per[String(n)]!.map((v, i) => v - per['0']![i]!));
           gain[String(n)] = [r4(g.mean), r4(g.ci95[0]), r4(g.ci95[1])];
         }
-        mergeLoopJson({
+        await mergeLoopJson({
           mask_head_dice: dices, mask_head_dice_ci95: ci, mask_head_gain_ci95: gain, mask_head_dice_images: images,
           mask_head_dice_seed: sets.map((h) => h.seed), mask_head_dice_by_seed: bySeed, mask_head_dice_by_seed_ci95: bySeedCi,
           mask_head_dice_by_seed_images: Object.fromEntries(sets.map((h) => [String(h.seed), h.items.length])),

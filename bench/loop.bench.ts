@@ -45,7 +45,7 @@
  * `node --import tsx bench/loop-pool.ts --seeds 127,131,137` for the pooled change over those runs
  * in loop.json (every full run without `--seeds`).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { MedmaskError } from '../src/core/errors.js';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,7 @@ import { atomicWrite } from '../src/io/atomic.js';
 import { atlasLoop, type PairedChange } from '../src/pipeline/atlas-loop.js';
 import { checkTrainer } from '../src/pipeline/atlas-train.js';
 import { writeAbdomenDataset } from '../src/pipeline/phantoms.js';
+import { mergeLoopJson } from './loop-json.js';
 import { defineBenchmark } from './run.js';
 
 interface State {
@@ -170,11 +171,8 @@ export default defineBenchmark<State>({
         };
         await atomicWrite(state.figures, JSON.stringify({ ...figures, loop_run: run }, null, 1) + '\n');
         // bench/out/loop.json: these keys beside those other loop benchmarks write (bench/run.ts keeps them).
-        const out = join(ROOT, 'bench/out/loop.json');
-        mkdirSync(join(ROOT, 'bench/out'), { recursive: true });
-        const prev = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>) : {};
-        const runs = { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${full ? '' : '-quick'}`]: run };
-        await atomicWrite(out, JSON.stringify({ ...prev, ...figures, loop_runs: runs }, null, 1) + '\n');
+        // (bench/loop-json.ts: atomic; a corrupt file is moved aside, never dropped)
+        await mergeLoopJson((prev) => ({ ...figures, loop_runs: { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${full ? '' : '-quick'}`]: run } }));
         return { elapsedMs };
       },
     },

@@ -12,10 +12,11 @@
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { mergeJsonFile } from './loop-json.js';
 
 /** What a case is given: the setup's result and the run mode. */
 export interface BenchContext<S> {
@@ -144,6 +145,9 @@ function spawnChild(args: string[], quick: boolean): unknown {
   return JSON.parse(line.slice(2));
 }
 
+/** Keys of an out file that are the harness's record of an earlier run (not kept; a benchmark's own keys are). */
+const HARNESS_KEYS = ['name', 'description', 'quick', 'date', 'machine', 'state', 'summary', 'skipped', 'results'];
+
 function fmt(x: number, digits = 1): string {
   return x.toFixed(digits);
 }
@@ -182,7 +186,7 @@ async function main(): Promise<void> {
     const skipAll = (state as { skip?: unknown } | null)?.skip;
     if (typeof skipAll === 'string') {
       console.log(`skipped: ${skipAll}`);
-      writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ name, description: bench.description, quick, date: new Date().toISOString(), skipped: skipAll }, null, 1) + '\n');
+      await mergeJsonFile(join(outDir, `${name}.json`), { name, description: bench.description, quick, date: new Date().toISOString(), skipped: skipAll }, { drop: HARNESS_KEYS });
       continue;
     }
     const results: CaseResult[] = [];
@@ -224,10 +228,9 @@ async function main(): Promise<void> {
       ...(Object.keys(skipped).length ? { skipped } : {}),
       results,
     };
-    // Keys a benchmark wrote into its own out file (figures shared between benchmarks, e.g. loop.json) stay.
-    const outFile = join(outDir, `${name}.json`);
-    const kept = existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, unknown>) : {};
-    writeFileSync(outFile, JSON.stringify({ ...kept, ...record }, null, 1) + '\n');
+    // Keys a benchmark wrote into its own out file (figures shared between benchmarks, e.g. loop.json) stay
+    // (bench/loop-json.ts: an atomic write; a corrupt file is moved aside, never dropped).
+    await mergeJsonFile(join(outDir, `${name}.json`), record, { drop: HARNESS_KEYS });
     console.log(`→ bench/out/${name}.json`);
   }
 }

@@ -40,7 +40,11 @@ export interface DecodePoolOptions {
 interface Slot {
   worker: Worker | null;
   busy: boolean;
+  /** Ends the decode running in this slot now, rejected as "shutting down" (close). */
+  stop?: () => void;
 }
+
+const shuttingDown = () => new MedmaskError('ENVIRONMENT', 'the server is shutting down', { hint: 'upload again when it is back' });
 
 interface Task {
   req: DecodeRequest;
@@ -78,10 +82,14 @@ export class DecodePool {
     return { volume: r.volume!, headers: r.headers ?? [] };
   }
 
-  /** Stop every worker; pending and queued decodes fail. */
+  /** Stop every worker; running and queued decodes fail at once ("the server is shutting down"). */
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.queue.splice(0)) t.reject(new MedmaskError('ENVIRONMENT', 'the server is shutting down', { hint: 'upload again when it is back' }));
+    for (const t of this.queue.splice(0)) t.reject(shuttingDown());
+    // Running decodes end (and stop listening) *before* terminate(): a reply still on its way would
+    // otherwise run `finish`, whose `unref()` undoes the ref terminate() takes — the event loop could
+    // then run empty while the worker is still stopping, leaving this close pending for good.
+    for (const s of this.slots) s.stop?.();
     await Promise.all(this.slots.map(async (s) => {
       const w = s.worker;
       s.worker = null;
@@ -90,7 +98,7 @@ export class DecodePool {
   }
 
   private async run(kind: DecodeRequest['kind'], path: string, opts: ReadOptions): Promise<DecodeReply> {
-    if (this.closed) throw new MedmaskError('ENVIRONMENT', 'the server is shutting down', { hint: 'upload again when it is back' });
+    if (this.closed) throw shuttingDown();
     const reply = await new Promise<DecodeReply>((resolve, reject) => {
       this.queue.push({ req: { id: ++this.next, kind, path, opts }, resolve, reject });
       this.pump();
@@ -136,11 +144,12 @@ export class DecodePool {
     const finish = (fn: () => void, keepWorker: boolean): void => {
       if (done) return;
       done = true;
+      slot.stop = undefined;
       clearTimeout(timer);
       w.off('message', onMessage);
       w.off('error', onError);
       w.off('exit', onExit);
-      w.unref();
+      if (!this.closed) w.unref(); // never after close: terminate() holds the ref until the thread is gone
       if (!keepWorker) {
         if (slot.worker === w) slot.worker = null;
         void w.terminate();
@@ -165,6 +174,7 @@ export class DecodePool {
         details: { decodeTimeoutMs: this.timeoutMs },
       })), false);
     }, this.timeoutMs);
+    slot.stop = () => finish(() => task.reject(shuttingDown()), true);
     w.on('message', onMessage);
     w.on('error', onError);
     w.on('exit', onExit);

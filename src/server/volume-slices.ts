@@ -64,6 +64,8 @@ export class VolumeSlices {
   private readonly jobs: { job: SliceJob; z(ok: boolean): void; done(): void; transfer: ArrayBuffer[] }[] = [];
   private worker: Worker | null = null;
   private busy = false;
+  /** The job in the worker now: `stop()` settles it (as "cannot be made") without waiting for the worker. */
+  private current: { stop(): void } | null = null;
   private nextId = 0;
   private closed = false;
   private readonly metas = new Map<string, Promise<SlicedMeta | null>>();
@@ -221,10 +223,20 @@ export class VolumeSlices {
     await this.preps.get(key)?.done;
   }
 
-  /** Stop the worker thread (pending jobs are dropped; their callers fall back to decoding). */
+  /**
+   * Stop the worker thread. Every job not done is dropped and settled at once — queued, being read
+   * (`gz`/`data` still pending), or in the worker —: `prepare`/`prepareFrom` answer false (their
+   * callers fall back to decoding; the blobs are untouched, the files are a cache made again on
+   * the next request) and `settled` resolves. Nothing is left waiting on the stopped worker.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const j of this.jobs.splice(0)) (j.z(false), j.done());
+    // The job in the worker is settled and its listeners removed *before* terminate(): a reply of
+    // that job still on its way would otherwise run `finish`, whose `unref()` undoes the ref that
+    // terminate() takes — the event loop could then run empty while the thread is still stopping,
+    // and this close (and whoever awaits the job) stayed pending for good.
+    this.current?.stop();
     const w = this.worker;
     this.worker = null;
     if (w) await w.terminate();
@@ -244,13 +256,16 @@ export class VolumeSlices {
     this.preps.set(key, prep);
     void prep.done.then(() => {
       this.preps.delete(key);
-      void this.prune(key);
+      if (!this.closed) void this.prune(key);
     });
     void (async () => {
       try {
-        if (this.closed || (await this.meta(key))?.axes.length === 3) return (zRes(true), doneRes());
+        if (this.closed) return (zRes(false), doneRes());
+        if ((await this.meta(key))?.axes.length === 3) return (zRes(true), doneRes());
         await mkdir(this.dir, { recursive: true });
         const { job, transfer } = await make();
+        // closed while the blob or voxels were read: nothing will run it
+        if (this.closed) return (zRes(false), doneRes());
         job.id = ++this.nextId;
         const entry = { job, transfer, z: zRes, done: doneRes };
         if (urgent) this.jobs.unshift(entry);
@@ -279,14 +294,25 @@ export class VolumeSlices {
     const t = this.jobs.shift()!;
     this.busy = true;
     const w = (this.worker ??= this.spawn());
-    const finish = () => {
+    let over = false;
+    // the job is over: no more listening, its promises settled (z: a no-op when already answered)
+    const settle = () => {
+      over = true;
       w.off('message', onMessage);
       w.off('error', onError);
-      w.unref();
+      w.off('exit', onExit);
+      if (this.current === current) this.current = null;
       this.busy = false;
       this.metas.delete(t.job.key);
-      t.z(false); // no-op when already answered
+      t.z(false);
       t.done();
+    };
+    const current = { stop: () => void (over || settle()) };
+    this.current = current;
+    const finish = () => {
+      if (over) return;
+      settle();
+      if (!this.closed) w.unref(); // idle: the worker does not keep the process alive (never after close: see close)
       this.pump();
     };
     const onMessage = (r: SliceReply) => {
@@ -300,12 +326,15 @@ export class VolumeSlices {
       if (r.stage === 'z') t.z(true);
       else finish();
     };
+    // a crash ('error', then 'exit') or an exit without one: the job is over, the next gets a new worker
     const onError = () => {
       if (this.worker === w) this.worker = null;
       finish();
     };
+    const onExit = onError;
     w.on('message', onMessage);
     w.on('error', onError);
+    w.on('exit', onExit);
     w.ref();
     w.postMessage(t.job, t.transfer);
   }
