@@ -8,7 +8,9 @@
  * per seed) — or of the files named on the command line —, and, as `LABEL=PATH`, an
  * `atlas run --rounds` OUT/loop.json (its rounds' `evalPerCase`, e.g. an earlier run of the same
  * recipe saved aside; LABEL names its seed). Only full runs (the three demo models) are pooled
- * unless `--quick` is given; `--seeds 127,131,137` keeps only those seeds' entries. Runs whose
+ * unless `--quick` is given; `--seeds 127,131,137` keeps only those seeds' entries; `--model-rule`
+ * takes the runs of the trainer's accept rule alone (`<seed>-model`, MEDMASK_LOOP_ACCEPT=model)
+ * instead of the campaign rule's (the default since the seventh pass). Runs whose
  * fine-tune recipe or accept set (the held-out count `heldout_cases`: 6 in the runs before the
  * sixth pass, recorded in their recipe, 12 since) differs from the first one's are refused, since
  * a pooled figure over two recipes or two accept rules means nothing.
@@ -17,7 +19,7 @@
  * draws the way each seed's own interval does; the per-seed means (one value per seed) are printed
  * too, with the interval over seeds when there are at least two.
  *
- * Run: `node --import tsx bench/loop-pool.ts [FILE | LABEL=PATH …] [--quick] [--seeds A,B,…] [--json OUT]`.
+ * Run: `node --import tsx bench/loop-pool.ts [FILE | LABEL=PATH …] [--quick] [--model-rule] [--seeds A,B,…] [--json OUT]`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +42,7 @@ interface Run {
 const ROOT = new URL('..', import.meta.url).pathname;
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
+const modelRule = argv.includes('--model-rule');
 const jsonAt = argv.indexOf('--json');
 const jsonOut = jsonAt >= 0 ? argv[jsonAt + 1] : undefined;
 const seedsAt = argv.indexOf('--seeds');
@@ -76,7 +79,9 @@ for (const input of inputs) {
   if (!entries) throw new MedmaskError('USAGE', `${path}: no loop_runs (run MEDMASK_LOOP_SEED=N npm run bench -- loop.bench first)`);
   for (const [key, e] of Object.entries(entries)) {
     if (key.endsWith('-quick') !== quick) continue;
-    if (seeds && !seeds.includes(key.replace(/-quick$/, ''))) continue;
+    // Keys: <seed>[-model][-quick] (-model: a run of the trainer's accept rule alone, MEDMASK_LOOP_ACCEPT=model; picked with --model-rule).
+    if (/-model(-quick)?$/.test(key) !== modelRule) continue;
+    if (seeds && !seeds.includes(key.replace(/(-model)?(-quick)?$/, ''))) continue;
     // Runs before the sixth pass kept the sets' sizes in the recipe (heldout_cases 6, phantoms 45).
     const { heldout_cases: oldHeld, phantoms: _phantoms, ...recipe } = e.recipe;
     runs.push({
@@ -92,7 +97,7 @@ for (const input of inputs) {
   }
 }
 if (!runs.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} runs${seeds ? ` of seeds ${seeds.join(', ')}` : ''} in ${inputs.join(', ')}`);
-const missing = seeds?.filter((x) => !runs.some((r) => r.label.replace(/-quick$/, '') === x));
+const missing = seeds?.filter((x) => !runs.some((r) => r.label.replace(/(-model)?(-quick)?$/, '') === x));
 if (missing?.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} run of seed ${missing.join(', ')} in ${inputs.join(', ')}`, { hint: `run MEDMASK_LOOP_SEED=${missing[0]} npm run bench -- loop.bench first` });
 const seen = new Set<string>();
 for (const r of runs) {

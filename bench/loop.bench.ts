@@ -70,7 +70,7 @@ interface State {
 const ROOT = new URL('..', import.meta.url).pathname;
 const ALL = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(ROOT, 'models/demo', m));
 /** The fine-tune recipe of every round (chosen on the tuning seed 77), recorded with each run so that only runs of one recipe are pooled. */
-const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3, accept: 'campaign' as const };
+const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3, accept: loopAccept() };
 /**
  * The fixed sets besides the evaluation set: the accept rule's held-out cases (`HELDOUT`, a
  * multiple of the 3 sources; 12 since the sixth pass, 6 before: six cases could not tell a child
@@ -80,6 +80,22 @@ const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fr
  */
 const HELDOUT = 12;
 const POOL = 15;
+
+/**
+ * The accept rule: `MEDMASK_LOOP_ACCEPT` (`campaign`, the default, or `model` — the trainer's rule
+ * alone, for comparisons on the same seeds; such runs are kept in `loop_runs` as `<seed>-model`,
+ * in their own work folder).
+ * @returns the rule
+ */
+function loopAccept(): 'campaign' | 'model' {
+  const raw = process.env.MEDMASK_LOOP_ACCEPT;
+  if (raw === undefined || raw === '' || raw === 'campaign') return 'campaign';
+  if (raw === 'model') return 'model';
+  throw new MedmaskError('USAGE', `MEDMASK_LOOP_ACCEPT=${JSON.stringify(raw)} is not an accept rule`, { hint: 'campaign (the default) or model' });
+}
+
+/** `-model` for runs of the trainer's rule alone (work folders, figures, the `loop_runs` key). */
+const ACCEPT_TAG = RECIPE.accept === 'model' ? '-model' : '';
 
 /**
  * The phantom seed: `MEDMASK_LOOP_SEED` (a whole number) or 31.
@@ -106,7 +122,7 @@ export default defineBenchmark<State>({
     const phantoms = HELDOUT + RECIPE.eval_cases + POOL;
     const data = join(dir, `data-${phantoms}-3src-realistic-s${seed}`);
     if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: phantoms, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
-    return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}.json`) };
+    return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}${ACCEPT_TAG}.json`) };
   },
   cases: [
     {
@@ -122,7 +138,7 @@ export default defineBenchmark<State>({
           console.error(`${new Date().toISOString().slice(11, 19)} round ${round}: ${stage}${note ? ` ${note}` : ''} (load ${loadavg()[0]!.toFixed(2)})`);
         };
         const full = state.models.length > 1;
-        const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}`);
+        const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}${ACCEPT_TAG}`);
         const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, accept: RECIPE.accept, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
@@ -172,7 +188,7 @@ export default defineBenchmark<State>({
         await atomicWrite(state.figures, JSON.stringify({ ...figures, loop_run: run }, null, 1) + '\n');
         // bench/out/loop.json: these keys beside those other loop benchmarks write (bench/run.ts keeps them).
         // (bench/loop-json.ts: atomic; a corrupt file is moved aside, never dropped)
-        await mergeLoopJson((prev) => ({ ...figures, loop_runs: { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${full ? '' : '-quick'}`]: run } }));
+        await mergeLoopJson((prev) => ({ ...figures, loop_runs: { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${ACCEPT_TAG}${full ? '' : '-quick'}`]: run } }));
         return { elapsedMs };
       },
     },
