@@ -59,7 +59,9 @@ import type { Provenance } from '../core/atlas/merge.js';
  * tuning seed 77 with bench/loop-tune.ts; with the 12-case held-out set its rise from round 1 to
  * round 3 met the pre-registered rule on seeds 127, 131 and 137, then fell slightly on the
  * benchmark's seed 31 — a gain of about +0.006 Dice, not robust from seed to seed; with 6 held-out
- * cases it was not confirmed, on 97 and 113 —, docs/atlas.md): 60 steps per model and round (at the trainer's lr 3e-4, one-cycle),
+ * cases it was not confirmed, on 97 and 113 —; with the campaign accept rule (`accept`, seventh
+ * pass) no seed fell — 31 +0.0117, 139 +0.0002, 149 +0.0036, 157 +0.0068 — but the fresh seeds'
+ * pooled interval held 0, docs/atlas.md): 60 steps per model and round (at the trainer's lr 3e-4, one-cycle),
  * pseudo-labels weighted 0.5 (original and revised 1), half of the training patches drawn from
  * the reviewed cases.
  */
