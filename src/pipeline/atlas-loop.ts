@@ -208,7 +208,7 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
   const nEval = haveTruth ? (opts.evalCases ?? Math.floor((atlas.cases.length - nHeld) / 2)) : 0;
   const split = loopSplit(atlas.cases, nHeld, nEval, opts.seed ?? 1);
   if (opts.accept !== undefined && opts.accept !== 'campaign' && opts.accept !== 'model') throw new MedmaskError('USAGE', `--accept ${JSON.stringify(opts.accept)} is not an accept rule`, { hint: 'use campaign (the pseudo-labels on the held-out cases must not get worse) or model (the child\'s own held-out Dice alone)' });
-  if (opts.accept === 'campaign' && !split.heldout.length) throw new MedmaskError('USAGE', '--accept campaign needs the fixed held-out set (full truth in truthTr/, --heldout-cases ≥ 1)', { hint: 'use --accept model with --revised reviews' });
+  if (opts.accept === 'campaign' && !split.heldout.length) throw new MedmaskError('USAGE', '--accept campaign needs the fixed held-out set (full truth in truthTr/, --heldout-cases ≥ 1)', { hint: 'give --heldout-cases 1 or more (with truthTr/), or use --accept model (the trainer\'s rule alone; the only one with --revised reviews)' });
   const accept = opts.accept ?? (split.heldout.length ? 'campaign' : 'model');
   const heldSet = new Set(split.heldout), evalSet = new Set(split.evaluation);
   const campaign = atlas.cases.filter((c) => !heldSet.has(c.id));
