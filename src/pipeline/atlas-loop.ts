@@ -420,7 +420,8 @@ export function loopTable(r: AtlasLoopResult): string[] {
     pct(x.attentionPrecision).padStart(8),
     String(x.selected.length).padStart(5),
     String(x.expertMinutes).padStart(6),
-    x.finetune.map((f) => `${f.model} ${f.decision} ${f.heldout.toFixed(3)}/${f.parentHeldout.toFixed(3)}`).join('; ') || '—',
+    // With the campaign rule, the held-out pseudo-labels with this child alone / with the round's models.
+    x.finetune.map((f) => `${f.model} ${f.decision} ${f.heldout.toFixed(3)}/${f.parentHeldout.toFixed(3)}${f.campaign?.alone !== undefined ? ` (labels ${f.campaign.alone.toFixed(3)}/${f.campaign.current.toFixed(3)})` : ''}`).join('; ') || '—',
     x.trainMinutes ? `${x.trainMinutes.toFixed(1)} min` : '',
   ].join('  ');
   const d = (c: PairedChange) => (Number.isFinite(c.mean) ? `${c.mean >= 0 ? '+' : ''}${c.mean.toFixed(4)} (95 % ${c.low.toFixed(4)} … ${c.high.toFixed(4)}, ${c.n} cases)` : '—');
@@ -429,6 +430,6 @@ export function loopTable(r: AtlasLoopResult): string[] {
     ...r.rounds.map((x) => row(x, String(x.round))),
     ...(r.final ? [row(r.final, 'final')] : []),
     `evaluation set (${r.evaluation.cases.length} cases, never reviewed): round ${r.rounds.length} − round 1 ${d(r.evaluation.lastMinusFirst)}; final − round 1 ${d(r.evaluation.finalMinusFirst)}; held-out set of the accept rule: ${r.evaluation.heldout.length} cases`,
-    '(Dice(nr): mean Dice of the pseudo-labels on the cases not reviewed so far; Dice(ev): on the fixed evaluation set, never reviewed, the same cases in every row; organs without an original label; min: expert minutes, 15 per reviewed case)',
+    '(Dice(nr): mean Dice of the pseudo-labels on the cases not reviewed so far; Dice(ev): on the fixed evaluation set, never reviewed, the same cases in every row; organs without an original label; min: expert minutes, 15 per reviewed case; labels x/y: the campaign accept rule\'s pseudo-label Dice on the held-out cases with that child alone / with the round\'s models)',
   ];
 }
