@@ -15,7 +15,7 @@
  * cached per model folder); an ensemble is scored by writing its pseudo-labels with
  * {@link atlasAttention} (the campaign's own code) into a folder whose `predictions/` links to the
  * members' prediction folders, then taking the mean per-case Dice over the organs each case's
- * source leaves unlabelled — the loop's figure, on the held-out cases. Children are tried
+ * source leaves unlabelled ({@link pseudoLabelDice}, as the loop's evaluation set) — the loop's figure, on the held-out cases. Children are tried
  * greedily: each alone in place of its parent, then the best ones together while the score does
  * not fall ({@link greedySelect}).
  *
@@ -31,6 +31,25 @@ import type { AtlasCase } from './atlas.js';
 import { atlasAttention, atlasPredict, modelDirName } from './atlas.js';
 import { meanLabelDice } from '../core/metrics/segmentation.js';
 import { readVolume } from '../io/index.js';
+
+/**
+ * The loop's figure: per case, the mean Dice of the pseudo-labels in `work` against the full truth
+ * (`data/truthTr/`) over the organs the case's source leaves unlabelled.
+ * @param data - the data set (truthTr/)
+ * @param work - a folder holding pseudo/<case>.nii.gz
+ * @param cases - the cases, with their labelled organs
+ * @param organs - the data set's organs
+ * @returns the Dice per case, in the order of `cases`
+ */
+export async function pseudoLabelDice(data: string, work: string, cases: AtlasCase[], organs: { name: string; value: number }[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const c of cases) {
+    const truth = await readVolume(join(data, 'truthTr', `${c.id}.nii.gz`));
+    const pseudo = (await readVolume(join(work, 'pseudo', `${c.id}.nii.gz`))).data;
+    out.push(meanLabelDice(pseudo, truth.data, organs.filter((o) => !(c.labelled ?? []).includes(o.name)).map((o) => o.value)));
+  }
+  return out;
+}
 
 /** One child tried by {@link greedySelect}. */
 export interface AcceptTrial {
@@ -144,12 +163,7 @@ export class CampaignScorer {
     // Members may share a folder name (a parent and its child of the same name in later rounds): links numbered.
     for (const [i, f] of folders.entries()) await symlink(f, join(work, 'predictions', `${i}-${modelDirName(models[i]!)}`), 'dir');
     await atlasAttention(this.data, work, { erosions: 1, dilations: 1, cases: this.cases.map((c) => c.id) });
-    const perCase: number[] = [];
-    for (const c of this.cases) {
-      const truth = await readVolume(join(this.data, 'truthTr', `${c.id}.nii.gz`));
-      const pseudo = (await readVolume(join(work, 'pseudo', `${c.id}.nii.gz`))).data;
-      perCase.push(meanLabelDice(pseudo, truth.data, this.organs.filter((o) => !(c.labelled ?? []).includes(o.name)).map((o) => o.value)));
-    }
+    const perCase = await pseudoLabelDice(this.data, work, this.cases, this.organs);
     const r = { mean: perCase.reduce((a, b) => a + b, 0) / perCase.length, perCase };
     this.scores.set(key, r);
     return r;

@@ -51,7 +51,7 @@ import { atlasAttention, atlasMerge, atlasPredict, atlasRank, readAtlasDataset }
 import { simulateAnnotator } from './atlas-campaign.js';
 import { atlasFinetuneHook } from './atlas-finetune.js';
 import { finetuneSegmenters, type FinetuneJob, type HeldoutMetrics } from './atlas-train.js';
-import { CampaignScorer, greedySelect, type AcceptTrial } from './atlas-loop-accept.js';
+import { CampaignScorer, greedySelect, pseudoLabelDice, type AcceptTrial } from './atlas-loop-accept.js';
 import type { Provenance } from '../core/atlas/merge.js';
 
 /**
@@ -247,16 +247,7 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
   if (scorer) await rm(join(root, 'accept'), { recursive: true, force: true });
 
   /** Per-case Dice of the pseudo-labels in `work` over `ids` (organs without an original label). */
-  const pseudoDice = async (work: string, ids: string[]) => {
-    const out: number[] = [];
-    for (const id of ids) {
-      const c = atlas.cases.find((x) => x.id === id)!;
-      const truth = await readVolume(truthPath(id));
-      const pseudo = (await readVolume(join(work, 'pseudo', `${id}.nii.gz`))).data;
-      out.push(meanLabelDice(pseudo, truth.data, organs.filter((o) => !(c.labelled ?? []).includes(o.name)).map((o) => o.value)));
-    }
-    return out;
-  };
+  const pseudoDice = (work: string, ids: string[]) => pseudoLabelDice(data, work, ids.map((id) => atlas.cases.find((x) => x.id === id)!), organs);
   const measure = async (work: string) => {
     const counts = emptyDetection();
     const dice: number[] = [];
