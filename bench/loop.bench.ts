@@ -10,9 +10,9 @@
  *
  * Data: 51 **realistic** phantoms at 40² (per-source scanner profiles and findings,
  * docs/phantoms.md) from three sources (flare, lits, kits; 17 each), seed 31 — or the seed in the
- * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered confirmation seeds
- * of the 12-case accept set are 127, 131 and 137, those of the 6-case one were 97 and 113,
- * docs/atlas.md). The demo 3D models
+ * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered seeds of the
+ * campaign accept rule are 139, 149 and 157, those of the 12-case accept set 127, 131 and 137, of
+ * the 6-case one 97 and 113, docs/atlas.md). The demo 3D models
  * were each trained on some sources only (models/demo/README.md); on clean phantoms every source
  * looks alike and they were already near their best there. Sets (seeded, stratified by source;
  * atlas-loop.ts loopSplit): `HELDOUT` = 12 held-out cases (4 per source; full truth, the accept
@@ -34,7 +34,8 @@
  * 3 − round 1, paired over the same cases, with its 95 % t-interval), `round_train_minutes` (torch
  * training per round), per-model held-out child / parent with the decision, and `rounds_load` (the
  * 1-minute load average sampled at each stage), `loop_seed` (the phantom seed of these keys) and
- * `loop_runs` (one entry per run, keyed by seed — `"97"`, or `"97-quick"` for `--quick` —, kept
+ * `loop_runs` (one entry per run, keyed by seed — `"97"`, `"97-quick"` for `--quick`, `"97-model"`
+ * with `MEDMASK_LOOP_ACCEPT=model` —, kept
  * across runs: the recipe, the held-out count `heldout_cases` (with `pool_cases` and `phantoms`),
  * models, per-round Dice and training minutes, the fine-tune decisions,
  * the round 3 − round 1 change and **the per-case paired changes** `delta_31_per_case`, so that
