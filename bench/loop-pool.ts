@@ -19,7 +19,10 @@
  * draws the way each seed's own interval does; the per-seed means (one value per seed) are printed
  * too, with the interval over seeds when there are at least two.
  *
- * Run: `node --import tsx bench/loop-pool.ts [FILE | LABEL=PATH …] [--quick] [--model-rule] [--seeds A,B,…] [--json OUT]`.
+ * `--phantoms N` picks the runs of one set size (126, the default since the eighth pass; 51 or 45 for
+ * the earlier runs, whose keys carry no `-n<phantoms>`).
+ *
+ * Run: `node --import tsx bench/loop-pool.ts [FILE | LABEL=PATH …] [--quick] [--model-rule] [--seeds A,B,…] [--phantoms N] [--json OUT]`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +51,11 @@ const jsonOut = jsonAt >= 0 ? argv[jsonAt + 1] : undefined;
 const seedsAt = argv.indexOf('--seeds');
 const seeds = seedsAt >= 0 ? (argv[seedsAt + 1] ?? '').split(',').filter(Boolean) : undefined;
 if (seeds && (!seeds.length || seeds.some((x) => !/^\d+$/.test(x)))) throw new MedmaskError('USAGE', `--seeds ${JSON.stringify(argv[seedsAt + 1] ?? '')} is not a comma-separated list of phantom seeds`, { hint: 'e.g. --seeds 127,131,137' });
-const inputs = argv.filter((a, i) => !a.startsWith('--') && (jsonAt < 0 || i !== jsonAt + 1) && (seedsAt < 0 || i !== seedsAt + 1));
+const phantomsAt = argv.indexOf('--phantoms');
+// The benchmark's sets (bench/loop.bench.ts PHANTOMS): 126 since the eighth pass, 51 before (45 before the sixth pass's second round).
+const phantoms = phantomsAt >= 0 ? Number(argv[phantomsAt + 1]) : 126;
+if (!Number.isInteger(phantoms) || phantoms < 1) throw new MedmaskError('USAGE', `--phantoms ${JSON.stringify(argv[phantomsAt + 1] ?? '')} is not a whole number`, { hint: 'the phantom count of the runs to pool: 126 (the default, since the eighth pass), 51 or 45' });
+const inputs = argv.filter((a, i) => !a.startsWith('--') && ![jsonAt, seedsAt, phantomsAt].some((at) => at >= 0 && i === at + 1));
 if (!inputs.length) inputs.push(join(ROOT, 'bench/out/loop.json'));
 
 const round4 = (x: number) => Number(x.toFixed(4));
@@ -75,15 +82,16 @@ for (const input of inputs) {
     });
     continue;
   }
-  const entries = doc.loop_runs as Record<string, { models: string[]; recipe: Record<string, unknown>; heldout_cases?: number; rounds_dice: number[]; round_train_minutes: number[]; rounds_finetune_heldout: Record<string, { decision: string; child: number; parent: number }>[]; delta_31_per_case: Record<string, number> }> | undefined;
+  const entries = doc.loop_runs as Record<string, { models: string[]; recipe: Record<string, unknown>; heldout_cases?: number; phantoms?: number; rounds_dice: number[]; round_train_minutes: number[]; rounds_finetune_heldout: Record<string, { decision: string; child: number; parent: number }>[]; delta_31_per_case: Record<string, number> }> | undefined;
   if (!entries) throw new MedmaskError('USAGE', `${path}: no loop_runs (run MEDMASK_LOOP_SEED=N npm run bench -- loop.bench first)`);
   for (const [key, e] of Object.entries(entries)) {
-    if (key.endsWith('-quick') !== quick) continue;
-    // Keys: <seed>[-model][-quick] (-model: a run of the trainer's accept rule alone, MEDMASK_LOOP_ACCEPT=model; picked with --model-rule).
-    if (/-model(-quick)?$/.test(key) !== modelRule) continue;
-    if (seeds && !seeds.includes(key.replace(/(-model)?(-quick)?$/, ''))) continue;
+    // Keys: <seed>[-n<phantoms>][-model][-quick] (-n126 since the eighth pass, none before; -model: a run of the trainer's accept rule alone, MEDMASK_LOOP_ACCEPT=model, picked with --model-rule).
+    const k = /^(\d+)(?:-n(\d+))?(-model)?(-quick)?$/.exec(key);
+    if (!k || Boolean(k[4]) !== quick || Boolean(k[3]) !== modelRule) continue;
+    if (seeds && !seeds.includes(k[1]!)) continue;
     // Runs before the sixth pass kept the sets' sizes in the recipe (heldout_cases 6, phantoms 45).
-    const { heldout_cases: oldHeld, phantoms: _phantoms, ...recipe } = e.recipe;
+    const { heldout_cases: oldHeld, phantoms: oldPhantoms, ...recipe } = e.recipe;
+    if ((k[2] !== undefined ? Number(k[2]) : (e.phantoms ?? (oldPhantoms as number | undefined))) !== phantoms) continue;
     runs.push({
       label: key,
       models: e.models,
@@ -96,9 +104,9 @@ for (const input of inputs) {
     });
   }
 }
-if (!runs.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} runs${seeds ? ` of seeds ${seeds.join(', ')}` : ''} in ${inputs.join(', ')}`);
-const missing = seeds?.filter((x) => !runs.some((r) => r.label.replace(/(-model)?(-quick)?$/, '') === x));
-if (missing?.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} run of seed ${missing.join(', ')} in ${inputs.join(', ')}`, { hint: `run MEDMASK_LOOP_SEED=${missing[0]} npm run bench -- loop.bench first` });
+if (!runs.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} runs${seeds ? ` of seeds ${seeds.join(', ')}` : ''} with ${phantoms} phantoms in ${inputs.join(', ')}`, { hint: 'runs of the earlier sets: --phantoms 51 (or 45)' });
+const missing = seeds?.filter((x) => !runs.some((r) => /^\d+/.exec(r.label)![0] === x));
+if (missing?.length) throw new MedmaskError('USAGE', `no ${quick ? 'quick' : 'full'} run of seed ${missing.join(', ')} with ${phantoms} phantoms in ${inputs.join(', ')}`, { hint: `run MEDMASK_LOOP_SEED=${missing[0]} npm run bench -- loop.bench first` });
 const seen = new Set<string>();
 for (const r of runs) {
   // The same seed twice (a loop.json entry and a saved run of that seed) would count its cases twice.

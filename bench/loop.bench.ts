@@ -8,19 +8,21 @@
  * (the campaign accept rule since the seventh pass, src/pipeline/atlas-loop-accept.ts; recorded in
  * the recipe as `accept`, so bench/loop-pool.ts never pools runs of the two rules).
  *
- * Data: 51 **realistic** phantoms at 40² (per-source scanner profiles and findings,
- * docs/phantoms.md) from three sources (flare, lits, kits; 17 each), seed 31 — or the seed in the
- * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered seeds of the
- * campaign accept rule are 139, 149 and 157, those of the 12-case accept set 127, 131 and 137, of
- * the 6-case one 97 and 113, docs/atlas.md). The demo 3D models
+ * Data: 126 **realistic** phantoms at 40² (per-source scanner profiles and findings,
+ * docs/phantoms.md) from three sources (flare, lits, kits; 42 each), seed 31 — or the seed in the
+ * environment variable `MEDMASK_LOOP_SEED` (a whole number; the pre-registered seeds of these
+ * sets are 163, 167 and 173; of the 51-phantom sets with the campaign accept rule 139, 149 and
+ * 157, with the trainer's rule 127, 131 and 137, of the 6-case accept set 97 and 113,
+ * docs/atlas.md). The demo 3D models
  * were each trained on some sources only (models/demo/README.md); on clean phantoms every source
  * looks alike and they were already near their best there. Sets (seeded, stratified by source;
- * atlas-loop.ts loopSplit): `HELDOUT` = 12 held-out cases (4 per source; full truth, the accept
- * rule's; never trained on or reviewed — 6 until the sixth pass, with 45 phantoms: `HELDOUT = 6`
- * reproduces those runs), 24 evaluation cases (predicted and trained on as pseudo-labels like any
- * case, never reviewed) and 15 pool cases (5 per source: with 3 a source's pool ran out of cases
- * with attention by round 3); the top 5 % of a source's 13 campaign cases rounded up is 1 case per
- * source and round (at most 3 per round, 45 expert minutes). Full: the three demo models; `--quick`: the
+ * atlas-loop.ts loopSplit): `HELDOUT` = 24 held-out cases (8 per source; full truth, the accept
+ * rule's; never trained on or reviewed), 72 evaluation cases (24 per source; predicted and trained
+ * on as pseudo-labels like any case, never reviewed) and 30 pool cases (10 per source); the top
+ * 5 % of a source's 34 campaign cases rounded up is 2 cases per source and round (at most 6 per
+ * round, 90 expert minutes). Until the seventh pass: 12 / 24 / 15 (51 phantoms, one review per
+ * source and round; `HELDOUT = 12`, `eval_cases: 24`, `POOL = 15` reproduce those runs, kept in
+ * `loop_runs` under the bare seed). Full: the three demo models; `--quick`: the
  * U-Net only. No final re-prediction after round 3.
  *
  * Recipe (chosen on the tuning seed 77 with bench/loop-tune.ts, never on this seed; docs/atlas.md):
@@ -34,8 +36,8 @@
  * 3 − round 1, paired over the same cases, with its 95 % t-interval), `round_train_minutes` (torch
  * training per round), per-model held-out child / parent with the decision, and `rounds_load` (the
  * 1-minute load average sampled at each stage), `loop_seed` (the phantom seed of these keys) and
- * `loop_runs` (one entry per run, keyed by seed — `"97"`, `"97-quick"` for `--quick`, `"97-model"`
- * with `MEDMASK_LOOP_ACCEPT=model` —, kept
+ * `loop_runs` (one entry per run, keyed by seed and phantom count — `"97-n126"`, `"97-n126-quick"`
+ * for `--quick`, `"97-n126-model"` with `MEDMASK_LOOP_ACCEPT=model` —, kept
  * across runs: the recipe, the held-out count `heldout_cases` (with `pool_cases` and `phantoms`),
  * models, per-round Dice and training minutes, the fine-tune decisions,
  * the round 3 − round 1 change and **the per-case paired changes** `delta_31_per_case`, so that
@@ -71,16 +73,20 @@ interface State {
 const ROOT = new URL('..', import.meta.url).pathname;
 const ALL = ['demo-unet3d', 'demo-resunet3d', 'demo-segresnet3d'].map((m) => join(ROOT, 'models/demo', m));
 /** The fine-tune recipe of every round (chosen on the tuning seed 77), recorded with each run so that only runs of one recipe are pooled. */
-const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 24, size: 40, rounds: 3, accept: loopAccept() };
+const RECIPE = { steps: 60, lr: 3e-4, pseudo_weight: 0.5, revised_share: 0.5, fraction: 0.05, eval_cases: 72, size: 40, rounds: 3, accept: loopAccept() };
 /**
  * The fixed sets besides the evaluation set: the accept rule's held-out cases (`HELDOUT`, a
- * multiple of the 3 sources; 12 since the sixth pass, 6 before: six cases could not tell a child
- * that helps from one that does not, docs/atlas.md) and the review pool (15, 5 per source). The
- * bench generates held-out + evaluation + pool phantoms (51 at 12), so a seed's evaluation and pool
- * sets keep their sizes whatever the held-out count.
+ * multiple of the 3 sources) and the review pool (`POOL`). The bench generates held-out +
+ * evaluation + pool phantoms. Since the eighth pass 24 + 72 + 30 = 126 (8 / 24 / 10 per source):
+ * a source's 34 campaign cases make its top 5 % 2 reviews a round, the 72 evaluation cases a paired
+ * interval about half as wide as 24 gave, and 24 held-out cases less noise for the accept rule to
+ * fit (docs/atlas.md). Earlier: 12 + 24 + 15 = 51 (one review per source and round; the runs of
+ * the seventh pass), 6 + 24 + 15 = 45 before the sixth pass's second round.
  */
-const HELDOUT = 12;
-const POOL = 15;
+const HELDOUT = 24;
+const POOL = 30;
+/** The number of phantoms, in the `loop_runs` key and the work folders (`<seed>-n126`), so that runs of other sets are never mixed up. */
+const PHANTOMS = HELDOUT + RECIPE.eval_cases + POOL;
 
 /**
  * The accept rule: `MEDMASK_LOOP_ACCEPT` (`campaign`, the default, or `model` — the trainer's rule
@@ -120,10 +126,9 @@ export default defineBenchmark<State>({
     }
     // Realistic phantoms (per-source scanner profiles and findings, docs/phantoms.md): the demo 3D
     // models were trained on some sources only, and clean phantoms look alike for every source.
-    const phantoms = HELDOUT + RECIPE.eval_cases + POOL;
-    const data = join(dir, `data-${phantoms}-3src-realistic-s${seed}`);
-    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: phantoms, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
-    return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}${ACCEPT_TAG}.json`) };
+    const data = join(dir, `data-${PHANTOMS}-3src-realistic-s${seed}`);
+    if (!existsSync(join(data, 'dataset.json'))) await writeAbdomenDataset(data, { n: PHANTOMS, seed, size: RECIPE.size, sources: ['flare', 'lits', 'kits'], realistic: true });
+    return { dir, seed, data, models: quick ? ALL.slice(0, 1) : ALL, steps: RECIPE.steps, evalCases: RECIPE.eval_cases, figures: join(dir, `${quick ? 'figures-quick' : 'figures'}-s${seed}-n${PHANTOMS}${ACCEPT_TAG}.json`) };
   },
   cases: [
     {
@@ -139,7 +144,7 @@ export default defineBenchmark<State>({
           console.error(`${new Date().toISOString().slice(11, 19)} round ${round}: ${stage}${note ? ` ${note}` : ''} (load ${loadavg()[0]!.toFixed(2)})`);
         };
         const full = state.models.length > 1;
-        const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}${ACCEPT_TAG}`);
+        const loopDir = join(state.dir, `${full ? 'loop-full' : 'loop'}-s${state.seed}-n${PHANTOMS}${ACCEPT_TAG}`);
         const r = await atlasLoop(state.data, loopDir, { models: state.models, rounds: RECIPE.rounds, fraction: RECIPE.fraction, steps: state.steps, lr: RECIPE.lr, labelWeights: { pseudo: RECIPE.pseudo_weight }, revisedShare: RECIPE.revised_share, threads: 1, predictThreads: 1, heldoutCases: HELDOUT, evalCases: state.evalCases, accept: RECIPE.accept, crop: true, final: false, onProgress });
         const elapsedMs = performance.now() - t0;
         const rows = [...r.rounds, ...(r.final ? [r.final] : [])];
@@ -189,7 +194,7 @@ export default defineBenchmark<State>({
         await atomicWrite(state.figures, JSON.stringify({ ...figures, loop_run: run }, null, 1) + '\n');
         // bench/out/loop.json: these keys beside those other loop benchmarks write (bench/run.ts keeps them).
         // (bench/loop-json.ts: atomic; a corrupt file is moved aside, never dropped)
-        await mergeLoopJson((prev) => ({ ...figures, loop_runs: { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}${ACCEPT_TAG}${full ? '' : '-quick'}`]: run } }));
+        await mergeLoopJson((prev) => ({ ...figures, loop_runs: { ...(prev.loop_runs as Record<string, unknown> | undefined), [`${state.seed}-n${PHANTOMS}${ACCEPT_TAG}${full ? '' : '-quick'}`]: run } }));
         return { elapsedMs };
       },
     },
