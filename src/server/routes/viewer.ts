@@ -30,7 +30,7 @@ import { claimLive } from '../../store/review.js';
 import { parseJson } from '../../store/util.js';
 import { userOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
-import { regionsOffThread } from '../regions-pool.js';
+import { RegionsPool } from '../regions-pool.js';
 import { extractSlice, type SliceAxis } from '../slices.js';
 import { getImage } from './data.js';
 import { errorResponses, idParams, objectResponse, secured } from './schemas.js';
@@ -40,8 +40,8 @@ import { displayStats, ViewerCaches, type ImageStats } from '../viewer-cache.js'
 import { saveLabelPlanes } from '../label-blobs.js';
 import { VolumeSlices } from '../volume-slices.js';
 
-/** The server's context plus this server's viewer caches and slice-addressable volume files. */
-type Vc = ServerContext & { caches: ViewerCaches; slices: VolumeSlices };
+/** The server's context plus this server's viewer caches, slice-addressable volume files and regions worker. */
+type Vc = ServerContext & { caches: ViewerCaches; slices: VolumeSlices; regions: RegionsPool };
 
 export { CLAIM_TTL_MS } from '../../store/review.js';
 
@@ -262,7 +262,8 @@ const axisParam = { type: 'string', enum: ['x', 'y', 'z'], default: 'z', descrip
  * viewerRoutes(app, ctx); // in createServer, after the other routes
  */
 export function viewerRoutes(app: FastifyInstance, server: ServerContext): void {
-  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: server.slices ?? new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')) };
+  const ctx: Vc = { ...server, caches: new ViewerCaches(), slices: server.slices ?? new VolumeSlices(join(server.settings.tmpDir, 'volume-slices')), regions: new RegionsPool() };
+  app.addHook('onClose', () => ctx.regions.close());
   const db = ctx.store.db;
 
   async function load(id: string): Promise<{ mask: MaskRow; img: ImageRow; shape: [number, number, number] }> {
@@ -488,7 +489,7 @@ export function viewerRoutes(app: FastifyInstance, server: ServerContext): void 
       const sidecar = `regions-${thr}-${req.query.minVoxels}-${req.query.max}`;
       let regions = ctx.caches.regions.get(key) ?? (await ctx.slices.getJson<ReturnType<typeof flaggedRegions>>(`${blob}-u8`, sidecar));
       if (!regions) {
-        regions = await regionsOffThread(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max });
+        regions = await ctx.regions.regions(await overlayU8(ctx, blob, img), shape, { threshold: thr, minVoxels: req.query.minVoxels, maxRegions: req.query.max });
         void ctx.slices.putJson(`${blob}-u8`, sidecar, regions);
       }
       ctx.caches.regions.set(key, regions);
