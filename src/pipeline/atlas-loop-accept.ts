@@ -13,7 +13,7 @@
  *
  * How: every model (parent and child) predicts the held-out cases once (ONNX, as the campaign does,
  * cached per model folder); an ensemble is scored by writing its pseudo-labels with
- * {@link atlasAttention} (the campaign's own code) into a folder whose `predictions/` links to the
+ * {@link atlasAttention} (the campaign's own code, `pseudoOnly`: no attention maps) into a folder whose `predictions/` links to the
  * members' prediction folders, then taking the mean per-case Dice over the organs each case's
  * source leaves unlabelled ({@link pseudoLabelDice}, as the loop's evaluation set) — the loop's figure, on the held-out cases. Children are tried
  * greedily: each alone in place of its parent, then the best ones together while the score does
@@ -162,7 +162,7 @@ export class CampaignScorer {
     await mkdir(join(work, 'predictions'), { recursive: true });
     // Members may share a folder name (a parent and its child of the same name in later rounds): links numbered.
     for (const [i, f] of folders.entries()) await symlink(f, join(work, 'predictions', `${i}-${modelDirName(models[i]!)}`), 'dir');
-    await atlasAttention(this.data, work, { erosions: 1, dilations: 1, cases: this.cases.map((c) => c.id) });
+    await atlasAttention(this.data, work, { pseudoOnly: true, cases: this.cases.map((c) => c.id) });
     const perCase = await pseudoLabelDice(this.data, work, this.cases, this.organs);
     const r = { mean: perCase.reduce((a, b) => a + b, 0) / perCase.length, perCase };
     this.scores.set(key, r);

@@ -357,6 +357,12 @@ async function casePredictions(work: string, image: Volume, c: AtlasCase, organs
 
 /** Options for {@link atlasAttention}. */
 export interface AtlasAttentionOptions extends AttentionOptions {
+  /**
+   * Write the pseudo-labels (`pseudo/`) only: no attention maps, no summaries (returns `[]`). For
+   * callers that score an ensemble's pseudo-labels (the loop's campaign accept rule): pass 2, the
+   * attention of every organ, is most of the time. Default false.
+   */
+  pseudoOnly?: boolean;
   /** Organs that do not count as "another organ" for the overlap (AbdomenAtlas leaves vessels out). */
   overlapExclude?: string[];
   /** Pseudo-label threshold on the mean probability (default 0.5). */
@@ -518,6 +524,10 @@ export async function atlasAttention(data: string, work: string, opts: AtlasAtte
     const geo = { spacing: image.spacing, origin: image.origin, direction: image.direction };
     await mkdir(join(work, 'pseudo'), { recursive: true });
     await writeVolume(createVolume(image.shape, 'uint8', { ...geo, data: pseudo, meta: { labels: Object.fromEntries(organs.map((o) => [o.value, o.name])) } }), join(work, 'pseudo', `${c.id}.nii.gz`), { labelMap: true });
+    if (opts.pseudoOnly) {
+      opts.onProgress?.(++done, atlas.cases.length, c.id);
+      continue;
+    }
     // Pass 2: attention per organ.
     let partners = 0;
     organs.forEach((o, i) => { if (!exclude.has(o.name)) partners |= 1 << i; });

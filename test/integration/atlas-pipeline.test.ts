@@ -4,7 +4,7 @@
 // a mistake in an unlabelled organ first, merging keeps every original label.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeAbdomenDataset } from '../../src/pipeline/phantoms.js';
@@ -97,6 +97,14 @@ test('atlas round on phantoms with imported predictions: pseudo-labels, attentio
       assert.deepEqual(s.labelled, atlas.cases.find((x) => x.id === c.id)!.labelled);
     }
     assert.ok(byCase.get(lits.id)!.organs.find((o) => o.organ === 'spleen')!.voxels > 0, 'the spleen blob survives the opening');
+
+    // pseudoOnly (the loop's campaign scoring): the same majority-vote pseudo-labels, nothing else written.
+    const only = join(root, 'pseudo-only');
+    mkdirSync(only);
+    symlinkSync(join(work, 'predictions'), join(only, 'predictions'), 'dir');
+    assert.deepEqual(await atlasAttention(data, only, { pseudoOnly: true }), []);
+    for (const c of atlas.cases) assert.deepEqual((await readVolume(join(only, 'pseudo', `${c.id}.nii.gz`))).data, truth.get(c.id)!.data, `${c.id}: pseudoOnly pseudo-label`);
+    assert.deepEqual(readdirSync(only).sort(), ['predictions', 'pseudo'], 'no attention maps or summaries');
 
     // Ranking: only the lits case has attention on an organ without an original label.
     const r = await atlasRank(work, { fraction: 1 });
@@ -224,7 +232,6 @@ test('atlas predict with compress false (a job\'s scratch): plain .nii soft pred
   const { pointwiseModel } = await import('../helpers/onnx-seg.js');
   const { atlasPredict } = await import('../../src/pipeline/atlas.js');
   const { gunzipSync } = await import('node:zlib');
-  const { readdirSync } = await import('node:fs');
   const root = mkdtempSync(join(tmpdir(), 'medmask-atlas-'));
   try {
     const data = join(root, 'data');
