@@ -63,7 +63,7 @@ export class ViewerLayout {
       toolButtons: new Map<Tool, HTMLButtonElement>(),
       axisButtons: new Map<string, HTMLButtonElement>(),
       layoutToggle: h('button', { class: 'layout-toggle', id: 'layout-toggle', title: 'One view / three views with a linked crosshair (V)', onclick: () => v.multi.setLayout(v.multi.kind === 3 ? 1 : 3) }) as HTMLButtonElement,
-      crossTool: h('button', { class: 'tool', id: 'cross-tool', 'data-tool': 'cross', title: 'Crosshair: click or drag to move the crosshair and the slices of the other views (X)', onclick: () => v.edit.setTool('cross') }, '⌖') as HTMLButtonElement,
+      crossTool: h('button', { class: 'tool', id: 'cross-tool', 'data-tool': 'cross', title: 'Crosshair: click or drag to move the crosshair and the slices of the other views (X)', onclick: () => v.edit.setTool('cross') }, 'Cross') as HTMLButtonElement,
       windowSel: h('select', { 'aria-label': 'window', title: 'Window preset (W cycles)' }) as HTMLSelectElement,
       windowText: h('input', { type: 'text', class: 'narrow wl-text', id: 'wl-text', 'aria-label': 'window / level', title: 'Type W/L (400/40) or a range (-100..300), Enter' }) as HTMLInputElement,
       size: h('input', { type: 'range', min: 1, max: 64, value: st.brushSize, 'aria-label': 'brush size', title: 'Brush size ([ and ])' }) as HTMLInputElement,
