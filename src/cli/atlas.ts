@@ -237,7 +237,7 @@ async function runRounds(o: RankFlags & { data: string; out: string; model?: str
     ...(o.revisedShare !== undefined ? { revisedShare: numberOption('--revised-share', o.revisedShare, 0.5, (v) => v >= 0 && v <= 1, 'a share from 0 to 1') } : {}),
     // --threads: onnxruntime's and the trainer's (default for the trainer: 1 on a shared or 2-core machine).
     ...(o.threads !== undefined ? (() => { const t = numberOption('--threads', o.threads, 2, (v) => Number.isInteger(v) && v >= 1 && v <= 256, 'a whole number of threads'); return { predictThreads: t, threads: t }; })() : {}),
-    ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 12, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
+    ...(o.heldoutCases !== undefined ? { heldoutCases: numberOption('--heldout-cases', o.heldoutCases, 24, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     ...(o.evalCases !== undefined ? { evalCases: numberOption('--eval-cases', o.evalCases, 0, (v) => Number.isInteger(v) && v >= 0, 'a whole number ≥ 0') } : {}),
     ...(o.accept ? { accept: o.accept } : {}),
     onProgress: (stage, round, note) => { if (!o.json) process.stderr.write(`round ${round}: ${stage}${note ? ` (${note})` : ''}\n`); },
@@ -371,7 +371,7 @@ export function registerAtlas(program: Command): void {
     .option('--label-weights <list>', 'with --rounds: loss weight per label provenance (default original=1,revised=1,pseudo=0.5; given, unnamed provenances weigh 1)')
     .option('--only-trusted', 'with --rounds: fine-tune on original and revised labels only')
     .option('--revised-share <x>', 'with --rounds: share of the fine-tune patches drawn from the reviewed cases (default 0.5, the loop benchmark\'s recipe; 0: cases drawn uniformly)')
-    .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(12, a quarter): the loop benchmark\'s 12)')
+    .option('--heldout-cases <n>', 'with --rounds: cases in the fixed held-out set of the accept rule (full truth; never trained on or reviewed; default min(24, a quarter): the loop benchmark\'s 24)')
     .option('--eval-cases <n>', 'with --rounds: cases in the fixed evaluation set (never reviewed; default half of the rest)')
     .addOption(new Option('--accept <rule>', 'with --rounds: when a fine-tune replaces its model — campaign: its own held-out Dice not below its parent\'s and the pseudo-labels on the held-out cases no worse with it (default with the fixed held-out set); model: its own held-out Dice alone').choices(['campaign', 'model']));
   addReportFlags(addExportFlags(addRankFlags(addAttentionFlags(addPredictFlags(runCmd)))))

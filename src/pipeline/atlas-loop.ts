@@ -92,7 +92,7 @@ export interface AtlasLoopOptions {
   /** Sliding-window threads of the predictions. */
   predictThreads?: number;
   /**
-   * Cases in the fixed held-out set of the accept rule (default min(12, a quarter of the cases): the loop benchmark's accept set;
+   * Cases in the fixed held-out set of the accept rule (default min(24, a quarter of the cases): the loop benchmark's accept set since the eighth pass;
    * needs truthTr/). 0: each fine-tune draws its held-out cases from the merged labels (the
    * behaviour without truth).
    */
@@ -204,7 +204,7 @@ export async function atlasLoop(data: string, out: string, opts: AtlasLoopOption
     if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new MedmaskError('USAGE', `${flag} ${v} must be a whole number ≥ 0`);
     if (v && !haveTruth) throw new MedmaskError('USAGE', `${flag} needs the full truth in ${join(data, 'truthTr')}/`, { hint: `leave out ${flag} when the reviews come from --revised` });
   }
-  const nHeld = haveTruth ? (opts.heldoutCases ?? Math.min(12, Math.floor(atlas.cases.length / 4))) : 0;
+  const nHeld = haveTruth ? (opts.heldoutCases ?? Math.min(24, Math.floor(atlas.cases.length / 4))) : 0;
   const nEval = haveTruth ? (opts.evalCases ?? Math.floor((atlas.cases.length - nHeld) / 2)) : 0;
   const split = loopSplit(atlas.cases, nHeld, nEval, opts.seed ?? 1);
   if (opts.accept !== undefined && opts.accept !== 'campaign' && opts.accept !== 'model') throw new MedmaskError('USAGE', `--accept ${JSON.stringify(opts.accept)} is not an accept rule`, { hint: 'use campaign (the pseudo-labels on the held-out cases must not get worse) or model (the child\'s own held-out Dice alone)' });

@@ -2,7 +2,7 @@
  * The loop end to end (issue 16 §3): `medmask atlas run --rounds 2` on a small simulated campaign
  * with the demo U-Net — predict → attention → rank → simulated review → merge → fine-tune (PyTorch,
  * warm start, one trainer process per round) → re-predict, twice — and its per-round table checked
- * against the files it wrote: the fixed held-out set (by default min(12, a quarter): one case per source, never predicted,
+ * against the files it wrote: the fixed held-out set (by default min(24, a quarter): one case per source, never predicted,
  * trained on or reviewed; the accept rule's cases in both rounds), the fixed evaluation set (never
  * reviewed) and its per-round Dice recomputed from the pseudo-labels and truthTr with the tests'
  * own organ Dice, the paired round 2 − round 1 change and its t-interval recomputed (t(0.975, 2)
@@ -45,7 +45,7 @@ test('atlas run --rounds 2: a simulated campaign with fine-tuning, fixed held-ou
   // The three sets partition the cases; the held-out set takes one case per source.
   const { heldout, cases: evalCases, pool } = loop.evaluation;
   assert.deepEqual([...heldout, ...evalCases, ...pool].sort(), ds.medmask.cases.map((c) => c.case).sort());
-  assert.equal(heldout.length, 2, 'the default held-out set: min(12, a quarter of the 8 cases) = 2 (the old min(6, a fifth) gave 1)');
+  assert.equal(heldout.length, 2, 'the default held-out set: min(24, a quarter of the 8 cases) = 2 (the old min(6, a fifth) gave 1)');
   assert.equal(evalCases.length, 3);
   assert.deepEqual(heldout.map((id) => sourceOf.get(id)).sort(), ['flare', 'kits']);
   // Held-out cases: never predicted, never trained on; the trainer judged on exactly them, with their full truth.
