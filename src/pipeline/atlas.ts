@@ -359,8 +359,8 @@ async function casePredictions(work: string, image: Volume, c: AtlasCase, organs
 export interface AtlasAttentionOptions extends AttentionOptions {
   /**
    * Write the pseudo-labels (`pseudo/`) only: no attention maps, no summaries (returns `[]`). For
-   * callers that score an ensemble's pseudo-labels (the loop's campaign accept rule): pass 2, the
-   * attention of every organ, is most of the time. Default false.
+   * callers that score an ensemble's pseudo-labels (the loop's campaign accept rule): pass 2, each
+   * organ's attention, takes most of the time. Default false.
    */
   pseudoOnly?: boolean;
   /** Organs that do not count as "another organ" for the overlap (AbdomenAtlas leaves vessels out). */
