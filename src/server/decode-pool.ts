@@ -6,7 +6,8 @@
  * lazily and are replaced after a termination. Built per server by `createServer` (no module state).
  * @module
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { serverWorker } from './worker-thread.js';
 import type { NaturalizedDataset } from 'dcmjs';
 import { ERRORS, MedmaskError, type ErrorCode } from '../core/errors.js';
 import type { Volume } from '../core/volume.js';
@@ -112,12 +113,7 @@ export class DecodePool {
   }
 
   private spawn(): Worker {
-    const fromSource = import.meta.url.endsWith('.ts');
-    const url = new URL(`./decode-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-    // Run from source (tests, tsx): the worker registers tsx's loader before importing the module.
-    const w = fromSource
-      ? new Worker(`(async () => { const { register } = await import('tsx/esm/api'); register(); await import(${JSON.stringify(url.href)}); })()`, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 1024 } })
-      : new Worker(url, { resourceLimits: { maxOldGenerationSizeMb: 1024 } });
+    const w = serverWorker('decode-worker', { resourceLimits: { maxOldGenerationSizeMb: 1024 } });
     w.unref();
     return w;
   }

@@ -4,7 +4,8 @@
  * server); where no worker can start, in this thread.
  * @module
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { serverWorker } from './worker-thread.js';
 import { MedmaskError } from '../core/errors.js';
 import { flaggedRegions, type FlaggedRegion, type FlaggedRegionOptions } from '../core/viewer/regions.js';
 
@@ -22,12 +23,7 @@ export class RegionsPool {
   private start(): Worker | null {
     if (this.worker || this.broken) return this.worker;
     try {
-      const fromSource = import.meta.url.endsWith('.ts');
-      const url = new URL(`./regions-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-      // Run from source (tests, tsx): the worker registers tsx's loader before importing the module.
-      const w = fromSource
-        ? new Worker(`(async () => { const { register } = await import('tsx/esm/api'); register(); await import(${JSON.stringify(url.href)}); })()`, { eval: true })
-        : new Worker(url);
+      const w = serverWorker('regions-worker');
       w.on('message', (m: { id: number; regions?: FlaggedRegion[]; error?: string }) => {
         const job = this.waiting.get(m.id);
         if (!job || this.closed) return; // close() has settled it; after close nothing touches the worker's ref

@@ -12,7 +12,8 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { serverWorker } from './worker-thread.js';
 import { allocVoxels, voxelTypeOf, type Volume, type VoxelArray, type VoxelType } from '../core/volume.js';
 import type { SliceAxis } from './slices.js';
 
@@ -280,11 +281,7 @@ export class VolumeSlices {
   }
 
   private spawn(): Worker {
-    const fromSource = import.meta.url.endsWith('.ts');
-    const url = new URL(`./slice-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-    const w = fromSource
-      ? new Worker(`(async () => { const { register } = await import('tsx/esm/api'); register(); await import(${JSON.stringify(url.href)}); })()`, { eval: true })
-      : new Worker(url);
+    const w = serverWorker('slice-worker');
     w.unref();
     return w;
   }
